@@ -1,0 +1,434 @@
+//! Child sync: follow a parent's published version. Check the signature, refuse rollbacks and
+//! expired versions, fetch the manifest and only the blobs this node lacks (several in
+//! flight, decompressed and hashed while they stream in, resumed with Range after a broken
+//! transfer), then switch the current version in one transaction once everything verified.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use reqwest::{header, StatusCode};
+use serde::Serialize;
+
+use crate::db::DbError;
+use crate::hub::Hub;
+use crate::id::{BlobId, Root};
+use crate::keys::ClusterKeys;
+use crate::repo::{Manifest, Published, RepoError};
+use crate::server::routes_chain_header;
+use crate::store::{Store, StoreError};
+
+/// How long one read from the parent may stall before the transfer is given up (and resumed
+/// by the next attempt).
+const STALL: Duration = Duration::from_secs(30);
+
+/// Errors of a sync.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The parent could not be reached or broke the connection.
+    #[error("parent {url}: {why}; check the parent is running and reachable; the next sync resumes where this one stopped")]
+    Network {
+        /// What was requested.
+        url: String,
+        /// Why it failed.
+        why: String,
+    },
+    /// The parent answered with an error.
+    #[error("parent {url} answered {status}: {body}")]
+    Status {
+        /// What was requested.
+        url: String,
+        /// The status.
+        status: u16,
+        /// The message.
+        body: String,
+    },
+    /// The published version or manifest was refused.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// A blob failed to verify or could not be stored.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// This node is already above the parent in the hierarchy.
+    #[error("parent {url} syncs through this node ({id}) (its chain is {chain}); a loop would form; point upstream.parent elsewhere")]
+    Loop {
+        /// The parent URL.
+        url: String,
+        /// Our id.
+        id: String,
+        /// The parent's chain.
+        chain: String,
+    },
+    /// A bad parent URL or client setup.
+    #[error("parent {url}: {why}")]
+    Setup {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
+}
+
+impl SyncError {
+    /// Whether trying again later may help.
+    pub fn retryable(&self) -> bool {
+        matches!(self, SyncError::Network { .. } | SyncError::Store(_))
+            || matches!(self, SyncError::Status { status, .. } if *status >= 500 || *status == 429)
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    /// The version now current.
+    pub number: u64,
+    /// Its root.
+    pub root: Root,
+    /// Whether the current version changed.
+    pub changed: bool,
+    /// Blobs fetched.
+    pub blobs: u64,
+    /// Stored (compressed) bytes received for them.
+    pub bytes: u64,
+    /// Blobs whose transfer resumed a broken one.
+    pub resumed: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} version {} (root {}): fetched {} blobs, {} bytes ({} resumed) in {:.2} s",
+            if self.changed {
+                "switched to"
+            } else {
+                "already at"
+            },
+            self.number,
+            self.root,
+            self.blobs,
+            self.bytes,
+            self.resumed,
+            self.seconds
+        )
+    }
+}
+
+/// An HTTPS client for interserver calls: trusts only the cluster CA and presents this node's
+/// certificate.
+///
+/// # Errors
+/// A client that cannot be built (a message for the caller's error).
+pub fn http_client(keys: &ClusterKeys) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*keys.client_tls).clone())
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(16)
+        .user_agent(concat!("updhub/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+struct Parent {
+    base: reqwest::Url,
+    client: reqwest::Client,
+}
+
+impl Parent {
+    fn new(hub: &Hub, url: &str) -> Result<Parent, SyncError> {
+        let setup = |why: String| SyncError::Setup {
+            url: url.to_owned(),
+            why,
+        };
+        if !url.starts_with("https://") {
+            return Err(setup(
+                "a parent is an https:// URL, e.g. https://10.0.0.1:8443".into(),
+            ));
+        }
+        let base = reqwest::Url::parse(url).map_err(|e| setup(e.to_string()))?;
+        let client = http_client(&hub.keys).map_err(setup)?;
+        Ok(Parent { base, client })
+    }
+
+    fn url(&self, path: &str) -> reqwest::Url {
+        self.base.join(path).expect("relative API paths join")
+    }
+
+    async fn get(&self, path: &str, range_from: u64) -> Result<reqwest::Response, SyncError> {
+        let url = self.url(path);
+        let mut req = self.client.get(url.clone());
+        if range_from > 0 {
+            req = req.header(header::RANGE, format!("bytes={range_from}-"));
+        }
+        let resp = req.send().await.map_err(|e| SyncError::Network {
+            url: url.to_string(),
+            why: error_chain(&e),
+        })?;
+        let status = resp.status();
+        if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(SyncError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            body: body.chars().take(500).collect(),
+        })
+    }
+
+    async fn bytes(&self, path: &str) -> Result<(Bytes, reqwest::header::HeaderMap), SyncError> {
+        let resp = self.get(path, 0).await?;
+        let headers = resp.headers().clone();
+        let url = self.url(path).to_string();
+        let b = resp.bytes().await.map_err(|e| SyncError::Network {
+            url,
+            why: error_chain(&e),
+        })?;
+        Ok((b, headers))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Fetch one blob, resuming a partial one with Range; returns (bytes received, resumed).
+async fn fetch_blob(
+    parent: &Parent,
+    store: &Store,
+    id: BlobId,
+    size: u64,
+) -> Result<(u64, bool), SyncError> {
+    let what = format!("blob {id} from {}", parent.base);
+    let st = store.clone();
+    let inc = tokio::task::spawn_blocking(move || st.receive(id, size, what))
+        .await
+        .map_err(|e| SyncError::Setup {
+            url: parent.base.to_string(),
+            why: e.to_string(),
+        })??;
+    let offset = inc.offset();
+    let path = format!("v1/blobs/{id}");
+    let url = parent.url(&path).to_string();
+    let resp = parent.get(&path, offset).await?;
+    let mut inc = match resp.status() {
+        StatusCode::PARTIAL_CONTENT => inc,
+        // A range past the end: what we hold is the whole stored blob, or garbage.
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            tokio::task::spawn_blocking(move || inc.finish())
+                .await
+                .map_err(|e| SyncError::Setup {
+                    url: url.clone(),
+                    why: e.to_string(),
+                })??;
+            return Ok((0, true));
+        }
+        _ if offset > 0 => tokio::task::spawn_blocking(move || inc.reset())
+            .await
+            .map_err(|e| SyncError::Setup {
+                url: url.clone(),
+                why: e.to_string(),
+            })??,
+        _ => inc,
+    };
+    // Decompress and hash on a blocking thread while the network task keeps reading.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = rx.blocking_recv() {
+            inc.write(&chunk)?;
+        }
+        Ok::<_, StoreError>(inc)
+    });
+    let mut body = resp.bytes_stream();
+    let mut received = 0u64;
+    let net = loop {
+        match tokio::time::timeout(STALL, body.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                received += chunk.len() as u64;
+                if tx.send(chunk).await.is_err() {
+                    break Ok(()); // the writer failed; its error is reported below
+                }
+            }
+            Ok(None) => break Ok(()),
+            Ok(Some(Err(e))) => break Err(error_chain(&e)),
+            Err(_) => break Err(format!("no data for {STALL:?}")),
+        }
+    };
+    drop(tx);
+    let inc = writer.await.map_err(|e| SyncError::Setup {
+        url: url.clone(),
+        why: e.to_string(),
+    })??;
+    if let Err(why) = net {
+        // Keep the partial file: the next attempt resumes from here.
+        return Err(SyncError::Network { url, why });
+    }
+    tokio::task::spawn_blocking(move || inc.finish())
+        .await
+        .map_err(|e| SyncError::Setup {
+            url: url.clone(),
+            why: e.to_string(),
+        })??;
+    Ok((received, offset > 0))
+}
+
+/// Sync once from `parent_url`: on success this node holds the parent's published version.
+///
+/// # Errors
+/// Network errors, a refused version (bad signature, expired, rollback), a blob that does not
+/// verify, or database errors. The current version only changes when everything verified.
+pub async fn sync_once(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncError> {
+    let result = sync_inner(hub, parent_url).await;
+    let err = result.as_ref().err().map(|e| e.to_string());
+    hub.db.record_sync(parent_url, err.as_deref())?;
+    result
+}
+
+async fn sync_inner(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let parent = Parent::new(hub, parent_url)?;
+    let (doc, headers) = parent.bytes("v1/published").await?;
+    let chain: Vec<String> = headers
+        .get(routes_chain_header())
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.split(',')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if chain.iter().any(|c| c == hub.id().as_str()) {
+        return Err(SyncError::Loop {
+            url: parent_url.to_owned(),
+            id: hub.id().to_string(),
+            chain: chain.join(" -> "),
+        });
+    }
+    let p = Published::parse(&doc, parent_url)?;
+    p.verify(&hub.keys.verifying, Utc::now(), parent_url)?;
+    let current = hub.db.published()?;
+    p.check_follows(current.as_ref().map(|c| (c.number, c.root)), parent_url)?;
+    *hub.chain.lock().unwrap_or_else(|e| e.into_inner()) = chain.clone();
+
+    let mut report = SyncReport {
+        number: p.number,
+        root: p.root,
+        changed: false,
+        blobs: 0,
+        bytes: 0,
+        resumed: 0,
+        seconds: 0.0,
+    };
+    if current.as_ref().map(|c| c.root) == Some(p.root) && hub.store.contains(&p.root.0) {
+        // Same version, perhaps a fresher signature: keep the newer document.
+        if current.as_ref().map(|c| c.expires) != Some(p.expires) {
+            hub.db.set_published(&p)?;
+        }
+    } else {
+        let manifest = if hub.store.contains(&p.root.0) {
+            let bytes = hub.store.read_bytes(&p.root.0)?;
+            Manifest::parse(&bytes, &p.root)?
+        } else {
+            let (bytes, _) = parent.bytes(&format!("v1/versions/{}", p.root)).await?;
+            let m = Manifest::parse(&bytes, &p.root)?;
+            hub.store.put_bytes(&bytes)?;
+            m
+        };
+        let missing: Vec<(BlobId, u64)> = manifest
+            .blobs()
+            .into_iter()
+            .filter(|(id, _)| !hub.store.contains(id))
+            .collect();
+        let results: Vec<(u64, bool)> = stream::iter(missing)
+            .map(|(id, size)| fetch_blob(&parent, &hub.store, id, size))
+            .buffer_unordered(hub.config.upstream.parallel)
+            .try_collect()
+            .await?;
+        report.blobs = results.len() as u64;
+        report.bytes = results.iter().map(|r| r.0).sum();
+        report.resumed = results.iter().filter(|r| r.1).count() as u64;
+        // Everything is verified: switch in one transaction.
+        hub.db
+            .accept(&p, manifest.entries.len() as u64, manifest.total_size())?;
+        report.changed = true;
+    }
+    send_report(hub, &parent, Some(&p), &chain).await;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Tell the parent which version this node holds (its heartbeat). Failure is only logged:
+/// the sync itself succeeded.
+async fn send_report(hub: &Hub, parent: &Parent, p: Option<&Published>, chain: &[String]) {
+    let body = serde_json::json!({
+        "root": p.map(|p| p.root),
+        "number": p.map(|p| p.number),
+        "hub_version": env!("CARGO_PKG_VERSION"),
+        "config_digest": hub.config.same_digest(),
+        "chain": chain,
+    });
+    let url = parent.url("v1/report");
+    match parent.client.post(url.clone()).json(&body).send().await {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => tracing::warn!(%url, status = %r.status(), "report refused"),
+        Err(e) => tracing::warn!(%url, "report failed: {}", error_chain(&e)),
+    }
+}
+
+/// Keep following the parent until `shutdown` flips: sync every `upstream.sync_interval`,
+/// backing off after failures, warning as the current version's expiry nears.
+pub async fn follow(
+    hub: Arc<Hub>,
+    parent: String,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let interval = hub.config.upstream.sync_interval;
+    let mut failures = 0u32;
+    loop {
+        match sync_once(&hub, &parent).await {
+            Ok(r) => {
+                failures = 0;
+                if r.changed {
+                    tracing::info!("{r}");
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!("sync from {parent} failed: {e}");
+            }
+        }
+        if let Ok(Some(p)) = hub.db.published() {
+            if let Some(w) = hub.expiry_warning(&p) {
+                tracing::warn!("{w}");
+            }
+        }
+        // Retry sooner after a failure, but never hammer a sick parent.
+        let wait = if failures == 0 {
+            interval
+        } else {
+            (interval / 4).max(Duration::from_millis(100)) * failures.min(4)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! `updhub.toml`: one serde struct with defaults, validated on load. Each setting is marked
+//! the way reference point 1 sorts them: the same on every node of a cluster, different on
+//! every node, or irrelevant. The "same" ones are digested and reported to the parent, so
+//! drift shows in `updhub status`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::ServerId;
+
+/// The config file's name inside the data folder.
+pub const FILE: &str = "updhub.toml";
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+/// Errors loading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: cannot be read ({source}); run `updhub init` to create the data folder, or pass --data")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of our shape.
+    #[error("{path}: {message}\nfix the setting shown above (see the comments in the file), or delete the line to use its default")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, which shows the line and the key.
+        message: String,
+    },
+    /// A setting has a value we cannot use.
+    #[error("{path}: {key} = {value}: {why}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong and the fix.
+        why: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node.
+    pub server: ServerSection,
+    /// Where updates come from.
+    #[serde(default)]
+    pub upstream: UpstreamSection,
+    /// Publishing and signing.
+    #[serde(default)]
+    pub publish: PublishSection,
+    /// The database.
+    #[serde(default)]
+    pub database: DatabaseSection,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Different on every node: identifies this node's rows and its client certificate.
+    pub id: ServerId,
+    /// The same on every node: the cluster's DNS name (reference point 3).
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Irrelevant: where `serve` listens.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Irrelevant: at most this many connections at once; more wait.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The same: requests per second allowed to each peer before 429.
+    #[serde(default = "default_rps")]
+    pub requests_per_second: u32,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// The same: the zone a parent mirrors, a folder or an https:// URL.
+    #[serde(default = "default_zone")]
+    pub zone: String,
+    /// Irrelevant: a child names its parent's URL; `serve` then follows it.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// The same: how often a child asks its parent for a new version.
+    #[serde(default = "default_sync_interval", with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// Irrelevant: blobs fetched at once by a child, files ingested at once by mirror.
+    #[serde(default = "default_parallel")]
+    pub parallel: usize,
+}
+
+/// `[publish]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSection {
+    /// The same: how long a signed published version stays valid.
+    #[serde(default = "default_expires_in", with = "humantime_serde")]
+    pub expires_in: Duration,
+    /// The same: a running parent re-signs its version when less than half of this remains.
+    #[serde(default = "default_true")]
+    pub auto_resign: bool,
+    /// The same: a child warns when its version expires within this time.
+    #[serde(default = "default_warn_before", with = "humantime_serde")]
+    pub warn_before: Duration,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// The same in a cluster: `sqlite:FILE` (relative to the data folder).
+    #[serde(default = "default_db")]
+    pub url: String,
+}
+
+fn default_name() -> String {
+    "localhost".into()
+}
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN.parse().expect("valid default")
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_rps() -> u32 {
+    5000
+}
+/// The sample zone shipped in the source tree: the default upstream, so the hub runs offline.
+pub fn default_zone() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/mirror").into()
+}
+fn default_sync_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_parallel() -> usize {
+    4
+}
+fn default_expires_in() -> Duration {
+    Duration::from_secs(7 * 86400)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_warn_before() -> Duration {
+    Duration::from_secs(2 * 86400)
+}
+fn default_db() -> String {
+    "sqlite:updhub.db".into()
+}
+
+impl Default for UpstreamSection {
+    fn default() -> Self {
+        UpstreamSection {
+            zone: default_zone(),
+            parent: None,
+            sync_interval: default_sync_interval(),
+            parallel: default_parallel(),
+        }
+    }
+}
+
+impl Default for PublishSection {
+    fn default() -> Self {
+        PublishSection {
+            expires_in: default_expires_in(),
+            auto_resign: true,
+            warn_before: default_warn_before(),
+        }
+    }
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection { url: default_db() }
+    }
+}
+
+impl Config {
+    /// A new node's configuration.
+    pub fn new(id: ServerId, name: Option<String>) -> Config {
+        Config {
+            server: ServerSection {
+                id,
+                name: name.unwrap_or_else(default_name),
+                listen: default_listen(),
+                max_connections: default_max_connections(),
+                requests_per_second: default_rps(),
+            },
+            upstream: UpstreamSection::default(),
+            publish: PublishSection::default(),
+            database: DatabaseSection::default(),
+        }
+    }
+
+    /// Load and check `<data>/updhub.toml`.
+    ///
+    /// # Errors
+    /// Unreadable file, bad TOML, unknown keys or unusable values, each named.
+    pub fn load(data: &Path) -> Result<Config, ConfigError> {
+        let path = data.join(FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Config::parse(&text, &path)
+    }
+
+    /// Parse and check config text; `path` names it in errors.
+    ///
+    /// # Errors
+    /// Bad TOML, unknown keys or unusable values.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key, value: String, why: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            value,
+            why: why.to_owned(),
+        };
+        let name = &self.server.name;
+        if name.is_empty()
+            || name.len() > 253
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+        {
+            return Err(invalid(
+                "server.name",
+                format!("{name:?}"),
+                "not a DNS name or IP address; use the cluster's DNS name, the same on every node, e.g. \"updhub.example.com\"",
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections",
+                "0".into(),
+                "must be at least 1",
+            ));
+        }
+        if self.server.requests_per_second == 0 {
+            return Err(invalid(
+                "server.requests_per_second",
+                "0".into(),
+                "must be at least 1",
+            ));
+        }
+        if self.upstream.zone.trim().is_empty() {
+            return Err(invalid(
+                "upstream.zone",
+                "\"\"".into(),
+                "name a zone folder or an https:// URL, or delete the line for the sample zone",
+            ));
+        }
+        if let Some(p) = &self.upstream.parent {
+            if !p.starts_with("https://") {
+                return Err(invalid(
+                    "upstream.parent",
+                    format!("{p:?}"),
+                    "a parent is an https:// URL, e.g. \"https://10.0.0.1:8443\"; delete the line on the top parent",
+                ));
+            }
+        }
+        if !(1..=64).contains(&self.upstream.parallel) {
+            return Err(invalid(
+                "upstream.parallel",
+                self.upstream.parallel.to_string(),
+                "must be between 1 and 64",
+            ));
+        }
+        if self.upstream.sync_interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "upstream.sync_interval",
+                humantime::format_duration(self.upstream.sync_interval).to_string(),
+                "must be at least 100ms, e.g. \"60s\"",
+            ));
+        }
+        if self.publish.expires_in < Duration::from_secs(1) {
+            return Err(invalid(
+                "publish.expires_in",
+                humantime::format_duration(self.publish.expires_in).to_string(),
+                "must be at least 1s, e.g. \"7d\"",
+            ));
+        }
+        if !self.database.url.starts_with("sqlite:") {
+            return Err(invalid(
+                "database.url",
+                format!("{:?}", self.database.url),
+                "only \"sqlite:FILE\" is supported by this version",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where the SQLite database lives.
+    pub fn sqlite_path(&self, data: &Path) -> PathBuf {
+        data.join(self.database.url.trim_start_matches("sqlite:"))
+    }
+
+    /// A digest of the settings that must be the same on every node of a cluster
+    /// (reference point 1), so a parent can tell which children drifted.
+    pub fn same_digest(&self) -> String {
+        let same = serde_json::json!({
+            "name": self.server.name,
+            "requests_per_second": self.server.requests_per_second,
+            "sync_interval": self.upstream.sync_interval.as_millis() as u64,
+            "expires_in": self.publish.expires_in.as_secs(),
+            "auto_resign": self.publish.auto_resign,
+            "warn_before": self.publish.warn_before.as_secs(),
+            "database": self.database.url,
+        });
+        blake3::hash(same.to_string().as_bytes()).to_hex()[..16].to_owned()
+    }
+
+    /// The commented file `init` writes.
+    pub fn to_commented_toml(&self) -> String {
+        let d = |d: Duration| humantime::format_duration(d).to_string();
+        let parent = match &self.upstream.parent {
+            Some(p) => format!("parent = {p:?}"),
+            None => "# parent = \"https://parent.example:8443\"".into(),
+        };
+        format!(
+            r#"# updhub configuration. CLI flags override UPDHUB_* environment variables, which
+# override this file. Unknown keys are an error. Each setting says how it relates to
+# the other nodes of a cluster: [same] must match on every node, [different] must
+# differ, [irrelevant] may be anything. `updhub status` on a parent shows drift.
+
+[server]
+# [different] This node's unique id; its database rows and client certificate carry it.
+id = {id:?}
+# [same] The cluster's DNS name, used by stations and put in the server certificate.
+name = {name:?}
+# [irrelevant] Address `updhub serve` listens on.
+listen = "{listen}"
+# [irrelevant] Connections served at once; more wait their turn.
+max_connections = {maxc}
+# [same] Requests per second allowed to each peer before it gets 429.
+requests_per_second = {rps}
+
+[upstream]
+# [same] The zone a parent mirrors: a folder or an https:// URL (another updhub's /v1/zone).
+zone = {zone:?}
+# [irrelevant] A child's parent. With it set, `updhub serve` also follows the parent.
+{parent}
+# [same] How often a child asks its parent for a new version.
+sync_interval = "{si}"
+# [irrelevant] Blobs fetched (child) or files ingested (mirror) at once.
+parallel = {par}
+
+[publish]
+# [same] How long a signed published version stays valid.
+expires_in = "{exp}"
+# [same] A running parent re-signs its version when half of that time is left.
+auto_resign = {ar}
+# [same] A child warns when its version expires within this time (parent down?).
+warn_before = "{wb}"
+
+[database]
+# [same] The database; "sqlite:FILE" is relative to the data folder.
+url = {db:?}
+"#,
+            id = self.server.id.as_str(),
+            name = self.server.name,
+            listen = self.server.listen,
+            maxc = self.server.max_connections,
+            rps = self.server.requests_per_second,
+            zone = self.upstream.zone,
+            si = d(self.upstream.sync_interval),
+            par = self.upstream.parallel,
+            exp = d(self.publish.expires_in),
+            ar = self.publish.auto_resign,
+            wb = d(self.publish.warn_before),
+            db = self.database.url,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_file_round_trips() {
+        let mut c = Config::new(ServerId::new("n1").unwrap(), Some("hub.example".into()));
+        c.upstream.parent = Some("https://127.0.0.1:9".into());
+        let text = c.to_commented_toml();
+        let back = Config::parse(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(back.server.name, "hub.example");
+        assert_eq!(back.upstream.parent.as_deref(), Some("https://127.0.0.1:9"));
+        assert_eq!(back.same_digest(), c.same_digest());
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let p = Path::new("u.toml");
+        let e = Config::parse("[server]\nid = \"n1\"\nlisten = \"nowhere\"\n", p).unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Config::parse("[server]\nid = \"n1\"\ncolour = 1\n", p).unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+        let e = Config::parse(
+            "[server]\nid = \"n1\"\n[upstream]\nparent = \"http://x\"\n",
+            p,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("upstream.parent"), "{e}");
+        let e = Config::parse("[server]\nid = \"-bad\"\n", p).unwrap_err();
+        assert!(e.to_string().contains("server id"), "{e}");
+    }
+}

@@ -1,0 +1,571 @@
+//! The database: embedded SQLite (rusqlite, bundled) by default. Migrations are the SQL files
+//! in `schemas/`, applied in order; a database written by a newer updhub is refused. Each
+//! state change is one transaction.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::id::{Root, ServerId};
+use crate::repo::Published;
+
+/// The migrations, in order; the schema version is their count.
+const MIGRATIONS: &[&str] = &[include_str!("../schemas/001-core.sql")];
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite failed.
+    #[error(
+        "database {path}: {source}; check the file is readable and writable and not on a full disk"
+    )]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying error.
+        source: rusqlite::Error,
+    },
+    /// The schema belongs to a newer updhub.
+    #[error("database {path} has schema {found}, written by updhub {writer}; this updhub {ours} knows schema {known} at most; upgrade this node to the same updhub version as the rest of the cluster")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Schema found.
+        found: i64,
+        /// Which updhub wrote it.
+        writer: String,
+        /// Our version.
+        ours: &'static str,
+        /// The schema we know.
+        known: i64,
+    },
+    /// A stored value is damaged.
+    #[error("database {path}: {what} is damaged ({why}); restore the database from a backup")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What.
+        what: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// One repository version row.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionRow {
+    /// Its number.
+    pub number: u64,
+    /// Its root.
+    pub root: Root,
+    /// Files in it.
+    pub files: u64,
+    /// Uncompressed bytes.
+    pub bytes: u64,
+    /// When it was created here.
+    pub created: DateTime<Utc>,
+}
+
+/// A child's last report, as its parent keeps it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct ChildReport {
+    /// The child's id (from its client certificate).
+    pub child_id: String,
+    /// Its current root.
+    pub root: Option<Root>,
+    /// Its current version number.
+    pub number: Option<u64>,
+    /// Its updhub version.
+    pub hub_version: String,
+    /// Digest of its must-be-the-same settings.
+    pub config_digest: String,
+    /// The ids it syncs through, nearest first.
+    pub chain: Vec<String>,
+    /// When it reported.
+    pub reported_at: DateTime<Utc>,
+}
+
+/// A child's last sync attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncState {
+    /// The parent URL.
+    pub parent: String,
+    /// Last attempt.
+    pub last_try: DateTime<Utc>,
+    /// Last success.
+    pub last_ok: Option<DateTime<Utc>>,
+    /// The last error, cleared by a success.
+    pub last_error: Option<String>,
+}
+
+/// The last mirror run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mirrored {
+    /// The manifest root.
+    pub root: Root,
+    /// The zone it came from.
+    pub zone: String,
+    /// Files.
+    pub files: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// The database handle of one server.
+pub struct Db {
+    /// One connection: SQLite serializes writers anyway, and every call is short.
+    conn: Mutex<Connection>,
+    /// The file, for messages.
+    path: PathBuf,
+    /// Rows are read and written under this id.
+    server: ServerId,
+}
+
+fn ts(t: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(t, 0).single().unwrap_or_default()
+}
+
+impl Db {
+    /// Open (creating and migrating) the SQLite database at `path` for `server`.
+    ///
+    /// # Errors
+    /// SQLite errors, or a schema from a newer updhub.
+    pub fn open(path: &Path, server: ServerId) -> Result<Db, DbError> {
+        let e = |source| DbError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(e)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(e)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
+        let known = MIGRATIONS.len() as i64;
+        let tx = conn.transaction().map_err(e)?;
+        let has_meta: bool = tx
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(e)?
+            > 0;
+        let found: i64 = if has_meta {
+            tx.query_row(
+                "SELECT value FROM meta WHERE key='schema_version'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(e)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        if found > known {
+            let writer = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key='updhub_version'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(e)?
+                .unwrap_or_else(|| "?".to_owned());
+            return Err(DbError::TooNew {
+                path: path.to_owned(),
+                found,
+                writer,
+                ours: env!("CARGO_PKG_VERSION"),
+                known,
+            });
+        }
+        for sql in &MIGRATIONS[found as usize..] {
+            tx.execute_batch(sql).map_err(e)?;
+        }
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?1), ('updhub_version', ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![known.to_string(), env!("CARGO_PKG_VERSION")],
+        )
+        .map_err(e)?;
+        tx.commit().map_err(e)?;
+        Ok(Db {
+            conn: Mutex::new(conn),
+            path: path.to_owned(),
+            server,
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(|source| DbError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn damaged(&self, what: &str, why: impl std::fmt::Display) -> DbError {
+        DbError::Damaged {
+            path: self.path.clone(),
+            what: what.to_owned(),
+            why: why.to_string(),
+        }
+    }
+
+    /// Record a completed mirror run.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn set_mirrored(&self, m: &Mirrored) -> Result<(), DbError> {
+        let id = self.server.as_str();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO mirrored(server_id, root, zone, files, bytes, at) VALUES (?1,?2,?3,?4,?5,?6)
+                 ON CONFLICT(server_id) DO UPDATE SET root=excluded.root, zone=excluded.zone,
+                   files=excluded.files, bytes=excluded.bytes, at=excluded.at",
+                params![id, m.root.to_string(), m.zone, m.files, m.bytes, Utc::now().timestamp()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The last completed mirror run.
+    ///
+    /// # Errors
+    /// SQLite errors or a damaged row.
+    pub fn mirrored(&self) -> Result<Option<Mirrored>, DbError> {
+        let row = self.with(|c| {
+            c.query_row(
+                "SELECT root, zone, files, bytes FROM mirrored WHERE server_id=?1",
+                [self.server.as_str()],
+                |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+        })?;
+        row.map(|(root, zone, files, bytes)| {
+            Ok(Mirrored {
+                root: root.parse().map_err(|e| self.damaged("mirrored.root", e))?,
+                zone,
+                files,
+                bytes,
+            })
+        })
+        .transpose()
+    }
+
+    /// The current (published or accepted) version.
+    ///
+    /// # Errors
+    /// SQLite errors or a damaged document.
+    pub fn published(&self) -> Result<Option<Published>, DbError> {
+        let doc: Option<String> = self.with(|c| {
+            c.query_row(
+                "SELECT document FROM published WHERE server_id=?1",
+                [self.server.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        doc.map(|d| {
+            Published::parse(d.as_bytes(), "the database").map_err(|e| self.damaged("published", e))
+        })
+        .transpose()
+    }
+
+    fn upsert_published(
+        tx: &rusqlite::Transaction<'_>,
+        id: &str,
+        p: &Published,
+    ) -> rusqlite::Result<()> {
+        let doc = serde_json::to_string(p).expect("published serializes");
+        tx.execute(
+            "INSERT INTO published(server_id, number, root, expires, document, updated) VALUES (?1,?2,?3,?4,?5,?6)
+             ON CONFLICT(server_id) DO UPDATE SET number=excluded.number, root=excluded.root,
+               expires=excluded.expires, document=excluded.document, updated=excluded.updated",
+            params![id, p.number, p.root.to_string(), p.expires.timestamp(), doc, Utc::now().timestamp()],
+        )?;
+        Ok(())
+    }
+
+    /// Publish `root` as the next version number, signed by `sign`, in one transaction.
+    /// If `root` is already the published root, only the signature is renewed.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn publish(
+        &self,
+        root: Root,
+        files: u64,
+        bytes: u64,
+        sign: impl FnOnce(u64) -> Published,
+    ) -> Result<(Published, bool), DbError> {
+        let id = self.server.as_str();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let current: Option<(u64, String)> = tx
+                .query_row(
+                    "SELECT number, root FROM published WHERE server_id=?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (number, new) = match current {
+                Some((n, r)) if r == root.to_string() => (n, false),
+                _ => {
+                    let max_v: u64 = tx.query_row(
+                        "SELECT coalesce(max(number), 0) FROM versions WHERE server_id=?1",
+                        [id],
+                        |r| r.get(0),
+                    )?;
+                    let max_p = current.map_or(0, |(n, _)| n);
+                    (max_v.max(max_p) + 1, true)
+                }
+            };
+            if new {
+                tx.execute(
+                    "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES (?1,?2,?3,?4,?5,?6)",
+                    params![id, number, root.to_string(), files, bytes, Utc::now().timestamp()],
+                )?;
+            }
+            let p = sign(number);
+            Self::upsert_published(&tx, id, &p)?;
+            tx.commit()?;
+            Ok((p, new))
+        })
+    }
+
+    /// Replace the published document (a re-signature of the same version).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn set_published(&self, p: &Published) -> Result<(), DbError> {
+        let id = self.server.as_str();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            Self::upsert_published(&tx, id, p)?;
+            tx.commit()
+        })
+    }
+
+    /// A child switches to a verified version: record it and its signed document in one
+    /// transaction, so the node serves either the old version or the new one, never a mix.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn accept(&self, p: &Published, files: u64, bytes: u64) -> Result<(), DbError> {
+        let id = self.server.as_str();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES (?1,?2,?3,?4,?5,?6)
+                 ON CONFLICT(server_id, number) DO NOTHING",
+                params![id, p.number, p.root.to_string(), files, bytes, Utc::now().timestamp()],
+            )?;
+            Self::upsert_published(&tx, id, p)?;
+            tx.commit()
+        })
+    }
+
+    /// All versions, newest first.
+    ///
+    /// # Errors
+    /// SQLite errors or damaged rows.
+    pub fn versions(&self) -> Result<Vec<VersionRow>, DbError> {
+        let rows: Vec<(u64, String, u64, u64, i64)> = self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT number, root, files, bytes, created FROM versions WHERE server_id=?1 ORDER BY number DESC",
+            )?;
+            let rows = st
+                .query_map([self.server.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })?;
+        rows.into_iter()
+            .map(|(number, root, files, bytes, created)| {
+                Ok(VersionRow {
+                    number,
+                    root: root.parse().map_err(|e| self.damaged("versions.root", e))?,
+                    files,
+                    bytes,
+                    created: ts(created),
+                })
+            })
+            .collect()
+    }
+
+    /// Record a sync attempt's outcome.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn record_sync(&self, parent: &str, error: Option<&str>) -> Result<(), DbError> {
+        let now = Utc::now().timestamp();
+        let ok = error.is_none().then_some(now);
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO sync_state(server_id, parent, last_try, last_ok, last_error) VALUES (?1,?2,?3,?4,?5)
+                 ON CONFLICT(server_id) DO UPDATE SET parent=excluded.parent, last_try=excluded.last_try,
+                   last_ok=coalesce(excluded.last_ok, sync_state.last_ok), last_error=excluded.last_error",
+                params![self.server.as_str(), parent, now, ok, error],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The last sync attempt, if this node is a child.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn sync_state(&self) -> Result<Option<SyncState>, DbError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT parent, last_try, last_ok, last_error FROM sync_state WHERE server_id=?1",
+                [self.server.as_str()],
+                |r| {
+                    Ok(SyncState {
+                        parent: r.get(0)?,
+                        last_try: ts(r.get(1)?),
+                        last_ok: r.get::<_, Option<i64>>(2)?.map(ts),
+                        last_error: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Store a child's report.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn record_report(&self, r: &ChildReport) -> Result<(), DbError> {
+        let chain = serde_json::to_string(&r.chain).expect("strings serialize");
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO children(server_id, child_id, root, number, hub_version, config_digest, chain, reported_at)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8)
+                 ON CONFLICT(server_id, child_id) DO UPDATE SET root=excluded.root, number=excluded.number,
+                   hub_version=excluded.hub_version, config_digest=excluded.config_digest,
+                   chain=excluded.chain, reported_at=excluded.reported_at",
+                params![
+                    self.server.as_str(),
+                    r.child_id,
+                    r.root.map(|x| x.to_string()),
+                    r.number,
+                    r.hub_version,
+                    r.config_digest,
+                    chain,
+                    r.reported_at.timestamp()
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Every child's last report.
+    ///
+    /// # Errors
+    /// SQLite errors or damaged rows.
+    pub fn children(&self) -> Result<Vec<ChildReport>, DbError> {
+        type Row = (
+            String,
+            Option<String>,
+            Option<u64>,
+            String,
+            String,
+            String,
+            i64,
+        );
+        let rows: Vec<Row> = self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT child_id, root, number, hub_version, config_digest, chain, reported_at
+                 FROM children WHERE server_id=?1 ORDER BY child_id",
+            )?;
+            let rows = st
+                .query_map([self.server.as_str()], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })?;
+        rows.into_iter()
+            .map(
+                |(child_id, root, number, hub_version, config_digest, chain, at)| {
+                    Ok(ChildReport {
+                        child_id,
+                        root: root
+                            .map(|r| r.parse())
+                            .transpose()
+                            .map_err(|e| self.damaged("children.root", e))?,
+                        number,
+                        hub_version,
+                        config_digest,
+                        chain: serde_json::from_str(&chain)
+                            .map_err(|e| self.damaged("children.chain", e))?,
+                        reported_at: ts(at),
+                    })
+                },
+            )
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::BlobId;
+
+    #[test]
+    fn publish_numbers_grow_and_same_root_only_resigns() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), ServerId::new("n1").unwrap()).unwrap();
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let exp = Utc::now() + chrono::Duration::hours(1);
+        let r1 = Root(BlobId::of(b"1"));
+        let r2 = Root(BlobId::of(b"2"));
+        let (p, new) = db
+            .publish(r1, 1, 1, |n| Published::sign(r1, n, exp, &key))
+            .unwrap();
+        assert_eq!((p.number, new), (1, true));
+        let (p, new) = db
+            .publish(r1, 1, 1, |n| Published::sign(r1, n, exp, &key))
+            .unwrap();
+        assert_eq!((p.number, new), (1, false));
+        let (p, _) = db
+            .publish(r2, 1, 1, |n| Published::sign(r2, n, exp, &key))
+            .unwrap();
+        assert_eq!(p.number, 2);
+        assert_eq!(db.published().unwrap().unwrap(), p);
+        assert_eq!(db.versions().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Db::open(&path, ServerId::new("n1").unwrap()).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute("UPDATE meta SET value='99' WHERE key='schema_version'", [])
+            .unwrap();
+        drop(c);
+        let err = Db::open(&path, ServerId::new("n1").unwrap()).err().unwrap();
+        assert!(err.to_string().contains("schema 99"), "{err}");
+    }
+}

@@ -1,0 +1,350 @@
+//! One node: its data folder, configuration, keys, database and store, and the admin
+//! commands that act on them (init, keys export, mirror, publish, versions, checkout, export,
+//! status). `main.rs` only parses arguments and calls these.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::config::{self, Config};
+use crate::db::{ChildReport, Db, SyncState, VersionRow};
+use crate::error::Error;
+use crate::id::{Root, ServerId};
+use crate::keys::{self, ClusterKeys};
+use crate::mirror::{self, MirrorSummary};
+use crate::repo::{Manifest, Published};
+use crate::store::Store;
+use crate::zone::{self, Zone};
+
+/// Options of `updhub init`.
+#[derive(Debug, Default, Clone)]
+pub struct InitOptions {
+    /// Take the shared cluster keys from this folder (made by `keys export`).
+    pub keys_from: Option<PathBuf>,
+    /// This node's id; random if absent.
+    pub id: Option<ServerId>,
+    /// The cluster's DNS name.
+    pub name: Option<String>,
+    /// This node's parent, written into the config.
+    pub parent: Option<String>,
+    /// The upstream zone, written into the config.
+    pub zone: Option<String>,
+}
+
+/// A node.
+pub struct Hub {
+    /// The data folder.
+    pub data: PathBuf,
+    /// Its configuration.
+    pub config: Config,
+    /// The cluster keys and this node's certificate.
+    pub keys: ClusterKeys,
+    /// The database.
+    pub db: Db,
+    /// The blob store.
+    pub store: Store,
+    /// The ids of the parents this node syncs through, nearest first (loop detection).
+    pub chain: Mutex<Vec<String>>,
+}
+
+/// What `status` shows.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// This node's id.
+    pub server_id: String,
+    /// "parent" or "child".
+    pub role: &'static str,
+    /// The current version.
+    pub current: Option<Published>,
+    /// A warning, if the version is about to expire.
+    pub warning: Option<String>,
+    /// The last mirror run.
+    pub mirrored: Option<crate::db::Mirrored>,
+    /// The last sync attempt (a child).
+    pub sync: Option<SyncState>,
+    /// Children's last reports (a parent).
+    pub children: Vec<ChildStatus>,
+    /// Digest of this node's must-be-the-same settings.
+    pub config_digest: String,
+}
+
+/// A child as its parent sees it.
+#[derive(Debug, Serialize)]
+pub struct ChildStatus {
+    /// The report.
+    #[serde(flatten)]
+    pub report: ChildReport,
+    /// Whether it holds the version this node holds.
+    pub in_sync: bool,
+    /// Whether its must-be-the-same settings match this node's.
+    pub config_matches: bool,
+}
+
+impl Hub {
+    /// Create a data folder: config, database, cluster keys (new or copied) and this node's
+    /// certificate. Refuses a folder that already holds a node.
+    ///
+    /// # Errors
+    /// An existing node, bad keys to copy, or write errors.
+    pub fn init(data: &Path, opts: InitOptions) -> Result<Hub, Error> {
+        let cfg_path = data.join(config::FILE);
+        if cfg_path.exists() {
+            return Err(Error::Data {
+                path: cfg_path,
+                why: "this data folder already holds a node; use another --data folder, or delete it to start over".into(),
+            });
+        }
+        let id = opts.id.unwrap_or_else(ServerId::random);
+        let mut cfg = Config::new(id.clone(), opts.name.clone());
+        cfg.upstream.parent = opts.parent;
+        if let Some(z) = opts.zone {
+            cfg.upstream.zone = z;
+        }
+        // Check the config we are about to write, so init never leaves a node that cannot start.
+        let text = cfg.to_commented_toml();
+        Config::parse(&text, &cfg_path)?;
+        let keys_dir = data.join("keys");
+        let mk = |source| Error::Io {
+            what: format!("creating {}", data.display()),
+            source,
+        };
+        fs::create_dir_all(data).map_err(mk)?;
+        match &opts.keys_from {
+            Some(from) => keys::copy_shared(from, &keys_dir)?,
+            None => keys::generate(&keys_dir, &cfg.server.name)?,
+        }
+        keys::issue_node_cert(&keys_dir, &id)?;
+        fs::write(&cfg_path, text).map_err(|source| Error::Io {
+            what: format!("writing {}", cfg_path.display()),
+            source,
+        })?;
+        Hub::open(data)
+    }
+
+    /// Open an initialized data folder.
+    ///
+    /// # Errors
+    /// Missing or bad config, keys or database.
+    pub fn open(data: &Path) -> Result<Hub, Error> {
+        let config = Config::load(data)?;
+        Hub::open_with(data, config)
+    }
+
+    /// Open a data folder with a configuration given by the caller (CLI overrides applied).
+    ///
+    /// # Errors
+    /// Bad keys or database.
+    pub fn open_with(data: &Path, config: Config) -> Result<Hub, Error> {
+        let keys = ClusterKeys::load(&data.join("keys"))?;
+        let db = Db::open(&config.sqlite_path(data), config.server.id.clone())?;
+        let store = Store::open(data.join("store"))?;
+        Ok(Hub {
+            data: data.to_owned(),
+            config,
+            keys,
+            db,
+            store,
+            chain: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &ServerId {
+        &self.config.server.id
+    }
+
+    /// Whether this node follows a parent.
+    pub fn is_child(&self) -> bool {
+        self.config.upstream.parent.is_some()
+    }
+
+    /// `keys export --to DIR`: the shared cluster keys, for `init --keys-from` on another node.
+    ///
+    /// # Errors
+    /// Unreadable keys or a write error.
+    pub fn export_keys(&self, to: &Path) -> Result<(), Error> {
+        keys::copy_shared(&self.data.join("keys"), to)?;
+        Ok(())
+    }
+
+    /// `mirror`: pull the zone (`from`, or the configured one) into the store.
+    ///
+    /// # Errors
+    /// See [`mirror::mirror`].
+    pub async fn mirror(&self, from: Option<&str>, progress: bool) -> Result<MirrorSummary, Error> {
+        let spec = from.unwrap_or(&self.config.upstream.zone);
+        let zone = Zone::open(spec, &self.keys)?;
+        Ok(mirror::mirror(
+            &self.store,
+            &self.db,
+            &zone,
+            self.config.upstream.parallel,
+            progress,
+        )
+        .await?)
+    }
+
+    /// `publish`: make the last mirrored manifest the next version and sign it.
+    /// Returns the signed document and whether it is a new version.
+    ///
+    /// # Errors
+    /// Nothing mirrored yet, a missing manifest, or database errors.
+    pub fn publish(&self, expires_in: Option<Duration>) -> Result<(Published, bool), Error> {
+        if self.is_child() {
+            return Err(Error::State(
+                "this node follows a parent (upstream.parent is set); only the top parent publishes; remove upstream.parent to make it the parent".into(),
+            ));
+        }
+        let m = self.db.mirrored()?.ok_or_else(|| {
+            Error::State("nothing mirrored yet; run `updhub mirror` first".into())
+        })?;
+        // The manifest must be whole in the store before it is offered to anyone.
+        self.store.verify(&m.root.0)?;
+        let ttl = expires_in.unwrap_or(self.config.publish.expires_in);
+        let expires =
+            Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
+        let key = self.keys.signing.clone();
+        Ok(self.db.publish(m.root, m.files, m.bytes, |n| {
+            Published::sign(m.root, n, expires, &key)
+        })?)
+    }
+
+    /// Re-sign the published version if less than half its validity is left (a running
+    /// parent calls this periodically, so children of a live parent never see it expire).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn resign_if_due(&self) -> Result<Option<Published>, Error> {
+        if self.is_child() || !self.config.publish.auto_resign {
+            return Ok(None);
+        }
+        let Some(p) = self.db.published()? else {
+            return Ok(None);
+        };
+        let ttl = chrono::Duration::from_std(self.config.publish.expires_in)
+            .unwrap_or(chrono::Duration::days(7));
+        if p.expires - Utc::now() > ttl / 2 {
+            return Ok(None);
+        }
+        let fresh = Published::sign(p.root, p.number, Utc::now() + ttl, &self.keys.signing);
+        self.db.set_published(&fresh)?;
+        tracing::info!(number = fresh.number, expires = %fresh.expires, "re-signed the published version");
+        Ok(Some(fresh))
+    }
+
+    /// A warning if the current version expires within `publish.warn_before`.
+    pub fn expiry_warning(&self, p: &Published) -> Option<String> {
+        let left = p.expires - Utc::now();
+        let warn = chrono::Duration::from_std(self.config.publish.warn_before).ok()?;
+        if left <= chrono::Duration::zero() {
+            Some(format!(
+                "version {} expired at {}; children refuse it; is the parent down? restart it or make another node the parent",
+                p.number, p.expires
+            ))
+        } else if left < warn {
+            Some(format!(
+                "version {} expires at {} (in {}); the parent has not re-signed it: is it down?",
+                p.number,
+                p.expires,
+                humantime::format_duration(Duration::from_secs(left.num_seconds().max(0) as u64))
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// The current version and its manifest.
+    ///
+    /// # Errors
+    /// Database errors or a missing or corrupt manifest.
+    pub fn current(&self) -> Result<Option<(Published, Manifest)>, Error> {
+        let Some(p) = self.db.published()? else {
+            return Ok(None);
+        };
+        let m = self.manifest(&p.root)?;
+        Ok(Some((p, m)))
+    }
+
+    /// Read and check the manifest of `root` from the store.
+    ///
+    /// # Errors
+    /// A missing or corrupt manifest.
+    pub fn manifest(&self, root: &Root) -> Result<Manifest, Error> {
+        let bytes = self.store.read_bytes(&root.0)?;
+        Ok(Manifest::parse(&bytes, root)?)
+    }
+
+    fn require_current(&self) -> Result<(Published, Manifest), Error> {
+        self.current()?.ok_or_else(|| {
+            Error::State(
+                "no current version: run `updhub publish` on a parent, or `updhub sync` on a child"
+                    .into(),
+            )
+        })
+    }
+
+    /// `checkout --to DIR`: the current version as a plain tree `DIR/<product>/<path>`.
+    ///
+    /// # Errors
+    /// No current version, a non-empty folder, or store errors.
+    pub fn checkout(&self, dir: &Path) -> Result<(Published, u64), Error> {
+        let (p, m) = self.require_current()?;
+        zone::ensure_empty_dir(dir)?;
+        for e in &m.entries {
+            self.store
+                .extract_to(&e.blake3, &dir.join(&e.product).join(&e.path))?;
+        }
+        Ok((p, m.entries.len() as u64))
+    }
+
+    /// `export --zone DIR`: the current version as a zone another hub can mirror.
+    ///
+    /// # Errors
+    /// No current version, a non-empty folder, or store errors.
+    pub fn export_zone(&self, dir: &Path) -> Result<Published, Error> {
+        let (p, m) = self.require_current()?;
+        zone::export(&self.store, &m, dir)?;
+        Ok(p)
+    }
+
+    /// `versions`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn versions(&self) -> Result<Vec<VersionRow>, Error> {
+        Ok(self.db.versions()?)
+    }
+
+    /// `status`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn status(&self) -> Result<Status, Error> {
+        let current = self.db.published()?;
+        let digest = self.config.same_digest();
+        let children = self
+            .db
+            .children()?
+            .into_iter()
+            .map(|r| ChildStatus {
+                in_sync: current.as_ref().map(|p| p.root) == r.root,
+                config_matches: r.config_digest == digest,
+                report: r,
+            })
+            .collect();
+        Ok(Status {
+            server_id: self.id().to_string(),
+            role: if self.is_child() { "child" } else { "parent" },
+            warning: current.as_ref().and_then(|p| self.expiry_warning(p)),
+            current,
+            mirrored: self.db.mirrored()?,
+            sync: self.db.sync_state()?,
+            children,
+            config_digest: digest,
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! updhub: an update-repository and license distribution hub for clusters of anti-virus
+//! management servers.
+//!
+//! The modules, in the order data flows through them:
+//! - [`config`]: `updhub.toml`, validated; which settings must match across a cluster.
+//! - [`keys`]: the cluster's shared signing key, CA and server certificate; node certificates.
+//! - [`zone`]: upstream zones (folder or HTTPS) and exporting a version as a zone.
+//! - [`store`]: the content-addressed blob store (blake3 names, zstd frames, atomic writes).
+//! - [`mirror`]: zone → store, streaming, verified, incremental, resumable.
+//! - [`repo`]: manifests, roots and signed published versions.
+//! - [`db`]: the SQLite database and its migrations (`schemas/*.sql`).
+//! - [`hub`]: one node and the admin commands on it.
+//! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
+//! - [`child`]: syncing from a parent.
+//! - [`id`], [`error`]: typed ids and the crate error.
+
+pub mod child;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod hub;
+pub mod id;
+pub mod keys;
+pub mod mirror;
+pub mod repo;
+pub mod server;
+pub mod store;
+pub mod zone;
+
+pub use error::Error;
+pub use hub::Hub;

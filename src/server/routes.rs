@@ -1,0 +1,432 @@
+//! The interserver routes (DESIGN.md "Interserver API"): the signed published version, the
+//! manifest of a root, blobs as stored (zstd, with Range), children's reports, and the
+//! current version as a zone (`/v1/zone/...`) for hubs that mirror another hub.
+
+use std::io::{self, Read, SeekFrom};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::State;
+use crate::db::ChildReport;
+use crate::id::{BlobId, Root};
+use crate::repo::Manifest;
+use crate::store::CHUNK;
+
+/// hyper's read buffer: large enough for big chunks.
+pub(crate) const CHUNK_BUF: usize = 2 * CHUNK;
+
+/// Largest request body we accept (reports are a few hundred bytes).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The header in which a node names itself and the parents above it (loop detection).
+pub const CHAIN_HEADER: &str = "x-updhub-chain";
+
+type Body = BoxBody<Bytes, io::Error>;
+
+/// Counters of one server.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Bytes of blob bodies sent.
+    pub blob_bytes: AtomicU64,
+    /// Blob requests answered with a body.
+    pub blob_requests: AtomicU64,
+    /// Of those, Range requests.
+    pub range_requests: AtomicU64,
+    /// TLS handshakes refused (no or foreign client certificate).
+    pub rejected_handshakes: AtomicU64,
+}
+
+fn full(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()).map_err(|e| match e {}).boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r
+}
+
+fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response<Body> {
+    let body = serde_json::json!({ "error": msg.to_string() }).to_string();
+    full(status, "application/json", body)
+}
+
+fn json(v: &impl serde::Serialize) -> Response<Body> {
+    full(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_vec(v).expect("serializes"),
+    )
+}
+
+/// Route one request from `peer` (the server id in its client certificate).
+pub(crate) async fn handle(
+    state: Arc<State>,
+    peer: String,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    if state.limiter.check_key(&peer).is_err() {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit reached; retry in a second",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Ok(r);
+    }
+    let path = req.uri().path().to_owned();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let resp = match (req.method(), parts.as_slice()) {
+        (&Method::GET, ["v1", "published"]) => published(&state).await,
+        (&Method::GET, ["v1", "versions", root]) => version(&state, root).await,
+        (&Method::GET | &Method::HEAD, ["v1", "blobs", hash]) => blob(&state, hash, &req).await,
+        (&Method::POST, ["v1", "report"]) => report(&state, peer, req).await,
+        (&Method::GET, ["v1", "zone", rest @ ..]) => zone(&state, rest).await,
+        _ => error(
+            StatusCode::NOT_FOUND,
+            format!("no route {} {path}", req.method()),
+        ),
+    };
+    Ok(resp)
+}
+
+async fn published(state: &State) -> Response<Body> {
+    match state.hub.db.published() {
+        Ok(Some(p)) => {
+            let mut r = json(&p);
+            let mut chain = vec![state.hub.id().to_string()];
+            chain.extend(
+                state
+                    .hub
+                    .chain
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned(),
+            );
+            if let Ok(v) = HeaderValue::from_str(&chain.join(",")) {
+                r.headers_mut().insert(CHAIN_HEADER, v);
+            }
+            r
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "nothing published yet; run `updhub publish` on this node",
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// The manifest of the current root, cached until the root changes.
+fn current_manifest(state: &State) -> Result<Arc<Manifest>, Response<Body>> {
+    let p = match state.hub.db.published() {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(error(StatusCode::NOT_FOUND, "nothing published yet")),
+        Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    };
+    let mut cache = state
+        .manifest_cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some((root, m)) = cache.as_ref() {
+        if *root == p.root {
+            return Ok(m.clone());
+        }
+    }
+    let m = Arc::new(
+        state
+            .hub
+            .manifest(&p.root)
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?,
+    );
+    *cache = Some((p.root, m.clone()));
+    Ok(m)
+}
+
+async fn version(state: &State, root: &str) -> Response<Body> {
+    let root: Root = match root.parse() {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let store = state.hub.store.clone();
+    let read = tokio::task::spawn_blocking(move || store.read_bytes(&root.0)).await;
+    match read {
+        Ok(Ok(bytes)) => full(StatusCode::OK, "application/json", bytes),
+        Ok(Err(crate::store::StoreError::Missing(_))) => error(
+            StatusCode::NOT_FOUND,
+            format!("version {root} is not held here"),
+        ),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// Parse a single `bytes=START-[END]` range against `len`; `Err` means unsatisfiable.
+fn parse_range(h: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = h.strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // several ranges: answer with the whole body, as RFC 9110 allows
+    }
+    let (a, b) = spec.split_once('-')?;
+    let range = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        (len.saturating_sub(n), len.checked_sub(1)?)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            b.parse::<u64>().ok()?.min(len.saturating_sub(1))
+        };
+        (start, end)
+    };
+    Some(if range.0 >= len || range.0 > range.1 {
+        Err(())
+    } else {
+        Ok(range)
+    })
+}
+
+async fn blob(state: &State, hash: &str, req: &Request<Incoming>) -> Response<Body> {
+    let id: BlobId = match hash.parse() {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let path = state.hub.store.blob_path(&id);
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return error(StatusCode::NOT_FOUND, format!("blob {id} is not held here"))
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let len = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| parse_range(h, len));
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, len.saturating_sub(1)),
+        Some(Ok((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Some(Err(())) => {
+            let mut r = error(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!("blob {id} has {len} stored bytes"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
+    let count = if len == 0 { 0 } else { end - start + 1 };
+    if start > 0 {
+        if let Err(e) = file.seek(SeekFrom::Start(start)).await {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, e);
+        }
+    }
+    state.stats.blob_requests.fetch_add(1, Ordering::Relaxed);
+    if status == StatusCode::PARTIAL_CONTENT {
+        state.stats.range_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    let stats = state.stats.clone();
+    // Stream the stored zstd bytes as they are, CHUNK at a time: memory stays flat.
+    let body: Body = if req.method() == Method::HEAD {
+        Full::new(Bytes::new()).map_err(|e| match e {}).boxed()
+    } else {
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(file.take(count), CHUNK).map_ok(move |b| {
+                stats
+                    .blob_bytes
+                    .fetch_add(b.len() as u64, Ordering::Relaxed);
+                Frame::data(b)
+            });
+        BodyExt::boxed(StreamBody::new(stream))
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zstd"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    r
+}
+
+/// A child's report body; its id comes from its certificate, not from here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    /// Its current root.
+    pub root: Option<Root>,
+    /// Its current number.
+    pub number: Option<u64>,
+    /// Its updhub version.
+    pub hub_version: String,
+    /// Digest of its must-be-the-same settings.
+    pub config_digest: String,
+    /// Parents it syncs through.
+    pub chain: Vec<String>,
+}
+
+async fn report(state: &State, peer: String, req: Request<Incoming>) -> Response<Body> {
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("report body: {e}")),
+    };
+    let r: ReportBody = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("report body is not valid: {e}"),
+            )
+        }
+    };
+    let rep = ChildReport {
+        child_id: peer,
+        root: r.root,
+        number: r.number,
+        hub_version: r.hub_version,
+        config_digest: r.config_digest,
+        chain: r.chain,
+        reported_at: chrono::Utc::now(),
+    };
+    match state.hub.db.record_report(&rep) {
+        Ok(()) => json(
+            &serde_json::json!({ "ok": true, "config_digest": state.hub.config.same_digest() }),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `/v1/zone/...`: the current version laid out as a zone, so another hub can mirror it.
+async fn zone(state: &State, rest: &[&str]) -> Response<Body> {
+    let m = match current_manifest(state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (index, lists) = crate::zone::describe_manifest(&m);
+    let rest: Vec<String> = rest.iter().map(|s| decode(s)).collect();
+    match rest.as_slice() {
+        [z] if z == "zone.json" => json(&index),
+        [p, r, f] if f == "files.json" => {
+            match lists.iter().find(|l| &l.product == p && &l.revision == r) {
+                Some(l) => json(l),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    format!("{p}/{r} is not in the current version"),
+                ),
+            }
+        }
+        [p, r, d, path @ ..] if d == "data" && !path.is_empty() => {
+            let path = path.join("/");
+            let entry = m
+                .entries
+                .iter()
+                .find(|e| &e.product == p && &e.revision == r && e.path == path);
+            match entry {
+                Some(e) => stream_content(state, e.blake3, e.size),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    format!("{p}/{r}/{path} is not in the current version"),
+                ),
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, "no such zone file"),
+    }
+}
+
+/// Stream a blob's decompressed content, decompressing on a blocking thread into a small
+/// bounded channel (this route serves hubs mirroring a hub, not the hot path).
+fn stream_content(state: &State, id: BlobId, size: u64) -> Response<Body> {
+    let store = state.hub.store.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let file = match store.open_stored(&id) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+                return;
+            }
+        };
+        let mut dec = match zstd::stream::read::Decoder::new(file) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            match dec.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let stream = tokio_stream_from(rx).map_ok(Frame::data);
+    let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    r
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-", 10), Some(Ok((0, 9))));
+        assert_eq!(parse_range("bytes=4-6", 10), Some(Ok((4, 6))));
+        assert_eq!(parse_range("bytes=4-60", 10), Some(Ok((4, 9))));
+        assert_eq!(parse_range("bytes=-3", 10), Some(Ok((7, 9))));
+        assert_eq!(parse_range("bytes=10-", 10), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,3-4", 10), None);
+        assert_eq!(parse_range("items=0-1", 10), None);
+    }
+}

@@ -1,0 +1,661 @@
+//! Content-addressed blob store: every blob is a zstd frame of its content, named by the
+//! blake3 hash of that content, under `store/blobs/<first byte>/<hash>`.
+//!
+//! Writes are durable and atomic: a temp file in `store/tmp/` (removed by its guard on
+//! failure), fsync, rename into place, fsync the folder. Content is hashed and compressed while
+//! it streams through in [`CHUNK`]-sized pieces, so no blob is ever held whole in memory.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::id::BlobId;
+
+/// Read and write size of the hot path: large enough that syscalls and hashing stay cheap.
+pub const CHUNK: usize = 256 * 1024;
+
+/// zstd level for stored blobs: level 3 is zstd's own default, the best speed/size balance.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// Errors of the blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file system operation failed.
+    #[error(
+        "{path}: {source}; check that the folder exists, is writable and the disk is not full"
+    )]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Reading the source of a blob failed.
+    #[error("{what}: reading failed: {source}; the source is unreadable or the connection broke, run again to continue")]
+    Source {
+        /// Names the content being stored.
+        what: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The content is not as long as declared.
+    #[error("{what} declares {declared} bytes but has {actual}; the copy is incomplete or was changed, fetch it again")]
+    SizeMismatch {
+        /// Names the content.
+        what: String,
+        /// Size the index declares.
+        declared: u64,
+        /// Size read.
+        actual: u64,
+    },
+    /// The content hash does not match.
+    #[error("{what} declares blake3 {declared} but its content hashes to {actual}; the copy is corrupt, fetch it again")]
+    HashMismatch {
+        /// Names the content.
+        what: String,
+        /// Hash the index declares.
+        declared: BlobId,
+        /// Hash computed.
+        actual: BlobId,
+    },
+    /// The blob is not in the store.
+    #[error("blob {0} is not in the store; run `updhub mirror` or `updhub sync` to fetch it")]
+    Missing(BlobId),
+    /// A stored blob fails verification.
+    #[error("stored blob {id} is corrupt: {why}; delete {path} and run mirror or sync again")]
+    Corrupt {
+        /// The blob.
+        id: BlobId,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What a caller expects of incoming content, checked before the blob is stored.
+#[derive(Debug, Clone)]
+pub struct Expect {
+    /// Names the content in errors, e.g. "zone mirror: 10-drwbases/2026112401/a.vdb".
+    pub what: String,
+    /// Declared uncompressed size.
+    pub size: u64,
+    /// Declared blake3 of the content.
+    pub id: BlobId,
+}
+
+/// The result of storing one blob.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    /// The blob's id.
+    pub id: BlobId,
+    /// Uncompressed size.
+    pub size: u64,
+    /// Size on disk (compressed).
+    pub stored_bytes: u64,
+}
+
+/// A content-addressed store rooted at one folder.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// `<data>/store`.
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Open (and create if needed) the store under `dir`.
+    ///
+    /// # Errors
+    /// Fails if the folders cannot be created.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        let dir = dir.into();
+        for sub in ["blobs", "tmp", "partial"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(io_err(&p))?;
+        }
+        Ok(Store { dir })
+    }
+
+    /// Where blob `id` lives (whether or not it exists).
+    pub fn blob_path(&self, id: &BlobId) -> PathBuf {
+        self.dir.join("blobs").join(id.fanout()).join(id.to_hex())
+    }
+
+    fn partial_path(&self, id: &BlobId) -> PathBuf {
+        self.dir.join("partial").join(id.to_hex())
+    }
+
+    /// Whether blob `id` is stored.
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.blob_path(id).is_file()
+    }
+
+    /// Compressed size on disk of a stored blob.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] if the blob is not stored.
+    pub fn stored_len(&self, id: &BlobId) -> Result<u64, StoreError> {
+        fs::metadata(self.blob_path(id))
+            .map(|m| m.len())
+            .map_err(|_| StoreError::Missing(*id))
+    }
+
+    fn temp(&self) -> Result<NamedTempFile, StoreError> {
+        let tmp = self.dir.join("tmp");
+        NamedTempFile::new_in(&tmp).map_err(io_err(&tmp))
+    }
+
+    /// Fsync the temp file, rename it to the blob's place and fsync the folder, so that a crash
+    /// leaves either no blob or the whole blob, never a torn one.
+    fn commit(&self, tmp: NamedTempFile, id: &BlobId) -> Result<(), StoreError> {
+        let dest = self.blob_path(id);
+        tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+        let folder = dest.parent().expect("blob path has a parent");
+        fs::create_dir_all(folder).map_err(io_err(folder))?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        sync_dir(folder)
+    }
+
+    /// Stream `src` into the store: hash and compress while reading, verify against `expect`.
+    /// Nothing is stored unless size and hash match. `progress` gets the bytes read per chunk.
+    ///
+    /// # Errors
+    /// Source read errors, a size or hash mismatch, or file system errors.
+    pub fn put_reader(
+        &self,
+        mut src: impl Read,
+        expect: Option<&Expect>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Stored, StoreError> {
+        let what = || expect.map_or_else(|| "content".to_owned(), |e| e.what.clone());
+        let tmp = self.temp()?;
+        let tmp_path = tmp.path().to_owned();
+        let mut enc =
+            zstd::stream::write::Encoder::new(tmp, ZSTD_LEVEL).map_err(io_err(&tmp_path))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(StoreError::Source {
+                        what: what(),
+                        source,
+                    })
+                }
+            };
+            size += n as u64;
+            if let Some(e) = expect {
+                // Stop early on an over-long source rather than filling the disk.
+                if size > e.size {
+                    return Err(StoreError::SizeMismatch {
+                        what: what(),
+                        declared: e.size,
+                        actual: size + count_rest(&mut src),
+                    });
+                }
+            }
+            hasher.update(&buf[..n]);
+            enc.write_all(&buf[..n]).map_err(io_err(&tmp_path))?;
+            progress(n as u64);
+        }
+        let id = BlobId::from(hasher.finalize());
+        if let Some(e) = expect {
+            if size != e.size {
+                return Err(StoreError::SizeMismatch {
+                    what: what(),
+                    declared: e.size,
+                    actual: size,
+                });
+            }
+            if id != e.id {
+                return Err(StoreError::HashMismatch {
+                    what: what(),
+                    declared: e.id,
+                    actual: id,
+                });
+            }
+        }
+        let tmp = enc.finish().map_err(io_err(&tmp_path))?;
+        let stored_bytes = tmp.as_file().metadata().map_err(io_err(&tmp_path))?.len();
+        if !self.contains(&id) {
+            self.commit(tmp, &id)?;
+        }
+        Ok(Stored {
+            id,
+            size,
+            stored_bytes,
+        })
+    }
+
+    /// Store a small in-memory blob (a manifest).
+    ///
+    /// # Errors
+    /// File system errors.
+    pub fn put_bytes(&self, data: &[u8]) -> Result<BlobId, StoreError> {
+        Ok(self.put_reader(data, None, &mut |_| {})?.id)
+    }
+
+    /// Open the stored (compressed) bytes of a blob, for serving them as they are.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] if the blob is not stored.
+    pub fn open_stored(&self, id: &BlobId) -> Result<File, StoreError> {
+        File::open(self.blob_path(id)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::Missing(*id),
+            _ => StoreError::Io {
+                path: self.blob_path(id),
+                source: e,
+            },
+        })
+    }
+
+    /// Decompress a blob into `out`, verifying its hash on the way; returns its size.
+    ///
+    /// # Errors
+    /// Missing or corrupt blob, or a write error on `out`.
+    pub fn read_into(&self, id: &BlobId, out: &mut dyn Write) -> Result<u64, StoreError> {
+        let path = self.blob_path(id);
+        let file = self.open_stored(id)?;
+        let corrupt = |why: String| StoreError::Corrupt {
+            id: *id,
+            path: path.clone(),
+            why,
+        };
+        let mut dec =
+            zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(CHUNK, file))
+                .map_err(|e| corrupt(e.to_string()))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
+        loop {
+            let n = match dec.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(corrupt(format!("zstd: {e}"))),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(|source| StoreError::Io {
+                path: PathBuf::from("<output>"),
+                source,
+            })?;
+            size += n as u64;
+        }
+        let actual = BlobId::from(hasher.finalize());
+        if actual != *id {
+            return Err(corrupt(format!("its content hashes to {actual}")));
+        }
+        Ok(size)
+    }
+
+    /// Decompress and verify a small blob into memory (manifests only: they are small).
+    ///
+    /// # Errors
+    /// Missing or corrupt blob.
+    pub fn read_bytes(&self, id: &BlobId) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::new();
+        self.read_into(id, &mut out)?;
+        Ok(out)
+    }
+
+    /// Verify a stored blob: decompress and hash it; returns its size.
+    ///
+    /// # Errors
+    /// Missing or corrupt blob.
+    pub fn verify(&self, id: &BlobId) -> Result<u64, StoreError> {
+        self.read_into(id, &mut io::sink())
+    }
+
+    /// Write a blob's content to `dest` atomically (temp file beside it, fsync, rename).
+    ///
+    /// # Errors
+    /// Missing or corrupt blob, or file system errors.
+    pub fn extract_to(&self, id: &BlobId, dest: &Path) -> Result<u64, StoreError> {
+        let folder = dest.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(folder).map_err(io_err(folder))?;
+        let mut tmp = NamedTempFile::new_in(folder).map_err(io_err(folder))?;
+        let size = {
+            let mut w = io::BufWriter::with_capacity(CHUNK, tmp.as_file_mut());
+            let size = self.read_into(id, &mut w)?;
+            w.flush().map_err(io_err(dest))?;
+            size
+        };
+        tmp.as_file().sync_all().map_err(io_err(dest))?;
+        tmp.persist(dest).map_err(|e| StoreError::Io {
+            path: dest.to_owned(),
+            source: e.error,
+        })?;
+        Ok(size)
+    }
+
+    /// Start (or resume) receiving the stored form of blob `id` from a peer.
+    /// Returns the receiver and how many bytes a previous, interrupted attempt already holds.
+    ///
+    /// # Errors
+    /// File system errors.
+    pub fn receive(&self, id: BlobId, size: u64, what: String) -> Result<Incoming, StoreError> {
+        let path = self.partial_path(&id);
+        let sink = HashSink::new(size, what.clone());
+        let mut inc = Incoming {
+            file: fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io_err(&path))?,
+            path,
+            decoder: zstd::stream::write::Decoder::new(sink).map_err(io_err(&self.dir))?,
+            received: 0,
+            id,
+            what: what.clone(),
+            store: self.clone(),
+        };
+        // Replay what an earlier attempt saved through the decoder so the hash covers it; if
+        // that part is damaged, start over rather than fail forever.
+        let have = fs::File::open(&inc.path).map_err(io_err(&inc.path))?;
+        let mut reader = BufReader::with_capacity(CHUNK, have);
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = reader.read(&mut buf).map_err(io_err(&inc.path))?;
+            if n == 0 {
+                break;
+            }
+            if inc.decoder.write_all(&buf[..n]).is_err() {
+                return self.restart(id, size, what);
+            }
+            inc.received += n as u64;
+        }
+        Ok(inc)
+    }
+
+    fn restart(&self, id: BlobId, size: u64, what: String) -> Result<Incoming, StoreError> {
+        let path = self.partial_path(&id);
+        fs::remove_file(&path).map_err(io_err(&path))?;
+        self.receive(id, size, what)
+    }
+
+    /// Every stored blob id (for `verify` and garbage collection).
+    ///
+    /// # Errors
+    /// File system errors.
+    pub fn list(&self) -> Result<Vec<BlobId>, StoreError> {
+        let mut out = Vec::new();
+        let blobs = self.dir.join("blobs");
+        for fan in fs::read_dir(&blobs).map_err(io_err(&blobs))? {
+            let fan = fan.map_err(io_err(&blobs))?.path();
+            for f in fs::read_dir(&fan).map_err(io_err(&fan))? {
+                let f = f.map_err(io_err(&fan))?;
+                if let Some(id) = f.file_name().to_str().and_then(|s| s.parse().ok()) {
+                    out.push(id);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn count_rest(src: &mut impl Read) -> u64 {
+    io::copy(src, &mut io::sink()).unwrap_or(0)
+}
+
+/// Fsync a folder so that a rename into it survives a crash.
+///
+/// # Errors
+/// File system errors.
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Hashes and counts decompressed bytes; refuses more than the declared size so a hostile
+/// peer cannot fill the disk or memory with a decompression bomb.
+struct HashSink {
+    hasher: blake3::Hasher,
+    size: u64,
+    limit: u64,
+    what: String,
+}
+
+impl HashSink {
+    fn new(limit: u64, what: String) -> Self {
+        HashSink {
+            hasher: blake3::Hasher::new(),
+            size: 0,
+            limit,
+            what,
+        }
+    }
+}
+
+impl Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.size += buf.len() as u64;
+        if self.size > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} decompresses to more than the declared {} bytes",
+                    self.what, self.limit
+                ),
+            ));
+        }
+        self.hasher.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A blob being received in its stored (zstd) form: written to `store/partial/<hash>` as it
+/// arrives, decompressed and hashed on the fly, moved into the store only once verified.
+/// An interrupted transfer leaves the partial file, and [`Store::receive`] resumes from it.
+pub struct Incoming {
+    /// The partial file, opened for append.
+    file: File,
+    /// Its path.
+    path: PathBuf,
+    /// Decompresses into the hashing sink.
+    decoder: zstd::stream::write::Decoder<'static, HashSink>,
+    /// Stored bytes held so far (the offset to resume from).
+    received: u64,
+    /// The expected blob.
+    id: BlobId,
+    /// Names the blob in errors.
+    what: String,
+    /// Where it goes when done.
+    store: Store,
+}
+
+impl Incoming {
+    /// Bytes of the stored form already held; a resumed request asks for the rest from here.
+    pub fn offset(&self) -> u64 {
+        self.received
+    }
+
+    /// Drop what was received so far (the peer does not support resuming).
+    ///
+    /// # Errors
+    /// File system errors.
+    pub fn reset(self) -> Result<Incoming, StoreError> {
+        let (store, id, size, what) = (
+            self.store.clone(),
+            self.id,
+            self.decoder.get_ref().limit,
+            self.what.clone(),
+        );
+        drop(self.file);
+        store.restart(id, size, what)
+    }
+
+    /// Take the next chunk of the stored form.
+    ///
+    /// # Errors
+    /// Corrupt data (it is discarded so the next attempt starts clean) or file system errors.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        if let Err(e) = self.decoder.write_all(chunk) {
+            let _ = fs::remove_file(&self.path);
+            return Err(StoreError::Corrupt {
+                id: self.id,
+                path: self.path.clone(),
+                why: format!("received data does not decompress: {e}"),
+            });
+        }
+        self.file.write_all(chunk).map_err(io_err(&self.path))?;
+        self.received += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Check size and hash, then move the blob into the store durably.
+    ///
+    /// # Errors
+    /// A size or hash mismatch (the partial file is discarded) or file system errors.
+    pub fn finish(mut self) -> Result<Stored, StoreError> {
+        let flushed = self.decoder.flush();
+        let sink = self.decoder.get_ref();
+        let actual = BlobId::from(sink.hasher.finalize());
+        let (size, limit) = (sink.size, sink.limit);
+        let fail = |e: StoreError| {
+            let _ = fs::remove_file(&self.path);
+            Err(e)
+        };
+        if let Err(e) = flushed {
+            return fail(StoreError::Corrupt {
+                id: self.id,
+                path: self.path.clone(),
+                why: format!("received data does not decompress: {e}"),
+            });
+        }
+        if size != limit {
+            return fail(StoreError::SizeMismatch {
+                what: self.what.clone(),
+                declared: limit,
+                actual: size,
+            });
+        }
+        if actual != self.id {
+            return fail(StoreError::HashMismatch {
+                what: self.what.clone(),
+                declared: self.id,
+                actual,
+            });
+        }
+        self.file.sync_all().map_err(io_err(&self.path))?;
+        let dest = self.store.blob_path(&self.id);
+        let folder = dest.parent().expect("blob path has a parent").to_owned();
+        fs::create_dir_all(&folder).map_err(io_err(&folder))?;
+        fs::rename(&self.path, &dest).map_err(io_err(&dest))?;
+        sync_dir(&folder)?;
+        Ok(Stored {
+            id: self.id,
+            size,
+            stored_bytes: self.received,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path().join("store")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn put_and_read_back() {
+        let (_d, s) = store();
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let st = s.put_reader(&data[..], None, &mut |_| {}).unwrap();
+        assert_eq!(st.id, BlobId::of(&data));
+        assert_eq!(st.size, data.len() as u64);
+        assert!(st.stored_bytes < st.size, "compressible data must shrink");
+        assert_eq!(s.read_bytes(&st.id).unwrap(), data);
+        assert_eq!(s.list().unwrap(), vec![st.id]);
+    }
+
+    #[test]
+    fn mismatch_stores_nothing() {
+        let (_d, s) = store();
+        let e = Expect {
+            what: "x".into(),
+            size: 5,
+            id: BlobId::of(b"hellp"),
+        };
+        let err = s
+            .put_reader(&b"hello"[..], Some(&e), &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(err, StoreError::HashMismatch { .. }), "{err}");
+        let e = Expect { size: 4, ..e };
+        let err = s
+            .put_reader(&b"hello"[..], Some(&e), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::SizeMismatch { actual: 5, .. }),
+            "{err}"
+        );
+        assert!(s.list().unwrap().is_empty());
+        assert_eq!(
+            fs::read_dir(s.dir.join("tmp")).unwrap().count(),
+            0,
+            "temp files are cleaned up"
+        );
+    }
+
+    #[test]
+    fn receive_resumes_after_interruption() {
+        let (_d, src) = store();
+        let (_d2, dst) = store();
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let st = src.put_reader(&data[..], None, &mut |_| {}).unwrap();
+        let stored = fs::read(src.blob_path(&st.id)).unwrap();
+        let cut = stored.len() / 3;
+        let mut inc = dst.receive(st.id, st.size, "b".into()).unwrap();
+        inc.write(&stored[..cut]).unwrap();
+        drop(inc);
+        let mut inc = dst.receive(st.id, st.size, "b".into()).unwrap();
+        assert_eq!(inc.offset(), cut as u64);
+        inc.write(&stored[cut..]).unwrap();
+        inc.finish().unwrap();
+        assert_eq!(dst.read_bytes(&st.id).unwrap(), data);
+    }
+
+    #[test]
+    fn receive_rejects_wrong_content() {
+        let (_d, src) = store();
+        let (_d2, dst) = store();
+        let st = src.put_bytes(b"the real content").unwrap();
+        let fake = src
+            .put_reader(&b"a fake content!!"[..], None, &mut |_| {})
+            .unwrap();
+        let mut inc = dst.receive(st, 16, "b".into()).unwrap();
+        inc.write(&fs::read(src.blob_path(&fake.id)).unwrap())
+            .unwrap();
+        assert!(matches!(
+            inc.finish().unwrap_err(),
+            StoreError::HashMismatch { .. }
+        ));
+        assert!(!dst.contains(&st));
+    }
+}

@@ -1,0 +1,513 @@
+//! Upstream zones: the GUS layout that `mirror` reads, from a local folder or over HTTPS
+//! (another updhub's `/v1/zone`), and `export`, which writes a version back out as a zone.
+//!
+//! ```text
+//! ZONE/zone.json                          products and their current revision
+//! ZONE/<product>/<revision>/files.json    path, size, blake3 of every file
+//! ZONE/<product>/<revision>/data/<path>   the files
+//! ```
+//! JSON Schemas of both index files are in `schemas/`.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::id::BlobId;
+use crate::keys::ClusterKeys;
+use crate::repo::{check_name, check_path, Manifest};
+use crate::store::{Store, StoreError};
+
+/// Format tag of `zone.json`.
+pub const ZONE_FORMAT: &str = "updhub-zone/1";
+/// Format tag of `files.json`.
+pub const FILES_FORMAT: &str = "updhub-files/1";
+
+/// Errors reading or writing zones.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneError {
+    /// An index file is malformed.
+    #[error("zone {what}: {why}; the upstream zone is damaged or of another format, fix it or mirror again later")]
+    Bad {
+        /// The index file.
+        what: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A file or index is missing or unreadable.
+    #[error("zone {what}: cannot be read ({why}); the upstream zone is incomplete, mirror again once it is whole")]
+    Unreadable {
+        /// The file.
+        what: String,
+        /// Why.
+        why: String,
+    },
+    /// An HTTP zone failed.
+    #[error("zone {url}: {why}; check the URL and that the zone is reachable, then run again")]
+    Http {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// Writing an exported zone failed.
+    #[error("export to {path}: {why}")]
+    Export {
+        /// The folder.
+        path: PathBuf,
+        /// Why and the fix.
+        why: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `zone.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneIndex {
+    /// Always [`ZONE_FORMAT`].
+    pub format: String,
+    /// A human name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Each product at its current revision.
+    pub products: Vec<ZoneProduct>,
+}
+
+/// One product in `zone.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneProduct {
+    /// Product name.
+    pub name: String,
+    /// Its current revision.
+    pub revision: String,
+}
+
+/// `files.json` of one product revision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileList {
+    /// Always [`FILES_FORMAT`].
+    pub format: String,
+    /// Product name.
+    pub product: String,
+    /// Revision.
+    pub revision: String,
+    /// Files sorted by path.
+    pub files: Vec<ZoneFile>,
+}
+
+/// One file in `files.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneFile {
+    /// Relative path.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// blake3 of the content.
+    pub blake3: BlobId,
+}
+
+impl ZoneIndex {
+    fn check(&self, what: &str) -> Result<(), ZoneError> {
+        let bad = |why: String| ZoneError::Bad {
+            what: what.to_owned(),
+            why,
+        };
+        if self.format != ZONE_FORMAT {
+            return Err(bad(format!(
+                "format is '{}', expected '{ZONE_FORMAT}'",
+                self.format
+            )));
+        }
+        if self.products.is_empty() {
+            return Err(bad("lists no products".into()));
+        }
+        let mut seen = BTreeSet::new();
+        for p in &self.products {
+            check_name(&p.name).map_err(&bad)?;
+            check_name(&p.revision).map_err(&bad)?;
+            if !seen.insert(&p.name) {
+                return Err(bad(format!("product {} is listed twice", p.name)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FileList {
+    fn check(&self, what: &str, product: &ZoneProduct) -> Result<(), ZoneError> {
+        let bad = |why: String| ZoneError::Bad {
+            what: what.to_owned(),
+            why,
+        };
+        if self.format != FILES_FORMAT {
+            return Err(bad(format!(
+                "format is '{}', expected '{FILES_FORMAT}'",
+                self.format
+            )));
+        }
+        if self.product != product.name || self.revision != product.revision {
+            return Err(bad(format!(
+                "it describes {}/{} but sits at {}/{}",
+                self.product, self.revision, product.name, product.revision
+            )));
+        }
+        for (i, f) in self.files.iter().enumerate() {
+            check_path(&f.path).map_err(&bad)?;
+            if i > 0 && self.files[i - 1].path >= f.path {
+                return Err(bad(format!(
+                    "files are not sorted by path, or listed twice, at '{}'",
+                    f.path
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a zone is.
+#[derive(Debug, Clone)]
+pub enum Zone {
+    /// A local folder.
+    Folder(PathBuf),
+    /// An https:// base URL, fetched with the cluster's client certificate.
+    Http {
+        /// Base URL, e.g. `https://parent:8443/v1/zone`.
+        base: reqwest::Url,
+        /// The client.
+        client: reqwest::Client,
+    },
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ZoneError> {
+    serde_json::from_slice(bytes).map_err(|e| ZoneError::Bad {
+        what: what.to_owned(),
+        why: format!("not valid JSON of the zone format: {e}"),
+    })
+}
+
+impl Zone {
+    /// A zone from a folder path or an https:// URL.
+    ///
+    /// # Errors
+    /// A URL that does not parse, or plain http.
+    pub fn open(spec: &str, keys: &ClusterKeys) -> Result<Zone, ZoneError> {
+        if spec.starts_with("http://") {
+            return Err(ZoneError::Http {
+                url: spec.to_owned(),
+                why: "plain http is not allowed; use https://".into(),
+            });
+        }
+        if spec.starts_with("https://") {
+            let base = reqwest::Url::parse(spec).map_err(|e| ZoneError::Http {
+                url: spec.to_owned(),
+                why: e.to_string(),
+            })?;
+            let client = crate::child::http_client(keys).map_err(|why| ZoneError::Http {
+                url: spec.to_owned(),
+                why,
+            })?;
+            return Ok(Zone::Http { base, client });
+        }
+        Ok(Zone::Folder(PathBuf::from(spec)))
+    }
+
+    /// How to name this zone to a person.
+    pub fn describe(&self) -> String {
+        match self {
+            Zone::Folder(p) => p.display().to_string(),
+            Zone::Http { base, .. } => base.to_string(),
+        }
+    }
+
+    fn url(base: &reqwest::Url, parts: &[&str]) -> reqwest::Url {
+        let mut u = base.clone();
+        {
+            let mut seg = u.path_segments_mut().expect("https URLs have paths");
+            seg.pop_if_empty();
+            for p in parts {
+                seg.extend(p.split('/'));
+            }
+        }
+        u
+    }
+
+    async fn fetch_small(&self, parts: &[&str]) -> Result<Vec<u8>, ZoneError> {
+        match self {
+            Zone::Folder(root) => {
+                let p = parts.iter().fold(root.clone(), |acc, x| acc.join(x));
+                fs::read(&p).map_err(|e| ZoneError::Unreadable {
+                    what: p.display().to_string(),
+                    why: e.to_string(),
+                })
+            }
+            Zone::Http { base, client } => {
+                let url = Self::url(base, parts);
+                let http = |why: String| ZoneError::Http {
+                    url: url.to_string(),
+                    why,
+                };
+                let resp = client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| http(e.to_string()))?;
+                if !resp.status().is_success() {
+                    return Err(http(format!("answered {}", resp.status())));
+                }
+                Ok(resp
+                    .bytes()
+                    .await
+                    .map_err(|e| http(e.to_string()))?
+                    .to_vec())
+            }
+        }
+    }
+
+    /// Read and check `zone.json`.
+    ///
+    /// # Errors
+    /// Unreadable or malformed index.
+    pub async fn index(&self) -> Result<ZoneIndex, ZoneError> {
+        let what = format!("{}/zone.json", self.describe().trim_end_matches('/'));
+        let idx: ZoneIndex = parse_json(&self.fetch_small(&["zone.json"]).await?, &what)?;
+        idx.check(&what)?;
+        Ok(idx)
+    }
+
+    /// Read and check one product revision's `files.json`.
+    ///
+    /// # Errors
+    /// Unreadable or malformed list.
+    pub async fn files(&self, product: &ZoneProduct) -> Result<FileList, ZoneError> {
+        let what = format!(
+            "{}/{}/{}/files.json",
+            self.describe().trim_end_matches('/'),
+            product.name,
+            product.revision
+        );
+        let list: FileList = parse_json(
+            &self
+                .fetch_small(&[&product.name, &product.revision, "files.json"])
+                .await?,
+            &what,
+        )?;
+        list.check(&what, product)?;
+        Ok(list)
+    }
+
+    /// Check a file is there with its declared size, where that is cheap (folders), so a
+    /// missing or truncated file is found before anything is stored.
+    ///
+    /// # Errors
+    /// A missing file or a size mismatch.
+    pub fn precheck(&self, product: &ZoneProduct, file: &ZoneFile) -> Result<(), ZoneError> {
+        if let Zone::Folder(root) = self {
+            let p = data_path(root, &product.name, &product.revision, &file.path);
+            let meta = fs::metadata(&p).map_err(|e| ZoneError::Unreadable {
+                what: p.display().to_string(),
+                why: e.to_string(),
+            })?;
+            if meta.len() != file.size {
+                return Err(StoreError::SizeMismatch {
+                    what: format!("zone {}", p.display()),
+                    declared: file.size,
+                    actual: meta.len(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Open one file's content as a blocking reader (used on a blocking thread).
+    ///
+    /// # Errors
+    /// A missing file or a failed request.
+    pub async fn open_file(
+        &self,
+        product: &ZoneProduct,
+        path: &str,
+    ) -> Result<Box<dyn Read + Send>, ZoneError> {
+        match self {
+            Zone::Folder(root) => {
+                let p = data_path(root, &product.name, &product.revision, path);
+                let f = fs::File::open(&p).map_err(|e| ZoneError::Unreadable {
+                    what: p.display().to_string(),
+                    why: e.to_string(),
+                })?;
+                Ok(Box::new(f))
+            }
+            Zone::Http { base, client } => {
+                let url = Self::url(base, &[&product.name, &product.revision, "data", path]);
+                let http = |why: String| ZoneError::Http {
+                    url: url.to_string(),
+                    why,
+                };
+                let resp = client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| http(e.to_string()))?;
+                if !resp.status().is_success() {
+                    return Err(http(format!("answered {}", resp.status())));
+                }
+                let stream = resp.bytes_stream().map_err(io::Error::other);
+                let reader = tokio_util::io::StreamReader::new(stream);
+                Ok(Box::new(tokio_util::io::SyncIoBridge::new(reader)))
+            }
+        }
+    }
+
+    /// A label for one file in messages.
+    pub fn label(&self, product: &ZoneProduct, path: &str) -> String {
+        format!(
+            "zone {}: {}/{}/{}",
+            self.describe(),
+            product.name,
+            product.revision,
+            path
+        )
+    }
+}
+
+fn data_path(root: &Path, product: &str, revision: &str, path: &str) -> PathBuf {
+    root.join(product).join(revision).join("data").join(path)
+}
+
+/// The zone index and file lists that describe a manifest (products at their revisions).
+pub fn describe_manifest(m: &Manifest) -> (ZoneIndex, Vec<FileList>) {
+    let mut lists: Vec<FileList> = Vec::new();
+    for e in &m.entries {
+        if lists.last().map(|l| l.product != e.product).unwrap_or(true) {
+            lists.push(FileList {
+                format: FILES_FORMAT.into(),
+                product: e.product.clone(),
+                revision: e.revision.clone(),
+                files: Vec::new(),
+            });
+        }
+        lists
+            .last_mut()
+            .expect("pushed above")
+            .files
+            .push(ZoneFile {
+                path: e.path.clone(),
+                size: e.size,
+                blake3: e.blake3,
+            });
+    }
+    let index = ZoneIndex {
+        format: ZONE_FORMAT.into(),
+        name: Some(format!("updhub export of {}", m.root())),
+        products: lists
+            .iter()
+            .map(|l| ZoneProduct {
+                name: l.product.clone(),
+                revision: l.revision.clone(),
+            })
+            .collect(),
+    };
+    (index, lists)
+}
+
+fn write_json(path: &Path, v: &impl Serialize) -> Result<(), ZoneError> {
+    let data = serde_json::to_vec_pretty(v).expect("index serializes");
+    fs::write(path, data).map_err(|e| ZoneError::Export {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+/// Write version `m` as a zone in `dir` (air-gapped transfer, or hub chaining). `zone.json`
+/// is written last, so an interrupted export is never taken for a whole zone.
+///
+/// # Errors
+/// A non-empty target folder, a missing blob or write errors.
+pub fn export(store: &Store, m: &Manifest, dir: &Path) -> Result<(), ZoneError> {
+    ensure_empty_dir(dir)?;
+    let (index, lists) = describe_manifest(m);
+    for list in &lists {
+        let base = dir.join(&list.product).join(&list.revision);
+        for f in &list.files {
+            store.extract_to(&f.blake3, &base.join("data").join(&f.path))?;
+        }
+        write_json(&base.join("files.json"), list)?;
+    }
+    write_json(&dir.join("zone.json"), &index)
+}
+
+/// Make sure `dir` exists and is empty, for export and checkout.
+///
+/// # Errors
+/// The folder holds files or cannot be created.
+pub fn ensure_empty_dir(dir: &Path) -> Result<(), ZoneError> {
+    let err = |why: String| ZoneError::Export {
+        path: dir.to_owned(),
+        why,
+    };
+    fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let mut entries = fs::read_dir(dir).map_err(|e| err(e.to_string()))?;
+    if entries.next().is_some() {
+        return Err(err(
+            "the folder is not empty; choose an empty or new folder, nothing was written".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_checks() {
+        let ok = ZoneIndex {
+            format: ZONE_FORMAT.into(),
+            name: None,
+            products: vec![ZoneProduct {
+                name: "10-a".into(),
+                revision: "1".into(),
+            }],
+        };
+        ok.check("z").unwrap();
+        let mut twice = ok.clone();
+        twice.products.push(twice.products[0].clone());
+        assert!(twice.check("z").unwrap_err().to_string().contains("twice"));
+        let mut bad = ok.clone();
+        bad.products[0].name = "../x".into();
+        assert!(bad.check("z").is_err());
+    }
+
+    #[test]
+    fn file_list_must_be_sorted_and_safe() {
+        let p = ZoneProduct {
+            name: "a".into(),
+            revision: "1".into(),
+        };
+        let f = |path: &str| ZoneFile {
+            path: path.into(),
+            size: 1,
+            blake3: BlobId::of(b"x"),
+        };
+        let mut l = FileList {
+            format: FILES_FORMAT.into(),
+            product: "a".into(),
+            revision: "1".into(),
+            files: vec![f("a"), f("b/c")],
+        };
+        l.check("f", &p).unwrap();
+        l.files.reverse();
+        assert!(l.check("f", &p).is_err());
+        l.files = vec![f("../../etc/passwd")];
+        assert!(l.check("f", &p).is_err());
+    }
+}
