@@ -1,0 +1,223 @@
+//! Shared test fixtures: nodes in temp folders, servers on 127.0.0.1:0 with real mutual TLS,
+//! zones built from the sample zone or by hand.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use updhub::config::Config;
+use updhub::hub::{Hub, InitOptions};
+use updhub::id::{BlobId, ServerId};
+use updhub::server::{self, Stats};
+
+/// The sample zone shipped in the repository.
+pub fn sample_zone() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("mirror")
+}
+
+/// Copy a folder tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A writable copy of the sample zone.
+pub fn sample_zone_copy(dir: &Path) -> PathBuf {
+    let z = dir.join("zone");
+    copy_dir(&sample_zone(), &z);
+    z
+}
+
+/// Point every product of a zone at `revision` (an upstream update).
+pub fn set_zone_revision(zone: &Path, revision: &str) {
+    let p = zone.join("zone.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+    for prod in v["products"].as_array_mut().unwrap() {
+        prod["revision"] = revision.into();
+    }
+    fs::write(p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+/// Write a zone by hand: one product, one revision, the given files.
+pub fn write_zone(dir: &Path, product: &str, revision: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
+    let zone = dir.join("handzone");
+    let base = zone.join(product).join(revision);
+    let mut list = Vec::new();
+    let mut sorted: Vec<_> = files.iter().collect();
+    sorted.sort_by_key(|f| f.0);
+    for (path, data) in sorted {
+        let p = base.join("data").join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, data).unwrap();
+        list.push(serde_json::json!({"path": path, "size": data.len(), "blake3": BlobId::of(data).to_hex()}));
+    }
+    fs::write(
+        base.join("files.json"),
+        serde_json::to_vec(&serde_json::json!({"format": "updhub-files/1", "product": product, "revision": revision, "files": list})).unwrap(),
+    )
+    .unwrap();
+    fs::write(
+        zone.join("zone.json"),
+        serde_json::to_vec(&serde_json::json!({"format": "updhub-zone/1", "products": [{"name": product, "revision": revision}]})).unwrap(),
+    )
+    .unwrap();
+    zone
+}
+
+/// Deterministic incompressible bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut counter = 0u64;
+    while out.len() < len {
+        let mut h = blake3::Hasher::new();
+        h.update(&seed.to_le_bytes());
+        h.update(&counter.to_le_bytes());
+        out.extend_from_slice(h.finalize().as_bytes());
+        counter += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Options for a test node.
+#[derive(Default)]
+pub struct NodeOpts<'a> {
+    /// Cluster keys to copy (None: a new cluster).
+    pub keys_from: Option<&'a Path>,
+    /// The zone it mirrors.
+    pub zone: Option<&'a Path>,
+    /// Its parent URL.
+    pub parent: Option<String>,
+}
+
+/// Create a node in `dir/<id>` and open it with a fast sync interval.
+pub fn node(dir: &Path, id: &str, opts: NodeOpts<'_>) -> Arc<Hub> {
+    let data = dir.join(id);
+    Hub::init(
+        &data,
+        InitOptions {
+            keys_from: opts.keys_from.map(Path::to_owned),
+            id: Some(ServerId::new(id).unwrap()),
+            name: None,
+            parent: opts.parent,
+            zone: opts.zone.map(|z| z.display().to_string()),
+        },
+    )
+    .unwrap();
+    let mut cfg = Config::load(&data).unwrap();
+    cfg.upstream.sync_interval = Duration::from_millis(100);
+    Arc::new(Hub::open_with(&data, cfg).unwrap())
+}
+
+/// A child of `parent` in the same cluster.
+pub fn child_of(dir: &Path, id: &str, parent: &Hub, parent_url: Option<String>) -> Arc<Hub> {
+    let keys = dir.join(format!("{id}-keys"));
+    parent.export_keys(&keys).unwrap();
+    node(
+        dir,
+        id,
+        NodeOpts {
+            keys_from: Some(&keys),
+            parent: parent_url,
+            ..Default::default()
+        },
+    )
+}
+
+/// A running server.
+pub struct Running {
+    /// Its base URL, https://127.0.0.1:PORT/.
+    pub url: String,
+    /// Its counters.
+    pub stats: Arc<Stats>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Serve `hub` on 127.0.0.1:0 (and follow its parent if it has one).
+pub async fn start(hub: Arc<Hub>) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/", listener.local_addr().unwrap());
+    let stats = server::new_stats();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve_node(listener, hub, stats.clone(), async {
+        let _ = rx.await;
+    }));
+    Running {
+        url,
+        stats,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl Running {
+    /// Stop the server and wait for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Mirror the configured zone and publish.
+pub async fn mirror_and_publish(hub: &Hub) -> updhub::repo::Published {
+    hub.mirror(None, false).await.unwrap();
+    hub.publish(None).unwrap().0
+}
+
+/// Check out the current version of `hub` and return the folder.
+pub fn checkout(hub: &Hub, dir: &Path, name: &str) -> PathBuf {
+    let to = dir.join(format!("checkout-{name}"));
+    hub.checkout(&to).unwrap();
+    to
+}
+
+/// Every file under `dir` with its content, relative paths sorted.
+pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &e.path(), out);
+            } else {
+                let rel = e.path().strip_prefix(base).unwrap().display().to_string();
+                out.push((rel, fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Wait until `f` holds, polling; panics with `what` after 30 s.
+pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The blob files of a store.
+pub fn blobs(hub: &Hub) -> Vec<BlobId> {
+    hub.store.list().unwrap()
+}

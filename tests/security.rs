@@ -1,0 +1,269 @@
+//! Trust: only the cluster CA gets through; signatures, expiry and rollback are enforced;
+//! corrupt content never becomes current.
+
+mod common;
+
+use std::fs;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::*;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use updhub::child::{sync_once, SyncError};
+use updhub::repo::{Published, RepoError};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_ca_gets_no_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone();
+    let parent = node(
+        dir.path(),
+        "parent",
+        NodeOpts {
+            zone: Some(&zone),
+            ..Default::default()
+        },
+    );
+    mirror_and_publish(&parent).await;
+    let srv = start(parent.clone()).await;
+
+    // A stranger: its own cluster, its own CA.
+    let stranger = node(dir.path(), "stranger", NodeOpts::default());
+    let err = sync_once(&stranger, &srv.url).await.unwrap_err();
+    assert!(matches!(err, SyncError::Network { .. }), "{err}");
+    assert!(blobs(&stranger).is_empty());
+    assert!(stranger.db.published().unwrap().is_none());
+
+    // Even a stranger that trusts our CA, presenting its own certificate, is refused at the
+    // handshake; so is a client with no certificate at all.
+    let ca = CertificateDer::from_pem_file(parent.data.join("keys/ca.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let foreign_cert = CertificateDer::from_pem_file(stranger.data.join("keys/node.crt")).unwrap();
+    let foreign_key = PrivateKeyDer::from_pem_file(stranger.data.join("keys/node.key")).unwrap();
+    let with_cert = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_client_auth_cert(vec![foreign_cert], foreign_key)
+        .unwrap();
+    let without = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let published = parent.db.published().unwrap().unwrap();
+    let blob = parent.manifest(&published.root).unwrap().entries[0].blake3;
+    for tls in [with_cert, without] {
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .build()
+            .unwrap();
+        for path in ["v1/published".to_string(), format!("v1/blobs/{blob}")] {
+            let r = client.get(format!("{}{path}", srv.url)).send().await;
+            assert!(
+                r.is_err(),
+                "{path} answered a stranger: {:?}",
+                r.map(|r| r.status())
+            );
+        }
+    }
+    assert_eq!(srv.stats.blob_bytes.load(Ordering::Relaxed), 0);
+    assert_eq!(srv.stats.blob_requests.load(Ordering::Relaxed), 0);
+    assert!(srv.stats.rejected_handshakes.load(Ordering::Relaxed) >= 5);
+
+    // A member of the cluster does get through.
+    let member = child_of(dir.path(), "member", &parent, None);
+    sync_once(&member, &srv.url).await.unwrap();
+    assert!(srv.stats.blob_bytes.load(Ordering::Relaxed) > 0);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_blob_is_detected_and_the_child_stays_on_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let parent = node(
+        dir.path(),
+        "parent",
+        NodeOpts {
+            zone: Some(&zone),
+            ..Default::default()
+        },
+    );
+    let v1 = mirror_and_publish(&parent).await;
+    let srv = start(parent.clone()).await;
+    let child = child_of(dir.path(), "child", &parent, None);
+    sync_once(&child, &srv.url).await.unwrap();
+
+    set_zone_revision(&zone, "2026112402");
+    let old: std::collections::BTreeSet<_> = blobs(&parent).into_iter().collect();
+    let v2 = mirror_and_publish(&parent).await;
+    let new_blob = parent
+        .manifest(&v2.root)
+        .unwrap()
+        .blobs()
+        .into_iter()
+        .find(|(id, _)| !old.contains(id))
+        .unwrap()
+        .0;
+    // Rot on the parent's disk: the stored frame now holds other content of the same size.
+    let mut content = parent.store.read_bytes(&new_blob).unwrap();
+    content[0] ^= 0xff;
+    fs::write(
+        parent.store.blob_path(&new_blob),
+        zstd::encode_all(&content[..], 3).unwrap(),
+    )
+    .unwrap();
+
+    let err = sync_once(&child, &srv.url).await.unwrap_err();
+    assert!(err.to_string().contains(&new_blob.to_hex()), "{err}");
+    assert!(
+        matches!(
+            err,
+            SyncError::Store(updhub::store::StoreError::HashMismatch { .. })
+        ),
+        "{err}"
+    );
+    let cur = child.db.published().unwrap().unwrap();
+    assert_eq!(
+        (cur.number, cur.root),
+        (1, v1.root),
+        "the child stays on version 1"
+    );
+    assert!(!child.store.contains(&new_blob));
+    assert!(child.status().unwrap().sync.unwrap().last_error.is_some());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_older_version_and_an_expired_one_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let parent = node(
+        dir.path(),
+        "parent",
+        NodeOpts {
+            zone: Some(&zone),
+            ..Default::default()
+        },
+    );
+    let v1 = mirror_and_publish(&parent).await;
+    let srv = start(parent.clone()).await;
+    let child = child_of(dir.path(), "child", &parent, None);
+    sync_once(&child, &srv.url).await.unwrap();
+    set_zone_revision(&zone, "2026112402");
+    let v2 = mirror_and_publish(&parent).await;
+    sync_once(&child, &srv.url).await.unwrap();
+
+    // The parent (or someone in its place) serves the old, validly signed version 1 again.
+    parent.db.set_published(&v1).unwrap();
+    let err = sync_once(&child, &srv.url).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SyncError::Repo(RepoError::Rollback {
+                number: 1,
+                accepted: 2,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert_eq!(child.db.published().unwrap().unwrap().root, v2.root);
+
+    // A validly signed version 3 that has already expired.
+    let expired = Published::sign(
+        v1.root,
+        3,
+        Utc::now() - chrono::Duration::hours(1),
+        &parent.keys.signing,
+    );
+    parent.db.set_published(&expired).unwrap();
+    let err = sync_once(&child, &srv.url).await.unwrap_err();
+    assert!(
+        matches!(err, SyncError::Repo(RepoError::Expired { number: 3, .. })),
+        "{err}"
+    );
+    assert_eq!(child.db.published().unwrap().unwrap().number, 2);
+
+    // A version signed by another key.
+    let other = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let forged = Published::sign(v1.root, 9, Utc::now() + chrono::Duration::hours(1), &other);
+    parent.db.set_published(&forged).unwrap();
+    let err = sync_once(&child, &srv.url).await.unwrap_err();
+    assert!(
+        matches!(err, SyncError::Repo(RepoError::BadSignature { .. })),
+        "{err}"
+    );
+    assert_eq!(child.db.published().unwrap().unwrap().number, 2);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_parent_resigns_before_expiry_and_children_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone();
+    let data = dir.path().join("parent");
+    let parent = node(
+        dir.path(),
+        "parent",
+        NodeOpts {
+            zone: Some(&zone),
+            ..Default::default()
+        },
+    );
+    drop(parent);
+    let mut cfg = updhub::config::Config::load(&data).unwrap();
+    cfg.publish.expires_in = Duration::from_secs(2);
+    let parent = std::sync::Arc::new(updhub::Hub::open_with(&data, cfg).unwrap());
+    let v1 = mirror_and_publish(&parent).await;
+    let srv = start(parent.clone()).await;
+    let child = child_of(dir.path(), "child", &parent, Some(srv.url.clone()));
+    let follower = start(child.clone()).await;
+    // Wait past the first expiry: the child must still hold a valid, re-signed version 1.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for("the child to hold a re-signed version", || {
+        child
+            .db
+            .published()
+            .unwrap()
+            .is_some_and(|p| p.number == 1 && p.expires > v1.expires && p.expires > Utc::now())
+    })
+    .await;
+    follower.stop().await;
+    srv.stop().await;
+    // With the parent gone, the child's version nears expiry and it says so.
+    let p = child.db.published().unwrap().unwrap();
+    assert!(child.expiry_warning(&p).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_a_parent_that_syncs_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone();
+    let top = node(
+        dir.path(),
+        "top",
+        NodeOpts {
+            zone: Some(&zone),
+            ..Default::default()
+        },
+    );
+    mirror_and_publish(&top).await;
+    let top_srv = start(top.clone()).await;
+    let mid = child_of(dir.path(), "mid", &top, Some(top_srv.url.clone()));
+    let mid_srv = start(mid.clone()).await;
+    wait_for("mid to follow top", || {
+        mid.db.published().unwrap().is_some()
+    })
+    .await;
+    // The top now tries to take mid as its parent: mid's chain holds the top.
+    let err = sync_once(&top, &mid_srv.url).await.unwrap_err();
+    assert!(matches!(err, SyncError::Loop { .. }), "{err}");
+    mid_srv.stop().await;
+    top_srv.stop().await;
+}
