@@ -101,7 +101,7 @@ pub async fn mirror(
     }
     let manifest = Manifest::new(entries)?;
     // The same content may sit at several paths: read it once.
-    work.sort_by(|a, b| a.1.blake3.cmp(&b.1.blake3));
+    work.sort_by_key(|w| w.1.blake3);
     work.dedup_by(|a, b| a.1.blake3 == b.1.blake3);
     let new_bytes: u64 = work.iter().map(|w| w.1.size).sum();
     let bar = Arc::new(if progress {

@@ -125,11 +125,11 @@ async fn published(state: &State) -> Response<Body> {
 }
 
 /// The manifest of the current root, cached until the root changes.
-fn current_manifest(state: &State) -> Result<Arc<Manifest>, Response<Body>> {
+fn current_manifest(state: &State) -> Result<Arc<Manifest>, Box<Response<Body>>> {
     let p = match state.hub.db.published() {
         Ok(Some(p)) => p,
-        Ok(None) => return Err(error(StatusCode::NOT_FOUND, "nothing published yet")),
-        Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Ok(None) => return Err(Box::new(error(StatusCode::NOT_FOUND, "nothing published yet"))),
+        Err(e) => return Err(Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e))),
     };
     let mut cache = state
         .manifest_cache
@@ -144,7 +144,7 @@ fn current_manifest(state: &State) -> Result<Arc<Manifest>, Response<Body>> {
         state
             .hub
             .manifest(&p.root)
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?,
+            .map_err(|e| Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e)))?,
     );
     *cache = Some((p.root, m.clone()));
     Ok(m)
@@ -328,7 +328,7 @@ fn decode(s: &str) -> String {
 async fn zone(state: &State, rest: &[&str]) -> Response<Body> {
     let m = match current_manifest(state) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (index, lists) = crate::zone::describe_manifest(&m);
     let rest: Vec<String> = rest.iter().map(|s| decode(s)).collect();
