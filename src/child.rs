@@ -292,15 +292,24 @@ async fn fetch_blob(
 /// Network errors, a refused version (bad signature, expired, rollback), a blob that does not
 /// verify, or database errors. The current version only changes when everything verified.
 pub async fn sync_once(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncError> {
-    let result = sync_inner(hub, parent_url).await;
+    let parent = Parent::new(hub, parent_url)?;
+    let result = sync_inner(hub, &parent, parent_url).await;
     let err = result.as_ref().err().map(|e| e.to_string());
     hub.db.record_sync(parent_url, err.as_deref())?;
+    // Grants travel with every sync, whatever became of the repository: new ones, renewals,
+    // revocations, pending returns.
+    if !matches!(result, Err(SyncError::Network { .. })) {
+        if let Err(e) =
+            crate::license::api::refresh_from_parent(hub, &parent.client, &parent.base).await
+        {
+            tracing::warn!("license grants from {parent_url}: {e}");
+        }
+    }
     result
 }
 
-async fn sync_inner(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncError> {
+async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
-    let parent = Parent::new(hub, parent_url)?;
     let (doc, headers) = parent.bytes("v1/published").await?;
     let chain: Vec<String> = headers
         .get(routes_chain_header())
@@ -355,7 +364,7 @@ async fn sync_inner(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncError
             .filter(|(id, _)| !hub.store.contains(id))
             .collect();
         let results: Vec<(u64, bool)> = stream::iter(missing)
-            .map(|(id, size)| fetch_blob(&parent, &hub.store, id, size))
+            .map(|(id, size)| fetch_blob(parent, &hub.store, id, size))
             .buffer_unordered(hub.config.upstream.parallel)
             .try_collect()
             .await?;
@@ -367,7 +376,7 @@ async fn sync_inner(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncError
             .accept(&p, manifest.entries.len() as u64, manifest.total_size())?;
         report.changed = true;
     }
-    send_report(hub, &parent, Some(&p), &chain).await;
+    send_report(hub, parent, Some(&p), &chain).await;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

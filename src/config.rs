@@ -65,6 +65,9 @@ pub struct Config {
     /// The database.
     #[serde(default)]
     pub database: DatabaseSection,
+    /// Station licenses.
+    #[serde(default)]
+    pub licenses: LicensesSection,
 }
 
 /// `[server]`.
@@ -85,6 +88,9 @@ pub struct ServerSection {
     /// The same: requests per second allowed to each peer before 429.
     #[serde(default = "default_rps")]
     pub requests_per_second: u32,
+    /// Irrelevant: where stations register (server-only TLS, station credentials).
+    #[serde(default = "default_station_listen")]
+    pub station_listen: SocketAddr,
 }
 
 /// `[upstream]`.
@@ -118,6 +124,55 @@ pub struct PublishSection {
     /// The same: a child warns when its version expires within this time.
     #[serde(default = "default_warn_before", with = "humantime_serde")]
     pub warn_before: Duration,
+}
+
+/// `[licenses]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicensesSection {
+    /// The same: ed25519 public keys (hex) of the license issuers this cluster trusts.
+    #[serde(default = "default_issuers")]
+    pub issuers: Vec<String>,
+    /// The same: clock-skew allowance between servers. A receiver stops counting a grant this
+    /// long before its end; the donor takes it back only this long after.
+    #[serde(default = "default_skew", with = "humantime_serde")]
+    pub skew_margin: Duration,
+    /// The same: stations not seen for this long are purged and free their license.
+    #[serde(default = "default_station_ttl", with = "humantime_serde")]
+    pub station_ttl: Duration,
+    /// The same: warn when a key or received grant ends within this time.
+    #[serde(default = "default_license_warn", with = "humantime_serde")]
+    pub warn_before: Duration,
+}
+
+/// The public key of the demo issuer whose demo license ships in `mirror/licenses/`.
+pub const DEMO_ISSUER: &str = include_str!("../mirror/licenses/demo-issuer.pub");
+
+fn default_issuers() -> Vec<String> {
+    vec![DEMO_ISSUER.trim().to_owned()]
+}
+fn default_skew() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_station_ttl() -> Duration {
+    Duration::from_secs(30 * 86400)
+}
+fn default_license_warn() -> Duration {
+    Duration::from_secs(3 * 86400)
+}
+fn default_station_listen() -> SocketAddr {
+    "127.0.0.1:8843".parse().expect("valid default")
+}
+
+impl Default for LicensesSection {
+    fn default() -> Self {
+        LicensesSection {
+            issuers: default_issuers(),
+            skew_margin: default_skew(),
+            station_ttl: default_station_ttl(),
+            warn_before: default_license_warn(),
+        }
+    }
 }
 
 /// `[database]`.
@@ -201,10 +256,12 @@ impl Config {
                 listen: default_listen(),
                 max_connections: default_max_connections(),
                 requests_per_second: default_rps(),
+                station_listen: default_station_listen(),
             },
             upstream: UpstreamSection::default(),
             publish: PublishSection::default(),
             database: DatabaseSection::default(),
+            licenses: LicensesSection::default(),
         }
     }
 
@@ -305,6 +362,25 @@ impl Config {
                 "must be at least 1s, e.g. \"7d\"",
             ));
         }
+        for i in &self.licenses.issuers {
+            let mut k = [0u8; 32];
+            if hex::decode_to_slice(i, &mut k).is_err()
+                || ed25519_dalek::VerifyingKey::from_bytes(&k).is_err()
+            {
+                return Err(invalid(
+                    "licenses.issuers",
+                    format!("{i:?}"),
+                    "each issuer is an ed25519 public key as 64 hex characters, as given by the issuer",
+                ));
+            }
+        }
+        if self.licenses.skew_margin >= self.licenses.station_ttl {
+            return Err(invalid(
+                "licenses.skew_margin",
+                humantime::format_duration(self.licenses.skew_margin).to_string(),
+                "must be shorter than licenses.station_ttl, e.g. \"5m\"",
+            ));
+        }
         if !self.database.url.starts_with("sqlite:") {
             return Err(invalid(
                 "database.url",
@@ -331,6 +407,10 @@ impl Config {
             "auto_resign": self.publish.auto_resign,
             "warn_before": self.publish.warn_before.as_secs(),
             "database": self.database.url,
+            "issuers": self.licenses.issuers,
+            "skew_margin": self.licenses.skew_margin.as_secs(),
+            "station_ttl": self.licenses.station_ttl.as_secs(),
+            "license_warn": self.licenses.warn_before.as_secs(),
         });
         blake3::hash(same.to_string().as_bytes()).to_hex()[..16].to_owned()
     }
@@ -359,6 +439,8 @@ listen = "{listen}"
 max_connections = {maxc}
 # [same] Requests per second allowed to each peer before it gets 429.
 requests_per_second = {rps}
+# [irrelevant] Address where stations register (server-only TLS, station credentials).
+station_listen = "{sl}"
 
 [upstream]
 # [same] The zone a parent mirrors: a folder or an https:// URL (another updhub's /v1/zone).
@@ -381,6 +463,18 @@ warn_before = "{wb}"
 [database]
 # [same] The database; "sqlite:FILE" is relative to the data folder.
 url = {db:?}
+
+[licenses]
+# [same] ed25519 public keys (hex) of the license issuers this cluster trusts. The default
+# is the demo issuer of mirror/licenses/; replace it with your vendor's key.
+issuers = {issuers}
+# [same] Clock-skew allowance: a receiver stops counting a grant this long before its end,
+# the donor takes it back only this long after it.
+skew_margin = "{skew}"
+# [same] Stations not seen for this long are purged and free their license.
+station_ttl = "{sttl}"
+# [same] Warn when a key or received grant ends within this time.
+warn_before = "{lwb}"
 "#,
             id = self.server.id.as_str(),
             name = self.server.name,
@@ -394,6 +488,11 @@ url = {db:?}
             ar = self.publish.auto_resign,
             wb = d(self.publish.warn_before),
             db = self.database.url,
+            sl = self.server.station_listen,
+            issuers = serde_json::to_string(&self.licenses.issuers).expect("strings serialize"),
+            skew = d(self.licenses.skew_margin),
+            sttl = d(self.licenses.station_ttl),
+            lwb = d(self.licenses.warn_before),
         )
     }
 }

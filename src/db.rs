@@ -13,7 +13,10 @@ use crate::id::{Root, ServerId};
 use crate::repo::Published;
 
 /// The migrations, in order; the schema version is their count.
-const MIGRATIONS: &[&str] = &[include_str!("../schemas/001-core.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../schemas/001-core.sql"),
+    include_str!("../schemas/002-licenses.sql"),
+];
 
 /// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +221,27 @@ impl Db {
             what: what.to_owned(),
             why: why.to_string(),
         }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether `id` is a server this one knows: a child that has reported here.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn knows_server(&self, id: &str) -> Result<bool, DbError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT 1 FROM children WHERE server_id=?1 AND child_id=?2",
+                params![self.server.as_str(), id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+        })
     }
 
     /// Record a completed mirror run.

@@ -6,6 +6,7 @@ use crate::child::SyncError;
 use crate::config::ConfigError;
 use crate::db::DbError;
 use crate::keys::KeyError;
+use crate::license::LicenseError;
 use crate::mirror::MirrorError;
 use crate::repo::RepoError;
 use crate::store::StoreError;
@@ -38,6 +39,9 @@ pub enum Error {
     /// Child sync.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// Licenses.
+    #[error(transparent)]
+    License(#[from] LicenseError),
     /// A data folder problem.
     #[error("{path}: {why}")]
     Data {
@@ -64,6 +68,9 @@ impl Error {
     pub fn retryable(&self) -> bool {
         match self {
             Error::Sync(e) => e.retryable(),
+            Error::License(e) => {
+                matches!(e, LicenseError::Network { .. } | LicenseError::Db { .. })
+            }
             Error::Zone(ZoneError::Http { .. }) | Error::Io { .. } => true,
             Error::Store(StoreError::Io { .. }) | Error::Store(StoreError::Source { .. }) => true,
             _ => false,
@@ -73,6 +80,7 @@ impl Error {
     /// The HTTP status this error maps to when it answers a request.
     pub fn http_status(&self) -> u16 {
         match self {
+            Error::License(e) => e.http_status(),
             Error::Store(StoreError::Missing(_)) => 404,
             Error::State(_) => 404,
             Error::Repo(_) | Error::Zone(ZoneError::Bad { .. }) => 400,

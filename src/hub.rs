@@ -47,6 +47,8 @@ pub struct Hub {
     pub db: Db,
     /// The blob store.
     pub store: Store,
+    /// Station licenses and grants.
+    pub ledger: crate::license::Ledger,
     /// The ids of the parents this node syncs through, nearest first (loop detection).
     pub chain: Mutex<Vec<String>>,
 }
@@ -82,6 +84,33 @@ pub struct ChildStatus {
     pub in_sync: bool,
     /// Whether its must-be-the-same settings match this node's.
     pub config_matches: bool,
+}
+
+/// The demo license key shipped with the sample data (`mirror/licenses/`).
+pub fn demo_license_path() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mirror/licenses/demo-license.json"
+    ))
+}
+
+/// `license add FILE`: read, check (trusted issuer, signature, not expired) and store a key.
+///
+/// # Errors
+/// An unreadable or invalid file, an untrusted issuer, an expired key, the same key twice.
+pub async fn add_license_file(hub: &Hub, file: &Path) -> Result<crate::license::LicenseKey, Error> {
+    let bytes = fs::read(file).map_err(|e| crate::license::LicenseError::BadKey {
+        what: file.display().to_string(),
+        why: format!("cannot be read ({e}); check the path"),
+    })?;
+    let key = crate::license::LicenseKey::parse_and_check(
+        &bytes,
+        &file.display().to_string(),
+        &hub.config.licenses.issuers,
+        Utc::now(),
+    )?;
+    hub.ledger.add_key(key.clone()).await?;
+    Ok(key)
 }
 
 impl Hub {
@@ -142,12 +171,19 @@ impl Hub {
         let keys = ClusterKeys::load(&data.join("keys"))?;
         let db = Db::open(&config.sqlite_path(data), config.server.id.clone())?;
         let store = Store::open(data.join("store"))?;
+        let ledger = crate::license::Ledger::open(
+            db.path(),
+            config.server.id.clone(),
+            keys.signing.clone(),
+            config.licenses.skew_margin,
+        )?;
         Ok(Hub {
             data: data.to_owned(),
             config,
             keys,
             db,
             store,
+            ledger,
             chain: Mutex::new(Vec::new()),
         })
     }

@@ -308,6 +308,9 @@ pub struct ClusterKeys {
     pub server_tls: Arc<rustls::ServerConfig>,
     /// mTLS client side: trusts the cluster CA, presents this node's certificate.
     pub client_tls: Arc<rustls::ClientConfig>,
+    /// The station listener: the same server certificate, no client certificate asked
+    /// (stations authenticate with their own credentials).
+    pub station_tls: Arc<rustls::ServerConfig>,
 }
 
 impl std::fmt::Debug for ClusterKeys {
@@ -335,6 +338,18 @@ impl ClusterKeys {
             rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
                 .build()
                 .map_err(|e| KeyError::Tls(e.to_string()))?;
+        let mut station_tls = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| KeyError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(shared.server_chain.clone(), shared.server_key.clone_key())
+            .map_err(|e| {
+                bad(
+                    &dir.join("server.key"),
+                    format!("does not fit server.crt ({e})"),
+                )
+            })?;
+        station_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let server_tls = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| KeyError::Tls(e.to_string()))?
@@ -364,6 +379,7 @@ impl ClusterKeys {
             signing: Arc::new(shared.signing),
             server_tls: Arc::new(server_tls),
             client_tls: Arc::new(client_tls),
+            station_tls: Arc::new(station_tls),
         })
     }
 }

@@ -12,6 +12,7 @@
 //! - [`hub`]: one node and the admin commands on it.
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
 //! - [`child`]: syncing from a parent.
+//! - [`license`]: license keys, stations and grants (donations between servers).
 //! - [`id`], [`error`]: typed ids and the crate error.
 
 pub mod child;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod hub;
 pub mod id;
 pub mod keys;
+pub mod license;
 pub mod mirror;
 pub mod repo;
 pub mod server;

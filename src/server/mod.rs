@@ -37,6 +37,15 @@ pub(crate) struct State {
     pub manifest_cache: std::sync::Mutex<Option<(crate::id::Root, Arc<crate::repo::Manifest>)>>,
 }
 
+/// Which API a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    /// The interserver API: mutual TLS with the cluster CA.
+    Interserver,
+    /// The station API: server-only TLS, station credentials.
+    Stations,
+}
+
 /// Serve the interserver API on `listener` until `shutdown` completes.
 ///
 /// # Errors
@@ -47,9 +56,26 @@ pub async fn run(
     stats: Arc<Stats>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    run_face(Face::Interserver, listener, hub, stats, shutdown).await
+}
+
+/// Serve one face of the API on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// Only a failure of the listener itself.
+pub async fn run_face(
+    face: Face,
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    stats: Arc<Stats>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let rps = NonZeroU32::new(hub.config.server.requests_per_second).unwrap_or(NonZeroU32::MIN);
     let permits = Arc::new(Semaphore::new(hub.config.server.max_connections));
-    let acceptor = TlsAcceptor::from(hub.keys.server_tls.clone());
+    let acceptor = TlsAcceptor::from(match face {
+        Face::Interserver => hub.keys.server_tls.clone(),
+        Face::Stations => hub.keys.station_tls.clone(),
+    });
     let state = Arc::new(State {
         hub,
         stats,
@@ -94,14 +120,18 @@ pub async fn run(
                     }
                     Err(_) => return,
                 };
-            let peer = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(crate::keys::peer_name)
-                .unwrap_or_else(|| "unknown".to_owned());
-            let svc = service_fn(move |req| routes::handle(state.clone(), peer.clone(), req));
+            let peer = match face {
+                Face::Interserver => tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(crate::keys::peer_name)
+                    .unwrap_or_else(|| "unknown".to_owned()),
+                // Stations are told apart by address for rate limiting only.
+                Face::Stations => remote.ip().to_string(),
+            };
+            let svc = service_fn(move |req| routes::handle(state.clone(), face, peer.clone(), req));
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(routes::CHUNK_BUF)
                 .serve_connection(TokioIo::new(tls), svc);
@@ -141,12 +171,62 @@ pub fn routes_chain_header() -> &'static str {
 /// A failure of the listener.
 pub async fn serve_node(
     listener: TcpListener,
+    stations: Option<TcpListener>,
     hub: Arc<Hub>,
     stats: Arc<Stats>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    // Expiry survives downtime: whatever ended while this node was down is reclaimed before
+    // the first request is served.
+    let swept = hub
+        .ledger
+        .sweep(hub.config.licenses.station_ttl)
+        .await
+        .map_err(std::io::Error::other)?;
+    if swept != crate::license::ledger::Sweep::default() {
+        tracing::info!(?swept, "license sweep at start");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    {
+        let hub = hub.clone();
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let every = (hub.config.licenses.skew_margin / 2).clamp(Duration::from_millis(200), Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
+                match hub.ledger.sweep(hub.config.licenses.station_ttl).await {
+                    Ok(s) if s != crate::license::ledger::Sweep::default() => tracing::info!(?s, "license sweep"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("license sweep failed: {e}"),
+                }
+                if let Ok(sources) = hub.ledger.status(hub.config.licenses.warn_before) {
+                    for s in sources.iter().filter(|s| s.expiring_soon) {
+                        tracing::warn!(
+                            "license {} ({}) stops counting at {}: {} stations use it; renew it or add a key",
+                            s.source_id, s.kind, s.usable_until, s.used
+                        );
+                    }
+                }
+            }
+        });
+    }
+    if let Some(l) = stations {
+        let hub = hub.clone();
+        let stats = stats.clone();
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let done = async move {
+                let _ = stop.changed().await;
+            };
+            if let Err(e) = run_face(Face::Stations, l, hub, stats, done).await {
+                tracing::error!("station listener failed: {e}");
+            }
+        });
+    }
     if let Some(parent) = hub.config.upstream.parent.clone() {
         tasks.spawn(crate::child::follow(hub.clone(), parent, stop_rx.clone()));
     } else {

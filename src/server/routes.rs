@@ -69,6 +69,7 @@ fn json(v: &impl serde::Serialize) -> Response<Body> {
 /// Route one request from `peer` (the server id in its client certificate).
 pub(crate) async fn handle(
     state: Arc<State>,
+    face: super::Face,
     peer: String,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
@@ -83,7 +84,28 @@ pub(crate) async fn handle(
     }
     let path = req.uri().path().to_owned();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if face == super::Face::Stations {
+        let resp = match (req.method(), parts.as_slice()) {
+            (&Method::POST, ["v1", "stations", action @ ("register" | "heartbeat")]) => {
+                let action = action.to_string();
+                station(&state, &action, req).await
+            }
+            _ => error(
+                StatusCode::NOT_FOUND,
+                format!("no station route {} {path}", req.method()),
+            ),
+        };
+        return Ok(resp);
+    }
     let resp = match (req.method(), parts.as_slice()) {
+        (&Method::GET, ["v1", "licenses", "grants"]) => match state.hub.ledger.tokens_for(&peer) {
+            Ok(t) => json(&t),
+            Err(e) => license_error(&e),
+        },
+        (&Method::POST, ["v1", "licenses", action @ ("ack" | "return")]) => {
+            let action = action.to_string();
+            grant_call(&state, &action, peer, req).await
+        }
         (&Method::GET, ["v1", "published"]) => published(&state).await,
         (&Method::GET, ["v1", "versions", root]) => version(&state, root).await,
         (&Method::GET | &Method::HEAD, ["v1", "blobs", hash]) => blob(&state, hash, &req).await,
@@ -128,7 +150,12 @@ async fn published(state: &State) -> Response<Body> {
 fn current_manifest(state: &State) -> Result<Arc<Manifest>, Box<Response<Body>>> {
     let p = match state.hub.db.published() {
         Ok(Some(p)) => p,
-        Ok(None) => return Err(Box::new(error(StatusCode::NOT_FOUND, "nothing published yet"))),
+        Ok(None) => {
+            return Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                "nothing published yet",
+            )))
+        }
         Err(e) => return Err(Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e))),
     };
     let mut cache = state
@@ -315,6 +342,87 @@ async fn report(state: &State, peer: String, req: Request<Incoming>) -> Response
             &serde_json::json!({ "ok": true, "config_digest": state.hub.config.same_digest() }),
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn license_error(e: &crate::license::LicenseError) -> Response<Body> {
+    error(
+        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        e,
+    )
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body: {e}"),
+            ))
+        }
+    };
+    serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("request body is not valid: {e}"),
+        )
+    })
+}
+
+/// `POST /v1/licenses/ack|return`: the calling server acknowledges a revocation or returns a
+/// grant it received from this server.
+async fn grant_call(
+    state: &State,
+    action: &str,
+    peer: String,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let body: crate::license::api::GrantRef = match read_json(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let ledger = &state.hub.ledger;
+    let res = if action == "ack" {
+        ledger.acknowledge(peer, body.grant_id).await
+    } else {
+        ledger.accept_return(peer, body.grant_id).await
+    };
+    match res {
+        Ok(()) => json(&serde_json::json!({ "ok": true })),
+        Err(e) => license_error(&e),
+    }
+}
+
+/// `POST /v1/stations/register|heartbeat`.
+async fn station(state: &State, action: &str, req: Request<Incoming>) -> Response<Body> {
+    let creds: crate::license::api::StationCredentials = match read_json(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(e) = crate::license::api::check_credentials(&creds) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let ledger = &state.hub.ledger;
+    let station = creds.station.clone();
+    let res = if action == "register" {
+        ledger.register_station(creds.station, creds.secret).await
+    } else {
+        ledger
+            .heartbeat(creds.station, creds.secret)
+            .await
+            .map(|s| (s, false))
+    };
+    match res {
+        Ok((license, new)) => json(&crate::license::api::StationAnswer {
+            station,
+            server: state.hub.id().to_string(),
+            license,
+            new,
+        }),
+        Err(e) => license_error(&e),
     }
 }
 

@@ -150,9 +150,15 @@ pub async fn start(hub: Arc<Hub>) -> Running {
     let url = format!("https://{}/", listener.local_addr().unwrap());
     let stats = server::new_stats();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve_node(listener, hub, stats.clone(), async {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(server::serve_node(
+        listener,
+        None,
+        hub,
+        stats.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
     Running {
         url,
         stats,

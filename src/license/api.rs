@@ -1,0 +1,175 @@
+//! The license routes. Interserver (mutual TLS; the caller is the server id in its
+//! certificate): `GET /v1/licenses/grants`, `POST /v1/licenses/ack`, `POST /v1/licenses/return`.
+//! Stations (their own listener, server-only TLS, station credentials in the body):
+//! `POST /v1/stations/register`, `POST /v1/stations/heartbeat`. And the receiver's side:
+//! fetching its grants from its parent on every sync and heartbeat.
+
+use serde::{Deserialize, Serialize};
+
+use super::{GrantToken, LicenseError};
+use crate::hub::Hub;
+
+/// Body of `POST /v1/licenses/ack` and `/v1/licenses/return`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRef {
+    /// The grant.
+    pub grant_id: String,
+}
+
+/// Body of the station routes.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationCredentials {
+    /// The station's id.
+    pub station: String,
+    /// Its secret.
+    pub secret: String,
+}
+
+/// Answer of the station routes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StationAnswer {
+    /// The station.
+    pub station: String,
+    /// The server that holds its license.
+    pub server: String,
+    /// The key or grant its license comes from.
+    pub license: String,
+    /// Whether this call took a new license.
+    pub new: bool,
+}
+
+/// Check station credentials: ids like server ids, secrets 16-256 bytes.
+///
+/// # Errors
+/// [`LicenseError::BadKey`]-style refusal naming the field.
+pub fn check_credentials(c: &StationCredentials) -> Result<(), LicenseError> {
+    crate::id::ServerId::new(&c.station)
+        .map_err(|e| LicenseError::Refused(format!("station id: {e}")))?;
+    if c.secret.len() < 16 || c.secret.len() > 256 {
+        return Err(LicenseError::Refused(
+            "a station secret is 16 to 256 characters; generate a random one per station".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Receiver side, run on every sync and heartbeat: fetch our grants from the parent, verify
+/// each token offline, apply them, acknowledge revocations, retry pending returns.
+/// Returns how many tokens were fetched.
+///
+/// # Errors
+/// Network errors or a refused token; nothing is applied from a batch with a bad token.
+pub async fn refresh_from_parent(
+    hub: &Hub,
+    client: &reqwest::Client,
+    base: &reqwest::Url,
+) -> Result<usize, LicenseError> {
+    let net = |url: &reqwest::Url, e: &dyn std::fmt::Display| LicenseError::Network {
+        url: url.to_string(),
+        why: e.to_string(),
+    };
+    let url = base
+        .join("v1/licenses/grants")
+        .expect("relative path joins");
+    let resp = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| net(&url, &e))?;
+    if !resp.status().is_success() {
+        return Err(net(&url, &format!("answered {}", resp.status())));
+    }
+    let tokens: Vec<GrantToken> = resp.json().await.map_err(|e| net(&url, &e))?;
+    for t in &tokens {
+        t.verify(&hub.keys.verifying, hub.id().as_str())?;
+    }
+    let n = tokens.len();
+    let acks = hub.ledger.apply_tokens(tokens).await?;
+    for grant_id in acks {
+        post(client, base, "v1/licenses/ack", &GrantRef { grant_id }).await?;
+    }
+    for grant_id in hub.ledger.pending_returns()? {
+        post(
+            client,
+            base,
+            "v1/licenses/return",
+            &GrantRef {
+                grant_id: grant_id.clone(),
+            },
+        )
+        .await?;
+        hub.ledger.finish_return(grant_id).await?;
+    }
+    Ok(n)
+}
+
+async fn post(
+    client: &reqwest::Client,
+    base: &reqwest::Url,
+    path: &str,
+    body: &GrantRef,
+) -> Result<(), LicenseError> {
+    let url = base.join(path).expect("relative path joins");
+    let resp = client
+        .post(url.clone())
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| LicenseError::Network {
+            url: url.to_string(),
+            why: e.to_string(),
+        })?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(LicenseError::Network {
+            url: url.to_string(),
+            why: format!(
+                "answered {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            ),
+        })
+    }
+}
+
+/// `license return`: stop counting a received grant and tell the donor (the parent). If the
+/// donor is unreachable the return stays pending and is retried on every sync.
+///
+/// # Errors
+/// See [`super::Ledger::start_return`]; an unreachable donor is not an error.
+pub async fn return_grant(hub: &Hub, grant_id: &str) -> Result<bool, LicenseError> {
+    hub.ledger.start_return(grant_id.to_owned()).await?;
+    let Some(parent) = hub.config.upstream.parent.clone() else {
+        return Ok(false);
+    };
+    let client = crate::child::http_client(&hub.keys).map_err(|why| LicenseError::Network {
+        url: parent.clone(),
+        why,
+    })?;
+    let base = reqwest::Url::parse(&parent).map_err(|e| LicenseError::Network {
+        url: parent.clone(),
+        why: e.to_string(),
+    })?;
+    match post(
+        &client,
+        &base,
+        "v1/licenses/return",
+        &GrantRef {
+            grant_id: grant_id.to_owned(),
+        },
+    )
+    .await
+    {
+        Ok(()) => {
+            hub.ledger.finish_return(grant_id.to_owned()).await?;
+            Ok(true)
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! Station licenses (reference point 7): license keys signed by an issuer, stations that each
+//! hold one station license, and grants: signed, time-limited donations of licenses from one
+//! server to another over the interserver connection, which the receiver may donate on.
+//!
+//! - this file: the signed documents (key files, grant tokens) and the errors;
+//! - [`ledger`]: the database side, where conservation is enforced by triggers and writes
+//!   are group-committed;
+//! - [`api`]: the interserver and station routes, and the receiver's fetch.
+
+pub mod api;
+pub mod ledger;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+pub use ledger::Ledger;
+
+/// Format tag of a license key file.
+pub const KEY_FORMAT: &str = "updhub-license/1";
+/// Format tag of a grant token.
+pub const GRANT_FORMAT: &str = "updhub-grant/1";
+
+/// Errors about licenses. Each says what is wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LicenseError {
+    /// A key file is not valid.
+    #[error("license key {what}: {why}")]
+    BadKey {
+        /// The file or key id.
+        what: String,
+        /// What is wrong and the fix.
+        why: String,
+    },
+    /// A grant token is not valid.
+    #[error("grant {what}: {why}")]
+    BadGrant {
+        /// The grant id or source.
+        what: String,
+        /// What is wrong and the fix.
+        why: String,
+    },
+    /// A request breaks a rule (not enough free licenses, bad period, unknown server...).
+    #[error("{0}")]
+    Refused(String),
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The database failed.
+    #[error("license database {path}: {why}; check the file is writable and the disk not full")]
+    Db {
+        /// The database file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// The donor could not be reached.
+    #[error("donor {url}: {why}; it will be retried on the next sync")]
+    Network {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
+}
+
+impl LicenseError {
+    /// The HTTP status of this error when it answers a request.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            LicenseError::BadKey { .. } | LicenseError::BadGrant { .. } => 400,
+            LicenseError::Refused(_) => 409,
+            LicenseError::NotFound(_) => 404,
+            LicenseError::Db { .. } => 500,
+            LicenseError::Network { .. } => 502,
+        }
+    }
+}
+
+fn check_id(s: &str, kind: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{kind} '{}' is not valid: use 1-64 letters, digits, '.', '_' or '-'",
+            s.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+fn sig_hex(key: &SigningKey, bytes: &[u8]) -> String {
+    hex::encode(key.sign(bytes).to_bytes())
+}
+
+fn verify_hex(key_hex: &str, sig: &str, bytes: &[u8]) -> Result<VerifyingKey, String> {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(key_hex, &mut k)
+        .map_err(|_| "its key is not 64 hex characters".to_owned())?;
+    let key = VerifyingKey::from_bytes(&k)
+        .map_err(|_| "its key is not an ed25519 public key".to_owned())?;
+    let mut s = [0u8; 64];
+    hex::decode_to_slice(sig, &mut s)
+        .map_err(|_| "its signature is not 128 hex characters".to_owned())?;
+    key.verify(bytes, &Signature::from_bytes(&s)).map_err(|_| {
+        "its signature does not verify; the file was altered or not signed by this key".to_owned()
+    })?;
+    Ok(key)
+}
+
+/// A license key file: N station licenses for a holder over a period, signed by an issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseKey {
+    /// Always [`KEY_FORMAT`].
+    pub format: String,
+    /// Unique key id.
+    pub key_id: String,
+    /// Who holds it.
+    pub holder: String,
+    /// Station licenses in it.
+    pub stations: u32,
+    /// Valid from.
+    pub valid_from: DateTime<Utc>,
+    /// Valid until.
+    pub valid_until: DateTime<Utc>,
+    /// The issuer's ed25519 public key, hex.
+    pub issuer: String,
+    /// The issuer's signature of the fields above, hex.
+    pub signature: String,
+}
+
+impl LicenseKey {
+    fn signed_bytes(&self) -> Vec<u8> {
+        format!(
+            "{KEY_FORMAT}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.key_id,
+            self.holder,
+            self.stations,
+            self.valid_from.timestamp(),
+            self.valid_until.timestamp(),
+            self.issuer
+        )
+        .into_bytes()
+    }
+
+    /// Issue and sign a key (issuers and tests; admins receive key files).
+    pub fn issue(
+        issuer: &SigningKey,
+        key_id: &str,
+        holder: &str,
+        stations: u32,
+        valid_from: DateTime<Utc>,
+        valid_until: DateTime<Utc>,
+    ) -> LicenseKey {
+        let mut k = LicenseKey {
+            format: KEY_FORMAT.into(),
+            key_id: key_id.into(),
+            holder: holder.into(),
+            stations,
+            valid_from: valid_from.trunc_subsecs(0),
+            valid_until: valid_until.trunc_subsecs(0),
+            issuer: hex::encode(issuer.verifying_key().as_bytes()),
+            signature: String::new(),
+        };
+        k.signature = sig_hex(issuer, &k.signed_bytes());
+        k
+    }
+
+    /// Parse a key file and check it: format, fields, a trusted issuer, the signature, and
+    /// that it has not expired at `now`.
+    ///
+    /// # Errors
+    /// [`LicenseError::BadKey`] naming the problem and the fix.
+    pub fn parse_and_check(
+        bytes: &[u8],
+        what: &str,
+        issuers: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<LicenseKey, LicenseError> {
+        let bad = |why: String| LicenseError::BadKey {
+            what: what.to_owned(),
+            why,
+        };
+        let k: LicenseKey = serde_json::from_slice(bytes)
+            .map_err(|e| bad(format!("not a valid license key file: {e}")))?;
+        if k.format != KEY_FORMAT {
+            return Err(bad(format!(
+                "format is '{}', expected '{KEY_FORMAT}'",
+                k.format
+            )));
+        }
+        check_id(&k.key_id, "key id").map_err(&bad)?;
+        if k.key_id.starts_with("g-") {
+            return Err(bad(
+                "key ids starting with 'g-' are reserved for grants".into()
+            ));
+        }
+        if k.stations == 0 {
+            return Err(bad("it holds 0 station licenses".into()));
+        }
+        if k.valid_until <= k.valid_from {
+            return Err(bad("its validity ends before it starts".into()));
+        }
+        if !issuers.iter().any(|i| i.eq_ignore_ascii_case(&k.issuer)) {
+            return Err(bad(format!(
+                "its issuer {} is not trusted; add the issuer's public key to licenses.issuers in updhub.toml if you trust it",
+                k.issuer
+            )));
+        }
+        verify_hex(&k.issuer, &k.signature, &k.signed_bytes()).map_err(&bad)?;
+        if k.valid_until <= now {
+            return Err(bad(format!(
+                "it expired at {}; ask the issuer for a renewed key",
+                k.valid_until
+            )));
+        }
+        Ok(k)
+    }
+}
+
+/// The state a grant token carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantStatus {
+    /// In force.
+    Active,
+    /// The donor takes it back: the receiver stops counting it and acknowledges.
+    Revoked,
+    /// The receiver gave it back.
+    Returned,
+    /// Past its end.
+    Expired,
+}
+
+/// A grant: `count` station licenses from `donor` to `receiver` until `not_after`, carved
+/// from `source` (a key, or a grant the donor itself received: then `parent_grant`).
+/// Signed by the donor with the cluster key; the receiver verifies it offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantToken {
+    /// Always [`GRANT_FORMAT`].
+    pub format: String,
+    /// Unique grant id, `g-` and 16 hex digits.
+    pub grant_id: String,
+    /// The donor server's id.
+    pub donor: String,
+    /// The receiver server's id.
+    pub receiver: String,
+    /// Station licenses.
+    pub count: u32,
+    /// The grant ends here.
+    pub not_after: DateTime<Utc>,
+    /// The key or grant it is carved from, at the donor.
+    pub source: String,
+    /// The grant it is carved from, if the donor donates on what it received.
+    pub parent_grant: Option<String>,
+    /// Bumped by every change (renewal, revocation).
+    pub revision: u32,
+    /// Its state.
+    pub status: GrantStatus,
+    /// The signing public key, hex.
+    pub key: String,
+    /// Signature, hex.
+    pub signature: String,
+}
+
+impl GrantToken {
+    fn signed_bytes(&self) -> Vec<u8> {
+        format!(
+            "{GRANT_FORMAT}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{:?}",
+            self.grant_id,
+            self.donor,
+            self.receiver,
+            self.count,
+            self.not_after.timestamp(),
+            self.source,
+            self.parent_grant.as_deref().unwrap_or("-"),
+            self.revision,
+            self.status
+        )
+        .into_bytes()
+    }
+
+    /// (Re-)sign the token with the donor's cluster key.
+    pub fn sign(&mut self, key: &SigningKey) {
+        self.not_after = self.not_after.trunc_subsecs(0);
+        self.key = hex::encode(key.verifying_key().as_bytes());
+        self.signature = sig_hex(key, &self.signed_bytes());
+    }
+
+    /// A new random grant id.
+    pub fn new_id() -> String {
+        format!("g-{}", hex::encode(rand::random::<[u8; 8]>()))
+    }
+
+    /// Verify a token received from a donor: format, the cluster key, and that it is for us.
+    ///
+    /// # Errors
+    /// [`LicenseError::BadGrant`].
+    pub fn verify(&self, cluster: &VerifyingKey, me: &str) -> Result<(), LicenseError> {
+        let bad = |why: String| LicenseError::BadGrant {
+            what: self.grant_id.clone(),
+            why,
+        };
+        if self.format != GRANT_FORMAT {
+            return Err(bad(format!(
+                "format '{}' is not '{GRANT_FORMAT}'",
+                self.format
+            )));
+        }
+        if self.key != hex::encode(cluster.as_bytes()) {
+            return Err(bad(
+                "it is not signed with this cluster's key; the donor belongs to another cluster"
+                    .into(),
+            ));
+        }
+        verify_hex(&self.key, &self.signature, &self.signed_bytes()).map_err(&bad)?;
+        if self.receiver != me {
+            return Err(bad(format!(
+                "it is for server {}, not this server {me}",
+                self.receiver
+            )));
+        }
+        check_id(&self.donor, "donor").map_err(&bad)?;
+        if !self.grant_id.starts_with("g-") {
+            return Err(bad("its id does not start with 'g-'".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn key_files_check_issuer_signature_and_expiry() {
+        let issuer = SigningKey::generate(&mut rand::rngs::OsRng);
+        let now = Utc::now();
+        let k = LicenseKey::issue(
+            &issuer,
+            "K1",
+            "ACME",
+            10,
+            now - Duration::days(1),
+            now + Duration::days(30),
+        );
+        let trusted = vec![k.issuer.clone()];
+        let bytes = serde_json::to_vec(&k).unwrap();
+        assert_eq!(
+            LicenseKey::parse_and_check(&bytes, "k", &trusted, now).unwrap(),
+            k
+        );
+        let err = LicenseKey::parse_and_check(&bytes, "k", &[], now).unwrap_err();
+        assert!(err.to_string().contains("not trusted"), "{err}");
+        let mut forged = k.clone();
+        forged.stations = 1000;
+        let err =
+            LicenseKey::parse_and_check(&serde_json::to_vec(&forged).unwrap(), "k", &trusted, now)
+                .unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        let err = LicenseKey::parse_and_check(&bytes, "k", &trusted, now + Duration::days(31))
+            .unwrap_err();
+        assert!(err.to_string().contains("expired"), "{err}");
+    }
+
+    #[test]
+    fn grant_tokens_verify_for_their_receiver_only() {
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let mut g = GrantToken {
+            format: GRANT_FORMAT.into(),
+            grant_id: GrantToken::new_id(),
+            donor: "a".into(),
+            receiver: "b".into(),
+            count: 3,
+            not_after: Utc::now() + Duration::days(1),
+            source: "K1".into(),
+            parent_grant: None,
+            revision: 1,
+            status: GrantStatus::Active,
+            key: String::new(),
+            signature: String::new(),
+        };
+        g.sign(&key);
+        g.verify(&key.verifying_key(), "b").unwrap();
+        assert!(g.verify(&key.verifying_key(), "c").is_err());
+        let mut t = g.clone();
+        t.count = 30;
+        assert!(t.verify(&key.verifying_key(), "b").is_err());
+        let other = SigningKey::generate(&mut rand::rngs::OsRng);
+        assert!(g.verify(&other.verifying_key(), "b").is_err());
+    }
+}
