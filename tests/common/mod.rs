@@ -98,6 +98,10 @@ pub struct NodeOpts<'a> {
     pub zone: Option<&'a Path>,
     /// Its parent URL.
     pub parent: Option<String>,
+    /// License issuers it trusts (hex public keys); empty keeps the default.
+    pub issuers: Vec<String>,
+    /// Clock-skew margin for grants.
+    pub skew: Option<Duration>,
 }
 
 /// Create a node in `dir/<id>` and open it with a fast sync interval.
@@ -116,11 +120,34 @@ pub fn node(dir: &Path, id: &str, opts: NodeOpts<'_>) -> Arc<Hub> {
     .unwrap();
     let mut cfg = Config::load(&data).unwrap();
     cfg.upstream.sync_interval = Duration::from_millis(100);
+    if !opts.issuers.is_empty() {
+        cfg.licenses.issuers = opts.issuers;
+    }
+    if let Some(s) = opts.skew {
+        cfg.licenses.skew_margin = s;
+    }
+    // Tests fire bursts from one peer; the per-peer rate limit is tested on its own.
+    cfg.server.requests_per_second = 1_000_000;
+    // Write the effective config back, so a reopen (or the binary) sees the same.
+    fs::write(data.join("updhub.toml"), cfg.to_commented_toml()).unwrap();
     Arc::new(Hub::open_with(&data, cfg).unwrap())
 }
 
 /// A child of `parent` in the same cluster.
 pub fn child_of(dir: &Path, id: &str, parent: &Hub, parent_url: Option<String>) -> Arc<Hub> {
+    child_with(
+        dir,
+        id,
+        parent,
+        NodeOpts {
+            parent: parent_url,
+            ..Default::default()
+        },
+    )
+}
+
+/// A child of `parent` in the same cluster, with more options.
+pub fn child_with(dir: &Path, id: &str, parent: &Hub, opts: NodeOpts<'_>) -> Arc<Hub> {
     let keys = dir.join(format!("{id}-keys"));
     parent.export_keys(&keys).unwrap();
     node(
@@ -128,8 +155,7 @@ pub fn child_of(dir: &Path, id: &str, parent: &Hub, parent_url: Option<String>) 
         id,
         NodeOpts {
             keys_from: Some(&keys),
-            parent: parent_url,
-            ..Default::default()
+            ..opts
         },
     )
 }
@@ -140,19 +166,37 @@ pub struct Running {
     pub url: String,
     /// Its counters.
     pub stats: Arc<Stats>,
+    /// The station API's base URL, if started with one.
+    pub stations_url: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 /// Serve `hub` on 127.0.0.1:0 (and follow its parent if it has one).
 pub async fn start(hub: Arc<Hub>) -> Running {
+    start_inner(hub, false).await
+}
+
+/// Serve `hub` with a station listener too.
+pub async fn start_with_stations(hub: Arc<Hub>) -> Running {
+    start_inner(hub, true).await
+}
+
+async fn start_inner(hub: Arc<Hub>, with_stations: bool) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}/", listener.local_addr().unwrap());
+    let (stations, stations_url) = if with_stations {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let u = format!("https://{}/", l.local_addr().unwrap());
+        (Some(l), Some(u))
+    } else {
+        (None, None)
+    };
     let stats = server::new_stats();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server::serve_node(
         listener,
-        None,
+        stations,
         hub,
         stats.clone(),
         async {
@@ -161,6 +205,7 @@ pub async fn start(hub: Arc<Hub>) -> Running {
     ));
     Running {
         url,
+        stations_url,
         stats,
         stop: Some(tx),
         task: Some(task),
@@ -226,4 +271,84 @@ pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 /// The blob files of a store.
 pub fn blobs(hub: &Hub) -> Vec<BlobId> {
     hub.store.list().unwrap()
+}
+
+/// A new license issuer.
+pub fn issuer() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+/// The issuer's public key as config wants it.
+pub fn issuer_hex(k: &ed25519_dalek::SigningKey) -> String {
+    hex::encode(k.verifying_key().as_bytes())
+}
+
+/// Write a signed license key file valid from yesterday for `days`.
+pub fn key_file(
+    dir: &Path,
+    issuer: &ed25519_dalek::SigningKey,
+    id: &str,
+    stations: u32,
+    days: i64,
+) -> PathBuf {
+    let now = chrono::Utc::now();
+    let k = updhub::license::LicenseKey::issue(
+        issuer,
+        id,
+        "ACME Corp",
+        stations,
+        now - chrono::Duration::days(1),
+        now + chrono::Duration::days(days),
+    );
+    let p = dir.join(format!("{id}.json"));
+    fs::write(&p, serde_json::to_vec_pretty(&k).unwrap()).unwrap();
+    p
+}
+
+/// A client for the station API of a cluster (server-only TLS, trusting the cluster CA).
+pub fn station_client(hub: &Hub) -> reqwest::Client {
+    let ca =
+        reqwest::Certificate::from_pem(&fs::read(hub.data.join("keys/ca.crt")).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap()
+}
+
+/// Register a station; returns the HTTP status and the JSON answer.
+pub async fn register(
+    client: &reqwest::Client,
+    stations_url: &str,
+    id: &str,
+) -> (u16, serde_json::Value) {
+    let r = client
+        .post(format!("{stations_url}v1/stations/register"))
+        .json(&serde_json::json!({"station": id, "secret": format!("secret-of-{id}-0123456789")}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// The license status row of one source.
+pub fn source(hub: &Hub, id: &str) -> updhub::license::ledger::SourceStatus {
+    hub.ledger
+        .status(Duration::from_secs(3600))
+        .unwrap()
+        .into_iter()
+        .find(|s| s.source_id == id)
+        .unwrap_or_else(|| panic!("no license source {id} on {}", hub.id()))
+}
+
+/// Every source keeps used + donated within its count (the conservation rule).
+pub fn assert_conserved(hub: &Hub) {
+    for s in hub.ledger.status(Duration::from_secs(3600)).unwrap() {
+        assert!(
+            s.used + s.donated <= s.total,
+            "conservation broken on {}: {s:?}",
+            hub.id()
+        );
+    }
 }
