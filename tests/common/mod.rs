@@ -316,15 +316,31 @@ pub fn station_client(hub: &Hub) -> reqwest::Client {
         .unwrap()
 }
 
-/// Register a station; returns the HTTP status and the JSON answer.
+/// Register a station with its usual secret; returns the HTTP status and the JSON answer.
 pub async fn register(
     client: &reqwest::Client,
     stations_url: &str,
     id: &str,
 ) -> (u16, serde_json::Value) {
+    register_with(
+        client,
+        stations_url,
+        id,
+        &format!("secret-of-{id}-0123456789"),
+    )
+    .await
+}
+
+/// Register a station with a given secret.
+pub async fn register_with(
+    client: &reqwest::Client,
+    stations_url: &str,
+    id: &str,
+    secret: &str,
+) -> (u16, serde_json::Value) {
     let r = client
         .post(format!("{stations_url}v1/stations/register"))
-        .json(&serde_json::json!({"station": id, "secret": format!("secret-of-{id}-0123456789")}))
+        .json(&serde_json::json!({"station": id, "secret": secret}))
         .send()
         .await
         .unwrap();
