@@ -89,6 +89,16 @@ impl<'de> Deserialize<'de> for BlobId {
     }
 }
 
+/// Whether `s` is a label: 1-64 of `[A-Za-z0-9._-]`, starting with a letter or digit. Server
+/// ids, product and revision names, key ids and station ids all follow this rule.
+pub fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// The root of a repository version: the blob id of its canonical manifest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

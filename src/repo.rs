@@ -75,11 +75,7 @@ pub enum RepoError {
 
 /// Check a product or revision name: `[0-9A-Za-z][0-9A-Za-z._-]{0,63}`.
 pub fn check_name(s: &str) -> Result<(), String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let ok = crate::id::is_label(s);
     if ok {
         Ok(())
     } else {

@@ -16,7 +16,7 @@ use ed25519_dalek::SigningKey;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-use super::{GrantStatus, GrantToken, LicenseError, LicenseKey, GRANT_FORMAT};
+use super::{LicenseError, LicenseKey};
 use crate::id::ServerId;
 
 /// Most requests committed together.
@@ -25,7 +25,7 @@ const MAX_BATCH: usize = 1024;
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
-fn ts(t: i64) -> DateTime<Utc> {
+pub(super) fn ts(t: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(t, 0).single().unwrap_or_default()
 }
 
@@ -151,20 +151,20 @@ pub struct Sweep {
 /// The license ledger of one server.
 pub struct Ledger {
     /// Rows are read and written under this id.
-    server: ServerId,
+    pub(super) server: ServerId,
     /// The database file.
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// Sends jobs to the writer thread.
     writer: Mutex<mpsc::Sender<Job>>,
     /// Reads use their own connection (WAL lets them run beside the writer).
     reader: Mutex<Connection>,
     /// Signs grant tokens.
-    signing: Arc<SigningKey>,
+    pub(super) signing: Arc<SigningKey>,
     /// Clock-skew margin between servers.
-    margin: chrono::Duration,
+    pub(super) margin: chrono::Duration,
 }
 
-fn map_sql(path: &Path) -> impl Fn(rusqlite::Error) -> LicenseError + '_ {
+pub(super) fn map_sql(path: &Path) -> impl Fn(rusqlite::Error) -> LicenseError + '_ {
     move |e| {
         let msg = e.to_string();
         if msg.contains("conservation") {
@@ -180,7 +180,7 @@ fn map_sql(path: &Path) -> impl Fn(rusqlite::Error) -> LicenseError + '_ {
     }
 }
 
-fn log(
+pub(super) fn log(
     c: &Connection,
     server: &str,
     event: &str,
@@ -204,9 +204,25 @@ fn secret_hash(station: &str, secret: &str) -> String {
     .collect()
 }
 
-/// Move a source's stations to other sources with room; drop those that find none.
-/// Returns how many were dropped.
-fn rehome_stations(c: &Connection, server: &str, source: &str) -> rusqlite::Result<u64> {
+/// What to do with a station that finds no other source with room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NoRoom {
+    /// It loses its license (the source ended: there is no keeping it).
+    Drop,
+    /// Nothing moves at all (an admin action that must not cost stations their license).
+    Refuse,
+}
+
+/// Move a source's stations to other sources with room. Returns how many lost their
+/// license, or `None` when `no_room` is [`NoRoom::Refuse`] and some found no room (then
+/// nothing moved).
+pub(super) fn rehome_stations(
+    c: &Connection,
+    server: &str,
+    source: &str,
+    no_room: NoRoom,
+) -> rusqlite::Result<Option<u64>> {
+    c.execute_batch("SAVEPOINT rehome")?;
     let stations: Vec<String> = {
         let mut st = c.prepare_cached(
             "SELECT station_id FROM stations WHERE server_id=?1 AND source_id=?2",
@@ -225,6 +241,10 @@ fn rehome_stations(c: &Connection, server: &str, source: &str) -> rusqlite::Resu
                     params![server, s, other],
                 )?;
             }
+            None if no_room == NoRoom::Refuse => {
+                c.execute_batch("ROLLBACK TO rehome; RELEASE rehome")?;
+                return Ok(None);
+            }
             None => {
                 c.execute(
                     "DELETE FROM stations WHERE server_id=?1 AND station_id=?2",
@@ -241,12 +261,13 @@ fn rehome_stations(c: &Connection, server: &str, source: &str) -> rusqlite::Resu
             }
         }
     }
-    Ok(dropped)
+    c.execute_batch("RELEASE rehome")?;
+    Ok(Some(dropped))
 }
 
 /// The source in force with room for `n` more that lasts at least until `until`, the one
 /// lasting longest first (fewest future moves); never `except`.
-fn pick_source(
+pub(super) fn pick_source(
     c: &Connection,
     server: &str,
     n: u32,
@@ -348,7 +369,7 @@ impl Ledger {
         }
     }
 
-    fn read<T>(
+    pub(super) fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, LicenseError> {
@@ -485,534 +506,6 @@ impl Ledger {
         .await
     }
 
-    /// `license donate`: carve a grant for another server; idempotent by request id.
-    /// `known` says whether a server id is known to this server.
-    ///
-    /// # Errors
-    /// [`LicenseError::Refused`] for an unknown receiver, a bad period, too few free licenses.
-    pub async fn donate(
-        &self,
-        d: Donation,
-        known: impl Fn(&str) -> bool,
-    ) -> Result<GrantToken, LicenseError> {
-        let bad = |why: String| Err(LicenseError::Refused(why));
-        let now = Utc::now();
-        if d.to == self.server.as_str() {
-            return bad("a server cannot donate to itself".into());
-        }
-        if d.count == 0 {
-            return bad("--count must be at least 1".into());
-        }
-        if d.until <= now {
-            return bad(format!(
-                "the period ends in the past ({}); give a future date or --for DURATION",
-                d.until
-            ));
-        }
-        let known_to = known(&d.to);
-        let server = self.server.to_string();
-        let path = self.path.clone();
-        let signing = self.signing.clone();
-        self.write(move |c| {
-            let err = map_sql(&path);
-            // A retried request finds its grant and allocates nothing new.
-            let done: Option<String> = c
-                .prepare_cached("SELECT token FROM grants WHERE server_id=?1 AND request_id=?2")
-                .and_then(|mut st| st.query_row(params![server, d.request_id], |r| r.get(0)).optional())
-                .map_err(&err)?;
-            if let Some(token) = done {
-                return serde_json::from_str(&token).map_err(|e| LicenseError::Db {
-                    path: path.display().to_string(),
-                    why: format!("grant token damaged: {e}"),
-                });
-            }
-            if !known_to {
-                return Err(LicenseError::Refused(format!(
-                    "server {} is unknown here: it has never synced from this server; start it with upstream.parent pointing here, then donate",
-                    d.to
-                )));
-            }
-            let until = d.until.timestamp();
-            let source = match &d.source {
-                Some(s) => {
-                    let row: Option<(i64, i64, i64, i64, String)> = c
-                        .query_row(
-                            "SELECT count - used - donated, usable_until, not_before, count, status FROM license_sources WHERE server_id=?1 AND source_id=?2",
-                            params![server, s],
-                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                        )
-                        .optional()
-                        .map_err(&err)?;
-                    let Some((free, usable, _, _, status)) = row else {
-                        return Err(LicenseError::NotFound(format!(
-                            "no license key or received grant '{s}' here; see `updhub license status`"
-                        )));
-                    };
-                    if status != "active" {
-                        return Err(LicenseError::Refused(format!("{s} is {status}; it cannot be donated from")));
-                    }
-                    if until > usable {
-                        return Err(LicenseError::Refused(format!(
-                            "the grant would end {} but {s} can only be counted on until {}; choose an earlier end",
-                            d.until,
-                            ts(usable)
-                        )));
-                    }
-                    if i64::from(d.count) > free {
-                        return Err(LicenseError::Refused(format!(
-                            "{s} has {free} free licenses, {} were asked for; nothing was donated",
-                            d.count
-                        )));
-                    }
-                    s.clone()
-                }
-                None => match pick_source(c, &server, d.count, Some(until), None).map_err(&err)? {
-                    Some(s) => s,
-                    None => {
-                        return Err(LicenseError::Refused(format!(
-                            "no key or received grant has {} free licenses lasting until {}; see `updhub license status`",
-                            d.count, d.until
-                        )))
-                    }
-                },
-            };
-            let parent_grant: Option<String> = c
-                .query_row(
-                    "SELECT source_id FROM license_sources WHERE server_id=?1 AND source_id=?2 AND kind='grant'",
-                    params![server, source],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(&err)?;
-            let mut token = GrantToken {
-                format: GRANT_FORMAT.into(),
-                grant_id: GrantToken::new_id(),
-                donor: server.clone(),
-                receiver: d.to.clone(),
-                count: d.count,
-                not_after: d.until,
-                source: source.clone(),
-                parent_grant,
-                revision: 1,
-                status: GrantStatus::Active,
-                key: String::new(),
-                signature: String::new(),
-            };
-            token.sign(&signing);
-            let now = Utc::now().timestamp();
-            c.execute(
-                "INSERT INTO grants(server_id, grant_id, source_id, receiver, count, not_after, status, revision, request_id, token, created, updated)
-                 VALUES (?1,?2,?3,?4,?5,?6,'active',1,?7,?8,?9,?9)",
-                params![
-                    server,
-                    token.grant_id,
-                    source,
-                    d.to,
-                    d.count,
-                    token.not_after.timestamp(),
-                    d.request_id,
-                    serde_json::to_string(&token).expect("tokens serialize"),
-                    now
-                ],
-            )
-            .map_err(&err)?;
-            log(
-                c,
-                &server,
-                "grant_created",
-                &token.grant_id,
-                format!("{} licenses from {source} to {} until {}", d.count, d.to, token.not_after),
-            )
-            .map_err(&err)?;
-            Ok(token)
-        })
-        .await
-    }
-
-    fn load_grant(
-        c: &Connection,
-        server: &str,
-        id: &str,
-        path: &Path,
-    ) -> Result<(GrantToken, String), LicenseError> {
-        let row: Option<(String, String)> = c
-            .query_row(
-                "SELECT token, status FROM grants WHERE server_id=?1 AND grant_id=?2",
-                params![server, id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(map_sql(path))?;
-        let Some((token, status)) = row else {
-            return Err(LicenseError::NotFound(format!(
-                "no grant {id} was donated by this server; see `updhub license grants`"
-            )));
-        };
-        let t: GrantToken = serde_json::from_str(&token).map_err(|e| LicenseError::Db {
-            path: path.display().to_string(),
-            why: format!("grant token damaged: {e}"),
-        })?;
-        Ok((t, status))
-    }
-
-    fn store_grant(
-        c: &Connection,
-        server: &str,
-        t: &GrantToken,
-        status: &str,
-        path: &Path,
-    ) -> Result<(), LicenseError> {
-        c.execute(
-            "UPDATE grants SET not_after=?3, status=?4, revision=?5, token=?6, updated=?7 WHERE server_id=?1 AND grant_id=?2",
-            params![
-                server,
-                t.grant_id,
-                t.not_after.timestamp(),
-                status,
-                t.revision,
-                serde_json::to_string(t).expect("tokens serialize"),
-                Utc::now().timestamp()
-            ],
-        )
-        .map_err(map_sql(path))?;
-        Ok(())
-    }
-
-    /// `license renew`: extend an active grant (never past its source).
-    ///
-    /// # Errors
-    /// Unknown grant, an ended one, a shorter or past end, or one past the source.
-    pub async fn renew(
-        &self,
-        grant_id: String,
-        until: DateTime<Utc>,
-    ) -> Result<GrantToken, LicenseError> {
-        let server = self.server.to_string();
-        let path = self.path.clone();
-        let signing = self.signing.clone();
-        self.write(move |c| {
-            let (mut t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
-            if status != "active" {
-                return Err(LicenseError::Refused(format!("grant {grant_id} is {status}; only an active grant can be renewed")));
-            }
-            if until <= t.not_after {
-                return Err(LicenseError::Refused(format!(
-                    "grant {grant_id} already runs until {}; renew only extends it (to take licenses back, revoke it)",
-                    t.not_after
-                )));
-            }
-            let usable: i64 = c
-                .query_row(
-                    "SELECT usable_until FROM license_sources WHERE server_id=?1 AND source_id=?2",
-                    params![server, t.source],
-                    |r| r.get(0),
-                )
-                .map_err(map_sql(&path))?;
-            if until.timestamp() > usable {
-                return Err(LicenseError::Refused(format!(
-                    "grant {grant_id} cannot run past {}, when its source {} ends here",
-                    ts(usable),
-                    t.source
-                )));
-            }
-            let old = t.not_after;
-            t.not_after = until;
-            t.revision += 1;
-            t.sign(&signing);
-            Self::store_grant(c, &server, &t, "active", &path)?;
-            log(c, &server, "grant_renewed", &grant_id, format!("until {} (was {old})", t.not_after)).map_err(map_sql(&path))?;
-            Ok(t)
-        })
-        .await
-    }
-
-    /// `license revoke`: the donor takes a grant back. It keeps counting here until the
-    /// receiver acknowledges (or the grant ends), so it is never used on two servers at once.
-    ///
-    /// # Errors
-    /// Unknown grant, or one already ended.
-    pub async fn revoke(&self, grant_id: String) -> Result<GrantToken, LicenseError> {
-        let server = self.server.to_string();
-        let path = self.path.clone();
-        let signing = self.signing.clone();
-        self.write(move |c| {
-            let (mut t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
-            if status != "active" {
-                return Err(LicenseError::Refused(format!(
-                    "grant {grant_id} is already {status}"
-                )));
-            }
-            t.status = GrantStatus::Revoked;
-            t.revision += 1;
-            t.sign(&signing);
-            Self::store_grant(c, &server, &t, "revoking", &path)?;
-            log(
-                c,
-                &server,
-                "grant_revoke_requested",
-                &grant_id,
-                format!("{} licenses from {}", t.count, t.receiver),
-            )
-            .map_err(map_sql(&path))?;
-            Ok(t)
-        })
-        .await
-    }
-
-    /// The receiver acknowledged a revocation: the licenses come back here.
-    ///
-    /// # Errors
-    /// Unknown grant, or one of another receiver.
-    pub async fn acknowledge(&self, caller: String, grant_id: String) -> Result<(), LicenseError> {
-        let server = self.server.to_string();
-        let path = self.path.clone();
-        self.write(move |c| {
-            let (t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
-            if t.receiver != caller {
-                return Err(LicenseError::NotFound(format!("no grant {grant_id} for server {caller}")));
-            }
-            if status == "revoking" {
-                c.execute(
-                    "UPDATE grants SET status='revoked', updated=?3 WHERE server_id=?1 AND grant_id=?2",
-                    params![server, grant_id, Utc::now().timestamp()],
-                )
-                .map_err(map_sql(&path))?;
-                log(c, &server, "grant_revoked", &grant_id, format!("{caller} stopped counting {} licenses", t.count))
-                    .map_err(map_sql(&path))?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    /// The receiver returned a grant early (donor side).
-    ///
-    /// # Errors
-    /// Unknown grant, or one of another receiver.
-    pub async fn accept_return(
-        &self,
-        caller: String,
-        grant_id: String,
-    ) -> Result<(), LicenseError> {
-        let server = self.server.to_string();
-        let path = self.path.clone();
-        let signing = self.signing.clone();
-        self.write(move |c| {
-            let (mut t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
-            if t.receiver != caller {
-                return Err(LicenseError::NotFound(format!(
-                    "no grant {grant_id} for server {caller}"
-                )));
-            }
-            if status == "active" || status == "revoking" {
-                t.status = GrantStatus::Returned;
-                t.revision += 1;
-                t.sign(&signing);
-                Self::store_grant(c, &server, &t, "returned", &path)?;
-                log(
-                    c,
-                    &server,
-                    "grant_returned",
-                    &grant_id,
-                    format!("{caller} gave back {} licenses", t.count),
-                )
-                .map_err(map_sql(&path))?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    /// Every grant token donated to `receiver` (what it fetches on sync and heartbeat).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn tokens_for(&self, receiver: &str) -> Result<Vec<GrantToken>, LicenseError> {
-        let tokens: Vec<String> = self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT token FROM grants WHERE server_id=?1 AND receiver=?2 ORDER BY created",
-            )?;
-            let rows = st
-                .query_map(params![self.server.as_str(), receiver], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
-        })?;
-        tokens
-            .iter()
-            .map(|t| {
-                serde_json::from_str(t).map_err(|e| LicenseError::Db {
-                    path: self.path.display().to_string(),
-                    why: format!("grant token damaged: {e}"),
-                })
-            })
-            .collect()
-    }
-
-    /// Receiver side: take verified tokens from the donor. New grants start counting, renewals
-    /// extend, revocations stop counting (stations move to other sources or lose their
-    /// license, sub-grants are revoked in turn). Returns the revoked grant ids to acknowledge.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn apply_tokens(&self, tokens: Vec<GrantToken>) -> Result<Vec<String>, LicenseError> {
-        let server = self.server.to_string();
-        let path = self.path.clone();
-        let margin = self.margin;
-        let signing = self.signing.clone();
-        self.write(move |c| {
-            let err = map_sql(&path);
-            let mut acks = Vec::new();
-            for t in tokens {
-                let have: Option<(i64, String)> = c
-                    .query_row(
-                        "SELECT revision, status FROM license_sources WHERE server_id=?1 AND source_id=?2",
-                        params![server, t.grant_id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(&err)?;
-                let doc = serde_json::to_string(&t).expect("tokens serialize");
-                let usable = (t.not_after - margin).timestamp();
-                match (have, t.status) {
-                    (None, GrantStatus::Active) => {
-                        c.execute(
-                            "INSERT INTO license_sources(server_id, source_id, kind, holder, count, not_before, not_after, usable_until, revision, document, added)
-                             VALUES (?1,?2,'grant',?3,?4,?5,?6,?7,?8,?9,?5)",
-                            params![server, t.grant_id, t.donor, t.count, Utc::now().timestamp(), t.not_after.timestamp(), usable, t.revision, doc],
-                        )
-                        .map_err(&err)?;
-                        log(c, &server, "grant_received", &t.grant_id, format!("{} licenses from {} until {}", t.count, t.donor, t.not_after))
-                            .map_err(&err)?;
-                    }
-                    (None, _) => {}
-                    (Some((rev, _)), _) if rev >= i64::from(t.revision) => {
-                        // Already applied; a revoked one may still need its acknowledgement.
-                        if t.status == GrantStatus::Revoked {
-                            acks.push(t.grant_id.clone());
-                        }
-                    }
-                    (Some((_, status)), GrantStatus::Active) => {
-                        if status == "active" {
-                            c.execute(
-                                "UPDATE license_sources SET not_after=?3, usable_until=?4, revision=?5, document=?6 WHERE server_id=?1 AND source_id=?2",
-                                params![server, t.grant_id, t.not_after.timestamp(), usable, t.revision, doc],
-                            )
-                            .map_err(&err)?;
-                            log(c, &server, "grant_renewal_received", &t.grant_id, format!("until {}", t.not_after)).map_err(&err)?;
-                        }
-                    }
-                    (Some(_), status) => {
-                        let new = match status {
-                            GrantStatus::Revoked => "revoked",
-                            GrantStatus::Returned => "returned",
-                            _ => "expired",
-                        };
-                        end_source(c, &server, &t.grant_id, new, &signing).map_err(&err)?;
-                        c.execute(
-                            "UPDATE license_sources SET revision=?3, document=?4 WHERE server_id=?1 AND source_id=?2",
-                            params![server, t.grant_id, t.revision, doc],
-                        )
-                        .map_err(&err)?;
-                        log(c, &server, &format!("grant_{new}_by_donor"), &t.grant_id, format!("{} licenses from {}", t.count, t.donor))
-                            .map_err(&err)?;
-                        if status == GrantStatus::Revoked {
-                            acks.push(t.grant_id.clone());
-                        }
-                    }
-                }
-            }
-            Ok(acks)
-        })
-        .await
-    }
-
-    /// Receiver side of `license return`: stop counting a received grant now (its stations
-    /// move to other sources; refused if they cannot). Returns the donor's id.
-    ///
-    /// # Errors
-    /// Unknown grant, sub-grants still carved from it, or stations with nowhere to go.
-    pub async fn start_return(&self, grant_id: String) -> Result<String, LicenseError> {
-        let server = self.server.to_string();
-        let path = self.path.clone();
-        self.write(move |c| {
-            let err = map_sql(&path);
-            let row: Option<(String, String, i64)> = c
-                .query_row(
-                    "SELECT holder, status, donated FROM license_sources WHERE server_id=?1 AND source_id=?2 AND kind='grant'",
-                    params![server, grant_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(&err)?;
-            let Some((donor, status, donated)) = row else {
-                return Err(LicenseError::NotFound(format!(
-                    "no grant {grant_id} was received by this server; see `updhub license grants`"
-                )));
-            };
-            if status == "returning" {
-                return Ok(donor);
-            }
-            if status != "active" {
-                return Err(LicenseError::Refused(format!("grant {grant_id} is already {status}")));
-            }
-            if donated > 0 {
-                return Err(LicenseError::Refused(format!(
-                    "{donated} licenses of grant {grant_id} are donated on; revoke those grants first"
-                )));
-            }
-            let moved_ok = rehome_all_or_nothing(c, &server, &grant_id).map_err(&err)?;
-            if !moved_ok {
-                return Err(LicenseError::Refused(format!(
-                    "stations use grant {grant_id} and no other key or grant has room for them; nothing was returned"
-                )));
-            }
-            c.execute(
-                "UPDATE license_sources SET status='returning' WHERE server_id=?1 AND source_id=?2",
-                params![server, grant_id],
-            )
-            .map_err(&err)?;
-            log(c, &server, "grant_return_started", &grant_id, format!("giving back to {donor}")).map_err(&err)?;
-            Ok(donor)
-        })
-        .await
-    }
-
-    /// The donor confirmed a return.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn finish_return(&self, grant_id: String) -> Result<(), LicenseError> {
-        let server = self.server.to_string();
-        let path = self.path.clone();
-        self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE license_sources SET status='returned' WHERE server_id=?1 AND source_id=?2 AND status='returning'",
-                    params![server, grant_id],
-                )
-                .map_err(map_sql(&path))?;
-            if n > 0 {
-                log(c, &server, "grant_returned", &grant_id, "the donor took it back".into()).map_err(map_sql(&path))?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    /// Received grants being returned whose donor has not confirmed yet.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn pending_returns(&self) -> Result<Vec<String>, LicenseError> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT source_id FROM license_sources WHERE server_id=?1 AND status='returning' ORDER BY source_id",
-            )?;
-            let rows = st.query_map([self.server.as_str()], |r| r.get(0))?.collect();
-            rows
-        })
-    }
-
     /// End what has ended: outgoing grants past end + margin come back; received grants
     /// past end - margin and expired keys stop counting; stations not seen within
     /// `station_ttl` are purged. Run at start, before any request, and periodically.
@@ -1066,7 +559,7 @@ impl Ledger {
                 rows
             };
             for (s, kind) in sources {
-                out.stations_dropped += end_source(c, &server, &s, "expired", &signing).map_err(&err)?;
+                out.stations_dropped += super::grants::end_source(c, &server, &s, "expired", &signing).map_err(&err)?;
                 log(c, &server, &format!("{kind}_expired"), &s, "stopped counting it".into()).map_err(&err)?;
                 out.ended_sources += 1;
             }
@@ -1207,82 +700,6 @@ impl Ledger {
             rows
         })
     }
-}
-
-/// Stop counting a source: its stations move elsewhere or lose their license, grants carved
-/// from it are revoked (they cannot outlive what they came from). Returns stations dropped.
-fn end_source(
-    c: &Connection,
-    server: &str,
-    source: &str,
-    status: &str,
-    signing: &SigningKey,
-) -> rusqlite::Result<u64> {
-    c.execute(
-        "UPDATE license_sources SET status=?3 WHERE server_id=?1 AND source_id=?2",
-        params![server, source, status],
-    )?;
-    let dropped = rehome_stations(c, server, source)?;
-    let subs: Vec<(String, String)> = {
-        let mut st = c.prepare_cached(
-            "SELECT grant_id, token FROM grants WHERE server_id=?1 AND source_id=?2 AND status='active'",
-        )?;
-        let rows = st
-            .query_map(params![server, source], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        rows
-    };
-    for (g, token) in subs {
-        let Ok(mut t) = serde_json::from_str::<GrantToken>(&token) else {
-            continue;
-        };
-        t.status = GrantStatus::Revoked;
-        t.revision += 1;
-        t.sign(signing);
-        c.execute(
-            "UPDATE grants SET status='revoking', revision=?3, token=?4, updated=?5 WHERE server_id=?1 AND grant_id=?2",
-            params![server, g, t.revision, serde_json::to_string(&t).expect("tokens serialize"), Utc::now().timestamp()],
-        )?;
-        log(
-            c,
-            server,
-            "grant_revoke_requested",
-            &g,
-            format!("its source {source} ended"),
-        )?;
-    }
-    Ok(dropped)
-}
-
-/// Move every station off `source`, or none: true when all found room elsewhere.
-fn rehome_all_or_nothing(c: &Connection, server: &str, source: &str) -> rusqlite::Result<bool> {
-    let sp = c.execute_batch("SAVEPOINT rehome");
-    sp?;
-    let stations: Vec<String> = {
-        let mut st = c.prepare_cached(
-            "SELECT station_id FROM stations WHERE server_id=?1 AND source_id=?2",
-        )?;
-        let rows = st
-            .query_map(params![server, source], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        rows
-    };
-    for s in stations {
-        match pick_source(c, server, 1, None, Some(source))? {
-            Some(other) => {
-                c.execute(
-                    "UPDATE stations SET source_id=?3 WHERE server_id=?1 AND station_id=?2",
-                    params![server, s, other],
-                )?;
-            }
-            None => {
-                c.execute_batch("ROLLBACK TO rehome; RELEASE rehome")?;
-                return Ok(false);
-            }
-        }
-    }
-    c.execute_batch("RELEASE rehome")?;
-    Ok(true)
 }
 
 /// The writer thread: group commit. Each job runs in its own savepoint inside one

@@ -4,10 +4,11 @@
 //!
 //! - this file: the signed documents (key files, grant tokens) and the errors;
 //! - [`ledger`]: the database side, where conservation is enforced by triggers and writes
-//!   are group-committed;
+//!   are group-committed; `grants.rs` holds its grant operations;
 //! - [`api`]: the interserver and station routes, and the receiver's fetch.
 
 pub mod api;
+mod grants;
 pub mod ledger;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -78,11 +79,7 @@ impl LicenseError {
 }
 
 fn check_id(s: &str, kind: &str) -> Result<(), String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let ok = crate::id::is_label(s);
     if ok {
         Ok(())
     } else {
