@@ -36,7 +36,10 @@ CREATE TABLE published (
     root      TEXT NOT NULL,
     expires   INTEGER NOT NULL,
     document  TEXT NOT NULL,
-    updated   INTEGER NOT NULL
+    updated   INTEGER NOT NULL,
+    -- the validity the parent's admin chose when publishing (seconds): a running parent
+    -- re-signs for the same span; 0 on a child, which never signs
+    validity  INTEGER NOT NULL DEFAULT 0
 );
 
 -- A child's view of its parent: the last attempt and its outcome.

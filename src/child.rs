@@ -195,7 +195,8 @@ impl Parent {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with all its causes, `a: b: c` (reqwest hides the TLS cause otherwise).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

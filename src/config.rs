@@ -197,8 +197,14 @@ fn default_rps() -> u32 {
     5000
 }
 /// The sample zone shipped in the source tree: the default upstream, so the hub runs offline.
+/// A binary moved away from its source tree looks for `./mirror` instead.
 pub fn default_zone() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/mirror").into()
+    let built = concat!(env!("CARGO_MANIFEST_DIR"), "/mirror");
+    if Path::new(built).join("zone.json").is_file() {
+        built.into()
+    } else {
+        "mirror".into()
+    }
 }
 fn default_sync_interval() -> Duration {
     Duration::from_secs(60)

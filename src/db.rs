@@ -304,19 +304,49 @@ impl Db {
         .transpose()
     }
 
+    /// Insert or replace the published document; `validity` (seconds) is kept as it is when
+    /// `None` (a re-signature keeps the span chosen at publish time).
     fn upsert_published(
         tx: &rusqlite::Transaction<'_>,
         id: &str,
         p: &Published,
+        validity: Option<u64>,
     ) -> rusqlite::Result<()> {
         let doc = serde_json::to_string(p).expect("published serializes");
         tx.execute(
-            "INSERT INTO published(server_id, number, root, expires, document, updated) VALUES (?1,?2,?3,?4,?5,?6)
+            "INSERT INTO published(server_id, number, root, expires, document, updated, validity)
+             VALUES (?1,?2,?3,?4,?5,?6,coalesce(?7, 0))
              ON CONFLICT(server_id) DO UPDATE SET number=excluded.number, root=excluded.root,
-               expires=excluded.expires, document=excluded.document, updated=excluded.updated",
-            params![id, p.number, p.root.to_string(), p.expires.timestamp(), doc, Utc::now().timestamp()],
+               expires=excluded.expires, document=excluded.document, updated=excluded.updated,
+               validity=coalesce(?7, published.validity)",
+            params![
+                id,
+                p.number,
+                p.root.to_string(),
+                p.expires.timestamp(),
+                doc,
+                Utc::now().timestamp(),
+                validity
+            ],
         )?;
         Ok(())
+    }
+
+    /// The validity span chosen when the current version was published here (None on a
+    /// child, or before anything was published).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn published_validity(&self) -> Result<Option<std::time::Duration>, DbError> {
+        let v: Option<u64> = self.with(|c| {
+            c.query_row(
+                "SELECT validity FROM published WHERE server_id=?1",
+                [self.server.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        Ok(v.filter(|s| *s > 0).map(std::time::Duration::from_secs))
     }
 
     /// Publish `root` as the next version number, signed by `sign`, in one transaction.
@@ -329,6 +359,7 @@ impl Db {
         root: Root,
         files: u64,
         bytes: u64,
+        validity: std::time::Duration,
         sign: impl FnOnce(u64) -> Published,
     ) -> Result<(Published, bool), DbError> {
         let id = self.server.as_str();
@@ -360,7 +391,7 @@ impl Db {
                 )?;
             }
             let p = sign(number);
-            Self::upsert_published(&tx, id, &p)?;
+            Self::upsert_published(&tx, id, &p, Some(validity.as_secs()))?;
             tx.commit()?;
             Ok((p, new))
         })
@@ -374,7 +405,7 @@ impl Db {
         let id = self.server.as_str();
         self.with(|c| {
             let tx = c.transaction()?;
-            Self::upsert_published(&tx, id, p)?;
+            Self::upsert_published(&tx, id, p, None)?;
             tx.commit()
         })
     }
@@ -393,7 +424,7 @@ impl Db {
                  ON CONFLICT(server_id, number) DO NOTHING",
                 params![id, p.number, p.root.to_string(), files, bytes, Utc::now().timestamp()],
             )?;
-            Self::upsert_published(&tx, id, p)?;
+            Self::upsert_published(&tx, id, p, Some(0))?;
             tx.commit()
         })
     }
@@ -556,6 +587,8 @@ mod tests {
     use super::*;
     use crate::id::BlobId;
 
+    const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
     #[test]
     fn publish_numbers_grow_and_same_root_only_resigns() {
         let dir = tempfile::tempdir().unwrap();
@@ -565,15 +598,15 @@ mod tests {
         let r1 = Root(BlobId::of(b"1"));
         let r2 = Root(BlobId::of(b"2"));
         let (p, new) = db
-            .publish(r1, 1, 1, |n| Published::sign(r1, n, exp, &key))
+            .publish(r1, 1, 1, HOUR, |n| Published::sign(r1, n, exp, &key))
             .unwrap();
         assert_eq!((p.number, new), (1, true));
         let (p, new) = db
-            .publish(r1, 1, 1, |n| Published::sign(r1, n, exp, &key))
+            .publish(r1, 1, 1, HOUR, |n| Published::sign(r1, n, exp, &key))
             .unwrap();
         assert_eq!((p.number, new), (1, false));
         let (p, _) = db
-            .publish(r2, 1, 1, |n| Published::sign(r2, n, exp, &key))
+            .publish(r2, 1, 1, HOUR, |n| Published::sign(r2, n, exp, &key))
             .unwrap();
         assert_eq!(p.number, 2);
         assert_eq!(db.published().unwrap().unwrap(), p);

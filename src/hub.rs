@@ -86,13 +86,9 @@ pub struct ChildStatus {
     pub config_matches: bool,
 }
 
-/// The demo license key shipped with the sample data (`mirror/licenses/`).
-pub fn demo_license_path() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/mirror/licenses/demo-license.json"
-    ))
-}
+/// The demo license key shipped with the sample data (`mirror/licenses/`), built in so a
+/// new node has licenses wherever the binary runs.
+pub const DEMO_LICENSE: &[u8] = include_bytes!("../mirror/licenses/demo-license.json");
 
 /// `license add FILE`: read, check (trusted issuer, signature, not expired) and store a key.
 ///
@@ -103,9 +99,21 @@ pub async fn add_license_file(hub: &Hub, file: &Path) -> Result<crate::license::
         what: file.display().to_string(),
         why: format!("cannot be read ({e}); check the path"),
     })?;
+    add_license_bytes(hub, &bytes, &file.display().to_string()).await
+}
+
+/// Check and store a license key given as bytes; `what` names it in errors.
+///
+/// # Errors
+/// An invalid key, an untrusted issuer, an expired key, the same key twice.
+pub async fn add_license_bytes(
+    hub: &Hub,
+    bytes: &[u8],
+    what: &str,
+) -> Result<crate::license::LicenseKey, Error> {
     let key = crate::license::LicenseKey::parse_and_check(
-        &bytes,
-        &file.display().to_string(),
+        bytes,
+        what,
         &hub.config.licenses.issuers,
         Utc::now(),
     )?;
@@ -244,7 +252,7 @@ impl Hub {
         let expires =
             Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
         let key = self.keys.signing.clone();
-        Ok(self.db.publish(m.root, m.files, m.bytes, |n| {
+        Ok(self.db.publish(m.root, m.files, m.bytes, ttl, |n| {
             Published::sign(m.root, n, expires, &key)
         })?)
     }
@@ -261,8 +269,12 @@ impl Hub {
         let Some(p) = self.db.published()? else {
             return Ok(None);
         };
-        let ttl = chrono::Duration::from_std(self.config.publish.expires_in)
-            .unwrap_or(chrono::Duration::days(7));
+        // Re-sign for the span the admin chose at publish time (publish --expires-in).
+        let span = self
+            .db
+            .published_validity()?
+            .unwrap_or(self.config.publish.expires_in);
+        let ttl = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::days(7));
         if p.expires - Utc::now() > ttl / 2 {
             return Ok(None);
         }

@@ -257,6 +257,7 @@ fn main() {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
@@ -659,7 +660,8 @@ async fn serve(
         eprintln!("{s}");
         let (p, _) = hub.publish(None)?;
         eprintln!("published version {} root {}", p.number, p.root);
-        let k = updhub::hub::add_license_file(&hub, &updhub::hub::demo_license_path()).await?;
+        let k = updhub::hub::add_license_bytes(&hub, updhub::hub::DEMO_LICENSE, "the demo license")
+            .await?;
         eprintln!(
             "added the demo license key {} ({} stations)",
             k.key_id, k.stations
@@ -708,7 +710,7 @@ async fn serve(
     println!("a child connects with:");
     println!("  updhub --data {d} keys export --to /tmp/updhub-keys");
     println!("  updhub --data ./child init --keys-from /tmp/updhub-keys --parent {url}");
-    println!("  updhub --data ./child sync --once      (or: updhub --data ./child serve --listen 127.0.0.1:8444 --station-listen 127.0.0.1:8844)");
+    println!("  updhub --data ./child sync --once      (or, to serve on: updhub --data ./child serve --listen ADDR --station-listen ADDR)");
     println!(
         "stations register at https://{}/v1/stations/register",
         stations.local_addr()?

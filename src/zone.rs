@@ -53,8 +53,8 @@ pub enum ZoneError {
         /// Why.
         why: String,
     },
-    /// Writing an exported zone failed.
-    #[error("export to {path}: {why}")]
+    /// Writing a zone or checkout folder failed.
+    #[error("{path}: {why}")]
     Export {
         /// The folder.
         path: PathBuf,
@@ -259,14 +259,14 @@ impl Zone {
                     .get(url.clone())
                     .send()
                     .await
-                    .map_err(|e| http(e.to_string()))?;
+                    .map_err(|e| http(crate::child::error_chain(&e)))?;
                 if !resp.status().is_success() {
                     return Err(http(format!("answered {}", resp.status())));
                 }
                 Ok(resp
                     .bytes()
                     .await
-                    .map_err(|e| http(e.to_string()))?
+                    .map_err(|e| http(crate::child::error_chain(&e)))?
                     .to_vec())
             }
         }
@@ -356,7 +356,7 @@ impl Zone {
                     .get(url.clone())
                     .send()
                     .await
-                    .map_err(|e| http(e.to_string()))?;
+                    .map_err(|e| http(crate::child::error_chain(&e)))?;
                 if !resp.status().is_success() {
                     return Err(http(format!("answered {}", resp.status())));
                 }

@@ -341,3 +341,23 @@ async fn a_child_whose_must_match_settings_differ_shows_as_drifted() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_running_parent_keeps_the_validity_chosen_at_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone();
+    let parent = node(
+        dir.path(),
+        "parent",
+        NodeOpts {
+            zone: Some(&zone),
+            ..Default::default()
+        },
+    );
+    parent.mirror(None, false).await.unwrap();
+    let (p, _) = parent.publish(Some(Duration::from_secs(3600))).unwrap();
+    // An hour is much shorter than the configured 7 days, but more than half of it is left:
+    // nothing to re-sign, and the expiry the admin chose stays.
+    assert!(parent.resign_if_due().unwrap().is_none());
+    assert_eq!(parent.db.published().unwrap().unwrap().expires, p.expires);
+}
