@@ -353,11 +353,14 @@ impl Store {
         let path = self.partial_path(&id);
         let sink = HashSink::new(size, what.clone());
         let mut inc = Incoming {
-            file: fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(io_err(&path))?,
+            file: io::BufWriter::with_capacity(
+                CHUNK,
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?,
+            ),
             path,
             decoder: zstd::stream::write::Decoder::new(sink).map_err(io_err(&self.dir))?,
             received: 0,
@@ -468,8 +471,9 @@ impl Write for HashSink {
 /// arrives, decompressed and hashed on the fly, moved into the store only once verified.
 /// An interrupted transfer leaves the partial file, and [`Store::receive`] resumes from it.
 pub struct Incoming {
-    /// The partial file, opened for append.
-    file: File,
+    /// The partial file, opened for append; buffered because network chunks are small.
+    /// Whatever reaches it is a prefix of the stored form, which is all a resume needs.
+    file: io::BufWriter<File>,
     /// Its path.
     path: PathBuf,
     /// Decompresses into the hashing sink.
@@ -557,7 +561,8 @@ impl Incoming {
                 actual,
             });
         }
-        self.file.sync_all().map_err(io_err(&self.path))?;
+        self.file.flush().map_err(io_err(&self.path))?;
+        self.file.get_ref().sync_all().map_err(io_err(&self.path))?;
         let dest = self.store.blob_path(&self.id);
         let folder = dest.parent().expect("blob path has a parent").to_owned();
         fs::create_dir_all(&folder).map_err(io_err(&folder))?;
