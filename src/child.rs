@@ -97,6 +97,8 @@ pub struct SyncReport {
     pub bytes: u64,
     /// Blobs whose transfer resumed a broken one.
     pub resumed: u64,
+    /// License grants for this server that the parent holds (fetched on every sync).
+    pub grants: usize,
     /// Wall time.
     pub seconds: f64,
 }
@@ -105,7 +107,7 @@ impl std::fmt::Display for SyncReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} version {} (root {}): fetched {} blobs, {} bytes ({} resumed) in {:.2} s",
+            "{} version {} (root {}): fetched {} blobs, {} bytes ({} resumed), {} license grants, in {:.2} s",
             if self.changed {
                 "switched to"
             } else {
@@ -116,6 +118,7 @@ impl std::fmt::Display for SyncReport {
             self.blobs,
             self.bytes,
             self.resumed,
+            self.grants,
             self.seconds
         )
     }
@@ -294,16 +297,19 @@ async fn fetch_blob(
 /// verify, or database errors. The current version only changes when everything verified.
 pub async fn sync_once(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncError> {
     let parent = Parent::new(hub, parent_url)?;
-    let result = sync_inner(hub, &parent, parent_url).await;
+    let mut result = sync_inner(hub, &parent, parent_url).await;
     let err = result.as_ref().err().map(|e| e.to_string());
     hub.db.record_sync(parent_url, err.as_deref())?;
     // Grants travel with every sync, whatever became of the repository: new ones, renewals,
     // revocations, pending returns.
     if !matches!(result, Err(SyncError::Network { .. })) {
-        if let Err(e) =
-            crate::license::api::refresh_from_parent(hub, &parent.client, &parent.base).await
-        {
-            tracing::warn!("license grants from {parent_url}: {e}");
+        match crate::license::api::refresh_from_parent(hub, &parent.client, &parent.base).await {
+            Ok(n) => {
+                if let Ok(r) = result.as_mut() {
+                    r.grants = n;
+                }
+            }
+            Err(e) => tracing::warn!("license grants from {parent_url}: {e}"),
         }
     }
     result
@@ -342,6 +348,7 @@ async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<Sync
         blobs: 0,
         bytes: 0,
         resumed: 0,
+        grants: 0,
         seconds: 0.0,
     };
     if current.as_ref().map(|c| c.root) == Some(p.root) && hub.store.contains(&p.root.0) {

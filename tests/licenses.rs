@@ -66,7 +66,8 @@ async fn donations_flow_from_parent_to_child_to_grandchild() {
         .await
         .unwrap();
     assert_eq!((g1.count, g1.source.as_str()), (10, "K1"));
-    sync_once(&child, &psrv.url).await.unwrap();
+    let r = sync_once(&child, &psrv.url).await.unwrap();
+    assert_eq!(r.grants, 1, "the sync fetched the grant");
     let got = source(&child, &g1.grant_id);
     assert_eq!((got.total, got.free, got.not_after), (10, 10, g1.not_after));
     assert_eq!(
