@@ -366,11 +366,14 @@ async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<Sync
             hub.store.put_bytes(&bytes)?;
             m
         };
-        let missing: Vec<(BlobId, u64)> = manifest
+        let mut missing: Vec<(BlobId, u64)> = manifest
             .blobs()
             .into_iter()
             .filter(|(id, _)| !hub.store.contains(id))
             .collect();
+        // Largest first: the long transfers start early and small ones fill the gaps, so no
+        // big blob is left decompressing alone at the end.
+        missing.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
         let results: Vec<(u64, bool)> = stream::iter(missing)
             .map(|(id, size)| fetch_blob(parent, &hub.store, id, size))
             .buffer_unordered(hub.config.upstream.parallel)

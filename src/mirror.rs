@@ -103,6 +103,8 @@ pub async fn mirror(
     // The same content may sit at several paths: read it once.
     work.sort_by_key(|w| w.1.blake3);
     work.dedup_by(|a, b| a.1.blake3 == b.1.blake3);
+    // Largest first, so no big file is left compressing alone at the end of the run.
+    work.sort_by_key(|w| std::cmp::Reverse(w.1.size));
     let new_bytes: u64 = work.iter().map(|w| w.1.size).sum();
     let bar = Arc::new(if progress {
         let b = ProgressBar::new(new_bytes);
