@@ -95,19 +95,14 @@ async fn three_levels_grandchild_ends_identical() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_change_moves_only_new_blobs() {
     let dir = tempfile::tempdir().unwrap();
-    let zone = sample_zone_copy(dir.path());
-    let parent = node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
-    let v1 = mirror_and_publish(&parent).await;
-    let srv = start(parent.clone()).await;
-    let child = child_of(dir.path(), "child", &parent, None);
-    let first = sync_once(&child, &srv.url).await.unwrap();
+    let Pair {
+        zone,
+        parent,
+        v1,
+        srv,
+        child,
+        first,
+    } = pair(dir.path()).await;
     let before: std::collections::BTreeSet<_> = blobs(&parent).into_iter().collect();
     let sent_before = srv.stats.blob_bytes.load(Ordering::Relaxed);
     assert_eq!(first.bytes, sent_before);

@@ -89,19 +89,14 @@ async fn a_node_with_another_ca_gets_no_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_blob_is_detected_and_the_child_stays_on_its_version() {
     let dir = tempfile::tempdir().unwrap();
-    let zone = sample_zone_copy(dir.path());
-    let parent = node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
-    let v1 = mirror_and_publish(&parent).await;
-    let srv = start(parent.clone()).await;
-    let child = child_of(dir.path(), "child", &parent, None);
-    sync_once(&child, &srv.url).await.unwrap();
+    let Pair {
+        zone,
+        parent,
+        v1,
+        srv,
+        child,
+        ..
+    } = pair(dir.path()).await;
 
     set_zone_revision(&zone, "2026112402");
     let old: std::collections::BTreeSet<_> = blobs(&parent).into_iter().collect();
@@ -146,19 +141,14 @@ async fn a_corrupted_blob_is_detected_and_the_child_stays_on_its_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_older_version_and_an_expired_one_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let zone = sample_zone_copy(dir.path());
-    let parent = node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
-    let v1 = mirror_and_publish(&parent).await;
-    let srv = start(parent.clone()).await;
-    let child = child_of(dir.path(), "child", &parent, None);
-    sync_once(&child, &srv.url).await.unwrap();
+    let Pair {
+        zone,
+        parent,
+        v1,
+        srv,
+        child,
+        ..
+    } = pair(dir.path()).await;
     set_zone_revision(&zone, "2026112402");
     let v2 = mirror_and_publish(&parent).await;
     sync_once(&child, &srv.url).await.unwrap();

@@ -182,27 +182,16 @@ impl Ledger {
         Ok((t, status))
     }
 
-    fn store_grant(
+    /// Re-issue a changed token (see [`reissue`]), for the ledger's error type.
+    fn reissue_checked(
         c: &Connection,
         server: &str,
-        t: &GrantToken,
+        t: &mut GrantToken,
         status: &str,
+        signing: &SigningKey,
         path: &Path,
     ) -> Result<(), LicenseError> {
-        c.execute(
-            "UPDATE grants SET not_after=?3, status=?4, revision=?5, token=?6, updated=?7 WHERE server_id=?1 AND grant_id=?2",
-            params![
-                server,
-                t.grant_id,
-                t.not_after.timestamp(),
-                status,
-                t.revision,
-                serde_json::to_string(t).expect("tokens serialize"),
-                Utc::now().timestamp()
-            ],
-        )
-        .map_err(map_sql(path))?;
-        Ok(())
+        reissue(c, server, t, status, signing).map_err(map_sql(path))
     }
 
     /// `license renew`: extend an active grant (never past its source).
@@ -244,9 +233,7 @@ impl Ledger {
             }
             let old = t.not_after;
             t.not_after = until;
-            t.revision += 1;
-            t.sign(&signing);
-            Self::store_grant(c, &server, &t, "active", &path)?;
+            Self::reissue_checked(c, &server, &mut t, "active", &signing, &path)?;
             log(c, &server, "grant_renewed", &grant_id, format!("until {} (was {old})", t.not_after)).map_err(map_sql(&path))?;
             Ok(t)
         })
@@ -270,9 +257,7 @@ impl Ledger {
                 )));
             }
             t.status = GrantStatus::Revoked;
-            t.revision += 1;
-            t.sign(&signing);
-            Self::store_grant(c, &server, &t, "revoking", &path)?;
+            Self::reissue_checked(c, &server, &mut t, "revoking", &signing, &path)?;
             log(
                 c,
                 &server,
@@ -333,9 +318,7 @@ impl Ledger {
             }
             if status == "active" || status == "revoking" {
                 t.status = GrantStatus::Returned;
-                t.revision += 1;
-                t.sign(&signing);
-                Self::store_grant(c, &server, &t, "returned", &path)?;
+                Self::reissue_checked(c, &server, &mut t, "returned", &signing, &path)?;
                 log(
                     c,
                     &server,
@@ -543,6 +526,32 @@ impl Ledger {
 
 /// Stop counting a source: its stations move elsewhere or lose their license, grants carved
 /// from it are revoked (they cannot outlive what they came from). Returns stations dropped.
+/// Re-issue a changed token: bump its revision, sign it, store it with the donor-side
+/// `status`. Every change a receiver must learn of goes through here.
+fn reissue(
+    c: &Connection,
+    server: &str,
+    t: &mut GrantToken,
+    status: &str,
+    signing: &SigningKey,
+) -> rusqlite::Result<()> {
+    t.revision += 1;
+    t.sign(signing);
+    c.execute(
+        "UPDATE grants SET not_after=?3, status=?4, revision=?5, token=?6, updated=?7 WHERE server_id=?1 AND grant_id=?2",
+        params![
+            server,
+            t.grant_id,
+            t.not_after.timestamp(),
+            status,
+            t.revision,
+            serde_json::to_string(t).expect("tokens serialize"),
+            Utc::now().timestamp()
+        ],
+    )?;
+    Ok(())
+}
+
 pub(super) fn end_source(
     c: &Connection,
     server: &str,
@@ -569,12 +578,7 @@ pub(super) fn end_source(
             continue;
         };
         t.status = GrantStatus::Revoked;
-        t.revision += 1;
-        t.sign(signing);
-        c.execute(
-            "UPDATE grants SET status='revoking', revision=?3, token=?4, updated=?5 WHERE server_id=?1 AND grant_id=?2",
-            params![server, g, t.revision, serde_json::to_string(&t).expect("tokens serialize"), Utc::now().timestamp()],
-        )?;
+        reissue(c, server, &mut t, "revoking", signing)?;
         log(
             c,
             server,

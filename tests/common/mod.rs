@@ -368,3 +368,45 @@ pub fn assert_conserved(hub: &Hub) {
         );
     }
 }
+
+/// A parent on a writable copy of the sample zone, published and serving, and one child
+/// that has synced from it: the start of most update tests.
+pub struct Pair {
+    /// The zone the parent mirrors (edit it to simulate an upstream change).
+    pub zone: PathBuf,
+    /// The parent.
+    pub parent: Arc<Hub>,
+    /// Its first published version.
+    pub v1: updhub::repo::Published,
+    /// The parent's server.
+    pub srv: Running,
+    /// The child.
+    pub child: Arc<Hub>,
+    /// The child's first sync.
+    pub first: updhub::child::SyncReport,
+}
+
+/// Set up a [`Pair`] in `dir`.
+pub async fn pair(dir: &Path) -> Pair {
+    let zone = sample_zone_copy(dir);
+    let parent = node(
+        dir,
+        "parent",
+        NodeOpts {
+            zone: Some(&zone),
+            ..Default::default()
+        },
+    );
+    let v1 = mirror_and_publish(&parent).await;
+    let srv = start(parent.clone()).await;
+    let child = child_of(dir, "child", &parent, None);
+    let first = updhub::child::sync_once(&child, &srv.url).await.unwrap();
+    Pair {
+        zone,
+        parent,
+        v1,
+        srv,
+        child,
+        first,
+    }
+}
