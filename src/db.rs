@@ -45,6 +45,14 @@ pub enum DbError {
         /// The schema we know.
         known: i64,
     },
+    /// The schema number is known but its content differs: another build wrote it.
+    #[error("database {path} has schema {found}, but not the schema {found} of this updhub build (it was written by a development build); move it aside and let updhub create a new one, or open it with the build that made it")]
+    Foreign {
+        /// The database file.
+        path: PathBuf,
+        /// Schema found.
+        found: i64,
+    },
     /// A stored value is damaged.
     #[error("database {path}: {what} is damaged ({why}); restore the database from a backup")]
     Damaged {
@@ -187,13 +195,36 @@ impl Db {
                 known,
             });
         }
+        // The migrations a database has, as text: the same schema number with other text is
+        // a database from another build, refused rather than half understood.
+        let digest_of = |n: usize| {
+            blake3::hash(MIGRATIONS[..n].concat().as_bytes())
+                .to_hex()
+                .to_string()
+        };
+        if found > 0 {
+            let stored: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key='schema_digest'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(e)?;
+            if stored.is_some_and(|d| d != digest_of(found as usize)) {
+                return Err(DbError::Foreign {
+                    path: path.to_owned(),
+                    found,
+                });
+            }
+        }
         for sql in &MIGRATIONS[found as usize..] {
             tx.execute_batch(sql).map_err(e)?;
         }
         tx.execute(
-            "INSERT INTO meta(key, value) VALUES ('schema_version', ?1), ('updhub_version', ?2)
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?1), ('updhub_version', ?2), ('schema_digest', ?3)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![known.to_string(), env!("CARGO_PKG_VERSION")],
+            params![known.to_string(), env!("CARGO_PKG_VERSION"), digest_of(MIGRATIONS.len())],
         )
         .map_err(e)?;
         tx.commit().map_err(e)?;
@@ -624,5 +655,26 @@ mod tests {
         drop(c);
         let err = Db::open(&path, ServerId::new("n1").unwrap()).err().unwrap();
         assert!(err.to_string().contains("schema 99"), "{err}");
+    }
+
+    #[test]
+    fn a_schema_from_another_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Db::open(&path, ServerId::new("n1").unwrap()).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute("UPDATE meta SET value='0000' WHERE key='schema_digest'", [])
+            .unwrap();
+        drop(c);
+        let err = Db::open(&path, ServerId::new("n1").unwrap()).err().unwrap();
+        assert!(
+            err.to_string().contains("another build")
+                || err.to_string().contains("development build"),
+            "{err}"
+        );
+        // Opening an up-to-date database again is fine.
+        let ok = dir.path().join("ok.db");
+        drop(Db::open(&ok, ServerId::new("n1").unwrap()).unwrap());
+        Db::open(&ok, ServerId::new("n1").unwrap()).unwrap();
     }
 }

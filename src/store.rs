@@ -158,6 +158,14 @@ impl Store {
     /// leaves either no blob or the whole blob, never a torn one.
     fn commit(&self, tmp: NamedTempFile, id: &BlobId) -> Result<(), StoreError> {
         let dest = self.blob_path(id);
+        // Blobs are public update content: readable like the files a child receives (temp
+        // files start owner-only), so backup tools or a web server under another user work.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
+                .map_err(io_err(tmp.path()))?;
+        }
         tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
         let folder = dest.parent().expect("blob path has a parent");
         fs::create_dir_all(folder).map_err(io_err(folder))?;
