@@ -23,6 +23,13 @@ pub struct IdError {
 
 impl BlobId {
     /// Hash `data` with blake3.
+    ///
+    /// ```
+    /// use updhub::id::BlobId;
+    /// let id = BlobId::of(b"drwtoday.vdb contents");
+    /// assert_eq!(id.to_hex().len(), 64);
+    /// assert_eq!(id.to_hex().parse::<BlobId>().unwrap(), id);
+    /// ```
     pub fn of(data: &[u8]) -> Self {
         BlobId(*blake3::hash(data).as_bytes())
     }
