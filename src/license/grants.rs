@@ -333,14 +333,18 @@ impl Ledger {
         .await
     }
 
-    /// Every grant token donated to `receiver` (what it fetches on sync and heartbeat).
+    /// The grant tokens `receiver` still has to act on (what it fetches on sync and
+    /// heartbeat): active ones, and revoked ones it has not acknowledged. Ended grants are
+    /// left out: the receiver ends expired ones by the clock and started returns itself, so
+    /// the answer stays small however many grants a long-lived pair has seen.
     ///
     /// # Errors
     /// Database errors.
     pub fn tokens_for(&self, receiver: &str) -> Result<Vec<GrantToken>, LicenseError> {
         let tokens: Vec<String> = self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT token FROM grants WHERE server_id=?1 AND receiver=?2 ORDER BY created",
+                "SELECT token FROM grants WHERE server_id=?1 AND receiver=?2
+                   AND status IN ('active', 'revoking') ORDER BY created",
             )?;
             let rows = st
                 .query_map(params![self.server.as_str(), receiver], |r| r.get(0))?
