@@ -82,10 +82,20 @@ pub async fn refresh_from_parent(
         return Err(net(&url, &format!("answered {}", resp.status())));
     }
     let tokens: Vec<GrantToken> = resp.json().await.map_err(|e| net(&url, &e))?;
+    let n = tokens.len();
+    // Verify and apply only what changed since the last refresh; a revoked token is always
+    // passed on, as its acknowledgement may still be owed.
+    let known = hub.ledger.received_revisions()?;
+    let tokens: Vec<GrantToken> = tokens
+        .into_iter()
+        .filter(|t| {
+            t.status == super::GrantStatus::Revoked
+                || known.get(&t.grant_id).is_none_or(|&r| t.revision > r)
+        })
+        .collect();
     for t in &tokens {
         t.verify(&hub.keys.verifying, hub.id().as_str())?;
     }
-    let n = tokens.len();
     let acks = hub.ledger.apply_tokens(tokens).await?;
     for grant_id in acks {
         post(client, base, "v1/licenses/ack", &GrantRef { grant_id }).await?;

@@ -341,17 +341,7 @@ impl Ledger {
     /// # Errors
     /// Database errors.
     pub fn tokens_for(&self, receiver: &str) -> Result<Vec<GrantToken>, LicenseError> {
-        let tokens: Vec<String> = self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT token FROM grants WHERE server_id=?1 AND receiver=?2
-                   AND status IN ('active', 'revoking') ORDER BY created",
-            )?;
-            let rows = st
-                .query_map(params![self.server.as_str(), receiver], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
-        })?;
-        tokens
+        self.raw_tokens_for(receiver)?
             .iter()
             .map(|t| {
                 serde_json::from_str(t).map_err(|e| LicenseError::Db {
@@ -360,6 +350,42 @@ impl Ledger {
                 })
             })
             .collect()
+    }
+
+    /// The same tokens as stored (signed JSON), for the route to send without re-encoding.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn raw_tokens_for(&self, receiver: &str) -> Result<Vec<String>, LicenseError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT token FROM grants WHERE server_id=?1 AND receiver=?2
+                   AND status IN ('active', 'revoking') ORDER BY created",
+            )?;
+            let rows = st
+                .query_map(params![self.server.as_str(), receiver], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Receiver side: the revision of every grant this server received, so a refresh verifies
+    /// and applies only what changed.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn received_revisions(
+        &self,
+    ) -> Result<std::collections::HashMap<String, u32>, LicenseError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT source_id, revision FROM license_sources WHERE server_id=?1 AND kind='grant'",
+            )?;
+            let rows = st
+                .query_map(params![self.server.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
     }
 
     /// Receiver side: take verified tokens from the donor. New grants start counting, renewals
