@@ -325,7 +325,10 @@ async fn revoke_return_and_renew_change_both_sides() {
     );
     // Once acknowledged, a revoked grant is no longer sent on every sync.
     let pending = parent.ledger.tokens_for("child").unwrap();
-    assert!(pending.iter().all(|t| t.grant_id != g.grant_id), "{pending:?}");
+    assert!(
+        pending.iter().all(|t| t.grant_id != g.grant_id),
+        "{pending:?}"
+    );
 
     // Return: the receiver gives one back early.
     let g3 = donate(&parent, donation("child", 3, hour, None))
