@@ -94,7 +94,8 @@ BEGIN SELECT RAISE(ABORT, 'conservation: the license source is not in force'); E
 CREATE TRIGGER grants_source_in_force BEFORE INSERT ON grants
 WHEN NOT EXISTS (SELECT 1 FROM license_sources s
                   WHERE s.server_id = NEW.server_id AND s.source_id = NEW.source_id
-                    AND s.status = 'active' AND s.usable_until >= NEW.not_after)
+                    AND s.status = 'active' AND s.not_before <= unixepoch()
+                    AND s.usable_until >= NEW.not_after)
 BEGIN SELECT RAISE(ABORT, 'conservation: the grant outlives its source or the source is not in force'); END;
 
 -- A grant keeps its count and source, never outlives its source, never counts again once

@@ -558,6 +558,23 @@ async fn bad_license_input_is_refused_and_changes_nothing() {
         "nothing changed"
     );
 
+    // A key that is not valid yet can be added, but neither donated from nor used.
+    let fut = updhub::license::LicenseKey::issue(
+        &iss,
+        "FUT",
+        "x",
+        5,
+        now + chrono::Duration::days(10),
+        now + chrono::Duration::days(100),
+    );
+    parent.ledger.add_key(fut).await.unwrap();
+    let err = donate(&parent, donation("child", 1, day, Some("FUT")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not valid before"), "{err}");
+    assert_eq!(source(&parent, "FUT").free, 0);
+
     // Renewing a sub-grant past the grant it is carved from is refused.
     let g = donate(&parent, donation("child", 4, day, None))
         .await

@@ -62,21 +62,27 @@ impl Ledger {
             let until = d.until.timestamp();
             let source = match &d.source {
                 Some(s) => {
-                    let row: Option<(i64, i64, i64, i64, String)> = c
+                    let row: Option<(i64, i64, i64, String)> = c
                         .query_row(
-                            "SELECT count - used - donated, usable_until, not_before, count, status FROM license_sources WHERE server_id=?1 AND source_id=?2",
+                            "SELECT count - used - donated, usable_until, not_before, status FROM license_sources WHERE server_id=?1 AND source_id=?2",
                             params![server, s],
-                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                         )
                         .optional()
                         .map_err(&err)?;
-                    let Some((free, usable, _, _, status)) = row else {
+                    let Some((free, usable, not_before, status)) = row else {
                         return Err(LicenseError::NotFound(format!(
                             "no license key or received grant '{s}' here; see `updhub license status`"
                         )));
                     };
                     if status != "active" {
                         return Err(LicenseError::Refused(format!("{s} is {status}; it cannot be donated from")));
+                    }
+                    if not_before > Utc::now().timestamp() {
+                        return Err(LicenseError::Refused(format!(
+                            "{s} is not valid before {}; donate from it from then on",
+                            ts(not_before)
+                        )));
                     }
                     if until > usable {
                         return Err(LicenseError::Refused(format!(

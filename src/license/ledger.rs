@@ -595,7 +595,7 @@ impl Ledger {
         let now = Utc::now();
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT source_id, kind, holder, count, used, donated, not_after, usable_until, status
+                "SELECT source_id, kind, holder, count, used, donated, not_after, usable_until, status, not_before
                    FROM license_sources WHERE server_id=?1 ORDER BY kind DESC, source_id",
             )?;
             let rows = st
@@ -603,7 +603,8 @@ impl Ledger {
                     let (count, used, donated): (u64, u64, u64) = (r.get(3)?, r.get(4)?, r.get(5)?);
                     let status: String = r.get(8)?;
                     let usable_until = ts(r.get(7)?);
-                    let active = status == "active" && usable_until > now;
+                    // In force: active, started, not yet past the point this server stops counting.
+                    let active = status == "active" && usable_until > now && ts(r.get(9)?) <= now;
                     Ok(SourceStatus {
                         source_id: r.get(0)?,
                         kind: r.get(1)?,

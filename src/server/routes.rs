@@ -99,14 +99,18 @@ pub(crate) async fn handle(
     }
     let resp = match (req.method(), parts.as_slice()) {
         (&Method::GET, ["v1", "licenses", "grants"]) => {
-            match state.hub.ledger.raw_tokens_for(&peer) {
+            // A database read: off the runtime's worker threads.
+            let hub = state.hub.clone();
+            let caller = peer.clone();
+            match tokio::task::spawn_blocking(move || hub.ledger.raw_tokens_for(&caller)).await {
                 // The tokens are stored as the signed JSON they are: sent as they are.
-                Ok(t) => full(
+                Ok(Ok(t)) => full(
                     StatusCode::OK,
                     "application/json",
                     format!("[{}]", t.join(",")),
                 ),
-                Err(e) => license_error(&e),
+                Ok(Err(e)) => license_error(&e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
             }
         }
         (&Method::POST, ["v1", "licenses", action @ ("ack" | "return")]) => {
