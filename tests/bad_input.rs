@@ -118,14 +118,7 @@ async fn a_hash_mismatch_is_named_and_nothing_is_stored() {
 async fn a_failed_mirror_keeps_the_published_version() {
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone_copy(dir.path());
-    let hub = node(
-        dir.path(),
-        "n",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let hub = zone_node(dir.path(), "n", &zone);
     let v1 = mirror_and_publish(&hub).await;
     let before = blobs(&hub);
     set_zone_revision(&zone, "2026112402");

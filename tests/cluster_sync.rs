@@ -11,14 +11,7 @@ use updhub::child::sync_once;
 async fn parent_and_two_children_end_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone();
-    let parent = node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let parent = zone_node(dir.path(), "parent", &zone);
     let published = mirror_and_publish(&parent).await;
     let srv = start(parent.clone()).await;
     let a = child_of(dir.path(), "child-a", &parent, None);
@@ -47,14 +40,7 @@ async fn parent_and_two_children_end_byte_identical() {
 async fn three_levels_grandchild_ends_identical() {
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone_copy(dir.path());
-    let parent = node(
-        dir.path(),
-        "top",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let parent = zone_node(dir.path(), "top", &zone);
     let v1 = mirror_and_publish(&parent).await;
     let top = start(parent.clone()).await;
     // The child runs `serve` with a parent in its config: it follows and serves on.
@@ -155,26 +141,12 @@ async fn upstream_change_moves_only_new_blobs() {
 async fn export_and_https_zone_reproduce_the_same_root() {
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone();
-    let parent = node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let parent = zone_node(dir.path(), "parent", &zone);
     let v1 = mirror_and_publish(&parent).await;
     // Air-gapped: export as a zone folder, mirror it on another hub.
     let exported = dir.path().join("exported");
     parent.export_zone(&exported).unwrap();
-    let other = node(
-        dir.path(),
-        "other",
-        NodeOpts {
-            zone: Some(&exported),
-            ..Default::default()
-        },
-    );
+    let other = zone_node(dir.path(), "other", &exported);
     let m = other.mirror(None, false).await.unwrap();
     assert_eq!(m.root, v1.root);
     // Chained: mirror another hub's /v1/zone over mutual TLS.

@@ -350,44 +350,26 @@ async fn revoke_return_and_renew_change_both_sides() {
         .unwrap_err();
     assert!(matches!(err, LicenseError::NotFound(_)), "{err}");
     // Everything is in both audit trails.
-    let events: Vec<String> = parent
-        .ledger
-        .log()
-        .unwrap()
-        .into_iter()
-        .map(|l| l.event)
-        .collect();
-    for e in [
-        "grant_created",
-        "grant_renewed",
-        "grant_revoke_requested",
-        "grant_revoked",
-        "grant_returned",
-    ] {
-        assert!(
-            events.iter().any(|x| x == e),
-            "donor log lacks {e}: {events:?}"
-        );
-    }
-    let events: Vec<String> = child
-        .ledger
-        .log()
-        .unwrap()
-        .into_iter()
-        .map(|l| l.event)
-        .collect();
-    for e in [
-        "grant_received",
-        "grant_renewal_received",
-        "grant_revoked_by_donor",
-        "grant_return_started",
-        "grant_returned",
-    ] {
-        assert!(
-            events.iter().any(|x| x == e),
-            "receiver log lacks {e}: {events:?}"
-        );
-    }
+    assert_logged(
+        &parent,
+        &[
+            "grant_created",
+            "grant_renewed",
+            "grant_revoke_requested",
+            "grant_revoked",
+            "grant_returned",
+        ],
+    );
+    assert_logged(
+        &child,
+        &[
+            "grant_received",
+            "grant_renewal_received",
+            "grant_revoked_by_donor",
+            "grant_return_started",
+            "grant_returned",
+        ],
+    );
     psrv.stop().await;
 }
 

@@ -19,14 +19,7 @@ async fn an_interrupted_mirror_continues_where_it_stopped() {
     let mut bad = files[9].1.clone();
     bad[123] ^= 1;
     fs::write(zone.join("p/1/data/big.vdb"), &bad).unwrap();
-    let hub = node(
-        dir.path(),
-        "n",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let hub = zone_node(dir.path(), "n", &zone);
     assert!(hub.mirror(None, false).await.is_err());
     assert!(hub.db.mirrored().unwrap().is_none());
     // Upstream is repaired: the next run reads only what is not stored yet.

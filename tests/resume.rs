@@ -61,14 +61,7 @@ async fn a_connection_dropped_mid_blob_resumes_and_completes() {
             ("small.txt", b"hello".to_vec()),
         ],
     );
-    let parent = node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let parent = zone_node(dir.path(), "parent", &zone);
     let v1 = mirror_and_publish(&parent).await;
     let srv = start(parent.clone()).await;
     let big_id = updhub::id::BlobId::of(&big);

@@ -18,14 +18,7 @@ use updhub::repo::{Published, RepoError};
 async fn a_node_with_another_ca_gets_no_byte() {
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone();
-    let parent = node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let parent = zone_node(dir.path(), "parent", &zone);
     mirror_and_publish(&parent).await;
     let srv = start(parent.clone()).await;
 
@@ -202,14 +195,7 @@ async fn a_running_parent_resigns_before_expiry_and_children_follow() {
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone();
     let data = dir.path().join("parent");
-    let parent = node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let parent = zone_node(dir.path(), "parent", &zone);
     drop(parent);
     let mut cfg = updhub::config::Config::load(&data).unwrap();
     cfg.publish.expires_in = Duration::from_secs(2);
@@ -239,14 +225,7 @@ async fn a_running_parent_resigns_before_expiry_and_children_follow() {
 async fn a_node_refuses_a_parent_that_syncs_through_it() {
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone();
-    let top = node(
-        dir.path(),
-        "top",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let top = zone_node(dir.path(), "top", &zone);
     mirror_and_publish(&top).await;
     let top_srv = start(top.clone()).await;
     let mid = child_of(dir.path(), "mid", &top, Some(top_srv.url.clone()));
@@ -267,14 +246,7 @@ async fn a_peer_over_its_request_rate_gets_429() {
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone();
     let data = dir.path().join("parent");
-    drop(node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    ));
+    drop(zone_node(dir.path(), "parent", &zone));
     let mut cfg = updhub::config::Config::load(&data).unwrap();
     cfg.server.requests_per_second = 5;
     let parent = std::sync::Arc::new(updhub::Hub::open_with(&data, cfg).unwrap());
@@ -304,14 +276,7 @@ async fn a_peer_over_its_request_rate_gets_429() {
 async fn a_child_whose_must_match_settings_differ_shows_as_drifted() {
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone();
-    let parent = node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let parent = zone_node(dir.path(), "parent", &zone);
     mirror_and_publish(&parent).await;
     let srv = start(parent.clone()).await;
     let good = child_of(dir.path(), "good", &parent, None);
@@ -336,14 +301,7 @@ async fn a_child_whose_must_match_settings_differ_shows_as_drifted() {
 async fn a_running_parent_keeps_the_validity_chosen_at_publish() {
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone();
-    let parent = node(
-        dir.path(),
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            ..Default::default()
-        },
-    );
+    let parent = zone_node(dir.path(), "parent", &zone);
     parent.mirror(None, false).await.unwrap();
     let (p, _) = parent.publish(Some(Duration::from_secs(3600))).unwrap();
     // An hour is much shorter than the configured 7 days, but more than half of it is left:

@@ -133,6 +133,36 @@ pub fn node(dir: &Path, id: &str, opts: NodeOpts<'_>) -> Arc<Hub> {
     Arc::new(Hub::open_with(&data, cfg).unwrap())
 }
 
+/// A new cluster's first node, mirroring `zone`.
+pub fn zone_node(dir: &Path, id: &str, zone: &Path) -> Arc<Hub> {
+    node(
+        dir,
+        id,
+        NodeOpts {
+            zone: Some(zone),
+            ..Default::default()
+        },
+    )
+}
+
+/// Assert that `hub`'s license log holds each of `events`.
+pub fn assert_logged(hub: &Hub, events: &[&str]) {
+    let logged: Vec<String> = hub
+        .ledger
+        .log()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.event)
+        .collect();
+    for e in events {
+        assert!(
+            logged.iter().any(|x| x == e),
+            "{} log lacks {e}: {logged:?}",
+            hub.id()
+        );
+    }
+}
+
 /// A child of `parent` in the same cluster.
 pub fn child_of(dir: &Path, id: &str, parent: &Hub, parent_url: Option<String>) -> Arc<Hub> {
     child_with(
