@@ -11,6 +11,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::ServerId;
 
+/// The longest span (validity, period, interval) updhub accepts: 100 years. Every span is
+/// bounded, so that no date computed from one can overflow.
+pub const MAX_SPAN: Duration = Duration::from_secs(100 * 366 * 86400);
+
+/// Parse a span such as `7d` or `12h` (humantime), at most [`MAX_SPAN`].
+///
+/// # Errors
+/// Not a span, or longer than 100 years; the message says which.
+pub fn parse_span(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a span ({e}): write e.g. 30d, 12h or 90m"))?;
+    if d > MAX_SPAN {
+        return Err(format!("'{s}' is too long: at most 100 years"));
+    }
+    Ok(d)
+}
+
 /// The config file's name inside the data folder.
 pub const FILE: &str = "updhub.toml";
 
@@ -353,6 +370,23 @@ impl Config {
                 self.upstream.parallel.to_string(),
                 "must be between 1 and 64",
             ));
+        }
+        // Every span is bounded, so no time computed from one can overflow.
+        for (key, d) in [
+            ("upstream.sync_interval", self.upstream.sync_interval),
+            ("publish.expires_in", self.publish.expires_in),
+            ("publish.warn_before", self.publish.warn_before),
+            ("licenses.skew_margin", self.licenses.skew_margin),
+            ("licenses.station_ttl", self.licenses.station_ttl),
+            ("licenses.warn_before", self.licenses.warn_before),
+        ] {
+            if d > MAX_SPAN {
+                return Err(invalid(
+                    key,
+                    humantime::format_duration(d).to_string(),
+                    "is too long: at most 100 years",
+                ));
+            }
         }
         if self.upstream.sync_interval < Duration::from_millis(100) {
             return Err(invalid(

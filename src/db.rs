@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::id::{Root, ServerId};
@@ -52,6 +52,38 @@ pub enum DbError {
         path: PathBuf,
         /// Schema found.
         found: i64,
+    },
+    /// Another process held the database for longer than [`BUSY_TIMEOUT`].
+    #[error("database {path} is busy: another updhub process (a running `serve` or another command) held it for over 30 s; try again when it is done")]
+    Busy {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The database of an existing node is missing or unusable; it is never recreated.
+    #[error("database {path} {why}, but this data folder holds a node (updhub.toml); its versions, rollback floor, license keys, grants and audit log are in that file. Restore updhub.db from a backup (a copy taken while updhub was stopped), or move the data folder aside and run `updhub init` to make a new node")]
+    Lost {
+        /// The database file.
+        path: PathBuf,
+        /// What happened to it.
+        why: &'static str,
+    },
+    /// The file is shorter than its header says.
+    #[error("database {path} is truncated: {len} bytes, but its header says {expected}; restore updhub.db from a backup (a copy taken while updhub was stopped)")]
+    Truncated {
+        /// The database file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The length its header gives.
+        expected: u64,
+    },
+    /// The file could not be read.
+    #[error("database {path}: {source}; check the file's permissions")]
+    Io {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
     },
     /// A stored value is damaged.
     #[error("database {path}: {what} is damaged ({why}); restore the database from a backup")]
@@ -135,103 +167,291 @@ pub struct Db {
     server: ServerId,
 }
 
+/// How long a call waits for another process's write lock before it gives up.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether `e` means another connection held the lock for longer than [`BUSY_TIMEOUT`].
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// The error of a failed SQLite call on `path`, with a lock wait told apart.
+fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> DbError + '_ {
+    move |source| {
+        if is_busy(&source) {
+            DbError::Busy {
+                path: path.to_owned(),
+            }
+        } else {
+            DbError::Sqlite {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+/// The settings every updhub connection uses.
+fn configure(c: &Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    // Setting WAL on a database already in WAL changes nothing and takes no lock.
+    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        c.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    c.pragma_update(None, "synchronous", "FULL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Open another connection to an existing, already migrated database (the license ledger's
+/// reader and writer). Never creates the file.
+///
+/// # Errors
+/// SQLite errors.
+pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&c)?;
+    Ok(c)
+}
+
+/// The schema number in `meta`, 0 when there is none.
+fn schema_version(c: &Connection) -> rusqlite::Result<i64> {
+    let has_meta: bool = c.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='meta'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_meta {
+        return Ok(0);
+    }
+    Ok(c.query_row(
+        "SELECT value FROM meta WHERE key='schema_version'",
+        [],
+        |r| r.get::<_, String>(0),
+    )
+    .optional()?
+    .and_then(|v| v.parse().ok())
+    .unwrap_or(0))
+}
+
+/// The checks a node's database file must pass before SQLite opens it: SQLite would treat a
+/// missing or 0-byte file as a new, empty database and a truncated one fails late.
+fn check_file(path: &Path) -> Result<(), DbError> {
+    use std::io::Read;
+    let lost = |why| DbError::Lost {
+        path: path.to_owned(),
+        why,
+    };
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(lost("is missing")),
+        Err(e) => {
+            return Err(DbError::Io {
+                path: path.to_owned(),
+                source: e,
+            })
+        }
+    };
+    let len = f
+        .metadata()
+        .map_err(|source| DbError::Io {
+            path: path.to_owned(),
+            source,
+        })?
+        .len();
+    if len == 0 {
+        return Err(lost("is empty (0 bytes)"));
+    }
+    let mut header = [0u8; 100];
+    if f.read_exact(&mut header).is_err() || &header[..16] != b"SQLite format 3\0" {
+        return Err(lost(
+            "is not an SQLite database (its header is missing or damaged)",
+        ));
+    }
+    // The page count in the header is valid when the change counter matches the
+    // version-valid-for number (SQLite file format, offsets 24, 28 and 92).
+    let be32 = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65536u64,
+        n => u64::from(n),
+    };
+    let pages = u64::from(be32(28));
+    if pages > 0 && be32(24) == be32(92) && len < pages * page_size {
+        return Err(DbError::Truncated {
+            path: path.to_owned(),
+            len,
+            expected: pages * page_size,
+        });
+    }
+    Ok(())
+}
+
 fn ts(t: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(t, 0).single().unwrap_or_default()
 }
 
 impl Db {
-    /// Open (creating and migrating) the SQLite database at `path` for `server`.
+    /// Create the SQLite database of a new node at `path` (`updhub init`). Refuses a file that
+    /// already exists, so an init never overwrites a node's history.
     ///
     /// # Errors
-    /// SQLite errors, or a schema from a newer updhub.
-    pub fn open(path: &Path, server: ServerId) -> Result<Db, DbError> {
-        let e = |source| DbError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
-        let mut conn = Connection::open(path).map_err(e)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(e)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
-        let known = MIGRATIONS.len() as i64;
-        let tx = conn.transaction().map_err(e)?;
-        let has_meta: bool = tx
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(e)?
-            > 0;
-        let found: i64 = if has_meta {
-            tx.query_row(
-                "SELECT value FROM meta WHERE key='schema_version'",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(e)?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-        } else {
-            0
-        };
-        if found > known {
-            let writer = tx
-                .query_row(
-                    "SELECT value FROM meta WHERE key='updhub_version'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(e)?
-                .unwrap_or_else(|| "?".to_owned());
-            return Err(DbError::TooNew {
+    /// An existing file, or SQLite errors.
+    pub fn create(path: &Path, server: ServerId) -> Result<Db, DbError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_err(path))?;
+        if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) > 0 {
+            return Err(DbError::Lost {
                 path: path.to_owned(),
-                found,
-                writer,
-                ours: env!("CARGO_PKG_VERSION"),
-                known,
+                why: "already exists; init makes a new node only in an empty data folder",
             });
         }
-        // The migrations a database has, as text: the same schema number with other text is
-        // a database from another build, refused rather than half understood.
+        Self::setup(conn, path, server)
+    }
+
+    /// Open the database of an existing node at `path`, migrating it to this build's schema.
+    /// A missing, empty, truncated or non-updhub file is an error, never silently recreated:
+    /// it holds the versions, the rollback floor, the license ledger and the audit log.
+    ///
+    /// # Errors
+    /// A lost or damaged file, SQLite errors, or a schema from a newer or another build.
+    pub fn open(path: &Path, server: ServerId) -> Result<Db, DbError> {
+        check_file(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_err(path))?;
+        let found = schema_version(&conn).map_err(sqlite_err(path))?;
+        if found == 0 {
+            return Err(DbError::Lost {
+                path: path.to_owned(),
+                why: "holds no updhub schema (it is empty or not an updhub database)",
+            });
+        }
+        Self::setup(conn, path, server)
+    }
+
+    /// Connection settings, then migrations. A database already at this build's schema is
+    /// only read, so read-only commands write nothing and never wait for a writer.
+    fn setup(mut conn: Connection, path: &Path, server: ServerId) -> Result<Db, DbError> {
+        let e = sqlite_err(path);
+        configure(&conn).map_err(&e)?;
+        let known = MIGRATIONS.len() as i64;
         let digest_of = |n: usize| {
             blake3::hash(MIGRATIONS[..n].concat().as_bytes())
                 .to_hex()
                 .to_string()
         };
-        if found > 0 {
-            let stored: Option<String> = tx
-                .query_row(
-                    "SELECT value FROM meta WHERE key='schema_digest'",
-                    [],
-                    |r| r.get(0),
-                )
+        let meta = |c: &Connection, key: &str| -> rusqlite::Result<Option<String>> {
+            let has_meta: bool = c.query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='meta'",
+                [],
+                |r| r.get(0),
+            )?;
+            if !has_meta {
+                return Ok(None);
+            }
+            c.query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
                 .optional()
-                .map_err(e)?;
-            if stored.is_some_and(|d| d != digest_of(found as usize)) {
-                return Err(DbError::Foreign {
+        };
+        let up_to_date = schema_version(&conn).map_err(&e)? == known
+            && meta(&conn, "schema_digest").map_err(&e)? == Some(digest_of(MIGRATIONS.len()))
+            && meta(&conn, "updhub_version").map_err(&e)?.as_deref()
+                == Some(env!("CARGO_PKG_VERSION"));
+        if !up_to_date {
+            // IMMEDIATE: take the write lock before reading, so two processes migrating at
+            // once wait for each other instead of failing on a stale read.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&e)?;
+            let found = schema_version(&tx).map_err(&e)?;
+            if found > known {
+                return Err(DbError::TooNew {
                     path: path.to_owned(),
                     found,
+                    writer: meta(&tx, "updhub_version")
+                        .map_err(&e)?
+                        .unwrap_or_else(|| "?".to_owned()),
+                    ours: env!("CARGO_PKG_VERSION"),
+                    known,
                 });
             }
+            // The migrations a database has, as text: the same schema number with other text
+            // is a database from another build, refused rather than half understood.
+            if found > 0 {
+                let stored = meta(&tx, "schema_digest").map_err(&e)?;
+                if stored.is_some_and(|d| d != digest_of(found as usize)) {
+                    return Err(DbError::Foreign {
+                        path: path.to_owned(),
+                        found,
+                    });
+                }
+            }
+            for sql in &MIGRATIONS[found as usize..] {
+                tx.execute_batch(sql).map_err(&e)?;
+            }
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?1), ('updhub_version', ?2), ('schema_digest', ?3)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![known.to_string(), env!("CARGO_PKG_VERSION"), digest_of(MIGRATIONS.len())],
+            )
+            .map_err(&e)?;
+            tx.commit().map_err(&e)?;
         }
-        for sql in &MIGRATIONS[found as usize..] {
-            tx.execute_batch(sql).map_err(e)?;
-        }
-        tx.execute(
-            "INSERT INTO meta(key, value) VALUES ('schema_version', ?1), ('updhub_version', ?2), ('schema_digest', ?3)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![known.to_string(), env!("CARGO_PKG_VERSION"), digest_of(MIGRATIONS.len())],
-        )
-        .map_err(e)?;
-        tx.commit().map_err(e)?;
         Ok(Db {
             conn: Mutex::new(conn),
             path: path.to_owned(),
             server,
+        })
+    }
+
+    /// Check every page of the database (`serve` runs it once at start).
+    ///
+    /// # Errors
+    /// A damaged database, or SQLite errors.
+    pub fn check_integrity(&self) -> Result<(), DbError> {
+        let problems: Vec<String> = self.with(|c| {
+            let mut st = c.prepare("PRAGMA quick_check")?;
+            let rows = st.query_map([], |r| r.get(0))?.collect();
+            rows
+        })?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            return Ok(());
+        }
+        Err(self.damaged("the file", problems.join("; ")))
+    }
+
+    /// Move everything in the write-ahead log into the database file, so a copy of
+    /// `updhub.db` taken while updhub is stopped is complete on its own.
+    ///
+    /// # Errors
+    /// SQLite errors (a reader still open keeps part of the log).
+    pub fn checkpoint(&self) -> Result<(), DbError> {
+        self.with(|c| {
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .and_then(|busy| {
+            if busy == 0 {
+                Ok(())
+            } else {
+                Err(DbError::Busy {
+                    path: self.path.clone(),
+                })
+            }
         })
     }
 
@@ -240,10 +460,7 @@ impl Db {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, DbError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|source| DbError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
+        f(&mut conn).map_err(sqlite_err(&self.path))
     }
 
     fn damaged(&self, what: &str, why: impl std::fmt::Display) -> DbError {
@@ -395,7 +612,7 @@ impl Db {
     ) -> Result<(Published, bool), DbError> {
         let id = self.server.as_str();
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let current: Option<(u64, String)> = tx
                 .query_row(
                     "SELECT number, root FROM published WHERE server_id=?1",
@@ -435,7 +652,7 @@ impl Db {
     pub fn set_published(&self, p: &Published) -> Result<(), DbError> {
         let id = self.server.as_str();
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             Self::upsert_published(&tx, id, p, None)?;
             tx.commit()
         })
@@ -449,7 +666,7 @@ impl Db {
     pub fn accept(&self, p: &Published, files: u64, bytes: u64) -> Result<(), DbError> {
         let id = self.server.as_str();
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES (?1,?2,?3,?4,?5,?6)
                  ON CONFLICT(server_id, number) DO NOTHING",
@@ -623,7 +840,7 @@ mod tests {
     #[test]
     fn publish_numbers_grow_and_same_root_only_resigns() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db"), ServerId::new("n1").unwrap()).unwrap();
+        let db = Db::create(&dir.path().join("t.db"), ServerId::new("n1").unwrap()).unwrap();
         let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
         let exp = Utc::now() + chrono::Duration::hours(1);
         let r1 = Root(BlobId::of(b"1"));
@@ -648,7 +865,7 @@ mod tests {
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        drop(Db::open(&path, ServerId::new("n1").unwrap()).unwrap());
+        drop(Db::create(&path, ServerId::new("n1").unwrap()).unwrap());
         let c = Connection::open(&path).unwrap();
         c.execute("UPDATE meta SET value='99' WHERE key='schema_version'", [])
             .unwrap();
@@ -661,7 +878,7 @@ mod tests {
     fn a_schema_from_another_build_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        drop(Db::open(&path, ServerId::new("n1").unwrap()).unwrap());
+        drop(Db::create(&path, ServerId::new("n1").unwrap()).unwrap());
         let c = Connection::open(&path).unwrap();
         c.execute("UPDATE meta SET value='0000' WHERE key='schema_digest'", [])
             .unwrap();
@@ -674,7 +891,7 @@ mod tests {
         );
         // Opening an up-to-date database again is fine.
         let ok = dir.path().join("ok.db");
-        drop(Db::open(&ok, ServerId::new("n1").unwrap()).unwrap());
+        drop(Db::create(&ok, ServerId::new("n1").unwrap()).unwrap());
         Db::open(&ok, ServerId::new("n1").unwrap()).unwrap();
     }
 }

@@ -69,9 +69,15 @@ impl Error {
         match self {
             Error::Sync(e) => e.retryable(),
             Error::License(e) => {
-                matches!(e, LicenseError::Network { .. } | LicenseError::Db { .. })
+                matches!(
+                    e,
+                    LicenseError::Network { .. }
+                        | LicenseError::Db { .. }
+                        | LicenseError::Busy { .. }
+                )
             }
             Error::Zone(ZoneError::Http { .. }) | Error::Io { .. } => true,
+            Error::Db(DbError::Busy { .. }) => true,
             Error::Store(StoreError::Io { .. }) | Error::Store(StoreError::Source { .. }) => true,
             _ => false,
         }

@@ -53,6 +53,43 @@ pub struct Hub {
     pub chain: Mutex<Vec<String>>,
 }
 
+/// A node being made in a temporary folder (see [`Hub::begin_init`]).
+pub struct NewNode {
+    /// The node, open in its temporary folder: mirror, publish and add keys here.
+    pub hub: Hub,
+    /// The temporary folder, removed on drop unless renamed into place.
+    tmp: tempfile::TempDir,
+    /// Where the node goes.
+    dest: PathBuf,
+}
+
+impl NewNode {
+    /// Close the node, move it into place and open it there.
+    ///
+    /// # Errors
+    /// The rename fails (another process made a node there meanwhile), or reopening fails.
+    pub fn finish(self) -> Result<Hub, Error> {
+        let NewNode { hub, tmp, dest } = self;
+        // Everything in the database file and every connection closed before the move.
+        hub.db.checkpoint()?;
+        drop(hub);
+        fs::rename(tmp.path(), &dest).map_err(|e| Error::Data {
+            path: dest.clone(),
+            why: format!(
+                "cannot move the new node into place ({e}); did another process create it meanwhile?"
+            ),
+        })?;
+        // Renamed away: nothing left for the guard to remove.
+        let _ = tmp.keep();
+        crate::store::sync_dir(
+            dest.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?;
+        Hub::open(&dest)
+    }
+}
+
 /// What `status` shows.
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -128,11 +165,28 @@ impl Hub {
     /// # Errors
     /// An existing node, bad keys to copy, or write errors.
     pub fn init(data: &Path, opts: InitOptions) -> Result<Hub, Error> {
+        Hub::begin_init(data, opts)?.finish()
+    }
+
+    /// Make a node in a temporary folder beside `data`; [`NewNode::finish`] renames it into
+    /// place. Dropped before that, it leaves nothing behind, so a set-up that fails halfway
+    /// (a bad key folder, a missing zone) never leaves a half-made node.
+    ///
+    /// # Errors
+    /// An existing node or other files at `data`, bad keys to copy, or write errors.
+    pub fn begin_init(data: &Path, opts: InitOptions) -> Result<NewNode, Error> {
         let cfg_path = data.join(config::FILE);
         if cfg_path.exists() {
             return Err(Error::Data {
                 path: cfg_path,
                 why: "this data folder already holds a node; use another --data folder, or delete it to start over".into(),
+            });
+        }
+        // rename() replaces an empty folder but no other file.
+        if fs::read_dir(data).is_ok_and(|mut d| d.next().is_some()) || data.is_file() {
+            return Err(Error::Data {
+                path: data.to_owned(),
+                why: "exists and is not an empty folder; init makes a node only in a new or empty folder: pass another --data".into(),
             });
         }
         let id = opts.id.unwrap_or_else(ServerId::random);
@@ -144,22 +198,36 @@ impl Hub {
         // Check the config we are about to write, so init never leaves a node that cannot start.
         let text = cfg.to_commented_toml();
         Config::parse(&text, &cfg_path)?;
-        let keys_dir = data.join("keys");
-        let mk = |source| Error::Io {
-            what: format!("creating {}", data.display()),
-            source,
+        let io = |what: String| move |source| Error::Io { what, source };
+        let parent = match data.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
         };
-        fs::create_dir_all(data).map_err(mk)?;
+        fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
+        let name = data
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "updhub-data".into());
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.init-"))
+            .tempdir_in(parent)
+            .map_err(io(format!("creating a folder in {}", parent.display())))?;
+        let staging = tmp.path();
+        let keys_dir = staging.join("keys");
         match &opts.keys_from {
             Some(from) => keys::copy_shared(from, &keys_dir)?,
             None => keys::generate(&keys_dir, &cfg.server.name)?,
         }
         keys::issue_node_cert(&keys_dir, &id)?;
-        fs::write(&cfg_path, text).map_err(|source| Error::Io {
-            what: format!("writing {}", cfg_path.display()),
-            source,
-        })?;
-        Hub::open(data)
+        drop(Db::create(&cfg.sqlite_path(staging), id.clone())?);
+        let staged_cfg = staging.join(config::FILE);
+        fs::write(&staged_cfg, text).map_err(io(format!("writing {}", staged_cfg.display())))?;
+        let hub = Hub::open(staging)?;
+        Ok(NewNode {
+            hub,
+            tmp,
+            dest: data.to_owned(),
+        })
     }
 
     /// Open an initialized data folder.

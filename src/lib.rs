@@ -10,6 +10,7 @@
 //! - [`repo`]: manifests, roots and signed published versions.
 //! - [`db`]: the SQLite database and its migrations (`schemas/*.sql`).
 //! - [`hub`]: one node and the admin commands on it.
+//! - [`lock`]: one server per data folder.
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
 //! - [`child`]: syncing from a parent.
 //! - [`license`]: license keys, stations and grants (donations between servers).
@@ -23,6 +24,7 @@ pub mod hub;
 pub mod id;
 pub mod keys;
 pub mod license;
+pub mod lock;
 pub mod mirror;
 pub mod repo;
 pub mod server;

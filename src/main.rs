@@ -7,12 +7,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand};
+use chrono::{DateTime, Datelike, Utc};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use updhub::config::Config;
 use updhub::hub::{Hub, InitOptions};
 use updhub::id::ServerId;
+
+/// Standard output went away (`updhub versions | head -1`): the command ends quietly.
+#[derive(Debug)]
+struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// `println!` that returns an error instead of panicking when stdout is closed.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                anyhow::Error::new(StdoutClosed)
+            } else {
+                anyhow::Error::new(e).context("writing to standard output")
+            }
+        })?;
+    }};
+}
 
 /// Update-repository and license distribution hub for clusters of anti-virus management servers.
 #[derive(Parser)]
@@ -64,7 +90,7 @@ enum Command {
     /// Publish the last mirrored state as the next signed version.
     Publish {
         /// How long the signature is valid, e.g. 7d (default: publish.expires_in).
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = updhub::config::parse_span)]
         expires_in: Option<Duration>,
     },
     /// List repository versions.
@@ -127,7 +153,7 @@ enum Command {
 #[group(required = true, multiple = false)]
 struct Period {
     /// How long, e.g. 30d.
-    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    #[arg(long = "for", value_parser = updhub::config::parse_span)]
     for_: Option<Duration>,
     /// Until a date: 2026-12-31 (midnight UTC) or RFC 3339.
     #[arg(long, value_parser = parse_date)]
@@ -135,24 +161,34 @@ struct Period {
 }
 
 impl Period {
-    fn end(&self) -> DateTime<Utc> {
+    fn end(&self) -> Result<DateTime<Utc>> {
         match (self.for_, self.until) {
-            (Some(d), _) => {
-                Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-            }
-            (_, Some(u)) => u,
+            (Some(d), _) => chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| Utc::now().checked_add_signed(d))
+                .context("--for is too long: give at most 100 years"),
+            (_, Some(u)) => Ok(u),
             _ => unreachable!("clap requires one"),
         }
     }
 }
 
 fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
+    let t = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+            .map_err(|_| {
+                format!("'{s}' is not a date: write 2026-12-31 or 2026-12-31T12:00:00Z")
+            })?,
+    };
+    // Dates past year 9999 are no real end and would overflow when margins are added.
+    if t.year() > 9999 {
+        return Err(format!(
+            "'{s}' is too far away: give a date before the year 10000"
+        ));
     }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
-        .map_err(|_| format!("'{s}' is not a date: write 2026-12-31 or 2026-12-31T12:00:00Z"))
+    Ok(t)
 }
 
 #[derive(Subcommand)]
@@ -259,12 +295,42 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    // Only the README's zero-config run (no --data, no UPDHUB_DATA) sets up a node on `serve`:
+    // a typo in an explicit --data must not create a whole new parent.
+    let default_data =
+        matches.value_source("data") == Some(clap::parser::ValueSource::DefaultValue);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    if let Err(e) = rt.block_on(run(cli)) {
+    if let Err(e) = rt.block_on(run(cli, default_data)) {
+        if e.downcast_ref::<StdoutClosed>().is_some() {
+            return;
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Listen for Ctrl-C (SIGINT) and SIGTERM, the signal systemd and container runtimes stop
+/// services with. The handlers are installed here, at once, so a signal that arrives before
+/// the returned future is first polled still stops the server gracefully.
+///
+/// # Errors
+/// The signal handlers cannot be installed.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+    })
 }
 
 fn open(data: &Path) -> Result<Hub> {
@@ -272,11 +338,11 @@ fn open(data: &Path) -> Result<Hub> {
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    out!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, default_data: bool) -> Result<()> {
     let data = cli.data;
     match cli.command {
         Command::Init {
@@ -296,7 +362,7 @@ async fn run(cli: Cli) -> Result<()> {
                     zone,
                 },
             )?;
-            println!(
+            out!(
                 "initialized {} as server {} (cluster name {})",
                 data.display(),
                 hub.id(),
@@ -307,7 +373,7 @@ async fn run(cli: Cli) -> Result<()> {
             command: KeysCommand::Export { to },
         } => {
             open(&data)?.export_keys(&to)?;
-            println!(
+            out!(
                 "exported the cluster keys to {}; on the next node run: updhub --data DIR init --keys-from {}",
                 to.display(),
                 to.display()
@@ -318,11 +384,11 @@ async fn run(cli: Cli) -> Result<()> {
             let s = hub
                 .mirror(from.as_deref(), std::io::stderr().is_terminal())
                 .await?;
-            println!("{s}");
+            out!("{s}");
         }
         Command::Publish { expires_in } => {
             let (p, new) = open(&data)?.publish(expires_in)?;
-            println!(
+            out!(
                 "{} version {} root {} expires {}",
                 if new { "published" } else { "re-signed" },
                 p.number,
@@ -337,9 +403,12 @@ async fn run(cli: Cli) -> Result<()> {
             if json {
                 print_json(&v)?;
             } else {
-                println!(
+                out!(
                     "{:>6}  {:<64}  {:>6}  {:>12}  created",
-                    "number", "root", "files", "bytes"
+                    "number",
+                    "root",
+                    "files",
+                    "bytes"
                 );
                 for r in v {
                     let mark = if Some(r.number) == current {
@@ -347,9 +416,13 @@ async fn run(cli: Cli) -> Result<()> {
                     } else {
                         ""
                     };
-                    println!(
+                    out!(
                         "{:>6}  {}  {:>6}  {:>12}  {}{mark}",
-                        r.number, r.root, r.files, r.bytes, r.created
+                        r.number,
+                        r.root,
+                        r.files,
+                        r.bytes,
+                        r.created
                     );
                 }
             }
@@ -357,19 +430,21 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve {
             listen,
             station_listen,
-        } => serve(&data, listen, station_listen).await?,
+        } => serve(&data, default_data, listen, station_listen).await?,
         Command::License { command } => license(&data, command).await?,
         Command::Stations { json } => {
             let rows = open(&data)?.ledger.stations()?;
             if json {
                 print_json(&rows)?;
             } else {
-                println!(
+                out!(
                     "{:<24} {:<20} {:<25} last seen",
-                    "station", "license", "registered"
+                    "station",
+                    "license",
+                    "registered"
                 );
                 for r in rows {
-                    println!(
+                    out!(
                         "{:<24} {:<20} {:<25} {}",
                         r.station_id,
                         r.source_id,
@@ -381,6 +456,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Sync { parent, once } => {
             let hub = open(&data)?;
+            let _lock = updhub::lock::DataLock::take(&data, "sync")?;
             let parent = parent
                 .or_else(|| hub.config.upstream.parent.clone())
                 .context(
@@ -388,14 +464,13 @@ async fn run(cli: Cli) -> Result<()> {
             )?;
             if once {
                 let r = updhub::child::sync_once(&hub, &parent).await?;
-                println!("{r}");
+                out!("{r}");
             } else {
+                let stop = stop_signal()?;
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 let hub = Arc::new(hub);
                 let task = tokio::spawn(updhub::child::follow(hub, parent, rx));
-                tokio::signal::ctrl_c()
-                    .await
-                    .context("waiting for Ctrl-C")?;
+                stop.await;
                 let _ = tx.send(true);
                 task.await?;
             }
@@ -405,12 +480,12 @@ async fn run(cli: Cli) -> Result<()> {
             if json {
                 print_json(&s)?;
             } else {
-                print_status(&s);
+                print_status(&s)?;
             }
         }
         Command::Checkout { to } => {
             let (p, files) = open(&data)?.checkout(&to)?;
-            println!(
+            out!(
                 "checked out version {} ({files} files) to {}",
                 p.number,
                 to.display()
@@ -418,7 +493,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Export { zone } => {
             let p = open(&data)?.export_zone(&zone)?;
-            println!(
+            out!(
                 "exported version {} as a zone in {}; another hub mirrors it with: updhub mirror --from {}",
                 p.number,
                 zone.display(),
@@ -459,7 +534,7 @@ async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
         );
         std::fs::write(&out, serde_json::to_vec_pretty(&k)?)
             .with_context(|| format!("writing {}", out.display()))?;
-        println!(
+        out!(
             "issued key {key_id} ({stations} stations until {until}) to {}; issuer {}",
             out.display(),
             k.issuer
@@ -472,9 +547,12 @@ async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
         LicenseCommand::Issue { .. } => unreachable!("handled above"),
         LicenseCommand::Add { file } => {
             let k = updhub::hub::add_license_file(&hub, &file).await?;
-            println!(
+            out!(
                 "added key {} ({} stations for {} until {})",
-                k.key_id, k.stations, k.holder, k.valid_until
+                k.key_id,
+                k.stations,
+                k.holder,
+                k.valid_until
             );
         }
         LicenseCommand::Donate {
@@ -488,12 +566,12 @@ async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             let d = updhub::license::ledger::Donation {
                 to,
                 count,
-                until: period.end(),
+                until: period.end()?,
                 source: key,
                 request_id: request_id.unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>())),
             };
             let t = hub.ledger.donate(d, known).await?;
-            println!(
+            out!(
                 "granted {} ({} licenses from {} to {} until {}); the receiver picks it up on its next sync",
                 t.grant_id, t.count, t.source, t.receiver, t.not_after
             );
@@ -503,16 +581,21 @@ async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             if json {
                 print_json(&g)?;
             } else {
-                println!("outgoing:");
+                out!("outgoing:");
                 for o in &g.outgoing {
-                    println!(
+                    out!(
                         "  {} {} licenses from {} to {} until {} [{}]",
-                        o.grant_id, o.count, o.source_id, o.receiver, o.not_after, o.status
+                        o.grant_id,
+                        o.count,
+                        o.source_id,
+                        o.receiver,
+                        o.not_after,
+                        o.status
                     );
                 }
-                println!("incoming:");
+                out!("incoming:");
                 for i in &g.incoming {
-                    println!(
+                    out!(
                         "  {} {} licenses from {} until {} (counted until {}) [{}]{}",
                         i.source_id,
                         i.total,
@@ -530,24 +613,25 @@ async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             }
         }
         LicenseCommand::Renew { grant_id, period } => {
-            let t = hub.ledger.renew(grant_id, period.end()).await?;
-            println!(
+            let t = hub.ledger.renew(grant_id, period.end()?).await?;
+            out!(
                 "renewed {} until {}; the receiver picks it up on its next sync",
-                t.grant_id, t.not_after
+                t.grant_id,
+                t.not_after
             );
         }
         LicenseCommand::Revoke { grant_id } => {
             let t = hub.ledger.revoke(grant_id).await?;
-            println!(
+            out!(
                 "revoking {}: {} stops counting it on its next sync; the {} licenses come back when it acknowledges, or at {} at the latest",
                 t.grant_id, t.receiver, t.count, t.not_after + hub.ledger.margin()
             );
         }
         LicenseCommand::Return { grant_id } => {
             if updhub::license::api::return_grant(&hub, &grant_id).await? {
-                println!("returned {grant_id} to its donor");
+                out!("returned {grant_id} to its donor");
             } else {
-                println!("stopped counting {grant_id}; the donor is told on the next sync");
+                out!("stopped counting {grant_id}; the donor is told on the next sync");
             }
         }
         LicenseCommand::Status { json } => {
@@ -555,12 +639,17 @@ async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             if json {
                 print_json(&s)?;
             } else {
-                println!(
+                out!(
                     "{:<20} {:<5} {:>6} {:>6} {:>7} {:>6}  until",
-                    "license", "kind", "total", "used", "donated", "free"
+                    "license",
+                    "kind",
+                    "total",
+                    "used",
+                    "donated",
+                    "free"
                 );
                 for r in s {
-                    println!(
+                    out!(
                         "{:<20} {:<5} {:>6} {:>6} {:>7} {:>6}  {} [{}]{}",
                         r.source_id,
                         r.kind,
@@ -585,9 +674,13 @@ async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
                 print_json(&l)?;
             } else {
                 for r in l {
-                    println!(
+                    out!(
                         "{:>6} {} {:<24} {:<20} {}",
-                        r.seq, r.at, r.event, r.subject, r.details
+                        r.seq,
+                        r.at,
+                        r.event,
+                        r.subject,
+                        r.details
                     );
                 }
             }
@@ -596,20 +689,22 @@ async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
     Ok(())
 }
 
-fn print_status(s: &updhub::hub::Status) {
-    println!("server {} ({})", s.server_id, s.role);
+fn print_status(s: &updhub::hub::Status) -> Result<()> {
+    out!("server {} ({})", s.server_id, s.role);
     match &s.current {
-        Some(p) => println!(
+        Some(p) => out!(
             "current version {} root {} expires {}",
-            p.number, p.root, p.expires
+            p.number,
+            p.root,
+            p.expires
         ),
-        None => println!("no current version"),
+        None => out!("no current version"),
     }
     if let Some(w) = &s.warning {
-        println!("WARNING: {w}");
+        out!("WARNING: {w}");
     }
     if let Some(sy) = &s.sync {
-        println!(
+        out!(
             "parent {}: last try {}, last success {}{}",
             sy.parent,
             sy.last_try,
@@ -622,9 +717,9 @@ fn print_status(s: &updhub::hub::Status) {
                 .unwrap_or_default()
         );
     }
-    println!("config digest {}", s.config_digest);
+    out!("config digest {}", s.config_digest);
     for c in &s.children {
-        println!(
+        out!(
             "child {}: version {} {}{} reported {}",
             c.report.child_id,
             c.report
@@ -640,19 +735,32 @@ fn print_status(s: &updhub::hub::Status) {
             c.report.reported_at
         );
     }
+    Ok(())
 }
 
-/// `serve`: with no data folder, set up a node on the embedded defaults first (sample zone,
-/// SQLite, generated certificates), mirror and publish, so one command runs the hub.
+/// `serve`. Run with the default data folder and none there yet, it first sets up a node on
+/// the embedded defaults (sample zone, SQLite, generated certificates), mirrors, publishes
+/// and adds the demo license, all in a temporary folder moved into place at the end, so one
+/// command runs the hub and a failure leaves nothing behind.
 async fn serve(
     data: &Path,
+    default_data: bool,
     listen: Option<SocketAddr>,
     station_listen: Option<SocketAddr>,
 ) -> Result<()> {
     if !data.join(updhub::config::FILE).exists() {
-        let hub = Hub::init(data, InitOptions::default())?;
+        if !default_data {
+            anyhow::bail!(
+                "{} holds no updhub node (no {}); check the --data path, or create a node there with `updhub --data {} init`",
+                data.display(),
+                updhub::config::FILE,
+                data.display()
+            );
+        }
+        let new = Hub::begin_init(data, InitOptions::default())?;
+        let hub = &new.hub;
         eprintln!(
-            "initialized a new node in {} (server {})",
+            "initializing a new node in {} (server {})",
             data.display(),
             hub.id()
         );
@@ -660,13 +768,16 @@ async fn serve(
         eprintln!("{s}");
         let (p, _) = hub.publish(None)?;
         eprintln!("published version {} root {}", p.number, p.root);
-        let k = updhub::hub::add_license_bytes(&hub, updhub::hub::DEMO_LICENSE, "the demo license")
+        let k = updhub::hub::add_license_bytes(hub, updhub::hub::DEMO_LICENSE, "the demo license")
             .await?;
         eprintln!(
             "added the demo license key {} ({} stations)",
             k.key_id, k.stations
         );
+        new.finish()?;
+        eprintln!("initialized a new node in {}", data.display());
     }
+    let _lock = updhub::lock::DataLock::take(data, "serve")?;
     let mut config = Config::load(data)?;
     if let Some(l) = listen {
         config.server.listen = l;
@@ -675,6 +786,8 @@ async fn serve(
         config.server.station_listen = l;
     }
     let hub = Arc::new(Hub::open_with(data, config)?);
+    hub.db.check_integrity()?;
+    let stop = stop_signal()?;
     // Catch up on expiry missed while down before taking requests.
     hub.resign_if_due()?;
     let listener = tokio::net::TcpListener::bind(hub.config.server.listen)
@@ -695,31 +808,31 @@ async fn serve(
         })?;
     let addr = listener.local_addr()?;
     let url = format!("https://{addr}");
-    println!(
+    out!(
         "updhub {} serving {url} as server {}",
         env!("CARGO_PKG_VERSION"),
         hub.id()
     );
     if let Some(p) = hub.db.published()? {
-        println!(
+        out!(
             "current version {} root {} expires {}",
-            p.number, p.root, p.expires
+            p.number,
+            p.root,
+            p.expires
         );
     }
     let d = data.display();
-    println!("a child connects with:");
-    println!("  updhub --data {d} keys export --to /tmp/updhub-keys");
-    println!("  updhub --data ./child init --keys-from /tmp/updhub-keys --parent {url}");
-    println!("  updhub --data ./child sync --once      (or, to serve on: updhub --data ./child serve --listen ADDR --station-listen ADDR)");
-    println!(
+    out!("a child connects with:");
+    out!("  updhub --data {d} keys export --to /tmp/updhub-keys");
+    out!("  updhub --data ./child init --keys-from /tmp/updhub-keys --parent {url}");
+    out!("  updhub --data ./child sync --once      (or, to serve on: updhub --data ./child serve --listen ADDR --station-listen ADDR)");
+    out!(
         "stations register at https://{}/v1/stations/register",
         stations.local_addr()?
     );
     let stats = updhub::server::new_stats();
-    updhub::server::serve_node(listener, Some(stations), hub, stats, async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    })
-    .await?;
+    updhub::server::serve_node(listener, Some(stations), hub.clone(), stats, stop).await?;
+    // A copy of updhub.db taken while updhub is stopped is then complete on its own.
+    hub.db.checkpoint()?;
     Ok(())
 }

@@ -14,12 +14,19 @@ fn updhub(data: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn serve_on_embedded_defaults_sets_up_and_prints_how_to_connect() {
+    // The README's zero-config run: no --data, so the default ./updhub-data is set up.
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("hub");
+    let data = dir.path().join("updhub-data");
     let mut child = Command::new(env!("CARGO_BIN_EXE_updhub"))
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("UPDHUB_DATA")
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--station-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

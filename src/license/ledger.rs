@@ -29,16 +29,6 @@ pub(super) fn ts(t: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(t, 0).single().unwrap_or_default()
 }
 
-/// Open a connection with the settings every updhub connection uses.
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let c = Connection::open(path)?;
-    c.busy_timeout(Duration::from_secs(30))?;
-    c.pragma_update(None, "journal_mode", "WAL")?;
-    c.pragma_update(None, "synchronous", "FULL")?;
-    c.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(c)
-}
-
 /// What a source looks like in `license status`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SourceStatus {
@@ -154,8 +144,10 @@ pub struct Ledger {
     pub(super) server: ServerId,
     /// The database file.
     pub(super) path: PathBuf,
-    /// Sends jobs to the writer thread.
-    writer: Mutex<mpsc::Sender<Job>>,
+    /// Sends jobs to the writer thread; taken on drop, which ends the thread.
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The writer thread, joined on drop so its connection is closed when the ledger is.
+    thread: Option<std::thread::JoinHandle<()>>,
     /// Reads use their own connection (WAL lets them run beside the writer).
     reader: Mutex<Connection>,
     /// Signs grant tokens.
@@ -166,6 +158,11 @@ pub struct Ledger {
 
 pub(super) fn map_sql(path: &Path) -> impl Fn(rusqlite::Error) -> LicenseError + '_ {
     move |e| {
+        if crate::db::is_busy(&e) {
+            return LicenseError::Busy {
+                path: path.display().to_string(),
+            };
+        }
         let msg = e.to_string();
         if msg.contains("conservation") {
             LicenseError::Refused(format!(
@@ -300,10 +297,10 @@ impl Ledger {
         margin: Duration,
     ) -> Result<Ledger, LicenseError> {
         let err = map_sql(path);
-        let reader = connect(path).map_err(&err)?;
-        let mut conn = connect(path).map_err(&err)?;
+        let reader = crate::db::connect(path).map_err(&err)?;
+        let mut conn = crate::db::connect(path).map_err(&err)?;
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("updhub-ledger".into())
             .spawn(move || writer_loop(&mut conn, rx))
             .map_err(|e| LicenseError::Db {
@@ -313,7 +310,8 @@ impl Ledger {
         Ok(Ledger {
             server,
             path: path.to_owned(),
-            writer: Mutex::new(tx),
+            writer: Mutex::new(Some(tx)),
+            thread: Some(thread),
             reader: Mutex::new(reader),
             signing,
             margin: chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::minutes(5)),
@@ -343,11 +341,14 @@ impl Ledger {
             });
             (ok, reply)
         });
-        let _ = self
+        if let Some(w) = self
             .writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .send(job);
+            .as_ref()
+        {
+            let _ = w.send(job);
+        }
         rx
     }
 
@@ -700,6 +701,16 @@ impl Ledger {
                 .collect();
             rows
         })
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop after the jobs already sent.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

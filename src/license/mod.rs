@@ -55,6 +55,12 @@ pub enum LicenseError {
         /// Why.
         why: String,
     },
+    /// Another process held the database for longer than the busy timeout.
+    #[error("license database {path} is busy: another updhub process (a running `serve` or another command) held it for over 30 s; try again when it is done")]
+    Busy {
+        /// The database file.
+        path: String,
+    },
     /// The donor could not be reached.
     #[error("donor {url}: {why}; it will be retried on the next sync")]
     Network {
@@ -73,6 +79,7 @@ impl LicenseError {
             LicenseError::Refused(_) => 409,
             LicenseError::NotFound(_) => 404,
             LicenseError::Db { .. } => 500,
+            LicenseError::Busy { .. } => 503,
             LicenseError::Network { .. } => 502,
         }
     }
