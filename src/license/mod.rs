@@ -116,6 +116,41 @@ fn verify_hex(key_hex: &str, sig: &str, bytes: &[u8]) -> Result<VerifyingKey, St
     Ok(key)
 }
 
+/// The one date spelling of key files (`schemas/license.schema.json`): `2026-01-01T00:00:00Z`,
+/// UTC with whole seconds. A general RFC 3339 parser also takes other separators, offsets
+/// and fractions, which the schema refuses.
+mod whole_utc {
+    use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).map_err(serde::de::Error::custom)
+    }
+
+    pub fn parse(s: &str) -> Result<DateTime<Utc>, String> {
+        let shape_ok = s.len() == 20
+            && s.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                10 => b == b'T',
+                13 | 16 => b == b':',
+                19 => b == b'Z',
+                _ => b.is_ascii_digit(),
+            });
+        shape_ok
+            .then(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ").ok())
+            .flatten()
+            .map(|t| t.and_utc())
+            .ok_or_else(|| {
+                format!("{s:?} is not a date of the form 2026-01-01T00:00:00Z (UTC, whole seconds)")
+            })
+    }
+}
+
 /// A license key file: N station licenses for a holder over a period, signed by an issuer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,8 +164,10 @@ pub struct LicenseKey {
     /// Station licenses in it.
     pub stations: u32,
     /// Valid from.
+    #[serde(with = "whole_utc")]
     pub valid_from: DateTime<Utc>,
     /// Valid until.
+    #[serde(with = "whole_utc")]
     pub valid_until: DateTime<Utc>,
     /// The issuer's ed25519 public key, hex.
     pub issuer: String,
@@ -372,6 +409,38 @@ mod tests {
         let err = LicenseKey::parse_and_check(&bytes, "k", &trusted, now + Duration::days(31))
             .unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
+    }
+
+    #[test]
+    fn key_file_dates_follow_the_schema_exactly() {
+        let issuer = SigningKey::generate(&mut rand::rngs::OsRng);
+        let now = Utc::now();
+        let k = LicenseKey::issue(&issuer, "K1", "ACME", 10, now, now + Duration::days(30));
+        let trusted = vec![k.issuer.clone()];
+        let text = serde_json::to_string(&k).unwrap();
+        let from = k.valid_from.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        assert!(text.contains(&from), "{text}");
+        let date = &from[..10];
+        let time = &from[11..19];
+        // Each spelling the schema's pattern refuses, though a general RFC 3339 parser may
+        // take it: the signed Unix seconds would be the same, so only the reader can refuse.
+        for other in [
+            format!("{date}\u{a0}{time}Z"),
+            format!("{date} {time}Z"),
+            format!("{date}t{time}Z"),
+            format!("{date}T{time}.000Z"),
+            format!("{date}T{time}+00:00"),
+            format!("{date}T{time}z"),
+        ] {
+            let bad = text.replace(&from, &other);
+            let err = LicenseKey::parse_and_check(bad.as_bytes(), "k", &trusted, now)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("2026-01-01T00:00:00Z"), "{other:?}: {err}");
+        }
+        // Uppercase hex is allowed by the schema ("the reader also takes uppercase").
+        let upper = text.replace(&k.signature, &k.signature.to_uppercase());
+        LicenseKey::parse_and_check(upper.as_bytes(), "k", &trusted, now).unwrap();
     }
 
     #[test]
