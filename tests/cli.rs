@@ -68,3 +68,25 @@ fn serve_on_embedded_defaults_sets_up_and_prints_how_to_connect() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--parent"));
 }
+
+#[test]
+fn the_container_build_context_leaves_out_build_output_and_data_folders() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [".containerignore", ".dockerignore"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let rules: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .collect();
+        for needed in ["target/", "updhub-data/", "**/updhub-data/"] {
+            assert!(rules.contains(&needed), "{file} lacks {needed}");
+        }
+    }
+    // The image runs `serve` on the default data folder, the only one it may set up itself.
+    let cf = std::fs::read_to_string(root.join("Containerfile")).unwrap();
+    assert!(
+        !cf.lines()
+            .any(|l| l.starts_with("ENV") && l.contains("UPDHUB_DATA")),
+        "an explicit data folder is never set up by serve"
+    );
+}
