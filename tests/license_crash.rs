@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -13,7 +12,7 @@ use updhub::child::sync_once;
 use updhub::hub::{add_license_file, Hub};
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_updhub"))
+    updhub_bin()
 }
 
 fn donate_cmd(data: &Path, i: usize) -> Command {
@@ -32,34 +31,6 @@ fn donate_cmd(data: &Path, i: usize) -> Command {
     ]);
     c.stdout(Stdio::null()).stderr(Stdio::null());
     c
-}
-
-/// Start `updhub serve` on free ports; returns the process and its URL.
-fn serve(data: &Path) -> (Child, String) {
-    let mut p = bin()
-        .arg("--data")
-        .arg(data)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--station-listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(p.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("no URL in {first:?}"))
-        .to_owned();
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (p, format!("{url}/"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +97,7 @@ async fn killing_the_donor_mid_grant_neither_loses_nor_duplicates() {
     }
 
     // The receiver fetches the grants from a donor process that is killed and restarted.
-    let (mut p, url) = serve(&data);
+    let (mut p, url) = spawn_serve(&data, Stdio::null());
     sync_once(&child, &url).await.unwrap();
     let got = child
         .ledger
@@ -147,7 +118,7 @@ async fn killing_the_donor_mid_grant_neither_loses_nor_duplicates() {
         N,
         "kept while the donor is down"
     );
-    let (mut p, url) = serve(&data);
+    let (mut p, url) = spawn_serve(&data, Stdio::null());
     sync_once(&child, &url).await.unwrap();
     let got = child
         .ledger

@@ -5,15 +5,14 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use updhub::hub::{Hub, InitOptions};
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_updhub"));
-    c.env_remove("UPDHUB_DATA").env("UPDHUB_LOG", "info");
+    let mut c = common::updhub_bin();
+    c.env("UPDHUB_LOG", "info");
     c
 }
 
@@ -40,30 +39,6 @@ async fn parent(dir: &Path) -> std::path::PathBuf {
     data
 }
 
-/// Start `serve` on free ports and wait until it says it serves.
-fn start_serve(data: &Path) -> (Child, String) {
-    let mut child = bin()
-        .arg("--data")
-        .arg(data)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--station-listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    assert!(first.contains("serving https://127.0.0.1:"), "{first}");
-    // Keep reading stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, first)
-}
-
 fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -77,7 +52,7 @@ fn signal(child: &Child, sig: &str) {
 async fn sigterm_stops_serve_gracefully_and_leaves_a_complete_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = parent(dir.path()).await;
-    let (child, _) = start_serve(&data);
+    let (child, _) = common::spawn_serve(&data, Stdio::piped());
     signal(&child, "-TERM");
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
@@ -216,7 +191,7 @@ async fn read_only_commands_run_while_another_process_holds_the_write_lock() {
 async fn a_second_server_on_one_data_folder_is_refused_naming_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let data = parent(dir.path()).await;
-    let (mut first, _) = start_serve(&data);
+    let (mut first, _) = common::spawn_serve(&data, Stdio::piped());
     let out = updhub(
         &data,
         &[
@@ -246,7 +221,7 @@ async fn a_second_server_on_one_data_folder_is_refused_naming_the_first() {
     signal(&first, "-TERM");
     assert!(first.wait().unwrap().success());
     // Once it stopped, the folder is free again.
-    let (mut again, _) = start_serve(&data);
+    let (mut again, _) = common::spawn_serve(&data, Stdio::piped());
     signal(&again, "-TERM");
     assert!(again.wait().unwrap().success());
 }

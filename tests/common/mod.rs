@@ -440,3 +440,40 @@ pub async fn pair(dir: &Path) -> Pair {
         first,
     }
 }
+
+/// The `updhub` binary, with no data folder from the environment.
+pub fn updhub_bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_updhub"));
+    c.env_remove("UPDHUB_DATA");
+    c
+}
+
+/// Start `updhub serve` for `data` on free ports, wait until it says it serves, and return
+/// the process and its URL (with a trailing slash). Its stdout is drained in the background
+/// so it never blocks on a full pipe.
+pub fn spawn_serve(data: &Path, stderr: std::process::Stdio) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut p = updhub_bin()
+        .arg("--data")
+        .arg(data)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--station-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(p.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    (p, format!("{url}/"))
+}
