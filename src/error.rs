@@ -1,6 +1,6 @@
 //! The crate error: every module's error in one enum, which knows the HTTP status it maps to
 //! and whether retrying can help. Policy: module errors are `thiserror` enums whose messages
-//! name the thing, the problem and the fix; `anyhow` appears only in `main.rs` and tests.
+//! name the thing, the problem and the fix; `anyhow` appears only in tests and benches.
 
 use crate::child::SyncError;
 use crate::config::ConfigError;

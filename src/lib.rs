@@ -14,9 +14,11 @@
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
 //! - [`child`]: syncing from a parent.
 //! - [`license`]: license keys, stations and grants (donations between servers).
+//! - [`cli`]: the command line, one function per command group (`main.rs` only calls it).
 //! - [`id`], [`error`]: typed ids and the crate error.
 
 pub mod child;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;

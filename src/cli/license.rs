@@ -1,0 +1,320 @@
+//! `license ...`: keys, donations, grants, the audit log.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Utc};
+use clap::Subcommand;
+
+use super::{io, json_text, open, out, print_json, Result};
+use crate::error::Error;
+
+/// A period: `--for DURATION` or `--until DATE`.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Period {
+    /// How long, e.g. 30d.
+    #[arg(long = "for", value_parser = crate::config::parse_span)]
+    for_: Option<Duration>,
+    /// Until a date: 2026-12-31 (midnight UTC) or RFC 3339.
+    #[arg(long, value_parser = parse_date)]
+    until: Option<DateTime<Utc>>,
+}
+
+impl Period {
+    fn end(&self) -> Result<DateTime<Utc>> {
+        match (self.for_, self.until) {
+            (Some(d), _) => chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| Utc::now().checked_add_signed(d))
+                .ok_or_else(|| Error::State("--for is too long: give at most 100 years".into())),
+            (_, Some(u)) => Ok(u),
+            _ => unreachable!("clap requires one"),
+        }
+    }
+}
+
+fn parse_date(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    let t = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+            .map_err(|_| {
+                format!("'{s}' is not a date: write 2026-12-31 or 2026-12-31T12:00:00Z")
+            })?,
+    };
+    // Dates past year 9999 are no real end and would overflow when margins are added.
+    if t.year() > 9999 {
+        return Err(format!(
+            "'{s}' is too far away: give a date before the year 10000"
+        ));
+    }
+    Ok(t)
+}
+
+#[derive(Subcommand)]
+pub enum LicenseCommand {
+    /// Add a license key file (its issuer must be in licenses.issuers).
+    Add {
+        /// The key file.
+        file: PathBuf,
+    },
+    /// Donate licenses to another server for a period.
+    Donate {
+        /// The receiving server's id.
+        #[arg(long)]
+        to: String,
+        /// How many station licenses.
+        #[arg(long)]
+        count: u32,
+        #[command(flatten)]
+        period: Period,
+        /// The key or received grant to donate from (default: the one with most room).
+        #[arg(long)]
+        key: Option<String>,
+        /// Idempotency key: retrying with the same id never donates twice.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Outgoing and incoming grants, with expiry.
+    Grants {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Extend a grant this server donated.
+    Renew {
+        /// The grant.
+        grant_id: String,
+        #[command(flatten)]
+        period: Period,
+    },
+    /// Take back a grant this server donated.
+    Revoke {
+        /// The grant.
+        grant_id: String,
+    },
+    /// Give back a grant this server received.
+    Return {
+        /// The grant.
+        grant_id: String,
+    },
+    /// Per key and received grant: total, used by stations, donated, free, expiring soon.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit trail.
+    Log {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a signed license key (for issuers and test set-ups).
+    Issue {
+        /// The issuer's ed25519 private key (PKCS#8 PEM).
+        #[arg(long)]
+        issuer_key: PathBuf,
+        /// Key id.
+        #[arg(long)]
+        key_id: String,
+        /// Holder.
+        #[arg(long)]
+        holder: String,
+        /// Station licenses.
+        #[arg(long)]
+        stations: u32,
+        /// Valid from (default: now).
+        #[arg(long, value_parser = parse_date)]
+        from: Option<DateTime<Utc>>,
+        /// Valid until.
+        #[arg(long, value_parser = parse_date)]
+        until: DateTime<Utc>,
+        /// Where to write the key file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
+    if let LicenseCommand::Issue {
+        issuer_key,
+        key_id,
+        holder,
+        stations,
+        from,
+        until,
+        out,
+    } = cmd
+    {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let pem = std::fs::read_to_string(&issuer_key)
+            .map_err(io(format!("reading {}", issuer_key.display())))?;
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|e| Error::Data {
+            path: issuer_key.clone(),
+            why: format!("not an ed25519 PKCS#8 PEM key ({e}); give the issuer's private key file"),
+        })?;
+        let k = crate::license::LicenseKey::issue(
+            &key,
+            &key_id,
+            &holder,
+            stations,
+            from.unwrap_or_else(Utc::now),
+            until,
+        );
+        std::fs::write(&out, json_text(&k)?).map_err(io(format!("writing {}", out.display())))?;
+        out!(
+            "issued key {key_id} ({stations} stations until {until}) to {}; issuer {}",
+            out.display(),
+            k.issuer
+        );
+        return Ok(());
+    }
+    let hub = open(data)?;
+    let warn = hub.config.licenses.warn_before;
+    match cmd {
+        LicenseCommand::Issue { .. } => unreachable!("handled above"),
+        LicenseCommand::Add { file } => {
+            let k = crate::hub::add_license_file(&hub, &file).await?;
+            out!(
+                "added key {} ({} stations for {} until {})",
+                k.key_id,
+                k.stations,
+                k.holder,
+                k.valid_until
+            );
+        }
+        LicenseCommand::Donate {
+            to,
+            count,
+            period,
+            key,
+            request_id,
+        } => {
+            let known = |id: &str| hub.db.knows_server(id).unwrap_or(false);
+            let d = crate::license::ledger::Donation {
+                to,
+                count,
+                until: period.end()?,
+                source: key,
+                request_id: request_id.unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>())),
+            };
+            let t = hub.ledger.donate(d, known).await?;
+            out!(
+                "granted {} ({} licenses from {} to {} until {}); the receiver picks it up on its next sync",
+                t.grant_id, t.count, t.source, t.receiver, t.not_after
+            );
+        }
+        LicenseCommand::Grants { json } => {
+            let g = hub.ledger.grants(warn)?;
+            if json {
+                print_json(&g)?;
+            } else {
+                out!("outgoing:");
+                for o in &g.outgoing {
+                    out!(
+                        "  {} {} licenses from {} to {} until {} [{}]",
+                        o.grant_id,
+                        o.count,
+                        o.source_id,
+                        o.receiver,
+                        o.not_after,
+                        o.status
+                    );
+                }
+                out!("incoming:");
+                for i in &g.incoming {
+                    out!(
+                        "  {} {} licenses from {} until {} (counted until {}) [{}]{}",
+                        i.source_id,
+                        i.total,
+                        i.holder,
+                        i.not_after,
+                        i.usable_until,
+                        i.status,
+                        if i.expiring_soon {
+                            " EXPIRING SOON"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        LicenseCommand::Renew { grant_id, period } => {
+            let t = hub.ledger.renew(grant_id, period.end()?).await?;
+            out!(
+                "renewed {} until {}; the receiver picks it up on its next sync",
+                t.grant_id,
+                t.not_after
+            );
+        }
+        LicenseCommand::Revoke { grant_id } => {
+            let t = hub.ledger.revoke(grant_id).await?;
+            out!(
+                "revoking {}: {} stops counting it on its next sync; the {} licenses come back when it acknowledges, or at {} at the latest",
+                t.grant_id, t.receiver, t.count, t.not_after + hub.ledger.margin()
+            );
+        }
+        LicenseCommand::Return { grant_id } => {
+            if crate::license::api::return_grant(&hub, &grant_id).await? {
+                out!("returned {grant_id} to its donor");
+            } else {
+                out!("stopped counting {grant_id}; the donor is told on the next sync");
+            }
+        }
+        LicenseCommand::Status { json } => {
+            let s = hub.ledger.status(warn)?;
+            if json {
+                print_json(&s)?;
+            } else {
+                out!(
+                    "{:<20} {:<5} {:>6} {:>6} {:>7} {:>6}  until",
+                    "license",
+                    "kind",
+                    "total",
+                    "used",
+                    "donated",
+                    "free"
+                );
+                for r in s {
+                    out!(
+                        "{:<20} {:<5} {:>6} {:>6} {:>7} {:>6}  {} [{}]{}",
+                        r.source_id,
+                        r.kind,
+                        r.total,
+                        r.used,
+                        r.donated,
+                        r.free,
+                        r.usable_until,
+                        r.status,
+                        if r.expiring_soon {
+                            " EXPIRING SOON"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        LicenseCommand::Log { json } => {
+            let l = hub.ledger.log()?;
+            if json {
+                print_json(&l)?;
+            } else {
+                for r in l {
+                    out!(
+                        "{:>6} {} {:<24} {:<20} {}",
+                        r.seq,
+                        r.at,
+                        r.event,
+                        r.subject,
+                        r.details
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! The command line as a library: argument definitions (clap), one function per command
+//! group, and their output. `main.rs` only sets up tracing and the runtime and calls
+//! [`run`], so every command can be run in-process.
+//!
+//! - [`serve`]: `serve`, its first-run set-up and its signals.
+//! - [`license`]: `license ...`.
+//! - [`render`]: tables printed by `status` and friends.
+
+mod license;
+mod render;
+mod serve;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Error;
+use crate::hub::{Hub, InitOptions};
+use crate::id::ServerId;
+
+/// What every command returns.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// `println!` that returns an error instead of panicking when stdout is closed
+/// (`updhub versions | head -1`); [`stdout_closed`] tells that error apart.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err(|source| crate::error::Error::Io {
+            what: "writing to standard output".into(),
+            source,
+        })?;
+    }};
+}
+pub(crate) use out;
+
+/// Whether `e` only says that standard output went away: the command then ends quietly.
+pub fn stdout_closed(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// An I/O error, saying what was being done.
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+fn json_text(v: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string_pretty(v).map_err(|e| Error::State(format!("cannot write JSON: {e}")))
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    out!("{}", json_text(v)?);
+    Ok(())
+}
+
+fn open(data: &Path) -> Result<Hub> {
+    Hub::open(data)
+}
+
+/// Update-repository and license distribution hub for clusters of anti-virus management servers.
+#[derive(Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// The node's data folder.
+    #[arg(
+        long,
+        global = true,
+        env = "UPDHUB_DATA",
+        default_value = "./updhub-data"
+    )]
+    pub data: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create the data folder: config, database, cluster keys and this node's certificate.
+    Init {
+        /// Take the shared cluster keys from this folder (made by `keys export`).
+        #[arg(long)]
+        keys_from: Option<PathBuf>,
+        /// This node's unique id (random if not given).
+        #[arg(long)]
+        id: Option<ServerId>,
+        /// The cluster's DNS name, the same on every node.
+        #[arg(long)]
+        name: Option<String>,
+        /// Follow this parent (written into updhub.toml).
+        #[arg(long)]
+        parent: Option<String>,
+        /// The upstream zone (written into updhub.toml).
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// The cluster keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Pull the upstream zone into the store.
+    Mirror {
+        /// A zone folder or https:// URL (another updhub's /v1/zone); default: upstream.zone.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Publish the last mirrored state as the next signed version.
+    Publish {
+        /// How long the signature is valid, e.g. 7d (default: publish.expires_in).
+        #[arg(long, value_parser = crate::config::parse_span)]
+        expires_in: Option<Duration>,
+    },
+    /// List repository versions.
+    Versions {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the interserver API (and follow the parent if one is configured).
+    Serve {
+        /// Listen address (default: server.listen, 127.0.0.1:8443).
+        #[arg(long, env = "UPDHUB_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Station listen address (default: server.station_listen, 127.0.0.1:8843).
+        #[arg(long, env = "UPDHUB_STATION_LISTEN")]
+        station_listen: Option<SocketAddr>,
+    },
+    /// Station licenses: keys, donations to other servers, the audit log.
+    License {
+        #[command(subcommand)]
+        command: license::LicenseCommand,
+    },
+    /// Stations registered with this server.
+    Stations {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull the parent's published version.
+    Sync {
+        /// The parent's URL (default: upstream.parent).
+        #[arg(long, env = "UPDHUB_PARENT")]
+        parent: Option<String>,
+        /// Sync once and exit instead of following.
+        #[arg(long)]
+        once: bool,
+    },
+    /// The current version; on a parent, each child's last report.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the current version as a plain file tree.
+    Checkout {
+        /// An empty or new folder.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Write the current version as a zone another hub can mirror (air-gapped transfer).
+    Export {
+        /// An empty or new folder.
+        #[arg(long)]
+        zone: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Copy the shared cluster keys and certificate to a folder, for `init --keys-from`.
+    Export {
+        /// The folder to write.
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+/// Run one parsed command line. `default_data` says that `--data` was neither given nor set
+/// by `UPDHUB_DATA`: only then does `serve` set up a new node.
+///
+/// # Errors
+/// Whatever the command fails with; see [`stdout_closed`].
+pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
+    let data = cli.data;
+    match cli.command {
+        Command::Init {
+            keys_from,
+            id,
+            name,
+            parent,
+            zone,
+        } => {
+            let hub = Hub::init(
+                &data,
+                InitOptions {
+                    keys_from,
+                    id,
+                    name,
+                    parent,
+                    zone,
+                },
+            )?;
+            out!(
+                "initialized {} as server {} (cluster name {})",
+                data.display(),
+                hub.id(),
+                hub.config.server.name
+            );
+        }
+        Command::Keys {
+            command: KeysCommand::Export { to },
+        } => {
+            open(&data)?.export_keys(&to)?;
+            out!(
+                "exported the cluster keys to {}; on the next node run: updhub --data DIR init --keys-from {}",
+                to.display(),
+                to.display()
+            );
+        }
+        Command::Mirror { from } => {
+            let hub = open(&data)?;
+            let s = hub
+                .mirror(from.as_deref(), std::io::stderr().is_terminal())
+                .await?;
+            out!("{s}");
+        }
+        Command::Publish { expires_in } => {
+            let (p, new) = open(&data)?.publish(expires_in)?;
+            out!(
+                "{} version {} root {} expires {}",
+                if new { "published" } else { "re-signed" },
+                p.number,
+                p.root,
+                p.expires
+            );
+        }
+        Command::Versions { json } => {
+            let hub = open(&data)?;
+            let current = hub.db.published()?.map(|p| p.number);
+            let v = hub.versions()?;
+            if json {
+                print_json(&v)?;
+            } else {
+                out!(
+                    "{:>6}  {:<64}  {:>6}  {:>12}  created",
+                    "number",
+                    "root",
+                    "files",
+                    "bytes"
+                );
+                for r in v {
+                    let mark = if Some(r.number) == current {
+                        "  (current)"
+                    } else {
+                        ""
+                    };
+                    out!(
+                        "{:>6}  {}  {:>6}  {:>12}  {}{mark}",
+                        r.number,
+                        r.root,
+                        r.files,
+                        r.bytes,
+                        r.created
+                    );
+                }
+            }
+        }
+        Command::Serve {
+            listen,
+            station_listen,
+        } => serve::serve(&data, default_data, listen, station_listen).await?,
+        Command::License { command } => license::license(&data, command).await?,
+        Command::Stations { json } => {
+            let rows = open(&data)?.ledger.stations()?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                out!(
+                    "{:<24} {:<20} {:<25} last seen",
+                    "station",
+                    "license",
+                    "registered"
+                );
+                for r in rows {
+                    out!(
+                        "{:<24} {:<20} {:<25} {}",
+                        r.station_id,
+                        r.source_id,
+                        r.registered.to_string(),
+                        r.last_seen
+                    );
+                }
+            }
+        }
+        Command::Sync { parent, once } => {
+            let hub = open(&data)?;
+            let _lock = crate::lock::DataLock::take(&data, "sync")?;
+            let parent = parent
+                .or_else(|| hub.config.upstream.parent.clone())
+                .ok_or_else(|| {
+                    Error::State(
+                        "no parent: pass --parent https://HOST:PORT or set upstream.parent in updhub.toml"
+                            .into(),
+                    )
+                })?;
+            if once {
+                let r = crate::child::sync_once(&hub, &parent).await?;
+                out!("{r}");
+            } else {
+                let stop = serve::stop_signal()?;
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                let hub = Arc::new(hub);
+                let task = tokio::spawn(crate::child::follow(hub, parent, rx));
+                stop.await;
+                let _ = tx.send(true);
+                task.await
+                    .map_err(|e| Error::State(format!("the follow task failed: {e}")))?;
+            }
+        }
+        Command::Status { json } => {
+            let s = open(&data)?.status()?;
+            if json {
+                print_json(&s)?;
+            } else {
+                render::print_status(&s)?;
+            }
+        }
+        Command::Checkout { to } => {
+            let (p, files) = open(&data)?.checkout(&to)?;
+            out!(
+                "checked out version {} ({files} files) to {}",
+                p.number,
+                to.display()
+            );
+        }
+        Command::Export { zone } => {
+            let p = open(&data)?.export_zone(&zone)?;
+            out!(
+                "exported version {} as a zone in {}; another hub mirrors it with: updhub mirror --from {}",
+                p.number,
+                zone.display(),
+                zone.display()
+            );
+        }
+    }
+    Ok(())
+}
