@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Utc};
 use clap::Subcommand;
 
-use super::{io, json_text, open, out, print_json, Result};
+use super::{io, json_text, open, out, print_json, render, Result};
 use crate::error::Error;
 
 /// A period: `--for DURATION` or `--until DATE`.
@@ -211,35 +211,7 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             if json {
                 print_json(&g)?;
             } else {
-                out!("outgoing:");
-                for o in &g.outgoing {
-                    out!(
-                        "  {} {} licenses from {} to {} until {} [{}]",
-                        o.grant_id,
-                        o.count,
-                        o.source_id,
-                        o.receiver,
-                        o.not_after,
-                        o.status
-                    );
-                }
-                out!("incoming:");
-                for i in &g.incoming {
-                    out!(
-                        "  {} {} licenses from {} until {} (counted until {}) [{}]{}",
-                        i.source_id,
-                        i.total,
-                        i.holder,
-                        i.not_after,
-                        i.usable_until,
-                        i.status,
-                        if i.expiring_soon {
-                            " EXPIRING SOON"
-                        } else {
-                            ""
-                        }
-                    );
-                }
+                render::grants(&g)?;
             }
         }
         LicenseCommand::Renew { grant_id, period } => {
@@ -269,33 +241,7 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             if json {
                 print_json(&s)?;
             } else {
-                out!(
-                    "{:<20} {:<5} {:>6} {:>6} {:>7} {:>6}  until",
-                    "license",
-                    "kind",
-                    "total",
-                    "used",
-                    "donated",
-                    "free"
-                );
-                for r in s {
-                    out!(
-                        "{:<20} {:<5} {:>6} {:>6} {:>7} {:>6}  {} [{}]{}",
-                        r.source_id,
-                        r.kind,
-                        r.total,
-                        r.used,
-                        r.donated,
-                        r.free,
-                        r.usable_until,
-                        r.status,
-                        if r.expiring_soon {
-                            " EXPIRING SOON"
-                        } else {
-                            ""
-                        }
-                    );
-                }
+                render::license_status(&s)?;
             }
         }
         LicenseCommand::Log { json } => {
@@ -303,16 +249,7 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             if json {
                 print_json(&l)?;
             } else {
-                for r in l {
-                    out!(
-                        "{:>6} {} {:<24} {:<20} {}",
-                        r.seq,
-                        r.at,
-                        r.event,
-                        r.subject,
-                        r.details
-                    );
-                }
+                render::license_log(&l)?;
             }
         }
     }

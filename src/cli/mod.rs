@@ -246,28 +246,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             if json {
                 print_json(&v)?;
             } else {
-                out!(
-                    "{:>6}  {:<64}  {:>6}  {:>12}  created",
-                    "number",
-                    "root",
-                    "files",
-                    "bytes"
-                );
-                for r in v {
-                    let mark = if Some(r.number) == current {
-                        "  (current)"
-                    } else {
-                        ""
-                    };
-                    out!(
-                        "{:>6}  {}  {:>6}  {:>12}  {}{mark}",
-                        r.number,
-                        r.root,
-                        r.files,
-                        r.bytes,
-                        r.created
-                    );
-                }
+                render::versions(&v, current)?;
             }
         }
         Command::Serve {
@@ -280,21 +259,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             if json {
                 print_json(&rows)?;
             } else {
-                out!(
-                    "{:<24} {:<20} {:<25} last seen",
-                    "station",
-                    "license",
-                    "registered"
-                );
-                for r in rows {
-                    out!(
-                        "{:<24} {:<20} {:<25} {}",
-                        r.station_id,
-                        r.source_id,
-                        r.registered.to_string(),
-                        r.last_seen
-                    );
-                }
+                render::stations(&rows)?;
             }
         }
         Command::Sync { parent, once } => {

@@ -1,7 +1,10 @@
-//! Tables: how `status` prints.
+//! Tables: what `status`, `versions`, `stations` and `license ...` print without --json.
 
 use super::{out, Result};
+use crate::db::VersionRow;
+use crate::license::ledger::{GrantsView, LogRow, SourceStatus, StationRow};
 
+/// `status`: this node, its version, its parent and its children.
 pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     out!("server {} ({})", s.server_id, s.role);
     match &s.current {
@@ -46,6 +49,134 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
                 ", CONFIG DIFFERS"
             },
             c.report.reported_at
+        );
+    }
+    Ok(())
+}
+
+/// `versions`: one row per version, the current one marked.
+pub(super) fn versions(v: &[VersionRow], current: Option<u64>) -> Result<()> {
+    out!(
+        "{:>6}  {:<64}  {:>6}  {:>12}  created",
+        "number",
+        "root",
+        "files",
+        "bytes"
+    );
+    for r in v {
+        let mark = if Some(r.number) == current {
+            "  (current)"
+        } else {
+            ""
+        };
+        out!(
+            "{:>6}  {}  {:>6}  {:>12}  {}{mark}",
+            r.number,
+            r.root,
+            r.files,
+            r.bytes,
+            r.created
+        );
+    }
+    Ok(())
+}
+
+/// `stations`: one row per registered station.
+pub(super) fn stations(rows: &[StationRow]) -> Result<()> {
+    out!(
+        "{:<24} {:<20} {:<25} last seen",
+        "station",
+        "license",
+        "registered"
+    );
+    for r in rows {
+        out!(
+            "{:<24} {:<20} {:<25} {}",
+            r.station_id,
+            r.source_id,
+            r.registered.to_string(),
+            r.last_seen
+        );
+    }
+    Ok(())
+}
+
+/// `license grants`: outgoing, then incoming.
+pub(super) fn grants(g: &GrantsView) -> Result<()> {
+    out!("outgoing:");
+    for o in &g.outgoing {
+        out!(
+            "  {} {} licenses from {} to {} until {} [{}]",
+            o.grant_id,
+            o.count,
+            o.source_id,
+            o.receiver,
+            o.not_after,
+            o.status
+        );
+    }
+    out!("incoming:");
+    for i in &g.incoming {
+        out!(
+            "  {} {} licenses from {} until {} (counted until {}) [{}]{}",
+            i.source_id,
+            i.total,
+            i.holder,
+            i.not_after,
+            i.usable_until,
+            i.status,
+            if i.expiring_soon {
+                " EXPIRING SOON"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `license status`: one row per key or received grant.
+pub(super) fn license_status(s: &[SourceStatus]) -> Result<()> {
+    out!(
+        "{:<20} {:<5} {:>6} {:>6} {:>7} {:>6}  until",
+        "license",
+        "kind",
+        "total",
+        "used",
+        "donated",
+        "free"
+    );
+    for r in s {
+        out!(
+            "{:<20} {:<5} {:>6} {:>6} {:>7} {:>6}  {} [{}]{}",
+            r.source_id,
+            r.kind,
+            r.total,
+            r.used,
+            r.donated,
+            r.free,
+            r.usable_until,
+            r.status,
+            if r.expiring_soon {
+                " EXPIRING SOON"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `license log`: the audit trail, oldest first.
+pub(super) fn license_log(l: &[LogRow]) -> Result<()> {
+    for r in l {
+        out!(
+            "{:>6} {} {:<24} {:<20} {}",
+            r.seq,
+            r.at,
+            r.event,
+            r.subject,
+            r.details
         );
     }
     Ok(())
