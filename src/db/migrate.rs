@@ -11,6 +11,7 @@ use super::{sqlite_err, DbError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/001-core.sql"),
     include_str!("../../schemas/002-licenses.sql"),
+    include_str!("../../schemas/003-clock.sql"),
 ];
 
 /// A value of the `meta` table, `None` when it or the table is absent (a new file).

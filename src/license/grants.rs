@@ -40,7 +40,7 @@ impl Ledger {
         let server = self.server.to_string();
         let path = self.path.clone();
         let signing = self.signing.clone();
-        self.write(move |c| {
+        self.write(move |c, now| {
             let err = map_sql(&path);
             // A retried request finds its grant and allocates nothing new.
             let done: Option<String> = c
@@ -78,7 +78,7 @@ impl Ledger {
                     if status != "active" {
                         return Err(LicenseError::Refused(format!("{s} is {status}; it cannot be donated from")));
                     }
-                    if not_before > Utc::now().timestamp() {
+                    if not_before > now.timestamp() {
                         return Err(LicenseError::Refused(format!(
                             "{s} is not valid before {}; donate from it from then on",
                             ts(not_before)
@@ -132,7 +132,7 @@ impl Ledger {
                 signature: String::new(),
             };
             token.sign(&signing);
-            let now = Utc::now().timestamp();
+            let now = now.timestamp();
             c.execute(
                 "INSERT INTO grants(server_id, grant_id, source_id, receiver, count, not_after, status, revision, request_id, token, created, updated)
                  VALUES (?1,?2,?3,?4,?5,?6,'active',1,?7,?8,?9,?9)",
@@ -212,7 +212,7 @@ impl Ledger {
         let server = self.server.to_string();
         let path = self.path.clone();
         let signing = self.signing.clone();
-        self.write(move |c| {
+        self.write(move |c, _| {
             let (mut t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
             if status != "active" {
                 return Err(LicenseError::Refused(format!("grant {grant_id} is {status}; only an active grant can be renewed")));
@@ -255,7 +255,7 @@ impl Ledger {
         let server = self.server.to_string();
         let path = self.path.clone();
         let signing = self.signing.clone();
-        self.write(move |c| {
+        self.write(move |c, _| {
             let (mut t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
             if status != "active" {
                 return Err(LicenseError::Refused(format!(
@@ -284,7 +284,7 @@ impl Ledger {
     pub async fn acknowledge(&self, caller: String, grant_id: String) -> Result<(), LicenseError> {
         let server = self.server.to_string();
         let path = self.path.clone();
-        self.write(move |c| {
+        self.write(move |c, now| {
             let (t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
             if t.receiver != caller {
                 return Err(LicenseError::NotFound(format!("no grant {grant_id} for server {caller}")));
@@ -292,7 +292,7 @@ impl Ledger {
             if status == "revoking" {
                 c.execute(
                     "UPDATE grants SET status='revoked', updated=?3 WHERE server_id=?1 AND grant_id=?2",
-                    params![server, grant_id, Utc::now().timestamp()],
+                    params![server, grant_id, now.timestamp()],
                 )
                 .map_err(map_sql(&path))?;
                 log(c, &server, "grant_revoked", &grant_id, format!("{caller} stopped counting {} licenses", t.count))
@@ -315,7 +315,7 @@ impl Ledger {
         let server = self.server.to_string();
         let path = self.path.clone();
         let signing = self.signing.clone();
-        self.write(move |c| {
+        self.write(move |c, _| {
             let (mut t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
             if t.receiver != caller {
                 return Err(LicenseError::NotFound(format!(
@@ -405,7 +405,7 @@ impl Ledger {
         let path = self.path.clone();
         let margin = self.margin;
         let signing = self.signing.clone();
-        self.write(move |c| {
+        self.write(move |c, now| {
             let err = map_sql(&path);
             let mut acks = Vec::new();
             for t in tokens {
@@ -424,7 +424,7 @@ impl Ledger {
                         c.execute(
                             "INSERT INTO license_sources(server_id, source_id, kind, holder, count, not_before, not_after, usable_until, revision, document, added)
                              VALUES (?1,?2,'grant',?3,?4,?5,?6,?7,?8,?9,?5)",
-                            params![server, t.grant_id, t.donor, t.count, Utc::now().timestamp(), t.not_after.timestamp(), usable, t.revision, doc],
+                            params![server, t.grant_id, t.donor, t.count, now.timestamp(), t.not_after.timestamp(), usable, t.revision, doc],
                         )
                         .map_err(&err)?;
                         log(c, &server, "grant_received", &t.grant_id, format!("{} licenses from {} until {}", t.count, t.donor, t.not_after))
@@ -480,7 +480,7 @@ impl Ledger {
     pub async fn start_return(&self, grant_id: String) -> Result<String, LicenseError> {
         let server = self.server.to_string();
         let path = self.path.clone();
-        self.write(move |c| {
+        self.write(move |c, _| {
             let err = map_sql(&path);
             let row: Option<(String, String, i64)> = c
                 .query_row(
@@ -530,7 +530,7 @@ impl Ledger {
     pub async fn finish_return(&self, grant_id: String) -> Result<(), LicenseError> {
         let server = self.server.to_string();
         let path = self.path.clone();
-        self.write(move |c| {
+        self.write(move |c, _| {
             let n = c
                 .execute(
                     "UPDATE license_sources SET status='returned' WHERE server_id=?1 AND source_id=?2 AND status='returning'",
@@ -560,8 +560,6 @@ impl Ledger {
     }
 }
 
-/// Stop counting a source: its stations move elsewhere or lose their license, grants carved
-/// from it are revoked (they cannot outlive what they came from). Returns stations dropped.
 /// Re-issue a changed token: bump its revision, sign it, store it with the donor-side
 /// `status`. Every change a receiver must learn of goes through here.
 fn reissue(
@@ -574,7 +572,8 @@ fn reissue(
     t.revision += 1;
     t.sign(signing);
     c.execute(
-        "UPDATE grants SET not_after=?3, status=?4, revision=?5, token=?6, updated=?7 WHERE server_id=?1 AND grant_id=?2",
+        "UPDATE grants SET not_after=?3, status=?4, revision=?5, token=?6, updated=(SELECT now FROM clock)
+          WHERE server_id=?1 AND grant_id=?2",
         params![
             server,
             t.grant_id,
@@ -582,12 +581,13 @@ fn reissue(
             status,
             t.revision,
             serde_json::to_string(t).expect("tokens serialize"),
-            Utc::now().timestamp()
         ],
     )?;
     Ok(())
 }
 
+/// Stop counting a source: its stations move elsewhere or lose their license, grants carved
+/// from it are revoked (they cannot outlive what they came from). Returns stations dropped.
 pub(super) fn end_source(
     c: &Connection,
     server: &str,

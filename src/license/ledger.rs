@@ -177,6 +177,14 @@ pub(super) fn map_sql(path: &Path) -> impl Fn(rusqlite::Error) -> LicenseError +
     }
 }
 
+/// Set the transaction's time (see `schemas/003-clock.sql`).
+fn set_clock(c: &Connection, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE clock SET now = ?1 WHERE id = 1")?
+        .execute([now.timestamp()])?;
+    Ok(())
+}
+
+/// Append to the audit log, at the transaction's time.
 pub(super) fn log(
     c: &Connection,
     server: &str,
@@ -185,8 +193,9 @@ pub(super) fn log(
     details: String,
 ) -> rusqlite::Result<()> {
     c.execute(
-        "INSERT INTO license_log(server_id, at, event, subject, details) VALUES (?1,?2,?3,?4,?5)",
-        params![server, Utc::now().timestamp(), event, subject, details],
+        "INSERT INTO license_log(server_id, at, event, subject, details)
+         VALUES (?1, (SELECT now FROM clock), ?2, ?3, ?4)",
+        params![server, event, subject, details],
     )?;
     Ok(())
 }
@@ -263,7 +272,8 @@ pub(super) fn rehome_stations(
 }
 
 /// The source in force with room for `n` more that lasts at least until `until`, the one
-/// lasting longest first (fewest future moves); never `except`.
+/// lasting longest first (fewest future moves); never `except`. "In force" is judged at the
+/// transaction's time (the clock row), as the triggers judge it.
 pub(super) fn pick_source(
     c: &Connection,
     server: &str,
@@ -271,17 +281,16 @@ pub(super) fn pick_source(
     until: Option<i64>,
     except: Option<&str>,
 ) -> rusqlite::Result<Option<String>> {
-    let now = Utc::now().timestamp();
     c.prepare_cached(
-        "SELECT source_id FROM license_sources
-          WHERE server_id=?1 AND status='active' AND not_before <= ?2 AND usable_until > ?2
-            AND usable_until >= ?3 AND count - used - donated >= ?4 AND source_id <> ?5
+        "SELECT source_id FROM license_sources, (SELECT now FROM clock) AS t
+          WHERE server_id=?1 AND status='active' AND not_before <= t.now AND usable_until > t.now
+            AND usable_until >= coalesce(?2, t.now) AND count - used - donated >= ?3
+            AND source_id <> ?4
           ORDER BY usable_until DESC, source_id LIMIT 1",
     )?
-    .query_row(
-        params![server, now, until.unwrap_or(now), n, except.unwrap_or("")],
-        |r| r.get(0),
-    )
+    .query_row(params![server, until, n, except.unwrap_or("")], |r| {
+        r.get(0)
+    })
     .optional()
 }
 
@@ -323,14 +332,20 @@ impl Ledger {
         self.margin
     }
 
+    /// Queue `f` for the writer as one transaction at time `now`: the job's code gets it,
+    /// and the clock row gives it to the triggers, so both judge "in force" and "ended" at
+    /// the same instant.
     fn submit<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, LicenseError> + Send + 'static,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&Connection, DateTime<Utc>) -> Result<T, LicenseError> + Send + 'static,
     ) -> tokio::sync::oneshot::Receiver<Result<T, LicenseError>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let path = self.path.display().to_string();
         let job: Job = Box::new(move |conn| {
-            let res = f(conn);
+            let res = set_clock(conn, now)
+                .map_err(map_sql(Path::new(&path)))
+                .and_then(|()| f(conn, now));
             let ok = res.is_ok();
             let reply: Reply = Box::new(move |commit| {
                 let out = match commit {
@@ -352,15 +367,18 @@ impl Ledger {
         rx
     }
 
-    /// Run `f` as one transaction on the writer thread; resolves once it is durable.
+    /// Run `f` as one transaction on the writer thread; resolves once it is durable. `f` gets
+    /// the transaction's one time, which SQL reads as `(SELECT now FROM clock)`.
     ///
     /// # Errors
     /// Whatever `f` returns, or a failed commit.
     pub async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, LicenseError> + Send + 'static,
+        f: impl FnOnce(&Connection, DateTime<Utc>) -> Result<T, LicenseError> + Send + 'static,
     ) -> Result<T, LicenseError> {
-        self.submit(f).await.map_err(|_| self.writer_gone())?
+        self.submit(Utc::now(), f)
+            .await
+            .map_err(|_| self.writer_gone())?
     }
 
     fn writer_gone(&self) -> LicenseError {
@@ -385,7 +403,7 @@ impl Ledger {
     pub async fn add_key(&self, key: LicenseKey) -> Result<(), LicenseError> {
         let server = self.server.to_string();
         let path = self.path.clone();
-        self.write(move |c| {
+        self.write(move |c, now| {
             let err = map_sql(&path);
             let exists: bool = c
                 .query_row(
@@ -414,7 +432,7 @@ impl Ledger {
                     key.valid_from.timestamp(),
                     key.valid_until.timestamp(),
                     doc,
-                    Utc::now().timestamp()
+                    now.timestamp()
                 ],
             )
             .map_err(&err)?;
@@ -442,10 +460,10 @@ impl Ledger {
     ) -> Result<(String, bool), LicenseError> {
         let server = self.server.to_string();
         let path = self.path.clone();
-        self.write(move |c| {
+        self.write(move |c, now| {
             let err = map_sql(&path);
             let hash = secret_hash(&station, &secret);
-            let now = Utc::now().timestamp();
+            let now = now.timestamp();
             let existing: Option<(String, String)> = c
                 .prepare_cached("SELECT secret_hash, source_id FROM stations WHERE server_id=?1 AND station_id=?2")
                 .and_then(|mut st| {
@@ -487,14 +505,14 @@ impl Ledger {
     pub async fn heartbeat(&self, station: String, secret: String) -> Result<String, LicenseError> {
         let server = self.server.to_string();
         let path = self.path.clone();
-        self.write(move |c| {
+        self.write(move |c, now| {
             let hash = secret_hash(&station, &secret);
             let source: Option<String> = c
                 .prepare_cached(
                     "UPDATE stations SET last_seen=?4 WHERE server_id=?1 AND station_id=?2 AND secret_hash=?3 RETURNING source_id",
                 )
                 .and_then(|mut st| {
-                    st.query_row(params![server, station, hash, Utc::now().timestamp()], |r| r.get(0))
+                    st.query_row(params![server, station, hash, now.timestamp()], |r| r.get(0))
                         .optional()
                 })
                 .map_err(map_sql(&path))?;
@@ -519,9 +537,8 @@ impl Ledger {
         let margin = self.margin;
         let signing = self.signing.clone();
         let ttl = chrono::Duration::from_std(station_ttl).unwrap_or(chrono::Duration::days(30));
-        self.write(move |c| {
+        self.write(move |c, now| {
             let err = map_sql(&path);
-            let now = Utc::now();
             let mut out = Sweep::default();
             let ended: Vec<(String, String, i64)> = {
                 let mut st = c
@@ -748,5 +765,62 @@ fn writer_loop(conn: &mut Connection, rx: mpsc::Receiver<Job>) {
         // Jobs never run (the transaction failed to start) are dropped: their callers see
         // the writer's error as a closed channel.
         drop(jobs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger on a fresh database holding one key valid from `from` to `until`.
+    async fn ledger_with_key(
+        dir: &Path,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> (crate::db::Db, Ledger) {
+        let server = ServerId::new("n1").unwrap();
+        let db = crate::db::Db::create(&dir.join("t.db"), server.clone()).unwrap();
+        let signing = Arc::new(SigningKey::generate(&mut rand::rngs::OsRng));
+        let ledger =
+            Ledger::open(db.path(), server, signing.clone(), Duration::from_secs(60)).unwrap();
+        let key = LicenseKey::issue(&signing, "K1", "ACME", 5, from, until);
+        ledger.add_key(key).await.unwrap();
+        (db, ledger)
+    }
+
+    /// Insert a station at the transaction time `at`, as the writer does.
+    async fn station_at(ledger: &Ledger, at: DateTime<Utc>, id: &str) -> Result<(), LicenseError> {
+        let path = ledger.path.clone();
+        let id = id.to_owned();
+        ledger
+            .submit(at, move |c, now| {
+                c.execute(
+                    "INSERT INTO stations(server_id, station_id, secret_hash, source_id, registered, last_seen)
+                     VALUES ('n1', ?1, 'h', 'K1', ?2, ?2)",
+                    params![id, now.timestamp()],
+                )
+                .map(drop)
+                .map_err(map_sql(&path))
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn triggers_judge_in_force_at_the_transactions_time_not_the_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = Utc::now();
+        let hour = chrono::Duration::hours(1);
+        // A key that starts in an hour: the database's own clock says "not yet".
+        let (_db, ledger) = ledger_with_key(dir.path(), real + hour, real + hour * 48).await;
+        station_at(&ledger, real + hour * 2, "s1").await.unwrap();
+        // A transaction at the real time is refused by the same trigger.
+        let err = station_at(&ledger, real, "s2").await.unwrap_err();
+        assert!(err.to_string().contains("not in force"), "{err}");
+        // And past the key's end, though the database's clock says it is in force.
+        let err = station_at(&ledger, real + hour * 49, "s3")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not in force"), "{err}");
     }
 }
