@@ -125,7 +125,7 @@ pub async fn mirror(
             let store = store.clone();
             let bar = bar.clone();
             async move {
-                let reader = zone.open_file(&product, &f.path).await?;
+                let reader = zone.open_file(&product, &f).await?;
                 let expect = Expect {
                     what: zone.label(&product, &f.path),
                     size: f.size,

@@ -13,7 +13,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::id::BlobId;
@@ -25,6 +25,10 @@ use crate::store::{Store, StoreError};
 pub const ZONE_FORMAT: &str = "updhub-zone/1";
 /// Format tag of `files.json`.
 pub const FILES_FORMAT: &str = "updhub-files/1";
+
+/// Most bytes read for one index file (`zone.json`, `files.json`): room for about 300,000
+/// files in one product revision, far beyond a real zone, and still bounded memory.
+pub const MAX_INDEX_BYTES: u64 = 64 << 20;
 
 /// Errors reading or writing zones.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,14 @@ pub enum ZoneError {
         url: String,
         /// Why.
         why: String,
+    },
+    /// An index file is larger than any real one.
+    #[error("zone {what}: larger than {limit} bytes, the most updhub reads for an index file; it is not a zone index or the upstream is damaged or hostile; check the zone URL or folder")]
+    IndexTooLarge {
+        /// The index file.
+        what: String,
+        /// [`MAX_INDEX_BYTES`].
+        limit: u64,
     },
     /// Writing a zone or checkout folder failed.
     #[error("{path}: {why}")]
@@ -255,6 +267,10 @@ impl Zone {
                     url: url.to_string(),
                     why,
                 };
+                let too_large = || ZoneError::IndexTooLarge {
+                    what: url.to_string(),
+                    limit: MAX_INDEX_BYTES,
+                };
                 let resp = client
                     .get(url.clone())
                     .send()
@@ -263,11 +279,20 @@ impl Zone {
                 if !resp.status().is_success() {
                     return Err(http(format!("answered {}", resp.status())));
                 }
-                Ok(resp
-                    .bytes()
-                    .await
-                    .map_err(|e| http(crate::child::error_chain(&e)))?
-                    .to_vec())
+                if resp.content_length().is_some_and(|n| n > MAX_INDEX_BYTES) {
+                    return Err(too_large());
+                }
+                // Read chunk by chunk, so an endless answer stops at the cap.
+                let mut out = Vec::new();
+                let mut body = resp.bytes_stream();
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| http(crate::child::error_chain(&e)))?;
+                    if (out.len() + chunk.len()) as u64 > MAX_INDEX_BYTES {
+                        return Err(too_large());
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(out)
             }
         }
     }
@@ -332,11 +357,14 @@ impl Zone {
     ///
     /// # Errors
     /// A missing file or a failed request.
+    /// At most the declared size plus one byte is read from a remote answer (the one byte
+    /// tells "longer").
     pub async fn open_file(
         &self,
         product: &ZoneProduct,
-        path: &str,
+        file: &ZoneFile,
     ) -> Result<Box<dyn Read + Send>, ZoneError> {
+        let path = file.path.as_str();
         match self {
             Zone::Folder(root) => {
                 let p = data_path(root, &product.name, &product.revision, path);
@@ -360,9 +388,18 @@ impl Zone {
                 if !resp.status().is_success() {
                     return Err(http(format!("answered {}", resp.status())));
                 }
+                if resp.content_length().is_some_and(|n| n > file.size) {
+                    return Err(StoreError::TooLong {
+                        what: self.label(product, path),
+                        declared: file.size,
+                    }
+                    .into());
+                }
                 let stream = resp.bytes_stream().map_err(io::Error::other);
                 let reader = tokio_util::io::StreamReader::new(stream);
-                Ok(Box::new(tokio_util::io::SyncIoBridge::new(reader)))
+                Ok(Box::new(
+                    tokio_util::io::SyncIoBridge::new(reader).take(file.size.saturating_add(1)),
+                ))
             }
         }
     }
