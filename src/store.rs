@@ -145,7 +145,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (and create if needed) the store under `dir`.
+    /// Open (and create if needed) the store under `dir`, removing temp files that no live
+    /// process owns ([`Store::clean_tmp`]).
     ///
     /// # Errors
     /// Fails if the folders cannot be created.
@@ -155,7 +156,9 @@ impl Store {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
-        Ok(Store { dir })
+        let store = Store { dir };
+        store.clean_tmp()?;
+        Ok(store)
     }
 
     /// Where blob `id` lives (whether or not it exists).
@@ -182,9 +185,60 @@ impl Store {
             .map_err(|_| StoreError::Missing(*id))
     }
 
+    /// A new temp file in `store/tmp/`, locked for as long as it is open.
+    ///
+    /// The lock is how [`Store::open`] tells a live writer's file from one left by a killed
+    /// process: the kernel drops a lock when its process dies (even by SIGKILL), and unlike
+    /// a pid in the name it cannot be fooled by a reused pid or another pid namespace.
     fn temp(&self) -> Result<NamedTempFile, StoreError> {
         let tmp = self.dir.join("tmp");
-        NamedTempFile::new_in(&tmp).map_err(io_err(&tmp))
+        loop {
+            let f = tempfile::Builder::new()
+                .prefix("put-")
+                .tempfile_in(&tmp)
+                .map_err(io_err(&tmp))?;
+            f.as_file().lock().map_err(io_err(f.path()))?;
+            // Between creating and locking, another process's open may have found the file
+            // unlocked and removed it: then the path no longer names our file; take another.
+            if still_named(&f)? {
+                return Ok(f);
+            }
+        }
+    }
+
+    /// Remove the temp files no live process owns (left by a killed or crashed writer).
+    /// Returns how many were removed.
+    ///
+    /// # Errors
+    /// The folder cannot be listed.
+    pub fn clean_tmp(&self) -> Result<usize, StoreError> {
+        let tmp = self.dir.join("tmp");
+        let mut removed = 0;
+        for e in fs::read_dir(&tmp).map_err(io_err(&tmp))? {
+            let e = e.map_err(io_err(&tmp))?;
+            let path = e.path();
+            if !e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                continue;
+            }
+            let Ok(f) = File::open(&path) else { continue };
+            match f.try_lock() {
+                // Nobody holds it: remove it while we hold the lock, so a writer that created
+                // it but has not locked it yet sees it gone (see `temp`).
+                Ok(()) => {
+                    if fs::remove_file(&path).is_ok() {
+                        removed += 1;
+                    }
+                }
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot lock a temp file to check it; left in place");
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, folder = %tmp.display(), "removed temp files left by a stopped process");
+        }
+        Ok(removed)
     }
 
     /// Fsync the temp file, rename it to the blob's place and fsync the folder, so that a crash
@@ -508,6 +562,24 @@ impl Store {
     }
 }
 
+/// Whether a locked temp file is still the file its path names.
+fn still_named(f: &NamedTempFile) -> Result<bool, StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ours = f.as_file().metadata().map_err(io_err(f.path()))?;
+        Ok(fs::metadata(f.path())
+            .map(|m| m.dev() == ours.dev() && m.ino() == ours.ino())
+            .unwrap_or(false))
+    }
+    // Elsewhere an open file cannot be removed, so it is always still there.
+    #[cfg(not(unix))]
+    {
+        let _ = f;
+        Ok(true)
+    }
+}
+
 /// The content size a zstd file's first frame header declares, if it declares one.
 fn frame_content_size(path: &Path) -> Result<Option<u64>, StoreError> {
     // A frame header is at most 18 bytes (ZSTD_FRAMEHEADERSIZE_MAX).
@@ -792,6 +864,20 @@ mod tests {
             StoreError::HashMismatch { .. }
         ));
         assert!(!dst.contains(&st));
+    }
+
+    #[test]
+    fn open_removes_leftover_temp_files_but_not_a_live_writers() {
+        let (d, s) = store();
+        let leftover = s.dir.join("tmp").join("put-leftover");
+        fs::write(&leftover, b"half a blob").unwrap();
+        let live = s.temp().unwrap();
+        let again = Store::open(d.path().join("store")).unwrap();
+        assert!(!leftover.exists(), "a file nobody holds is removed");
+        assert!(live.path().exists(), "a live writer's file is kept");
+        assert_eq!(again.clean_tmp().unwrap(), 0);
+        drop(live);
+        assert_eq!(fs::read_dir(s.dir.join("tmp")).unwrap().count(), 0);
     }
 
     /// A reader that counts what is pulled from it.

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,8 @@ enum Hostile {
     Data,
     /// `p/1/files.json` is endless.
     Index,
+    /// `p/1/data/a.vdb` sends half its bytes, then nothing, forever.
+    Stall,
 }
 
 /// How much garbage the server offers at most: far more than any bound under test.
@@ -66,6 +69,18 @@ async fn hostile_zone(hub: &updhub::hub::Hub, what: Hostile) -> (String, Arc<Ato
                 let endless = match what {
                     Hostile::Data => path.ends_with("/data/a.vdb"),
                     Hostile::Index => path.ends_with("/files.json"),
+                    Hostile::Stall => {
+                        if path.ends_with("/data/a.vdb") {
+                            let _ = tls
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n")
+                                .await;
+                            let _ = tls.write_all(&[7u8; 512]).await;
+                            let _ = tls.flush().await;
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            return;
+                        }
+                        false
+                    }
                 };
                 if endless {
                     let _ = tls
@@ -145,4 +160,34 @@ async fn an_endless_file_list_from_an_https_upstream_is_cut_at_the_index_cap() {
         "mirror read {sent} bytes of a file list"
     );
     assert!(hub.db.mirrored().unwrap().is_none());
+}
+
+fn tmp_files(store: &Path) -> usize {
+    std::fs::read_dir(store.join("tmp")).unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_killed_mid_file_leaves_nothing_in_store_tmp_after_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = node(dir.path(), "n", NodeOpts::default());
+    let (url, _) = hostile_zone(&hub, Hostile::Stall).await;
+    let store = hub.data.join("store");
+    let mut mirror = std::process::Command::new(env!("CARGO_BIN_EXE_updhub"))
+        .arg("--data")
+        .arg(&hub.data)
+        .args(["mirror", "--from", &url])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The upstream stalls mid-file: the mirror holds a temp file open until it is killed.
+    wait_for("the mirror's temp file", || tmp_files(&store) > 0).await;
+    mirror.kill().unwrap(); // SIGKILL: no destructor runs
+    mirror.wait().unwrap();
+    assert!(
+        tmp_files(&store) > 0,
+        "the killed mirror left its temp file"
+    );
+    updhub::store::Store::open(&store).unwrap();
+    assert_eq!(tmp_files(&store), 0, "the next open removed the leftover");
 }
