@@ -341,12 +341,8 @@ impl Hub {
     /// No current version, a non-empty folder, or store errors.
     pub fn checkout(&self, dir: &Path) -> Result<(Published, u64), Error> {
         let (p, m) = self.require_current()?;
-        zone::ensure_empty_dir(dir)?;
-        for e in &m.entries {
-            self.store
-                .extract_to(&e.blake3, &dir.join(&e.product).join(&e.path))?;
-        }
-        Ok((p, m.entries.len() as u64))
+        let files = zone::checkout(&self.store, &m, dir)?;
+        Ok((p, files))
     }
 
     /// `export --zone DIR`: the current version as a zone another hub can mirror.

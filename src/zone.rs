@@ -464,41 +464,165 @@ fn write_json(path: &Path, v: &impl Serialize) -> Result<(), ZoneError> {
     })
 }
 
-/// Write version `m` as a zone in `dir` (air-gapped transfer, or hub chaining). `zone.json`
-/// is written last, so an interrupted export is never taken for a whole zone.
+/// Write version `m` as a zone in `dir` (air-gapped transfer, or hub chaining). The zone is
+/// written into a temp folder beside `dir` and renamed onto it once whole, so a failed or
+/// interrupted export leaves no partial zone; `zone.json` is also written last.
 ///
 /// # Errors
-/// A non-empty target folder, a missing blob or write errors.
+/// A non-empty target folder, a missing or corrupt blob, a blob whose size is not the one
+/// the manifest declares, or write errors.
 pub fn export(store: &Store, m: &Manifest, dir: &Path) -> Result<(), ZoneError> {
-    ensure_empty_dir(dir)?;
+    let staging = Staging::new(dir)?;
     let (index, lists) = describe_manifest(m);
     for list in &lists {
-        let base = dir.join(&list.product).join(&list.revision);
+        let base = staging.path().join(&list.product).join(&list.revision);
         for f in &list.files {
-            store.extract_to(&f.blake3, &base.join("data").join(&f.path))?;
+            let what = format!("{}/{}", list.product, f.path);
+            extract(
+                store,
+                &f.blake3,
+                f.size,
+                &base.join("data").join(&f.path),
+                &what,
+            )?;
         }
         write_json(&base.join("files.json"), list)?;
     }
-    write_json(&dir.join("zone.json"), &index)
+    write_json(&staging.path().join("zone.json"), &index)?;
+    staging.finish()
 }
 
-/// Make sure `dir` exists and is empty, for export and checkout.
+/// Write version `m` as a plain tree `dir/<product>/<path>`, through a temp folder renamed
+/// onto `dir` once whole, like [`export`].
 ///
 /// # Errors
-/// The folder holds files or cannot be created.
-pub fn ensure_empty_dir(dir: &Path) -> Result<(), ZoneError> {
-    let err = |why: String| ZoneError::Export {
-        path: dir.to_owned(),
-        why,
-    };
-    fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    let mut entries = fs::read_dir(dir).map_err(|e| err(e.to_string()))?;
-    if entries.next().is_some() {
-        return Err(err(
-            "the folder is not empty; choose an empty or new folder, nothing was written".into(),
-        ));
+/// A non-empty target folder, a missing or corrupt blob, a blob whose size is not the one
+/// the manifest declares, or write errors.
+pub fn checkout(store: &Store, m: &Manifest, dir: &Path) -> Result<u64, ZoneError> {
+    let staging = Staging::new(dir)?;
+    for e in &m.entries {
+        let what = format!("{}/{}", e.product, e.path);
+        let dest = staging.path().join(&e.product).join(&e.path);
+        extract(store, &e.blake3, e.size, &dest, &what)?;
+    }
+    staging.finish()?;
+    Ok(m.entries.len() as u64)
+}
+
+/// Extract one blob and check it has the size the manifest declares for it.
+fn extract(
+    store: &Store,
+    id: &BlobId,
+    size: u64,
+    dest: &Path,
+    what: &str,
+) -> Result<(), ZoneError> {
+    let actual = store.extract_to(id, dest)?;
+    if actual != size {
+        return Err(StoreError::SizeMismatch {
+            what: format!("the manifest entry {what} (blob {id})"),
+            declared: size,
+            actual,
+        }
+        .into());
     }
     Ok(())
+}
+
+/// A folder being written: a hidden temp folder beside the target, removed if dropped before
+/// [`Staging::finish`] renames it onto the target.
+pub struct Staging {
+    /// The temp folder (its guard removes it on failure).
+    tmp: tempfile::TempDir,
+    /// The target folder.
+    dest: PathBuf,
+}
+
+impl Staging {
+    /// Check that `dir` is new or an empty folder, and make the temp folder beside it.
+    ///
+    /// # Errors
+    /// The target holds files or is not a folder, or its parent cannot be written.
+    pub fn new(dir: &Path) -> Result<Staging, ZoneError> {
+        let err = |why: String| ZoneError::Export {
+            path: dir.to_owned(),
+            why,
+        };
+        // An existing target is named by its canonical path, so "." or "a/.." have a name.
+        let dest = match fs::symlink_metadata(dir) {
+            Ok(meta) => {
+                if !meta.is_dir() {
+                    return Err(err(
+                        "it exists and is not a folder; choose an empty or new folder, nothing was written".into(),
+                    ));
+                }
+                if fs::read_dir(dir)
+                    .map_err(|e| err(e.to_string()))?
+                    .next()
+                    .is_some()
+                {
+                    return Err(err(
+                        "the folder is not empty; choose an empty or new folder, nothing was written".into(),
+                    ));
+                }
+                dir.canonicalize().map_err(|e| err(e.to_string()))?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => dir.to_owned(),
+            Err(e) => return Err(err(e.to_string())),
+        };
+        let name = dest
+            .file_name()
+            .ok_or_else(|| err("it names no folder; give a folder path".into()))?
+            .to_string_lossy()
+            .into_owned();
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).map_err(|e| {
+            err(format!(
+                "cannot create {} ({e}); check the path and permissions",
+                parent.display()
+            ))
+        })?;
+        let prefix = format!(".{name}.updhub-partial-");
+        let mut b = tempfile::Builder::new();
+        b.prefix(&prefix);
+        // Made like any new folder (subject to the umask), not owner-only like a temp folder.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            b.permissions(fs::Permissions::from_mode(0o777));
+        }
+        let tmp = b.tempdir_in(&parent).map_err(|e| {
+            err(format!(
+                "cannot create a temp folder in {} ({e}); check that it is writable",
+                parent.display()
+            ))
+        })?;
+        Ok(Staging { tmp, dest })
+    }
+
+    /// Where to write.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Rename the whole temp folder onto the target (an empty folder is replaced).
+    ///
+    /// # Errors
+    /// The rename fails, e.g. because files appeared in the target meanwhile.
+    pub fn finish(self) -> Result<(), ZoneError> {
+        fs::rename(self.tmp.path(), &self.dest).map_err(|e| ZoneError::Export {
+            path: self.dest.clone(),
+            why: format!("cannot move the finished tree into place ({e}); make sure the folder is still empty or new and run again"),
+        })?;
+        let _ = self.tmp.keep();
+        if let Some(parent) = self.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::store::sync_dir(parent)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
