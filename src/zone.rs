@@ -49,6 +49,22 @@ pub enum ZoneError {
         /// Why.
         why: String,
     },
+    /// The zone folder does not exist or holds no zone.
+    #[error("zone folder {path}: {why}")]
+    NoZone {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong, and the fix.
+        why: String,
+    },
+    /// A path in a zone folder is not a regular file inside the zone folder.
+    #[error("zone {path}: {why}; only regular files inside the zone folder are read, put the file itself there")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        why: String,
+    },
     /// An HTTP zone failed.
     #[error("zone {url}: {why}; check the URL and that the zone is reachable, then run again")]
     Http {
@@ -255,11 +271,23 @@ impl Zone {
     async fn fetch_small(&self, parts: &[&str]) -> Result<Vec<u8>, ZoneError> {
         match self {
             Zone::Folder(root) => {
-                let p = parts.iter().fold(root.clone(), |acc, x| acc.join(x));
-                fs::read(&p).map_err(|e| ZoneError::Unreadable {
-                    what: p.display().to_string(),
-                    why: e.to_string(),
-                })
+                let rel = parts.iter().collect::<PathBuf>();
+                let (f, _) = open_in_zone(root, &rel)?;
+                let p = root.join(&rel);
+                let mut out = Vec::new();
+                f.take(MAX_INDEX_BYTES + 1)
+                    .read_to_end(&mut out)
+                    .map_err(|e| ZoneError::Unreadable {
+                        what: p.display().to_string(),
+                        why: e.to_string(),
+                    })?;
+                if out.len() as u64 > MAX_INDEX_BYTES {
+                    return Err(ZoneError::IndexTooLarge {
+                        what: p.display().to_string(),
+                        limit: MAX_INDEX_BYTES,
+                    });
+                }
+                Ok(out)
             }
             Zone::Http { base, client } => {
                 let url = Self::url(base, parts);
@@ -302,6 +330,21 @@ impl Zone {
     /// # Errors
     /// Unreadable or malformed index.
     pub async fn index(&self) -> Result<ZoneIndex, ZoneError> {
+        if let Zone::Folder(root) = self {
+            let meta = fs::metadata(root).map_err(|e| no_zone(root, &e))?;
+            if !meta.is_dir() {
+                return Err(ZoneError::NoZone {
+                    path: root.clone(),
+                    why: "it is not a folder; a zone is a folder that holds zone.json".into(),
+                });
+            }
+            if fs::symlink_metadata(root.join("zone.json")).is_err() {
+                return Err(ZoneError::NoZone {
+                    path: root.clone(),
+                    why: "it holds no zone.json, so it is not a zone; give the folder that holds zone.json".into(),
+                });
+            }
+        }
         let what = format!("{}/zone.json", self.describe().trim_end_matches('/'));
         let idx: ZoneIndex = parse_json(&self.fetch_small(&["zone.json"]).await?, &what)?;
         idx.check(&what)?;
@@ -336,11 +379,9 @@ impl Zone {
     /// A missing file or a size mismatch.
     pub fn precheck(&self, product: &ZoneProduct, file: &ZoneFile) -> Result<(), ZoneError> {
         if let Zone::Folder(root) = self {
-            let p = data_path(root, &product.name, &product.revision, &file.path);
-            let meta = fs::metadata(&p).map_err(|e| ZoneError::Unreadable {
-                what: p.display().to_string(),
-                why: e.to_string(),
-            })?;
+            let rel = data_path(Path::new(""), &product.name, &product.revision, &file.path);
+            let p = root.join(&rel);
+            let (_, meta) = open_in_zone(root, &rel)?;
             if meta.len() != file.size {
                 return Err(StoreError::SizeMismatch {
                     what: format!("zone {}", p.display()),
@@ -367,11 +408,8 @@ impl Zone {
         let path = file.path.as_str();
         match self {
             Zone::Folder(root) => {
-                let p = data_path(root, &product.name, &product.revision, path);
-                let f = fs::File::open(&p).map_err(|e| ZoneError::Unreadable {
-                    what: p.display().to_string(),
-                    why: e.to_string(),
-                })?;
+                let rel = data_path(Path::new(""), &product.name, &product.revision, path);
+                let (f, _) = open_in_zone(root, &rel)?;
                 Ok(Box::new(f))
             }
             Zone::Http { base, client } => {
@@ -413,6 +451,84 @@ impl Zone {
             product.revision,
             path
         )
+    }
+}
+
+/// Open `rel` under the zone folder `root` for reading, if and only if it is a regular file
+/// whose real path (all links resolved) is inside the zone folder. A link out of the zone, a
+/// FIFO, a device or a folder is refused naming the path: following them would ingest files
+/// from elsewhere, read forever (`/dev/zero`) or block forever (a FIFO).
+///
+/// # Errors
+/// A missing zone folder, a missing file, or anything but a regular file in the zone.
+fn open_in_zone(root: &Path, rel: &Path) -> Result<(fs::File, fs::Metadata), ZoneError> {
+    let real_root = root.canonicalize().map_err(|e| no_zone(root, &e))?;
+    let p = root.join(rel);
+    let unreadable = |e: io::Error| ZoneError::Unreadable {
+        what: p.display().to_string(),
+        why: e.to_string(),
+    };
+    let real = p.canonicalize().map_err(unreadable)?;
+    if !real.starts_with(&real_root) {
+        return Err(ZoneError::NotAFile {
+            path: p.clone(),
+            why: format!(
+                "it leads to {}, outside the zone folder {}",
+                real.display(),
+                real_root.display()
+            ),
+        });
+    }
+    let mut opts = fs::OpenOptions::new();
+    opts.read(true);
+    // The real path has no link left to follow; O_NOFOLLOW makes sure none was put there
+    // since, and O_NONBLOCK that opening a FIFO returns at once (for the check below).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let f = opts.open(&real).map_err(unreadable)?;
+    let meta = f.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        let ft = meta.file_type();
+        let what = if ft.is_dir() {
+            "a folder"
+        } else if is_fifo(&ft) {
+            "a FIFO (named pipe)"
+        } else {
+            "a device, socket or other special file"
+        };
+        return Err(ZoneError::NotAFile {
+            path: p.clone(),
+            why: format!("it is {what}, not a regular file"),
+        });
+    }
+    Ok((f, meta))
+}
+
+fn is_fifo(ft: &fs::FileType) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        ft.is_fifo()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ft;
+        false
+    }
+}
+
+/// The error for a zone folder that cannot be opened, with the fix.
+fn no_zone(root: &Path, e: &io::Error) -> ZoneError {
+    let why = match e.kind() {
+        io::ErrorKind::NotFound => "it does not exist; check the path given to `mirror --from` or upstream.zone in updhub.toml".to_owned(),
+        _ => format!("it cannot be opened ({e}); check the path and its permissions"),
+    };
+    ZoneError::NoZone {
+        path: root.to_owned(),
+        why,
     }
 }
 
