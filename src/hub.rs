@@ -246,8 +246,10 @@ impl Hub {
         let m = self.db.mirrored()?.ok_or_else(|| {
             Error::State("nothing mirrored yet; run `updhub mirror` first".into())
         })?;
-        // The manifest must be whole in the store before it is offered to anyone.
-        self.store.verify(&m.root.0)?;
+        // The manifest must be whole in the store before it is offered to anyone, and every
+        // blob it names stored with the size it declares, or every child would refuse it.
+        let manifest = self.manifest(&m.root)?;
+        mirror::check_stored(&self.store, m.root, &manifest)?;
         let ttl = expires_in.unwrap_or(self.config.publish.expires_in);
         let expires =
             Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::BlobId;
 use crate::keys::ClusterKeys;
-use crate::repo::{check_name, check_path, Manifest};
+use crate::repo::{check_name, check_path, check_size, Manifest};
 use crate::store::{Store, StoreError};
 
 /// Format tag of `zone.json`.
@@ -190,6 +190,7 @@ impl FileList {
         }
         for (i, f) in self.files.iter().enumerate() {
             check_path(&f.path).map_err(&bad)?;
+            check_size(f.size).map_err(|why| bad(format!("'{}': {why}", f.path)))?;
             if i > 0 && self.files[i - 1].path >= f.path {
                 return Err(bad(format!(
                     "files are not sorted by path, or listed twice, at '{}'",
@@ -786,5 +787,55 @@ mod tests {
         assert!(l.check("f", &p).is_err());
         l.files = vec![f("../../etc/passwd")];
         assert!(l.check("f", &p).is_err());
+    }
+
+    #[test]
+    fn export_and_checkout_refuse_a_size_the_blob_does_not_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let id = store.put_bytes(b"hello").unwrap();
+        let m = Manifest::new(vec![crate::repo::Entry {
+            product: "p".into(),
+            revision: "1".into(),
+            path: "a.vdb".into(),
+            size: 6,
+            blake3: id,
+        }])
+        .unwrap();
+        let out = dir.path().join("zone");
+        let err = export(&store, &m, &out).unwrap_err().to_string();
+        assert!(
+            err.contains("p/a.vdb") && err.contains("declares 6 bytes but has 5"),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing is exported");
+        let err = checkout(&store, &m, &out).unwrap_err().to_string();
+        assert!(err.contains("declares 6 bytes but has 5"), "{err}");
+        assert!(!out.exists(), "nothing is checked out");
+    }
+
+    #[test]
+    fn file_list_sizes_follow_the_schema_maximum() {
+        let p = ZoneProduct {
+            name: "a".into(),
+            revision: "1".into(),
+        };
+        let mut l = FileList {
+            format: FILES_FORMAT.into(),
+            product: "a".into(),
+            revision: "1".into(),
+            files: vec![ZoneFile {
+                path: "x".into(),
+                size: crate::store::MAX_SIZE,
+                blake3: BlobId::of(b"x"),
+            }],
+        };
+        l.check("f", &p).unwrap();
+        l.files[0].size += 1;
+        let err = l.check("f", &p).unwrap_err().to_string();
+        assert!(
+            err.contains("'x'") && err.contains("beyond the maximum"),
+            "{err}"
+        );
     }
 }
