@@ -100,9 +100,8 @@ pub enum ZoneError {
 pub struct ZoneIndex {
     /// Always [`ZONE_FORMAT`].
     pub format: String,
-    /// A human name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    /// A human name, for logs and messages (required and non-empty, as in the schema).
+    pub name: String,
     /// Each product at its current revision.
     pub products: Vec<ZoneProduct>,
 }
@@ -154,6 +153,9 @@ impl ZoneIndex {
                 "format is '{}', expected '{ZONE_FORMAT}'",
                 self.format
             )));
+        }
+        if self.name.is_empty() {
+            return Err(bad("its name is empty; give the zone a name".into()));
         }
         if self.products.is_empty() {
             return Err(bad("lists no products".into()));
@@ -561,7 +563,7 @@ pub fn describe_manifest(m: &Manifest) -> (ZoneIndex, Vec<FileList>) {
     }
     let index = ZoneIndex {
         format: ZONE_FORMAT.into(),
-        name: Some(format!("updhub export of {}", m.root())),
+        name: format!("updhub export of {}", m.root()),
         products: lists
             .iter()
             .map(|l| ZoneProduct {
@@ -750,7 +752,7 @@ mod tests {
     fn index_checks() {
         let ok = ZoneIndex {
             format: ZONE_FORMAT.into(),
-            name: None,
+            name: "z".into(),
             products: vec![ZoneProduct {
                 name: "10-a".into(),
                 revision: "1".into(),
@@ -763,6 +765,23 @@ mod tests {
         let mut bad = ok.clone();
         bad.products[0].name = "../x".into();
         assert!(bad.check("z").is_err());
+        let mut unnamed = ok.clone();
+        unnamed.name = String::new();
+        assert!(unnamed.check("z").unwrap_err().to_string().contains("name"));
+    }
+
+    #[test]
+    fn zone_index_without_its_required_name_is_refused() {
+        let err = parse_json::<ZoneIndex>(
+            br#"{"format": "updhub-zone/1", "products": [{"name": "a", "revision": "1"}]}"#,
+            "z/zone.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("z/zone.json") && err.contains("missing field `name`"),
+            "{err}"
+        );
     }
 
     #[test]
