@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{stream, StreamExt, TryStreamExt};
+use futures_util::{stream, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::db::{Db, DbError, Mirrored};
 use crate::id::{BlobId, Root};
@@ -56,6 +57,9 @@ pub enum MirrorError {
         /// The blob's size.
         actual: u64,
     },
+    /// The run was stopped before it finished.
+    #[error("the mirror run was stopped before it finished; run it again to continue")]
+    Stopped,
     /// A worker thread died.
     #[error("mirror worker failed: {0}")]
     Worker(String),
@@ -144,12 +148,21 @@ pub async fn mirror(
         ProgressBar::hidden()
     });
     let new_files = work.len() as u64;
-    let stored: Vec<u64> = stream::iter(work)
+    // On the first failure (or if this future is dropped) the token stops every worker, and
+    // the loop below waits for each to end: no worker outlives the run, so none is left
+    // writing a temp file nobody will remove.
+    let cancel = CancellationToken::new();
+    let _stop_on_drop = cancel.clone().drop_guard();
+    let mut runs = stream::iter(work)
         .map(|(product, f)| {
             let store = store.clone();
             let bar = bar.clone();
+            let cancel = cancel.clone();
             async move {
-                let reader = zone.open_file(&product, &f).await?;
+                let reader = tokio::select! {
+                    r = zone.open_file(&product, &f, &cancel) => r?,
+                    () = cancel.cancelled() => return Err(MirrorError::Stopped),
+                };
                 let expect = Expect {
                     what: zone.label(&product, &f.path),
                     size: f.size,
@@ -163,9 +176,22 @@ pub async fn mirror(
                 Ok::<_, MirrorError>(st.stored_bytes)
             }
         })
-        .buffer_unordered(parallel.max(1))
-        .try_collect()
-        .await?;
+        .buffer_unordered(parallel.max(1));
+    let mut stored = Vec::new();
+    let mut failed = None;
+    while let Some(r) = runs.next().await {
+        match r {
+            Ok(n) => stored.push(n),
+            Err(e) => {
+                cancel.cancel();
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        bar.abandon();
+        return Err(e);
+    }
     bar.finish_and_clear();
     let root = Root(store.put_bytes(&manifest.canonical_bytes())?);
     let files = manifest.entries.len() as u64;

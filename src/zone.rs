@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::id::BlobId;
 use crate::keys::ClusterKeys;
@@ -403,17 +404,22 @@ impl Zone {
     /// A missing file or a failed request.
     /// At most the declared size plus one byte is read from a remote answer (the one byte
     /// tells "longer").
+    /// Once `cancel` fires, the reader ends at its next read (a stalled remote read too).
     pub async fn open_file(
         &self,
         product: &ZoneProduct,
         file: &ZoneFile,
+        cancel: &CancellationToken,
     ) -> Result<Box<dyn Read + Send>, ZoneError> {
         let path = file.path.as_str();
         match self {
             Zone::Folder(root) => {
                 let rel = data_path(Path::new(""), &product.name, &product.revision, path);
                 let (f, _) = open_in_zone(root, &rel)?;
-                Ok(Box::new(f))
+                Ok(Box::new(Cancellable {
+                    inner: f,
+                    cancel: cancel.clone(),
+                }))
             }
             Zone::Http { base, client } => {
                 let url = Self::url(base, &[&product.name, &product.revision, "data", path]);
@@ -436,7 +442,10 @@ impl Zone {
                     }
                     .into());
                 }
-                let stream = resp.bytes_stream().map_err(io::Error::other);
+                let stream = resp
+                    .bytes_stream()
+                    .map_err(io::Error::other)
+                    .take_until(Box::pin(cancel.clone().cancelled_owned()));
                 let reader = tokio_util::io::StreamReader::new(stream);
                 Ok(Box::new(
                     tokio_util::io::SyncIoBridge::new(reader).take(file.size.saturating_add(1)),
@@ -454,6 +463,23 @@ impl Zone {
             product.revision,
             path
         )
+    }
+}
+
+/// A reader that fails once its token is cancelled, so a stopped mirror's workers end.
+struct Cancellable<R> {
+    /// The file.
+    inner: R,
+    /// Fires when the mirror stops.
+    cancel: CancellationToken,
+}
+
+impl<R: Read> Read for Cancellable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::other("the mirror run was stopped"));
+        }
+        self.inner.read(buf)
     }
 }
 

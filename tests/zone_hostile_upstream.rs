@@ -23,6 +23,8 @@ enum Hostile {
     Index,
     /// `p/1/data/a.vdb` sends half its bytes, then nothing, forever.
     Stall,
+    /// As [`Hostile::Stall`], and `p/1/data/b.vdb` has other content than declared.
+    StallAndFail,
 }
 
 /// How much garbage the server offers at most: far more than any bound under test.
@@ -38,9 +40,17 @@ async fn hostile_zone(hub: &updhub::hub::Hub, what: Hostile) -> (String, Arc<Ato
     let sent = Arc::new(AtomicU64::new(0));
     let counter = sent.clone();
     let data = vec![7u8; 1024];
+    let mut list = vec![serde_json::json!(
+        {"path": "a.vdb", "size": 1024, "blake3": BlobId::of(&data).to_hex()}
+    )];
+    if let Hostile::StallAndFail = what {
+        // b.vdb is served with other content than declared: it fails while a.vdb stalls.
+        list.push(serde_json::json!(
+            {"path": "b.vdb", "size": 1000, "blake3": BlobId::of(&[8u8; 1000]).to_hex()}
+        ));
+    }
     let files = serde_json::to_vec(&serde_json::json!({
-        "format": "updhub-files/1", "product": "p", "revision": "1",
-        "files": [{"path": "a.vdb", "size": 1024, "blake3": BlobId::of(&data).to_hex()}],
+        "format": "updhub-files/1", "product": "p", "revision": "1", "files": list,
     }))
     .unwrap();
     let zone = serde_json::to_vec(&serde_json::json!({
@@ -69,7 +79,7 @@ async fn hostile_zone(hub: &updhub::hub::Hub, what: Hostile) -> (String, Arc<Ato
                 let endless = match what {
                     Hostile::Data => path.ends_with("/data/a.vdb"),
                     Hostile::Index => path.ends_with("/files.json"),
-                    Hostile::Stall => {
+                    Hostile::Stall | Hostile::StallAndFail => {
                         if path.ends_with("/data/a.vdb") {
                             let _ = tls
                                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n")
@@ -99,6 +109,8 @@ async fn hostile_zone(hub: &updhub::hub::Hub, what: Hostile) -> (String, Arc<Ato
                     zone
                 } else if path.ends_with("/files.json") {
                     files
+                } else if path.ends_with("/b.vdb") {
+                    vec![9u8; 1000]
                 } else {
                     vec![7u8; 1024]
                 };
@@ -190,4 +202,17 @@ async fn a_mirror_killed_mid_file_leaves_nothing_in_store_tmp_after_the_next_ope
     );
     updhub::store::Store::open(&store).unwrap();
     assert_eq!(tmp_files(&store), 0, "the next open removed the leftover");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_mirror_stops_its_other_transfers_and_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = node(dir.path(), "n", NodeOpts::default());
+    let (url, _) = hostile_zone(&hub, Hostile::StallAndFail).await;
+    // b.vdb fails while a.vdb is stalled mid-transfer: the run ends with b's error, and the
+    // stalled transfer is stopped rather than left writing its temp file.
+    let err = hub.mirror(Some(&url), false).await.unwrap_err().to_string();
+    assert!(err.contains("b.vdb") && err.contains("blake3"), "{err}");
+    assert_eq!(tmp_files(&hub.data.join("store")), 0);
+    assert!(blobs(&hub).is_empty());
 }
