@@ -2,7 +2,8 @@
 //! blake3 hash of that content, under `store/blobs/<first byte>/<hash>`.
 //!
 //! Writes are durable and atomic: a temp file in `store/tmp/` (removed by its guard on
-//! failure), fsync, rename into place, fsync the folder. Content is hashed and compressed while
+//! failure, and locked while written so that [`Store::open`] removes the ones a killed process
+//! left), fsync, rename into place, fsync the folder. Content is hashed and compressed while
 //! it streams through in [`CHUNK`]-sized pieces, so no blob is ever held whole in memory.
 
 use std::fs::{self, File};
@@ -197,7 +198,15 @@ impl Store {
                 .prefix("put-")
                 .tempfile_in(&tmp)
                 .map_err(io_err(&tmp))?;
-            f.as_file().lock().map_err(io_err(f.path()))?;
+            if let Err(e) = f.as_file().lock() {
+                // A file system without locks: write unlocked; clean_tmp cannot lock there
+                // either, so it leaves such files alone rather than remove a live one.
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(folder = %tmp.display(), error = %e, "cannot lock temp files; temp files of killed runs will not be removed automatically");
+                });
+                return Ok(f);
+            }
             // Between creating and locking, another process's open may have found the file
             // unlocked and removed it: then the path no longer names our file; take another.
             if still_named(&f)? {
