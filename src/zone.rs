@@ -8,10 +8,11 @@
 //! ```
 //! JSON Schemas of both index files are in `schemas/`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -208,8 +209,8 @@ impl FileList {
 /// Where a zone is.
 #[derive(Debug, Clone)]
 pub enum Zone {
-    /// A local folder.
-    Folder(PathBuf),
+    /// A local folder, and the real paths of its folders found so far.
+    Folder(PathBuf, RealDirs),
     /// An https:// base URL, fetched with the cluster's client certificate.
     Http {
         /// Base URL, e.g. `https://parent:8443/v1/zone`.
@@ -249,13 +250,13 @@ impl Zone {
             })?;
             return Ok(Zone::Http { base, client });
         }
-        Ok(Zone::Folder(PathBuf::from(spec)))
+        Ok(Zone::Folder(PathBuf::from(spec), RealDirs::default()))
     }
 
     /// How to name this zone to a person.
     pub fn describe(&self) -> String {
         match self {
-            Zone::Folder(p) => p.display().to_string(),
+            Zone::Folder(p, _) => p.display().to_string(),
             Zone::Http { base, .. } => base.to_string(),
         }
     }
@@ -274,9 +275,9 @@ impl Zone {
 
     async fn fetch_small(&self, parts: &[&str]) -> Result<Vec<u8>, ZoneError> {
         match self {
-            Zone::Folder(root) => {
+            Zone::Folder(root, dirs) => {
                 let rel = parts.iter().collect::<PathBuf>();
-                let (f, _) = open_in_zone(root, &rel)?;
+                let (f, _) = open_in_zone(root, dirs, &rel)?;
                 let p = root.join(&rel);
                 let mut out = Vec::new();
                 f.take(MAX_INDEX_BYTES + 1)
@@ -334,7 +335,7 @@ impl Zone {
     /// # Errors
     /// Unreadable or malformed index.
     pub async fn index(&self) -> Result<ZoneIndex, ZoneError> {
-        if let Zone::Folder(root) = self {
+        if let Zone::Folder(root, _) = self {
             let meta = fs::metadata(root).map_err(|e| no_zone(root, &e))?;
             if !meta.is_dir() {
                 return Err(ZoneError::NoZone {
@@ -382,10 +383,10 @@ impl Zone {
     /// # Errors
     /// A missing file or a size mismatch.
     pub fn precheck(&self, product: &ZoneProduct, file: &ZoneFile) -> Result<(), ZoneError> {
-        if let Zone::Folder(root) = self {
+        if let Zone::Folder(root, dirs) = self {
             let rel = data_path(Path::new(""), &product.name, &product.revision, &file.path);
             let p = root.join(&rel);
-            let (_, meta) = open_in_zone(root, &rel)?;
+            let (_, meta) = locate_in_zone(root, dirs, &rel)?;
             if meta.len() != file.size {
                 return Err(StoreError::SizeMismatch {
                     what: format!("zone {}", p.display()),
@@ -413,9 +414,9 @@ impl Zone {
     ) -> Result<Box<dyn Read + Send>, ZoneError> {
         let path = file.path.as_str();
         match self {
-            Zone::Folder(root) => {
+            Zone::Folder(root, dirs) => {
                 let rel = data_path(Path::new(""), &product.name, &product.revision, path);
-                let (f, _) = open_in_zone(root, &rel)?;
+                let (f, _) = open_in_zone(root, dirs, &rel)?;
                 Ok(Box::new(Cancellable {
                     inner: f,
                     cancel: cancel.clone(),
@@ -483,21 +484,51 @@ impl<R: Read> Read for Cancellable<R> {
     }
 }
 
-/// Open `rel` under the zone folder `root` for reading, if and only if it is a regular file
-/// whose real path (all links resolved) is inside the zone folder. A link out of the zone, a
-/// FIFO, a device or a folder is refused naming the path: following them would ingest files
-/// from elsewhere, read forever (`/dev/zero`) or block forever (a FIFO).
+/// The real path (links resolved) of each folder of a folder zone met so far, keyed by its
+/// path as given; the zone folder itself is the entry of the empty path. Files of one folder
+/// share one lookup, so checking every file of a large zone costs about one `lstat` each.
+#[derive(Debug, Clone, Default)]
+pub struct RealDirs(Arc<Mutex<HashMap<PathBuf, PathBuf>>>);
+
+impl RealDirs {
+    fn real(&self, dir: &Path) -> io::Result<PathBuf> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = map.get(dir) {
+            return Ok(r.clone());
+        }
+        let r = dir.canonicalize()?;
+        map.insert(dir.to_owned(), r.clone());
+        Ok(r)
+    }
+}
+
+/// Find `rel` under the zone folder `root`: its real path and metadata, if and only if it is
+/// a regular file whose real path (all links resolved) is inside the zone folder. A link out
+/// of the zone, a FIFO, a device or a folder is refused naming the path: following them would
+/// ingest files from elsewhere, read forever (`/dev/zero`) or block forever (a FIFO).
 ///
 /// # Errors
 /// A missing zone folder, a missing file, or anything but a regular file in the zone.
-fn open_in_zone(root: &Path, rel: &Path) -> Result<(fs::File, fs::Metadata), ZoneError> {
-    let real_root = root.canonicalize().map_err(|e| no_zone(root, &e))?;
+fn locate_in_zone(
+    root: &Path,
+    dirs: &RealDirs,
+    rel: &Path,
+) -> Result<(PathBuf, fs::Metadata), ZoneError> {
+    let real_root = dirs.real(root).map_err(|e| no_zone(root, &e))?;
     let p = root.join(rel);
     let unreadable = |e: io::Error| ZoneError::Unreadable {
         what: p.display().to_string(),
         why: e.to_string(),
     };
-    let real = p.canonicalize().map_err(unreadable)?;
+    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+        return Err(unreadable(io::ErrorKind::NotFound.into()));
+    };
+    let mut real = dirs.real(parent).map_err(unreadable)?.join(name);
+    let mut meta = fs::symlink_metadata(&real).map_err(unreadable)?;
+    if meta.file_type().is_symlink() {
+        real = real.canonicalize().map_err(unreadable)?;
+        meta = fs::symlink_metadata(&real).map_err(unreadable)?;
+    }
     if !real.starts_with(&real_root) {
         return Err(ZoneError::NotAFile {
             path: p.clone(),
@@ -508,32 +539,59 @@ fn open_in_zone(root: &Path, rel: &Path) -> Result<(fs::File, fs::Metadata), Zon
             ),
         });
     }
+    check_regular(&p, &meta)?;
+    Ok((real, meta))
+}
+
+/// Open `rel` under the zone folder `root` for reading, under the rules of
+/// [`locate_in_zone`].
+///
+/// # Errors
+/// As [`locate_in_zone`].
+fn open_in_zone(
+    root: &Path,
+    dirs: &RealDirs,
+    rel: &Path,
+) -> Result<(fs::File, fs::Metadata), ZoneError> {
+    let (real, _) = locate_in_zone(root, dirs, rel)?;
+    let p = root.join(rel);
+    let unreadable = |e: io::Error| ZoneError::Unreadable {
+        what: p.display().to_string(),
+        why: e.to_string(),
+    };
     let mut opts = fs::OpenOptions::new();
     opts.read(true);
     // The real path has no link left to follow; O_NOFOLLOW makes sure none was put there
-    // since, and O_NONBLOCK that opening a FIFO returns at once (for the check below).
+    // since, and O_NONBLOCK that opening a FIFO put there since returns at once.
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
     let f = opts.open(&real).map_err(unreadable)?;
+    // Check what was opened, not what was looked at: it may have been swapped meanwhile.
     let meta = f.metadata().map_err(unreadable)?;
-    if !meta.is_file() {
-        let ft = meta.file_type();
-        let what = if ft.is_dir() {
-            "a folder"
-        } else if is_fifo(&ft) {
-            "a FIFO (named pipe)"
-        } else {
-            "a device, socket or other special file"
-        };
-        return Err(ZoneError::NotAFile {
-            path: p.clone(),
-            why: format!("it is {what}, not a regular file"),
-        });
-    }
+    check_regular(&p, &meta)?;
     Ok((f, meta))
+}
+
+/// Refuse anything but a regular file, saying what it is.
+fn check_regular(p: &Path, meta: &fs::Metadata) -> Result<(), ZoneError> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    let ft = meta.file_type();
+    let what = if ft.is_dir() {
+        "a folder"
+    } else if is_fifo(&ft) {
+        "a FIFO (named pipe)"
+    } else {
+        "a device, socket or other special file"
+    };
+    Err(ZoneError::NotAFile {
+        path: p.to_owned(),
+        why: format!("it is {what}, not a regular file"),
+    })
 }
 
 fn is_fifo(ft: &fs::FileType) -> bool {
