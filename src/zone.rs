@@ -737,8 +737,71 @@ fn extract(
 pub struct Staging {
     /// The temp folder (its guard removes it on failure).
     tmp: tempfile::TempDir,
+    /// The temp folder opened and locked while it is written: the kernel drops the lock if
+    /// the process dies, which is how the next staging in the same place tells a folder left
+    /// by a killed checkout from one being written (see [`clean_staging`]).
+    _lock: Option<fs::File>,
     /// The target folder.
     dest: PathBuf,
+}
+
+/// The part of a staging folder's name after the target's name.
+const STAGING_MARK: &str = ".updhub-partial-";
+
+/// Remove the staging folders in `parent` that no live process holds (left by a killed
+/// checkout or export).
+fn clean_staging(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') || !name.contains(STAGING_MARK) {
+            continue;
+        }
+        // Not following links: only a real folder of ours is removed.
+        if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(dir) = fs::File::open(&path) else {
+            continue;
+        };
+        if dir.try_lock().is_ok() {
+            match fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::info!(folder = %path.display(), "removed a partial tree left by a stopped checkout or export")
+                }
+                Err(e) => {
+                    tracing::warn!(folder = %path.display(), error = %e, "cannot remove a partial tree left by a stopped checkout or export")
+                }
+            }
+        }
+    }
+}
+
+/// Open and lock a new staging folder; `None` where folders cannot be locked. Returns
+/// `Ok(None)` too if another process's [`clean_staging`] removed it before the lock was taken
+/// (`gone` is then set).
+fn lock_staging(path: &Path, gone: &mut bool) -> io::Result<Option<fs::File>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dir = fs::File::open(path)?;
+        if dir.lock().is_err() {
+            return Ok(None);
+        }
+        let ours = dir.metadata()?;
+        *gone = !fs::symlink_metadata(path)
+            .map(|m| m.dev() == ours.dev() && m.ino() == ours.ino())
+            .unwrap_or(false);
+        Ok(Some(dir))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, gone);
+        Ok(None)
+    }
 }
 
 impl Staging {
@@ -788,7 +851,8 @@ impl Staging {
                 parent.display()
             ))
         })?;
-        let prefix = format!(".{name}.updhub-partial-");
+        clean_staging(&parent);
+        let prefix = format!(".{name}{STAGING_MARK}");
         let mut b = tempfile::Builder::new();
         b.prefix(&prefix);
         // Made like any new folder (subject to the umask), not owner-only like a temp folder.
@@ -797,13 +861,28 @@ impl Staging {
             use std::os::unix::fs::PermissionsExt;
             b.permissions(fs::Permissions::from_mode(0o777));
         }
-        let tmp = b.tempdir_in(&parent).map_err(|e| {
-            err(format!(
-                "cannot create a temp folder in {} ({e}); check that it is writable",
-                parent.display()
-            ))
-        })?;
-        Ok(Staging { tmp, dest })
+        loop {
+            let tmp = b.tempdir_in(&parent).map_err(|e| {
+                err(format!(
+                    "cannot create a temp folder in {} ({e}); check that it is writable",
+                    parent.display()
+                ))
+            })?;
+            let mut gone = false;
+            let lock = lock_staging(tmp.path(), &mut gone)
+                .map_err(|e| err(format!("cannot open {} ({e})", tmp.path().display())))?;
+            if gone {
+                // Removed by another process's clean_staging before we locked it; forget it
+                // (its guard must not remove whatever may now have its name) and try again.
+                let _ = tmp.keep();
+                continue;
+            }
+            return Ok(Staging {
+                tmp,
+                _lock: lock,
+                dest,
+            });
+        }
     }
 
     /// Where to write.

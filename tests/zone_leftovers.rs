@@ -97,3 +97,23 @@ async fn checkout_fills_an_empty_folder_and_refuses_a_full_one() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_partial_tree_left_by_a_killed_checkout_is_removed_by_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = write_zone(dir.path(), "p", "1", &[("a.vdb", noise(100, 1))]);
+    let hub = zone_node(dir.path(), "n", &zone);
+    mirror_and_publish(&hub).await;
+    let out = dir.path().join("out");
+    // What a checkout killed mid-way leaves: its staging folder, which nobody holds any more.
+    let left = out.join(".old.updhub-partial-AbC123");
+    fs::create_dir_all(left.join("p")).unwrap();
+    fs::write(left.join("p/a.vdb"), b"half").unwrap();
+    // A checkout still being written by someone else, whose staging folder is held.
+    let live = updhub::zone::Staging::new(&out.join("busy")).unwrap();
+    hub.checkout(&out.join("new")).unwrap();
+    assert!(!left.exists(), "the leftover is removed");
+    assert!(live.path().exists(), "a live checkout's folder is kept");
+    drop(live);
+    assert_eq!(entries(&out), vec!["new".to_owned()]);
+}
