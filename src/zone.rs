@@ -377,11 +377,12 @@ impl Zone {
         Ok(list)
     }
 
-    /// Check a file is there with its declared size, where that is cheap (folders), so a
-    /// missing or truncated file is found before anything is stored.
+    /// Check a file is there, a regular file inside the zone, with its declared size, where
+    /// that is cheap (folders), so a missing or truncated file is found before anything is
+    /// stored. Mirror checks every entry so, whether its content is stored already or not.
     ///
     /// # Errors
-    /// A missing file or a size mismatch.
+    /// A missing file, anything but a regular file inside the zone folder, or a size mismatch.
     pub fn precheck(&self, product: &ZoneProduct, file: &ZoneFile) -> Result<(), ZoneError> {
         if let Zone::Folder(root, dirs) = self {
             let rel = data_path(Path::new(""), &product.name, &product.revision, &file.path);
@@ -399,13 +400,13 @@ impl Zone {
         Ok(())
     }
 
-    /// Open one file's content as a blocking reader (used on a blocking thread).
+    /// Open one file's content as a blocking reader (used on a blocking thread). At most the
+    /// declared size plus one byte is read from a remote answer (the one byte tells "longer"),
+    /// and once `cancel` fires the reader ends at its next read (a stalled remote read too).
     ///
     /// # Errors
-    /// A missing file or a failed request.
-    /// At most the declared size plus one byte is read from a remote answer (the one byte
-    /// tells "longer").
-    /// Once `cancel` fires, the reader ends at its next read (a stalled remote read too).
+    /// A missing file, anything but a regular file inside a zone folder, a failed request, or
+    /// an answer longer than declared.
     pub async fn open_file(
         &self,
         product: &ZoneProduct,
