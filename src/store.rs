@@ -285,7 +285,7 @@ impl Store {
         expect: Option<&Expect>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Stored, StoreError> {
-        self.put_inner(src, expect.map(|e| e.size), expect, progress)
+        self.put_inner(src, expect.map(|e| e.size), expect, false, progress)
     }
 
     /// [`Store::put_reader`] with the content size known in advance (`pledged`), which goes
@@ -295,6 +295,7 @@ impl Store {
         src: impl Read,
         pledged: Option<u64>,
         expect: Option<&Expect>,
+        replace: bool,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Stored, StoreError> {
         let what = || expect.map_or_else(|| "content".to_owned(), |e| e.what.clone());
@@ -361,7 +362,7 @@ impl Store {
         }
         let tmp = enc.finish().map_err(io_err(&tmp_path))?;
         let stored_bytes = tmp.as_file().metadata().map_err(io_err(&tmp_path))?.len();
-        if !self.contains(&id) {
+        if replace || !self.contains(&id) {
             self.commit(tmp, &id)?;
         }
         Ok(Stored {
@@ -377,7 +378,7 @@ impl Store {
     /// File system errors.
     pub fn put_bytes(&self, data: &[u8]) -> Result<BlobId, StoreError> {
         Ok(self
-            .put_inner(data, Some(data.len() as u64), None, &mut |_| {})?
+            .put_inner(data, Some(data.len() as u64), None, false, &mut |_| {})?
             .id)
     }
 
@@ -445,19 +446,42 @@ impl Store {
     }
 
     /// The content size of a stored blob, from its zstd frame header where the header holds
-    /// it (every blob this store writes does), else by decompressing it.
+    /// it (every blob this store writes does), else by decompressing it; such a blob (written
+    /// by an older updhub, or received from one) is then rewritten with its size in the
+    /// header, so the cost is paid once.
     ///
     /// # Errors
     /// Missing or corrupt blob.
     pub fn content_size(&self, id: &BlobId) -> Result<u64, StoreError> {
         match frame_content_size(&self.blob_path(id)) {
             Ok(Some(n)) => Ok(n),
-            Ok(None) => self.verify(id),
+            Ok(None) => {
+                let size = self.verify(id)?;
+                self.add_size_header(id, size)?;
+                Ok(size)
+            }
             Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::Missing(*id))
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Rewrite a verified blob of `size` bytes with its size in the frame header.
+    fn add_size_header(&self, id: &BlobId, size: u64) -> Result<(), StoreError> {
+        let path = self.blob_path(id);
+        let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(
+            CHUNK,
+            self.open_stored(id)?,
+        ))
+        .map_err(io_err(&path))?;
+        let expect = Expect {
+            what: format!("stored blob {id}"),
+            size,
+            id: *id,
+        };
+        self.put_inner(dec, Some(size), Some(&expect), true, &mut |_| {})?;
+        Ok(())
     }
 
     /// Verify a stored blob: decompress and hash it; returns its size.
@@ -1019,6 +1043,31 @@ mod tests {
             s.content_size(&BlobId::of(b"none")),
             Err(StoreError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn a_blob_without_its_size_in_the_header_gets_it_once() {
+        // As an older updhub wrote them: a zstd stream with no content size.
+        let (_d, s) = store();
+        let data = noise_bytes(200_000);
+        let id = BlobId::of(&data);
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL).unwrap();
+        enc.write_all(&data).unwrap();
+        let old = enc.finish().unwrap();
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(&old),
+            Ok(None)
+        ));
+        fs::create_dir_all(s.blob_path(&id).parent().unwrap()).unwrap();
+        fs::write(s.blob_path(&id), &old).unwrap();
+        assert_eq!(s.content_size(&id).unwrap(), 200_000);
+        assert_eq!(
+            frame_content_size(&s.blob_path(&id)).unwrap(),
+            Some(200_000),
+            "the blob now carries its size"
+        );
+        assert_eq!(s.read_bytes(&id).unwrap(), data);
+        assert_eq!(fs::read_dir(s.dir.join("tmp")).unwrap().count(), 0);
     }
 
     #[test]
