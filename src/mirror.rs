@@ -2,6 +2,7 @@
 //! against the zone's declared size and hash, incremental (stored blobs are not read again)
 //! and so resumable: an interrupted run keeps every verified blob and continues from there.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -116,10 +117,11 @@ pub async fn mirror(
         lists.push((product.clone(), zone.files(product).await?));
     }
     let (check_zone, check_store) = (zone.clone(), store.clone());
-    let (entries, mut work) =
-        tokio::task::spawn_blocking(move || check_entries(&check_zone, &check_store, lists))
-            .await
-            .map_err(|e| MirrorError::Worker(e.to_string()))??;
+    let (entries, mut work) = tokio::task::spawn_blocking(move || {
+        check_entries(&check_zone, &check_store, lists, parallel)
+    })
+    .await
+    .map_err(|e| MirrorError::Worker(e.to_string()))??;
     let manifest = Manifest::new(entries)?;
     // The same content may sit at several paths: read it once.
     work.sort_by_key(|w| w.1.blake3);
@@ -218,14 +220,18 @@ pub async fn mirror(
 type Checked = (Vec<Entry>, Vec<(ZoneProduct, ZoneFile)>);
 
 /// Check every entry of every file list: the file is in the zone with its declared size
-/// (where that is cheap: folders), and content already stored has the declared size.
+/// (where that is cheap: folders), and content already stored has the declared size. Stored
+/// sizes are read by `parallel` threads: a blob from an older updhub is rewritten once, with
+/// an fsync, and those add up on a large store.
 fn check_entries(
     zone: &Zone,
     store: &Store,
     lists: Vec<(ZoneProduct, FileList)>,
+    parallel: usize,
 ) -> Result<Checked, MirrorError> {
     let mut entries = Vec::new();
     let mut work = Vec::new();
+    let mut known = Vec::new();
     for (product, list) in lists {
         for f in list.files {
             zone.precheck(&product, &f)?;
@@ -237,20 +243,44 @@ fn check_entries(
                 blake3: f.blake3,
             });
             if store.contains(&f.blake3) {
-                let actual = store.content_size(&f.blake3)?;
-                if actual != f.size {
-                    return Err(MirrorError::KnownSize {
-                        what: zone.label(&product, &f.path),
-                        id: f.blake3,
-                        declared: f.size,
-                        actual,
-                    });
-                }
+                known.push((product.clone(), f));
             } else {
                 work.push((product.clone(), f));
             }
         }
     }
+    let next = AtomicUsize::new(0);
+    let check_one = |product: &ZoneProduct, f: &ZoneFile| -> Result<(), MirrorError> {
+        let actual = store.content_size(&f.blake3)?;
+        if actual != f.size {
+            return Err(MirrorError::KnownSize {
+                what: zone.label(product, &f.path),
+                id: f.blake3,
+                declared: f.size,
+                actual,
+            });
+        }
+        Ok(())
+    };
+    let check_known = || -> Result<(), MirrorError> {
+        while let Some((product, f)) = known.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if let Err(e) = check_one(product, f) {
+                // The other threads stop at their next entry.
+                next.store(known.len(), Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..parallel.max(1))
+            .map(|_| scope.spawn(check_known))
+            .collect();
+        threads.into_iter().try_for_each(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err(MirrorError::Worker("a check thread panicked".into())))
+        })
+    })?;
     Ok((entries, work))
 }
 
