@@ -314,8 +314,10 @@ impl Hub {
         let m = self.db.mirrored()?.ok_or_else(|| {
             Error::State("nothing mirrored yet; run `updhub mirror` first".into())
         })?;
-        // The manifest must be whole in the store before it is offered to anyone.
-        self.store.verify(&m.root.0)?;
+        // The manifest must be whole in the store before it is offered to anyone, and every
+        // blob it names stored with the size it declares, or every child would refuse it.
+        let manifest = self.manifest(&m.root)?;
+        mirror::check_stored(&self.store, m.root, &manifest)?;
         let ttl = expires_in.unwrap_or(self.config.publish.expires_in);
         let expires =
             Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
@@ -409,12 +411,8 @@ impl Hub {
     /// No current version, a non-empty folder, or store errors.
     pub fn checkout(&self, dir: &Path) -> Result<(Published, u64), Error> {
         let (p, m) = self.require_current()?;
-        zone::ensure_empty_dir(dir)?;
-        for e in &m.entries {
-            self.store
-                .extract_to(&e.blake3, &dir.join(&e.product).join(&e.path))?;
-        }
-        Ok((p, m.entries.len() as u64))
+        let files = zone::checkout(&self.store, &m, dir)?;
+        Ok((p, files))
     }
 
     /// `export --zone DIR`: the current version as a zone another hub can mirror.

@@ -2,18 +2,20 @@
 //! against the zone's declared size and hash, incremental (stored blobs are not read again)
 //! and so resumable: an interrupted run keeps every verified blob and continues from there.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{stream, StreamExt, TryStreamExt};
+use futures_util::{stream, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::db::{Db, DbError, Mirrored};
-use crate::id::Root;
+use crate::id::{BlobId, Root};
 use crate::repo::{Entry, Manifest, RepoError};
 use crate::store::{Expect, Store, StoreError};
-use crate::zone::{Zone, ZoneError, ZoneProduct};
+use crate::zone::{FileList, Zone, ZoneError, ZoneFile, ZoneProduct};
 
 /// Errors of a mirror run.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,35 @@ pub enum MirrorError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// A zone entry names stored content but declares another size for it.
+    #[error("{what} declares {declared} bytes, but its blake3 {id} names content of {actual} bytes, already in the store; the zone's files.json is wrong, fix it upstream and mirror again")]
+    KnownSize {
+        /// The zone file.
+        what: String,
+        /// Its blake3.
+        id: BlobId,
+        /// The size the zone declares.
+        declared: u64,
+        /// The size of the stored content.
+        actual: u64,
+    },
+    /// A manifest entry's size disagrees with its blob.
+    #[error("manifest {root}: {path} declares {declared} bytes but blob {id} holds {actual}; this version cannot be served, run `updhub mirror` from a good zone, then publish")]
+    ManifestSize {
+        /// The manifest.
+        root: Root,
+        /// The entry, `product/path`.
+        path: String,
+        /// Its blob.
+        id: BlobId,
+        /// The size the entry declares.
+        declared: u64,
+        /// The blob's size.
+        actual: u64,
+    },
+    /// The run was stopped before it finished.
+    #[error("the mirror run was stopped before it finished; run it again to continue")]
+    Stopped,
     /// A worker thread died.
     #[error("mirror worker failed: {0}")]
     Worker(String),
@@ -79,33 +110,32 @@ pub async fn mirror(
 ) -> Result<MirrorSummary, MirrorError> {
     let started = Instant::now();
     let index = zone.index().await?;
-    // Read and check every file list, and what can be checked cheaply of every file, before
-    // storing anything: a malformed zone leaves the store as it was.
-    let mut work: Vec<(ZoneProduct, crate::zone::ZoneFile)> = Vec::new();
-    let mut entries = Vec::new();
+    // Read every file list, then check each entry the same way whether its content is new or
+    // already stored, before storing anything: a malformed zone leaves the store as it was.
+    let mut lists = Vec::new();
     for product in &index.products {
-        let list = zone.files(product).await?;
-        for f in list.files {
-            entries.push(Entry {
-                product: product.name.clone(),
-                revision: product.revision.clone(),
-                path: f.path.clone(),
-                size: f.size,
-                blake3: f.blake3,
-            });
-            if !store.contains(&f.blake3) {
-                zone.precheck(product, &f)?;
-                work.push((product.clone(), f));
-            }
-        }
+        lists.push((product.clone(), zone.files(product).await?));
     }
+    let (check_zone, check_store) = (zone.clone(), store.clone());
+    let (entries, mut work) = tokio::task::spawn_blocking(move || {
+        check_entries(&check_zone, &check_store, lists, parallel)
+    })
+    .await
+    .map_err(|e| MirrorError::Worker(e.to_string()))??;
     let manifest = Manifest::new(entries)?;
     // The same content may sit at several paths: read it once.
     work.sort_by_key(|w| w.1.blake3);
     work.dedup_by(|a, b| a.1.blake3 == b.1.blake3);
     // Largest first, so no big file is left compressing alone at the end of the run.
     work.sort_by_key(|w| std::cmp::Reverse(w.1.size));
-    let new_bytes: u64 = work.iter().map(|w| w.1.size).sum();
+    // Each size is at most 2^53-1 (checked with the file list), but their sum is checked too.
+    let new_bytes = work
+        .iter()
+        .try_fold(0u64, |acc, w| acc.checked_add(w.1.size))
+        .ok_or_else(|| RepoError::BadManifest {
+            what: zone.describe(),
+            why: "its file sizes add up to more than 2^64 bytes; the zone is damaged".into(),
+        })?;
     let bar = Arc::new(if progress {
         let b = ProgressBar::new(new_bytes);
         b.set_style(
@@ -120,12 +150,21 @@ pub async fn mirror(
         ProgressBar::hidden()
     });
     let new_files = work.len() as u64;
-    let stored: Vec<u64> = stream::iter(work)
+    // On the first failure (or if this future is dropped) the token stops every worker, and
+    // the loop below waits for each to end: no worker outlives the run, so none is left
+    // writing a temp file nobody will remove.
+    let cancel = CancellationToken::new();
+    let _stop_on_drop = cancel.clone().drop_guard();
+    let mut runs = stream::iter(work)
         .map(|(product, f)| {
             let store = store.clone();
             let bar = bar.clone();
+            let cancel = cancel.clone();
             async move {
-                let reader = zone.open_file(&product, &f.path).await?;
+                let reader = tokio::select! {
+                    r = zone.open_file(&product, &f, &cancel) => r?,
+                    () = cancel.cancelled() => return Err(MirrorError::Stopped),
+                };
                 let expect = Expect {
                     what: zone.label(&product, &f.path),
                     size: f.size,
@@ -139,9 +178,22 @@ pub async fn mirror(
                 Ok::<_, MirrorError>(st.stored_bytes)
             }
         })
-        .buffer_unordered(parallel.max(1))
-        .try_collect()
-        .await?;
+        .buffer_unordered(parallel.max(1));
+    let mut stored = Vec::new();
+    let mut failed = None;
+    while let Some(r) = runs.next().await {
+        match r {
+            Ok(n) => stored.push(n),
+            Err(e) => {
+                cancel.cancel();
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        bar.abandon();
+        return Err(e);
+    }
     bar.finish_and_clear();
     let root = Root(store.put_bytes(&manifest.canonical_bytes())?);
     let files = manifest.entries.len() as u64;
@@ -161,4 +213,99 @@ pub async fn mirror(
         stored_bytes: stored.iter().sum(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// What a zone's entries make: the manifest entries, and the files whose content is not
+/// stored yet (to read).
+type Checked = (Vec<Entry>, Vec<(ZoneProduct, ZoneFile)>);
+
+/// Check every entry of every file list: the file is in the zone with its declared size
+/// (where that is cheap: folders), and content already stored has the declared size. Stored
+/// sizes are read by `parallel` threads: a blob from an older updhub is rewritten once, with
+/// an fsync, and those add up on a large store.
+fn check_entries(
+    zone: &Zone,
+    store: &Store,
+    lists: Vec<(ZoneProduct, FileList)>,
+    parallel: usize,
+) -> Result<Checked, MirrorError> {
+    let mut entries = Vec::new();
+    let mut work = Vec::new();
+    let mut known = Vec::new();
+    for (product, list) in lists {
+        for f in list.files {
+            zone.precheck(&product, &f)?;
+            entries.push(Entry {
+                product: product.name.clone(),
+                revision: product.revision.clone(),
+                path: f.path.clone(),
+                size: f.size,
+                blake3: f.blake3,
+            });
+            if store.contains(&f.blake3) {
+                known.push((product.clone(), f));
+            } else {
+                work.push((product.clone(), f));
+            }
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let check_one = |product: &ZoneProduct, f: &ZoneFile| -> Result<(), MirrorError> {
+        let actual = store.content_size(&f.blake3)?;
+        if actual != f.size {
+            return Err(MirrorError::KnownSize {
+                what: zone.label(product, &f.path),
+                id: f.blake3,
+                declared: f.size,
+                actual,
+            });
+        }
+        Ok(())
+    };
+    let check_known = || -> Result<(), MirrorError> {
+        while let Some((product, f)) = known.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if let Err(e) = check_one(product, f) {
+                // The other threads stop at their next entry.
+                next.store(known.len(), Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..parallel.max(1))
+            .map(|_| scope.spawn(check_known))
+            .collect();
+        threads.into_iter().try_for_each(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err(MirrorError::Worker("a check thread panicked".into())))
+        })
+    })?;
+    Ok((entries, work))
+}
+
+/// Check that every blob of manifest `m` is stored with the size the manifest declares, so
+/// no version is published that its children would refuse.
+///
+/// # Errors
+/// A missing or corrupt blob, or [`MirrorError::ManifestSize`].
+pub fn check_stored(store: &Store, root: Root, m: &Manifest) -> Result<(), MirrorError> {
+    for (id, size) in m.blobs() {
+        let actual = store.content_size(&id)?;
+        if actual != size {
+            let e = m
+                .entries
+                .iter()
+                .find(|e| e.blake3 == id)
+                .expect("a blob of the manifest has an entry");
+            return Err(MirrorError::ManifestSize {
+                root,
+                path: format!("{}/{}", e.product, e.path),
+                id,
+                declared: size,
+                actual,
+            });
+        }
+    }
+    Ok(())
 }

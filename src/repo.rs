@@ -86,6 +86,18 @@ pub fn check_name(s: &str) -> Result<(), String> {
     }
 }
 
+/// Check a declared size against the schema's maximum ([`crate::store::MAX_SIZE`]).
+pub fn check_size(size: u64) -> Result<(), String> {
+    if size > crate::store::MAX_SIZE {
+        Err(format!(
+            "size {size} is beyond the maximum {} (2^53-1)",
+            crate::store::MAX_SIZE
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Check a file path inside a product: relative, `/`-separated, no empty, `.` or `..` parts.
 /// This is what keeps a hostile zone or manifest from writing outside a checkout.
 pub fn check_path(p: &str) -> Result<(), String> {
@@ -163,10 +175,25 @@ impl Manifest {
                 self.format
             )));
         }
+        let mut total = 0u64;
+        let mut sizes = std::collections::HashMap::new();
         for (i, e) in self.entries.iter().enumerate() {
             check_name(&e.product).map_err(&bad)?;
             check_name(&e.revision).map_err(&bad)?;
             check_path(&e.path).map_err(&bad)?;
+            check_size(e.size).map_err(|why| bad(format!("{}/{}: {why}", e.product, e.path)))?;
+            total = total.checked_add(e.size).ok_or_else(|| {
+                bad("its sizes add up to more than 2^64 bytes; it is damaged".into())
+            })?;
+            // One content has one size: the same blob listed with two sizes is a lie in one.
+            if let Some(other) = sizes.insert(e.blake3, e.size) {
+                if other != e.size {
+                    return Err(bad(format!(
+                        "{}/{} gives blob {} {} bytes, another entry {other}; one content has one size",
+                        e.product, e.path, e.blake3, e.size
+                    )));
+                }
+            }
             if i > 0 {
                 let prev = &self.entries[i - 1];
                 match (&prev.product, &prev.path).cmp(&(&e.product, &e.path)) {
@@ -221,9 +248,12 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Total uncompressed bytes.
+    /// Total uncompressed bytes (a checked manifest's sum never overflows; an unchecked one
+    /// stops at `u64::MAX` rather than wrap around).
     pub fn total_size(&self) -> u64 {
-        self.entries.iter().map(|e| e.size).sum()
+        self.entries
+            .iter()
+            .fold(0u64, |acc, e| acc.saturating_add(e.size))
     }
 
     /// Distinct blobs, each with its size, in a stable order.
@@ -385,6 +415,26 @@ mod tests {
             assert!(Manifest::new(vec![entry("a", p, b"1")]).is_err(), "{p}");
         }
         assert!(Manifest::new(vec![entry("a", "x", b"1"), entry("a", "x", b"2")]).is_err());
+    }
+
+    #[test]
+    fn manifest_rejects_sizes_beyond_the_schema_and_one_blob_with_two_sizes() {
+        let mut big = entry("a", "x", b"1");
+        big.size = u64::MAX;
+        let err = Manifest::new(vec![big]).unwrap_err().to_string();
+        assert!(
+            err.contains("a/x") && err.contains("beyond the maximum"),
+            "{err}"
+        );
+        let mut max = entry("a", "x", b"1");
+        max.size = crate::store::MAX_SIZE;
+        Manifest::new(vec![max]).unwrap();
+        let mut other = entry("a", "y", b"1");
+        other.size = 0;
+        let err = Manifest::new(vec![entry("a", "x", b"1"), other])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("one content has one size"), "{err}");
     }
 
     #[test]

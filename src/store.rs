@@ -2,7 +2,8 @@
 //! blake3 hash of that content, under `store/blobs/<first byte>/<hash>`.
 //!
 //! Writes are durable and atomic: a temp file in `store/tmp/` (removed by its guard on
-//! failure), fsync, rename into place, fsync the folder. Content is hashed and compressed while
+//! failure, and locked while written so that [`Store::open`] removes the ones a killed process
+//! left), fsync, rename into place, fsync the folder. Content is hashed and compressed while
 //! it streams through in [`CHUNK`]-sized pieces, so no blob is ever held whole in memory.
 
 use std::fs::{self, File};
@@ -18,6 +19,23 @@ pub const CHUNK: usize = 256 * 1024;
 
 /// zstd level for stored blobs: level 3 is zstd's own default, the best speed/size balance.
 pub const ZSTD_LEVEL: i32 = 3;
+
+/// Largest content size a blob may declare: 2^53-1, the largest integer JSON carries exactly
+/// (the `maximum` of `size` in `schemas/files.schema.json` and `schemas/manifest.schema.json`).
+pub const MAX_SIZE: u64 = (1 << 53) - 1;
+
+/// Most bytes the stored (zstd) form of `size` bytes of content can take: zstd's own worst-case
+/// bound. A peer that sends more is not sending one of our blobs, whatever it claims.
+pub fn stored_bound(size: u64) -> Option<u64> {
+    if size > MAX_SIZE {
+        return None;
+    }
+    let n = usize::try_from(size).ok()?;
+    match zstd::zstd_safe::compress_bound(n) {
+        0 => None,
+        b => u64::try_from(b).ok(),
+    }
+}
 
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +57,22 @@ pub enum StoreError {
         what: String,
         /// The underlying error.
         source: io::Error,
+    },
+    /// The content is longer than declared (reading stopped one byte past the declared size).
+    #[error("{what} declares {declared} bytes but has more; the copy was changed or the source is not what it claims, fetch it again")]
+    TooLong {
+        /// Names the content.
+        what: String,
+        /// Size the index declares.
+        declared: u64,
+    },
+    /// A declared size is beyond what a blob may hold.
+    #[error("{what} declares {declared} bytes, more than the {MAX_SIZE} a blob may hold; the index is damaged, fix it at its source")]
+    TooLarge {
+        /// Names the content.
+        what: String,
+        /// Size the index declares.
+        declared: u64,
     },
     /// The content is not as long as declared.
     #[error("{what} declares {declared} bytes but has {actual}; the copy is incomplete or was changed, fetch it again")]
@@ -112,7 +146,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (and create if needed) the store under `dir`.
+    /// Open (and create if needed) the store under `dir`, removing temp files that no live
+    /// process owns ([`Store::clean_tmp`]).
     ///
     /// # Errors
     /// Fails if the folders cannot be created.
@@ -122,7 +157,9 @@ impl Store {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
-        Ok(Store { dir })
+        let store = Store { dir };
+        store.clean_tmp()?;
+        Ok(store)
     }
 
     /// Where blob `id` lives (whether or not it exists).
@@ -149,9 +186,68 @@ impl Store {
             .map_err(|_| StoreError::Missing(*id))
     }
 
+    /// A new temp file in `store/tmp/`, locked for as long as it is open.
+    ///
+    /// The lock is how [`Store::open`] tells a live writer's file from one left by a killed
+    /// process: the kernel drops a lock when its process dies (even by SIGKILL), and unlike
+    /// a pid in the name it cannot be fooled by a reused pid or another pid namespace.
     fn temp(&self) -> Result<NamedTempFile, StoreError> {
         let tmp = self.dir.join("tmp");
-        NamedTempFile::new_in(&tmp).map_err(io_err(&tmp))
+        loop {
+            let f = tempfile::Builder::new()
+                .prefix("put-")
+                .tempfile_in(&tmp)
+                .map_err(io_err(&tmp))?;
+            if let Err(e) = f.as_file().lock() {
+                // A file system without locks: write unlocked; clean_tmp cannot lock there
+                // either, so it leaves such files alone rather than remove a live one.
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(folder = %tmp.display(), error = %e, "cannot lock temp files; temp files of killed runs will not be removed automatically");
+                });
+                return Ok(f);
+            }
+            // Between creating and locking, another process's open may have found the file
+            // unlocked and removed it: then the path no longer names our file; take another.
+            if still_named(&f)? {
+                return Ok(f);
+            }
+        }
+    }
+
+    /// Remove the temp files no live process owns (left by a killed or crashed writer).
+    /// Returns how many were removed.
+    ///
+    /// # Errors
+    /// The folder cannot be listed.
+    pub fn clean_tmp(&self) -> Result<usize, StoreError> {
+        let tmp = self.dir.join("tmp");
+        let mut removed = 0;
+        for e in fs::read_dir(&tmp).map_err(io_err(&tmp))? {
+            let e = e.map_err(io_err(&tmp))?;
+            let path = e.path();
+            if !e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                continue;
+            }
+            let Ok(f) = File::open(&path) else { continue };
+            match f.try_lock() {
+                // Nobody holds it: remove it while we hold the lock, so a writer that created
+                // it but has not locked it yet sees it gone (see `temp`).
+                Ok(()) => {
+                    if fs::remove_file(&path).is_ok() {
+                        removed += 1;
+                    }
+                }
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot lock a temp file to check it; left in place");
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, folder = %tmp.display(), "removed temp files left by a stopped process");
+        }
+        Ok(removed)
     }
 
     /// Fsync the temp file, rename it to the blob's place and fsync the folder, so that a crash
@@ -177,21 +273,48 @@ impl Store {
     }
 
     /// Stream `src` into the store: hash and compress while reading, verify against `expect`.
-    /// Nothing is stored unless size and hash match. `progress` gets the bytes read per chunk.
+    /// Nothing is stored unless size and hash match, and at most the declared size plus one
+    /// byte is read from `src` (the one byte tells "longer"). `progress` gets the bytes read
+    /// per chunk.
     ///
     /// # Errors
     /// Source read errors, a size or hash mismatch, or file system errors.
     pub fn put_reader(
         &self,
-        mut src: impl Read,
+        src: impl Read,
         expect: Option<&Expect>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Stored, StoreError> {
+        self.put_inner(src, expect.map(|e| e.size), expect, false, progress)
+    }
+
+    /// [`Store::put_reader`] with the content size known in advance (`pledged`), which goes
+    /// into the zstd frame header so [`Store::content_size`] can read it back cheaply.
+    fn put_inner(
+        &self,
+        src: impl Read,
+        pledged: Option<u64>,
+        expect: Option<&Expect>,
+        replace: bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Stored, StoreError> {
         let what = || expect.map_or_else(|| "content".to_owned(), |e| e.what.clone());
+        if let Some(e) = expect {
+            if e.size > MAX_SIZE {
+                return Err(StoreError::TooLarge {
+                    what: what(),
+                    declared: e.size,
+                });
+            }
+        }
+        // The bound is on the reader itself, so no code path below can read past it.
+        let mut src = src.take(expect.map_or(u64::MAX, |e| e.size + 1));
         let tmp = self.temp()?;
         let tmp_path = tmp.path().to_owned();
         let mut enc =
             zstd::stream::write::Encoder::new(tmp, ZSTD_LEVEL).map_err(io_err(&tmp_path))?;
+        enc.set_pledged_src_size(pledged)
+            .map_err(io_err(&tmp_path))?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; CHUNK];
         let mut size = 0u64;
@@ -209,12 +332,10 @@ impl Store {
             };
             size += n as u64;
             if let Some(e) = expect {
-                // Stop early on an over-long source rather than filling the disk.
                 if size > e.size {
-                    return Err(StoreError::SizeMismatch {
+                    return Err(StoreError::TooLong {
                         what: what(),
                         declared: e.size,
-                        actual: size + count_rest(&mut src),
                     });
                 }
             }
@@ -241,7 +362,7 @@ impl Store {
         }
         let tmp = enc.finish().map_err(io_err(&tmp_path))?;
         let stored_bytes = tmp.as_file().metadata().map_err(io_err(&tmp_path))?.len();
-        if !self.contains(&id) {
+        if replace || !self.contains(&id) {
             self.commit(tmp, &id)?;
         }
         Ok(Stored {
@@ -256,7 +377,9 @@ impl Store {
     /// # Errors
     /// File system errors.
     pub fn put_bytes(&self, data: &[u8]) -> Result<BlobId, StoreError> {
-        Ok(self.put_reader(data, None, &mut |_| {})?.id)
+        Ok(self
+            .put_inner(data, Some(data.len() as u64), None, false, &mut |_| {})?
+            .id)
     }
 
     /// Open the stored (compressed) bytes of a blob, for serving them as they are.
@@ -322,6 +445,45 @@ impl Store {
         Ok(out)
     }
 
+    /// The content size of a stored blob, from its zstd frame header where the header holds
+    /// it (every blob this store writes does), else by decompressing it; such a blob (written
+    /// by an older updhub, or received from one) is then rewritten with its size in the
+    /// header, so the cost is paid once.
+    ///
+    /// # Errors
+    /// Missing or corrupt blob.
+    pub fn content_size(&self, id: &BlobId) -> Result<u64, StoreError> {
+        match frame_content_size(&self.blob_path(id)) {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => {
+                let size = self.verify(id)?;
+                self.add_size_header(id, size)?;
+                Ok(size)
+            }
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::Missing(*id))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rewrite a verified blob of `size` bytes with its size in the frame header.
+    fn add_size_header(&self, id: &BlobId, size: u64) -> Result<(), StoreError> {
+        let path = self.blob_path(id);
+        let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(
+            CHUNK,
+            self.open_stored(id)?,
+        ))
+        .map_err(io_err(&path))?;
+        let expect = Expect {
+            what: format!("stored blob {id}"),
+            size,
+            id: *id,
+        };
+        self.put_inner(dec, Some(size), Some(&expect), true, &mut |_| {})?;
+        Ok(())
+    }
+
     /// Verify a stored blob: decompress and hash it; returns its size.
     ///
     /// # Errors
@@ -354,10 +516,16 @@ impl Store {
 
     /// Start (or resume) receiving the stored form of blob `id` from a peer.
     /// Returns the receiver and how many bytes a previous, interrupted attempt already holds.
+    /// The partial file never grows past the zstd bound of `size` ([`stored_bound`]) and the
+    /// content never past `size`, whatever the peer sends.
     ///
     /// # Errors
-    /// File system errors.
+    /// A size beyond [`MAX_SIZE`], or file system errors.
     pub fn receive(&self, id: BlobId, size: u64, what: String) -> Result<Incoming, StoreError> {
+        let max_stored = stored_bound(size).ok_or_else(|| StoreError::TooLarge {
+            what: what.clone(),
+            declared: size,
+        })?;
         let path = self.partial_path(&id);
         let sink = HashSink::new(size, what.clone());
         let mut inc = Incoming {
@@ -372,13 +540,19 @@ impl Store {
             path,
             decoder: zstd::stream::write::Decoder::new(sink).map_err(io_err(&self.dir))?,
             received: 0,
+            max_stored,
             id,
             what: what.clone(),
             store: self.clone(),
         };
         // Replay what an earlier attempt saved through the decoder so the hash covers it; if
-        // that part is damaged, start over rather than fail forever.
+        // that part is damaged or longer than any blob of this size, start over rather than
+        // fail forever.
         let have = fs::File::open(&inc.path).map_err(io_err(&inc.path))?;
+        let held = have.metadata().map_err(io_err(&inc.path))?.len();
+        if held > max_stored {
+            return self.restart(id, size, what);
+        }
         let mut reader = BufReader::with_capacity(CHUNK, have);
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -421,8 +595,32 @@ impl Store {
     }
 }
 
-fn count_rest(src: &mut impl Read) -> u64 {
-    io::copy(src, &mut io::sink()).unwrap_or(0)
+/// Whether a locked temp file is still the file its path names.
+fn still_named(f: &NamedTempFile) -> Result<bool, StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ours = f.as_file().metadata().map_err(io_err(f.path()))?;
+        Ok(fs::metadata(f.path())
+            .map(|m| m.dev() == ours.dev() && m.ino() == ours.ino())
+            .unwrap_or(false))
+    }
+    // Elsewhere an open file cannot be removed, so it is always still there.
+    #[cfg(not(unix))]
+    {
+        let _ = f;
+        Ok(true)
+    }
+}
+
+/// The content size a zstd file's first frame header declares, if it declares one.
+fn frame_content_size(path: &Path) -> Result<Option<u64>, StoreError> {
+    // A frame header is at most 18 bytes (ZSTD_FRAMEHEADERSIZE_MAX).
+    let mut head = Vec::with_capacity(18);
+    File::open(path)
+        .and_then(|f| f.take(18).read_to_end(&mut head))
+        .map_err(io_err(path))?;
+    Ok(zstd::zstd_safe::get_frame_content_size(&head).unwrap_or(None))
 }
 
 /// Fsync a folder so that a rename into it survives a crash.
@@ -488,6 +686,8 @@ pub struct Incoming {
     decoder: zstd::stream::write::Decoder<'static, HashSink>,
     /// Stored bytes held so far (the offset to resume from).
     received: u64,
+    /// Most stored bytes a blob of the declared size can take ([`stored_bound`]).
+    max_stored: u64,
     /// The expected blob.
     id: BlobId,
     /// Names the blob in errors.
@@ -522,6 +722,18 @@ impl Incoming {
     /// # Errors
     /// Corrupt data (it is discarded so the next attempt starts clean) or file system errors.
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        if self.received + chunk.len() as u64 > self.max_stored {
+            let _ = fs::remove_file(&self.path);
+            return Err(StoreError::Corrupt {
+                id: self.id,
+                path: self.path.clone(),
+                why: format!(
+                    "the peer sent more than {} bytes, the most zstd needs for the declared {} bytes of content; it is not this blob",
+                    self.max_stored,
+                    self.decoder.get_ref().limit
+                ),
+            });
+        }
         if let Err(e) = self.decoder.write_all(chunk) {
             let _ = fs::remove_file(&self.path);
             return Err(StoreError::Corrupt {
@@ -570,6 +782,21 @@ impl Incoming {
             });
         }
         self.file.flush().map_err(io_err(&self.path))?;
+        // Content and hash are right; the frame header must not claim another size either,
+        // since content_size() trusts it (it can, with concatenated frames).
+        match frame_content_size(&self.path) {
+            Ok(Some(n)) if n != limit => {
+                return fail(StoreError::Corrupt {
+                    id: self.id,
+                    path: self.path.clone(),
+                    why: format!(
+                        "its zstd header claims {n} bytes of content but it holds {limit}"
+                    ),
+                })
+            }
+            Ok(_) => {}
+            Err(e) => return fail(e),
+        }
         self.file.get_ref().sync_all().map_err(io_err(&self.path))?;
         let dest = self.store.blob_path(&self.id);
         let folder = dest.parent().expect("blob path has a parent").to_owned();
@@ -623,7 +850,7 @@ mod tests {
             .put_reader(&b"hello"[..], Some(&e), &mut |_| {})
             .unwrap_err();
         assert!(
-            matches!(err, StoreError::SizeMismatch { actual: 5, .. }),
+            matches!(err, StoreError::TooLong { declared: 4, .. }),
             "{err}"
         );
         assert!(s.list().unwrap().is_empty());
@@ -670,5 +897,197 @@ mod tests {
             StoreError::HashMismatch { .. }
         ));
         assert!(!dst.contains(&st));
+    }
+
+    #[test]
+    fn open_removes_leftover_temp_files_but_not_a_live_writers() {
+        let (d, s) = store();
+        let leftover = s.dir.join("tmp").join("put-leftover");
+        fs::write(&leftover, b"half a blob").unwrap();
+        let live = s.temp().unwrap();
+        let again = Store::open(d.path().join("store")).unwrap();
+        assert!(!leftover.exists(), "a file nobody holds is removed");
+        assert!(live.path().exists(), "a live writer's file is kept");
+        assert_eq!(again.clean_tmp().unwrap(), 0);
+        drop(live);
+        assert_eq!(fs::read_dir(s.dir.join("tmp")).unwrap().count(), 0);
+    }
+
+    /// A reader that counts what is pulled from it.
+    struct Counting<R> {
+        inner: R,
+        pulled: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.pulled
+                .fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn put_reader_reads_at_most_one_byte_past_the_declared_size() {
+        let (_d, s) = store();
+        let pulled = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // 64 MiB offered for a file declared as 1 KiB.
+        let src = Counting {
+            inner: io::repeat(7).take(64 << 20),
+            pulled: pulled.clone(),
+        };
+        let e = Expect {
+            what: "zone z: p/1/a.vdb".into(),
+            size: 1024,
+            id: BlobId::of(&[7u8; 1024]),
+        };
+        let err = s.put_reader(src, Some(&e), &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(err, StoreError::TooLong { declared: 1024, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("p/1/a.vdb"), "{err}");
+        assert_eq!(pulled.load(std::sync::atomic::Ordering::SeqCst), 1025);
+    }
+
+    #[test]
+    fn put_reader_refuses_a_size_beyond_the_schema_maximum() {
+        let (_d, s) = store();
+        let e = Expect {
+            what: "x".into(),
+            size: u64::MAX,
+            id: BlobId::of(b""),
+        };
+        let err = s.put_reader(&b""[..], Some(&e), &mut |_| {}).unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    }
+
+    /// A zstd skippable frame: valid zstd that decompresses to nothing, so only a bound on
+    /// the stored bytes stops a peer sending them forever.
+    fn skippable_frame(len: usize) -> Vec<u8> {
+        let mut f = 0x184D_2A50u32.to_le_bytes().to_vec();
+        f.extend_from_slice(&(len as u32).to_le_bytes());
+        f.resize(f.len() + len, 0);
+        f
+    }
+
+    #[test]
+    fn receive_stops_a_peer_sending_more_than_the_zstd_bound() {
+        let (_d, s) = store();
+        let size = 1_000_000u64;
+        let bound = stored_bound(size).unwrap();
+        let mut inc = s.receive(BlobId::of(b"x"), size, "blob x".into()).unwrap();
+        let frame = skippable_frame(64 * 1024);
+        let mut sent = 0u64;
+        let err = loop {
+            match inc.write(&frame) {
+                Ok(()) => sent += frame.len() as u64,
+                Err(e) => break e,
+            }
+            assert!(sent <= 100 * bound, "the receiver took {sent} bytes");
+        };
+        assert!(sent <= bound, "{sent} > {bound}");
+        assert!(err.to_string().contains("more than"), "{err}");
+        drop(inc);
+        assert!(
+            !s.partial_path(&BlobId::of(b"x")).exists(),
+            "the garbage is not kept"
+        );
+    }
+
+    #[test]
+    fn receive_discards_a_partial_file_longer_than_the_bound() {
+        let (_d, s) = store();
+        let id = BlobId::of(b"x");
+        let bound = stored_bound(100).unwrap();
+        fs::write(s.partial_path(&id), skippable_frame(bound as usize + 10)).unwrap();
+        let inc = s.receive(id, 100, "blob x".into()).unwrap();
+        assert_eq!(inc.offset(), 0, "an over-long partial file is started over");
+    }
+
+    #[test]
+    fn receive_refuses_content_longer_than_declared() {
+        let (_d, src) = store();
+        let (_d2, dst) = store();
+        let data = vec![1u8; 500_000];
+        let st = src.put_reader(&data[..], None, &mut |_| {}).unwrap();
+        let stored = fs::read(src.blob_path(&st.id)).unwrap();
+        let mut inc = dst.receive(st.id, 1000, "b".into()).unwrap();
+        let err = inc.write(&stored).unwrap_err();
+        assert!(
+            err.to_string().contains("more than the declared 1000"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn content_size_comes_from_the_header_and_matches() {
+        let (_d, s) = store();
+        let data = noise_bytes(300_000);
+        let e = Expect {
+            what: "x".into(),
+            size: data.len() as u64,
+            id: BlobId::of(&data),
+        };
+        let st = s.put_reader(&data[..], Some(&e), &mut |_| {}).unwrap();
+        assert_eq!(s.content_size(&st.id).unwrap(), 300_000);
+        assert_eq!(
+            frame_content_size(&s.blob_path(&st.id)).unwrap(),
+            Some(300_000),
+            "the size is in the frame header"
+        );
+        let m = s.put_bytes(b"manifest").unwrap();
+        assert_eq!(s.content_size(&m).unwrap(), 8);
+        assert!(matches!(
+            s.content_size(&BlobId::of(b"none")),
+            Err(StoreError::Missing(_))
+        ));
+    }
+
+    #[test]
+    fn a_blob_without_its_size_in_the_header_gets_it_once() {
+        // As an older updhub wrote them: a zstd stream with no content size.
+        let (_d, s) = store();
+        let data = noise_bytes(200_000);
+        let id = BlobId::of(&data);
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL).unwrap();
+        enc.write_all(&data).unwrap();
+        let old = enc.finish().unwrap();
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(&old),
+            Ok(None)
+        ));
+        fs::create_dir_all(s.blob_path(&id).parent().unwrap()).unwrap();
+        fs::write(s.blob_path(&id), &old).unwrap();
+        assert_eq!(s.content_size(&id).unwrap(), 200_000);
+        assert_eq!(
+            frame_content_size(&s.blob_path(&id)).unwrap(),
+            Some(200_000),
+            "the blob now carries its size"
+        );
+        assert_eq!(s.read_bytes(&id).unwrap(), data);
+        assert_eq!(fs::read_dir(s.dir.join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn receive_refuses_a_header_that_lies_about_the_size() {
+        // Two frames: the first header says 100 bytes, the whole content is 150.
+        let (_d, s) = store();
+        let data = noise_bytes(150);
+        let mut two = zstd::bulk::compress(&data[..100], 3).unwrap();
+        two.extend(zstd::bulk::compress(&data[100..], 3).unwrap());
+        let id = BlobId::of(&data);
+        let mut inc = s.receive(id, 150, "b".into()).unwrap();
+        inc.write(&two).unwrap();
+        let err = inc.finish().unwrap_err();
+        assert!(err.to_string().contains("header claims 100"), "{err}");
+        assert!(!s.contains(&id));
+    }
+
+    fn noise_bytes(len: usize) -> Vec<u8> {
+        (0..len as u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect()
     }
 }

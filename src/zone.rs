@@ -8,23 +8,29 @@
 //! ```
 //! JSON Schemas of both index files are in `schemas/`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::id::BlobId;
 use crate::keys::ClusterKeys;
-use crate::repo::{check_name, check_path, Manifest};
+use crate::repo::{check_name, check_path, check_size, Manifest};
 use crate::store::{Store, StoreError};
 
 /// Format tag of `zone.json`.
 pub const ZONE_FORMAT: &str = "updhub-zone/1";
 /// Format tag of `files.json`.
 pub const FILES_FORMAT: &str = "updhub-files/1";
+
+/// Most bytes read for one index file (`zone.json`, `files.json`): room for about 300,000
+/// files in one product revision, far beyond a real zone, and still bounded memory.
+pub const MAX_INDEX_BYTES: u64 = 64 << 20;
 
 /// Errors reading or writing zones.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +51,22 @@ pub enum ZoneError {
         /// Why.
         why: String,
     },
+    /// The zone folder does not exist or holds no zone.
+    #[error("zone folder {path}: {why}")]
+    NoZone {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong, and the fix.
+        why: String,
+    },
+    /// A path in a zone folder is not a regular file inside the zone folder.
+    #[error("zone {path}: {why}; only regular files inside the zone folder are read, put the file itself there")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        why: String,
+    },
     /// An HTTP zone failed.
     #[error("zone {url}: {why}; check the URL and that the zone is reachable, then run again")]
     Http {
@@ -52,6 +74,14 @@ pub enum ZoneError {
         url: String,
         /// Why.
         why: String,
+    },
+    /// An index file is larger than any real one.
+    #[error("zone {what}: larger than {limit} bytes, the most updhub reads for an index file; it is not a zone index or the upstream is damaged or hostile; check the zone URL or folder")]
+    IndexTooLarge {
+        /// The index file.
+        what: String,
+        /// [`MAX_INDEX_BYTES`].
+        limit: u64,
     },
     /// Writing a zone or checkout folder failed.
     #[error("{path}: {why}")]
@@ -72,9 +102,8 @@ pub enum ZoneError {
 pub struct ZoneIndex {
     /// Always [`ZONE_FORMAT`].
     pub format: String,
-    /// A human name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    /// A human name, for logs and messages (required and non-empty, as in the schema).
+    pub name: String,
     /// Each product at its current revision.
     pub products: Vec<ZoneProduct>,
 }
@@ -127,6 +156,9 @@ impl ZoneIndex {
                 self.format
             )));
         }
+        if self.name.is_empty() {
+            return Err(bad("its name is empty; give the zone a name".into()));
+        }
         if self.products.is_empty() {
             return Err(bad("lists no products".into()));
         }
@@ -162,6 +194,7 @@ impl FileList {
         }
         for (i, f) in self.files.iter().enumerate() {
             check_path(&f.path).map_err(&bad)?;
+            check_size(f.size).map_err(|why| bad(format!("'{}': {why}", f.path)))?;
             if i > 0 && self.files[i - 1].path >= f.path {
                 return Err(bad(format!(
                     "files are not sorted by path, or listed twice, at '{}'",
@@ -176,8 +209,8 @@ impl FileList {
 /// Where a zone is.
 #[derive(Debug, Clone)]
 pub enum Zone {
-    /// A local folder.
-    Folder(PathBuf),
+    /// A local folder, and the real paths of its folders found so far.
+    Folder(PathBuf, RealDirs),
     /// An https:// base URL, fetched with the cluster's client certificate.
     Http {
         /// Base URL, e.g. `https://parent:8443/v1/zone`.
@@ -217,13 +250,13 @@ impl Zone {
             })?;
             return Ok(Zone::Http { base, client });
         }
-        Ok(Zone::Folder(PathBuf::from(spec)))
+        Ok(Zone::Folder(PathBuf::from(spec), RealDirs::default()))
     }
 
     /// How to name this zone to a person.
     pub fn describe(&self) -> String {
         match self {
-            Zone::Folder(p) => p.display().to_string(),
+            Zone::Folder(p, _) => p.display().to_string(),
             Zone::Http { base, .. } => base.to_string(),
         }
     }
@@ -242,18 +275,34 @@ impl Zone {
 
     async fn fetch_small(&self, parts: &[&str]) -> Result<Vec<u8>, ZoneError> {
         match self {
-            Zone::Folder(root) => {
-                let p = parts.iter().fold(root.clone(), |acc, x| acc.join(x));
-                fs::read(&p).map_err(|e| ZoneError::Unreadable {
-                    what: p.display().to_string(),
-                    why: e.to_string(),
-                })
+            Zone::Folder(root, dirs) => {
+                let rel = parts.iter().collect::<PathBuf>();
+                let (f, _) = open_in_zone(root, dirs, &rel)?;
+                let p = root.join(&rel);
+                let mut out = Vec::new();
+                f.take(MAX_INDEX_BYTES + 1)
+                    .read_to_end(&mut out)
+                    .map_err(|e| ZoneError::Unreadable {
+                        what: p.display().to_string(),
+                        why: e.to_string(),
+                    })?;
+                if out.len() as u64 > MAX_INDEX_BYTES {
+                    return Err(ZoneError::IndexTooLarge {
+                        what: p.display().to_string(),
+                        limit: MAX_INDEX_BYTES,
+                    });
+                }
+                Ok(out)
             }
             Zone::Http { base, client } => {
                 let url = Self::url(base, parts);
                 let http = |why: String| ZoneError::Http {
                     url: url.to_string(),
                     why,
+                };
+                let too_large = || ZoneError::IndexTooLarge {
+                    what: url.to_string(),
+                    limit: MAX_INDEX_BYTES,
                 };
                 let resp = client
                     .get(url.clone())
@@ -263,11 +312,20 @@ impl Zone {
                 if !resp.status().is_success() {
                     return Err(http(format!("answered {}", resp.status())));
                 }
-                Ok(resp
-                    .bytes()
-                    .await
-                    .map_err(|e| http(crate::child::error_chain(&e)))?
-                    .to_vec())
+                if resp.content_length().is_some_and(|n| n > MAX_INDEX_BYTES) {
+                    return Err(too_large());
+                }
+                // Read chunk by chunk, so an endless answer stops at the cap.
+                let mut out = Vec::new();
+                let mut body = resp.bytes_stream();
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| http(crate::child::error_chain(&e)))?;
+                    if (out.len() + chunk.len()) as u64 > MAX_INDEX_BYTES {
+                        return Err(too_large());
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(out)
             }
         }
     }
@@ -277,6 +335,21 @@ impl Zone {
     /// # Errors
     /// Unreadable or malformed index.
     pub async fn index(&self) -> Result<ZoneIndex, ZoneError> {
+        if let Zone::Folder(root, _) = self {
+            let meta = fs::metadata(root).map_err(|e| no_zone(root, &e))?;
+            if !meta.is_dir() {
+                return Err(ZoneError::NoZone {
+                    path: root.clone(),
+                    why: "it is not a folder; a zone is a folder that holds zone.json".into(),
+                });
+            }
+            if fs::symlink_metadata(root.join("zone.json")).is_err() {
+                return Err(ZoneError::NoZone {
+                    path: root.clone(),
+                    why: "it holds no zone.json, so it is not a zone; give the folder that holds zone.json".into(),
+                });
+            }
+        }
         let what = format!("{}/zone.json", self.describe().trim_end_matches('/'));
         let idx: ZoneIndex = parse_json(&self.fetch_small(&["zone.json"]).await?, &what)?;
         idx.check(&what)?;
@@ -304,18 +377,17 @@ impl Zone {
         Ok(list)
     }
 
-    /// Check a file is there with its declared size, where that is cheap (folders), so a
-    /// missing or truncated file is found before anything is stored.
+    /// Check a file is there, a regular file inside the zone, with its declared size, where
+    /// that is cheap (folders), so a missing or truncated file is found before anything is
+    /// stored. Mirror checks every entry so, whether its content is stored already or not.
     ///
     /// # Errors
-    /// A missing file or a size mismatch.
+    /// A missing file, anything but a regular file inside the zone folder, or a size mismatch.
     pub fn precheck(&self, product: &ZoneProduct, file: &ZoneFile) -> Result<(), ZoneError> {
-        if let Zone::Folder(root) = self {
-            let p = data_path(root, &product.name, &product.revision, &file.path);
-            let meta = fs::metadata(&p).map_err(|e| ZoneError::Unreadable {
-                what: p.display().to_string(),
-                why: e.to_string(),
-            })?;
+        if let Zone::Folder(root, dirs) = self {
+            let rel = data_path(Path::new(""), &product.name, &product.revision, &file.path);
+            let p = root.join(&rel);
+            let (_, meta) = locate_in_zone(root, dirs, &rel)?;
             if meta.len() != file.size {
                 return Err(StoreError::SizeMismatch {
                     what: format!("zone {}", p.display()),
@@ -328,23 +400,28 @@ impl Zone {
         Ok(())
     }
 
-    /// Open one file's content as a blocking reader (used on a blocking thread).
+    /// Open one file's content as a blocking reader (used on a blocking thread). At most the
+    /// declared size plus one byte is read from a remote answer (the one byte tells "longer"),
+    /// and once `cancel` fires the reader ends at its next read (a stalled remote read too).
     ///
     /// # Errors
-    /// A missing file or a failed request.
+    /// A missing file, anything but a regular file inside a zone folder, a failed request, or
+    /// an answer longer than declared.
     pub async fn open_file(
         &self,
         product: &ZoneProduct,
-        path: &str,
+        file: &ZoneFile,
+        cancel: &CancellationToken,
     ) -> Result<Box<dyn Read + Send>, ZoneError> {
+        let path = file.path.as_str();
         match self {
-            Zone::Folder(root) => {
-                let p = data_path(root, &product.name, &product.revision, path);
-                let f = fs::File::open(&p).map_err(|e| ZoneError::Unreadable {
-                    what: p.display().to_string(),
-                    why: e.to_string(),
-                })?;
-                Ok(Box::new(f))
+            Zone::Folder(root, dirs) => {
+                let rel = data_path(Path::new(""), &product.name, &product.revision, path);
+                let (f, _) = open_in_zone(root, dirs, &rel)?;
+                Ok(Box::new(Cancellable {
+                    inner: f,
+                    cancel: cancel.clone(),
+                }))
             }
             Zone::Http { base, client } => {
                 let url = Self::url(base, &[&product.name, &product.revision, "data", path]);
@@ -360,9 +437,21 @@ impl Zone {
                 if !resp.status().is_success() {
                     return Err(http(format!("answered {}", resp.status())));
                 }
-                let stream = resp.bytes_stream().map_err(io::Error::other);
+                if resp.content_length().is_some_and(|n| n > file.size) {
+                    return Err(StoreError::TooLong {
+                        what: self.label(product, path),
+                        declared: file.size,
+                    }
+                    .into());
+                }
+                let stream = resp
+                    .bytes_stream()
+                    .map_err(io::Error::other)
+                    .take_until(Box::pin(cancel.clone().cancelled_owned()));
                 let reader = tokio_util::io::StreamReader::new(stream);
-                Ok(Box::new(tokio_util::io::SyncIoBridge::new(reader)))
+                Ok(Box::new(
+                    tokio_util::io::SyncIoBridge::new(reader).take(file.size.saturating_add(1)),
+                ))
             }
         }
     }
@@ -376,6 +465,158 @@ impl Zone {
             product.revision,
             path
         )
+    }
+}
+
+/// A reader that fails once its token is cancelled, so a stopped mirror's workers end.
+struct Cancellable<R> {
+    /// The file.
+    inner: R,
+    /// Fires when the mirror stops.
+    cancel: CancellationToken,
+}
+
+impl<R: Read> Read for Cancellable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::other("the mirror run was stopped"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// The real path (links resolved) of each folder of a folder zone met so far, keyed by its
+/// path as given; the zone folder itself is the entry of the empty path. Files of one folder
+/// share one lookup, so checking every file of a large zone costs about one `lstat` each.
+#[derive(Debug, Clone, Default)]
+pub struct RealDirs(Arc<Mutex<HashMap<PathBuf, PathBuf>>>);
+
+impl RealDirs {
+    fn real(&self, dir: &Path) -> io::Result<PathBuf> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = map.get(dir) {
+            return Ok(r.clone());
+        }
+        let r = dir.canonicalize()?;
+        map.insert(dir.to_owned(), r.clone());
+        Ok(r)
+    }
+}
+
+/// Find `rel` under the zone folder `root`: its real path and metadata, if and only if it is
+/// a regular file whose real path (all links resolved) is inside the zone folder. A link out
+/// of the zone, a FIFO, a device or a folder is refused naming the path: following them would
+/// ingest files from elsewhere, read forever (`/dev/zero`) or block forever (a FIFO).
+///
+/// # Errors
+/// A missing zone folder, a missing file, or anything but a regular file in the zone.
+fn locate_in_zone(
+    root: &Path,
+    dirs: &RealDirs,
+    rel: &Path,
+) -> Result<(PathBuf, fs::Metadata), ZoneError> {
+    let real_root = dirs.real(root).map_err(|e| no_zone(root, &e))?;
+    let p = root.join(rel);
+    let unreadable = |e: io::Error| ZoneError::Unreadable {
+        what: p.display().to_string(),
+        why: e.to_string(),
+    };
+    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+        return Err(unreadable(io::ErrorKind::NotFound.into()));
+    };
+    let mut real = dirs.real(parent).map_err(unreadable)?.join(name);
+    let mut meta = fs::symlink_metadata(&real).map_err(unreadable)?;
+    if meta.file_type().is_symlink() {
+        real = real.canonicalize().map_err(unreadable)?;
+        meta = fs::symlink_metadata(&real).map_err(unreadable)?;
+    }
+    if !real.starts_with(&real_root) {
+        return Err(ZoneError::NotAFile {
+            path: p.clone(),
+            why: format!(
+                "it leads to {}, outside the zone folder {}",
+                real.display(),
+                real_root.display()
+            ),
+        });
+    }
+    check_regular(&p, &meta)?;
+    Ok((real, meta))
+}
+
+/// Open `rel` under the zone folder `root` for reading, under the rules of
+/// [`locate_in_zone`].
+///
+/// # Errors
+/// As [`locate_in_zone`].
+fn open_in_zone(
+    root: &Path,
+    dirs: &RealDirs,
+    rel: &Path,
+) -> Result<(fs::File, fs::Metadata), ZoneError> {
+    let (real, _) = locate_in_zone(root, dirs, rel)?;
+    let p = root.join(rel);
+    let unreadable = |e: io::Error| ZoneError::Unreadable {
+        what: p.display().to_string(),
+        why: e.to_string(),
+    };
+    let mut opts = fs::OpenOptions::new();
+    opts.read(true);
+    // The real path has no link left to follow; O_NOFOLLOW makes sure none was put there
+    // since, and O_NONBLOCK that opening a FIFO put there since returns at once.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let f = opts.open(&real).map_err(unreadable)?;
+    // Check what was opened, not what was looked at: it may have been swapped meanwhile.
+    let meta = f.metadata().map_err(unreadable)?;
+    check_regular(&p, &meta)?;
+    Ok((f, meta))
+}
+
+/// Refuse anything but a regular file, saying what it is.
+fn check_regular(p: &Path, meta: &fs::Metadata) -> Result<(), ZoneError> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    let ft = meta.file_type();
+    let what = if ft.is_dir() {
+        "a folder"
+    } else if is_fifo(&ft) {
+        "a FIFO (named pipe)"
+    } else {
+        "a device, socket or other special file"
+    };
+    Err(ZoneError::NotAFile {
+        path: p.to_owned(),
+        why: format!("it is {what}, not a regular file"),
+    })
+}
+
+fn is_fifo(ft: &fs::FileType) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        ft.is_fifo()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ft;
+        false
+    }
+}
+
+/// The error for a zone folder that cannot be opened, with the fix.
+fn no_zone(root: &Path, e: &io::Error) -> ZoneError {
+    let why = match e.kind() {
+        io::ErrorKind::NotFound => "it does not exist; check the path given to `mirror --from` or upstream.zone in updhub.toml".to_owned(),
+        _ => format!("it cannot be opened ({e}); check the path and its permissions"),
+    };
+    ZoneError::NoZone {
+        path: root.to_owned(),
+        why,
     }
 }
 
@@ -407,7 +648,7 @@ pub fn describe_manifest(m: &Manifest) -> (ZoneIndex, Vec<FileList>) {
     }
     let index = ZoneIndex {
         format: ZONE_FORMAT.into(),
-        name: Some(format!("updhub export of {}", m.root())),
+        name: format!("updhub export of {}", m.root()),
         products: lists
             .iter()
             .map(|l| ZoneProduct {
@@ -427,41 +668,244 @@ fn write_json(path: &Path, v: &impl Serialize) -> Result<(), ZoneError> {
     })
 }
 
-/// Write version `m` as a zone in `dir` (air-gapped transfer, or hub chaining). `zone.json`
-/// is written last, so an interrupted export is never taken for a whole zone.
+/// Write version `m` as a zone in `dir` (air-gapped transfer, or hub chaining). The zone is
+/// written into a temp folder beside `dir` and renamed onto it once whole, so a failed or
+/// interrupted export leaves no partial zone; `zone.json` is also written last.
 ///
 /// # Errors
-/// A non-empty target folder, a missing blob or write errors.
+/// A non-empty target folder, a missing or corrupt blob, a blob whose size is not the one
+/// the manifest declares, or write errors.
 pub fn export(store: &Store, m: &Manifest, dir: &Path) -> Result<(), ZoneError> {
-    ensure_empty_dir(dir)?;
+    let staging = Staging::new(dir)?;
     let (index, lists) = describe_manifest(m);
     for list in &lists {
-        let base = dir.join(&list.product).join(&list.revision);
+        let base = staging.path().join(&list.product).join(&list.revision);
         for f in &list.files {
-            store.extract_to(&f.blake3, &base.join("data").join(&f.path))?;
+            let what = format!("{}/{}", list.product, f.path);
+            extract(
+                store,
+                &f.blake3,
+                f.size,
+                &base.join("data").join(&f.path),
+                &what,
+            )?;
         }
         write_json(&base.join("files.json"), list)?;
     }
-    write_json(&dir.join("zone.json"), &index)
+    write_json(&staging.path().join("zone.json"), &index)?;
+    staging.finish()
 }
 
-/// Make sure `dir` exists and is empty, for export and checkout.
+/// Write version `m` as a plain tree `dir/<product>/<path>`, through a temp folder renamed
+/// onto `dir` once whole, like [`export`].
 ///
 /// # Errors
-/// The folder holds files or cannot be created.
-pub fn ensure_empty_dir(dir: &Path) -> Result<(), ZoneError> {
-    let err = |why: String| ZoneError::Export {
-        path: dir.to_owned(),
-        why,
-    };
-    fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    let mut entries = fs::read_dir(dir).map_err(|e| err(e.to_string()))?;
-    if entries.next().is_some() {
-        return Err(err(
-            "the folder is not empty; choose an empty or new folder, nothing was written".into(),
-        ));
+/// A non-empty target folder, a missing or corrupt blob, a blob whose size is not the one
+/// the manifest declares, or write errors.
+pub fn checkout(store: &Store, m: &Manifest, dir: &Path) -> Result<u64, ZoneError> {
+    let staging = Staging::new(dir)?;
+    for e in &m.entries {
+        let what = format!("{}/{}", e.product, e.path);
+        let dest = staging.path().join(&e.product).join(&e.path);
+        extract(store, &e.blake3, e.size, &dest, &what)?;
+    }
+    staging.finish()?;
+    Ok(m.entries.len() as u64)
+}
+
+/// Extract one blob and check it has the size the manifest declares for it.
+fn extract(
+    store: &Store,
+    id: &BlobId,
+    size: u64,
+    dest: &Path,
+    what: &str,
+) -> Result<(), ZoneError> {
+    let actual = store.extract_to(id, dest)?;
+    if actual != size {
+        return Err(StoreError::SizeMismatch {
+            what: format!("the manifest entry {what} (blob {id})"),
+            declared: size,
+            actual,
+        }
+        .into());
     }
     Ok(())
+}
+
+/// A folder being written: a hidden temp folder beside the target, removed if dropped before
+/// [`Staging::finish`] renames it onto the target.
+pub struct Staging {
+    /// The temp folder (its guard removes it on failure).
+    tmp: tempfile::TempDir,
+    /// The temp folder opened and locked while it is written: the kernel drops the lock if
+    /// the process dies, which is how the next staging in the same place tells a folder left
+    /// by a killed checkout from one being written (see [`clean_staging`]).
+    _lock: Option<fs::File>,
+    /// The target folder.
+    dest: PathBuf,
+}
+
+/// The part of a staging folder's name after the target's name.
+const STAGING_MARK: &str = ".updhub-partial-";
+
+/// Remove the staging folders in `parent` that no live process holds (left by a killed
+/// checkout or export).
+fn clean_staging(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') || !name.contains(STAGING_MARK) {
+            continue;
+        }
+        // Not following links: only a real folder of ours is removed.
+        if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(dir) = fs::File::open(&path) else {
+            continue;
+        };
+        if dir.try_lock().is_ok() {
+            match fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::info!(folder = %path.display(), "removed a partial tree left by a stopped checkout or export")
+                }
+                Err(e) => {
+                    tracing::warn!(folder = %path.display(), error = %e, "cannot remove a partial tree left by a stopped checkout or export")
+                }
+            }
+        }
+    }
+}
+
+/// Open and lock a new staging folder; `None` where folders cannot be locked. Returns
+/// `Ok(None)` too if another process's [`clean_staging`] removed it before the lock was taken
+/// (`gone` is then set).
+fn lock_staging(path: &Path, gone: &mut bool) -> io::Result<Option<fs::File>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dir = fs::File::open(path)?;
+        if dir.lock().is_err() {
+            return Ok(None);
+        }
+        let ours = dir.metadata()?;
+        *gone = !fs::symlink_metadata(path)
+            .map(|m| m.dev() == ours.dev() && m.ino() == ours.ino())
+            .unwrap_or(false);
+        Ok(Some(dir))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, gone);
+        Ok(None)
+    }
+}
+
+impl Staging {
+    /// Check that `dir` is new or an empty folder, and make the temp folder beside it.
+    ///
+    /// # Errors
+    /// The target holds files or is not a folder, or its parent cannot be written.
+    pub fn new(dir: &Path) -> Result<Staging, ZoneError> {
+        let err = |why: String| ZoneError::Export {
+            path: dir.to_owned(),
+            why,
+        };
+        // An existing target is named by its canonical path, so "." or "a/.." have a name.
+        let dest = match fs::symlink_metadata(dir) {
+            Ok(meta) => {
+                if !meta.is_dir() {
+                    return Err(err(
+                        "it exists and is not a folder; choose an empty or new folder, nothing was written".into(),
+                    ));
+                }
+                if fs::read_dir(dir)
+                    .map_err(|e| err(e.to_string()))?
+                    .next()
+                    .is_some()
+                {
+                    return Err(err(
+                        "the folder is not empty; choose an empty or new folder, nothing was written".into(),
+                    ));
+                }
+                dir.canonicalize().map_err(|e| err(e.to_string()))?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => dir.to_owned(),
+            Err(e) => return Err(err(e.to_string())),
+        };
+        let name = dest
+            .file_name()
+            .ok_or_else(|| err("it names no folder; give a folder path".into()))?
+            .to_string_lossy()
+            .into_owned();
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).map_err(|e| {
+            err(format!(
+                "cannot create {} ({e}); check the path and permissions",
+                parent.display()
+            ))
+        })?;
+        clean_staging(&parent);
+        let prefix = format!(".{name}{STAGING_MARK}");
+        let mut b = tempfile::Builder::new();
+        b.prefix(&prefix);
+        // Made like any new folder (subject to the umask), not owner-only like a temp folder.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            b.permissions(fs::Permissions::from_mode(0o777));
+        }
+        loop {
+            let tmp = b.tempdir_in(&parent).map_err(|e| {
+                err(format!(
+                    "cannot create a temp folder in {} ({e}); check that it is writable",
+                    parent.display()
+                ))
+            })?;
+            let mut gone = false;
+            let lock = lock_staging(tmp.path(), &mut gone)
+                .map_err(|e| err(format!("cannot open {} ({e})", tmp.path().display())))?;
+            if gone {
+                // Removed by another process's clean_staging before we locked it; forget it
+                // (its guard must not remove whatever may now have its name) and try again.
+                let _ = tmp.keep();
+                continue;
+            }
+            return Ok(Staging {
+                tmp,
+                _lock: lock,
+                dest,
+            });
+        }
+    }
+
+    /// Where to write.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Rename the whole temp folder onto the target (an empty folder is replaced).
+    ///
+    /// # Errors
+    /// The rename fails, e.g. because files appeared in the target meanwhile.
+    pub fn finish(self) -> Result<(), ZoneError> {
+        fs::rename(self.tmp.path(), &self.dest).map_err(|e| ZoneError::Export {
+            path: self.dest.clone(),
+            why: format!("cannot move the finished tree into place ({e}); make sure the folder is still empty or new and run again"),
+        })?;
+        let _ = self.tmp.keep();
+        if let Some(parent) = self.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::store::sync_dir(parent)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -472,7 +916,7 @@ mod tests {
     fn index_checks() {
         let ok = ZoneIndex {
             format: ZONE_FORMAT.into(),
-            name: None,
+            name: "z".into(),
             products: vec![ZoneProduct {
                 name: "10-a".into(),
                 revision: "1".into(),
@@ -485,6 +929,23 @@ mod tests {
         let mut bad = ok.clone();
         bad.products[0].name = "../x".into();
         assert!(bad.check("z").is_err());
+        let mut unnamed = ok.clone();
+        unnamed.name = String::new();
+        assert!(unnamed.check("z").unwrap_err().to_string().contains("name"));
+    }
+
+    #[test]
+    fn zone_index_without_its_required_name_is_refused() {
+        let err = parse_json::<ZoneIndex>(
+            br#"{"format": "updhub-zone/1", "products": [{"name": "a", "revision": "1"}]}"#,
+            "z/zone.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("z/zone.json") && err.contains("missing field `name`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -509,5 +970,55 @@ mod tests {
         assert!(l.check("f", &p).is_err());
         l.files = vec![f("../../etc/passwd")];
         assert!(l.check("f", &p).is_err());
+    }
+
+    #[test]
+    fn export_and_checkout_refuse_a_size_the_blob_does_not_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let id = store.put_bytes(b"hello").unwrap();
+        let m = Manifest::new(vec![crate::repo::Entry {
+            product: "p".into(),
+            revision: "1".into(),
+            path: "a.vdb".into(),
+            size: 6,
+            blake3: id,
+        }])
+        .unwrap();
+        let out = dir.path().join("zone");
+        let err = export(&store, &m, &out).unwrap_err().to_string();
+        assert!(
+            err.contains("p/a.vdb") && err.contains("declares 6 bytes but has 5"),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing is exported");
+        let err = checkout(&store, &m, &out).unwrap_err().to_string();
+        assert!(err.contains("declares 6 bytes but has 5"), "{err}");
+        assert!(!out.exists(), "nothing is checked out");
+    }
+
+    #[test]
+    fn file_list_sizes_follow_the_schema_maximum() {
+        let p = ZoneProduct {
+            name: "a".into(),
+            revision: "1".into(),
+        };
+        let mut l = FileList {
+            format: FILES_FORMAT.into(),
+            product: "a".into(),
+            revision: "1".into(),
+            files: vec![ZoneFile {
+                path: "x".into(),
+                size: crate::store::MAX_SIZE,
+                blake3: BlobId::of(b"x"),
+            }],
+        };
+        l.check("f", &p).unwrap();
+        l.files[0].size += 1;
+        let err = l.check("f", &p).unwrap_err().to_string();
+        assert!(
+            err.contains("'x'") && err.contains("beyond the maximum"),
+            "{err}"
+        );
     }
 }

@@ -68,7 +68,7 @@ pub fn write_zone(dir: &Path, product: &str, revision: &str, files: &[(&str, Vec
     .unwrap();
     fs::write(
         zone.join("zone.json"),
-        serde_json::to_vec(&serde_json::json!({"format": "updhub-zone/1", "products": [{"name": product, "revision": revision}]})).unwrap(),
+        serde_json::to_vec(&serde_json::json!({"format": "updhub-zone/1", "name": "hand zone", "products": [{"name": product, "revision": revision}]})).unwrap(),
     )
     .unwrap();
     zone
