@@ -353,13 +353,16 @@ async fn blob(state: &State, hash: &str, req: &Request<ReqBody>) -> Response<Bod
     r
 }
 
-/// A child's report body; its id comes from its certificate, not from here.
+/// A child's report body; its id comes from its certificate, not from here. Unknown fields
+/// are ignored: a newer child adds fields, and an older parent must still take its report
+/// during a rolling upgrade (signed documents, unlike this one, stay strict).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ReportBody {
     /// Its current root.
     pub root: Option<Root>,
-    /// Its current number.
+    /// Its current number: a version number, which the database keeps as a signed 64-bit
+    /// integer, so a larger one is a bad request rather than a database failure.
+    #[serde(default, deserialize_with = "version_number")]
     pub number: Option<u64>,
     /// Its updhub version.
     pub hub_version: String,
@@ -367,6 +370,18 @@ pub struct ReportBody {
     pub config_digest: String,
     /// Parents it syncs through.
     pub chain: Vec<String>,
+}
+
+/// The largest version number: the database stores numbers as SQLite's signed 64-bit integer.
+const MAX_VERSION_NUMBER: u64 = i64::MAX as u64;
+
+fn version_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(n) if n > MAX_VERSION_NUMBER => Err(serde::de::Error::custom(format!(
+            "field `number` is {n}, above the largest version number {MAX_VERSION_NUMBER}; send the number of the version this node holds"
+        ))),
+        n => Ok(n),
+    }
 }
 
 async fn report(state: &State, peer: String, req: Request<ReqBody>) -> Response<Body> {
