@@ -147,6 +147,11 @@ impl std::fmt::Display for SyncReport {
     }
 }
 
+/// How long the client keeps an idle connection for reuse: less than the time a parent keeps
+/// an idle connection open (`server::Limits::request_head`), so the client never sends a
+/// request on a connection the parent is closing.
+pub const POOL_IDLE: Duration = Duration::from_secs(15);
+
 /// An HTTPS client for interserver calls: trusts only the cluster CA and presents this node's
 /// certificate.
 ///
@@ -157,6 +162,7 @@ pub fn http_client(keys: &ClusterKeys) -> Result<reqwest::Client, String> {
         .use_preconfigured_tls((*keys.client_tls).clone())
         .connect_timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(16)
+        .pool_idle_timeout(POOL_IDLE)
         .user_agent(concat!("updhub/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.to_string())

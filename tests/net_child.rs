@@ -122,3 +122,22 @@ async fn a_child_waits_for_a_busy_parent_and_then_syncs() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirroring_the_zone_of_another_cluster_names_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    mirror_and_publish(&parent).await;
+    let srv = start(parent.clone()).await;
+    let stranger = node(dir.path(), "stranger", NodeOpts::default());
+    let err = stranger
+        .mirror(Some(&format!("{}v1/zone", srv.url)), false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not issued by this node's cluster CA") && err.contains("--keys-from"),
+        "names the cause and the fix: {err}"
+    );
+    srv.stop().await;
+}
