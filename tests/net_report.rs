@@ -72,3 +72,31 @@ async fn a_report_with_a_version_number_too_large_is_a_400_naming_the_field() {
     assert_eq!(status, 200, "{text}");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_call_with_fields_of_a_newer_release_is_not_refused_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    let srv = start(parent.clone()).await;
+    let child = child_of(dir.path(), "newer-child", &parent, None);
+    let client = updhub::child::http_client(&child.keys).unwrap();
+    for action in ["ack", "return"] {
+        let r = client
+            .post(format!("{}v1/licenses/{action}", srv.url))
+            .json(&serde_json::json!({"grant_id": "no-such-grant", "reason": "upgrade"}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert!(
+            !text.contains("unknown field"),
+            "{action}: refused for a new field: {status} {text}"
+        );
+        assert!(
+            text.contains("no-such-grant"),
+            "{action}: judged on its grant id: {status} {text}"
+        );
+    }
+    srv.stop().await;
+}
