@@ -626,6 +626,22 @@ async fn send_report(hub: &Hub, parent: &Parent, p: Option<&Published>, chain: &
     }
 }
 
+/// When to sync next, `interval` after a success, sooner after a failure but never hammering
+/// a sick parent. Spread by `spread` (uniform in 0..1) over ±10 % of the wait, ±50 % after a
+/// failure: children started together (a fleet rollout, a parent's restart) drift apart
+/// instead of all syncing at the same instant every interval.
+fn next_sync_in(interval: Duration, failures: u32, spread: f64) -> Duration {
+    let (wait, width) = if failures == 0 {
+        (interval, 0.2)
+    } else {
+        (
+            (interval / 4).max(Duration::from_millis(100)) * failures.min(4),
+            1.0,
+        )
+    };
+    wait.mul_f64(1.0 - width / 2.0 + width * spread.clamp(0.0, 1.0))
+}
+
 /// Keep following the parent until `shutdown` flips: sync every `upstream.sync_interval`,
 /// backing off after failures, warning as the current version's expiry nears.
 pub async fn follow(
@@ -653,12 +669,7 @@ pub async fn follow(
                 tracing::warn!("{w}");
             }
         }
-        // Retry sooner after a failure, but never hammer a sick parent.
-        let wait = if failures == 0 {
-            interval
-        } else {
-            (interval / 4).max(Duration::from_millis(100)) * failures.min(4)
-        };
+        let wait = next_sync_in(interval, failures, rand::Rng::gen(&mut rand::thread_rng()));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return,
@@ -666,5 +677,38 @@ pub async fn follow(
         if *shutdown.borrow() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_started_together_spread_their_syncs() {
+        let i = Duration::from_secs(300);
+        // A success: the interval, spread over ±10 %.
+        assert_eq!(next_sync_in(i, 0, 0.0), Duration::from_secs(270));
+        assert_eq!(next_sync_in(i, 0, 1.0), Duration::from_secs(330));
+        assert_ne!(next_sync_in(i, 0, 0.2), next_sync_in(i, 0, 0.7));
+        // Failures: sooner, growing, spread over ±50 %, never below 50 ms.
+        assert_eq!(next_sync_in(i, 1, 0.5), Duration::from_secs(75));
+        assert_eq!(next_sync_in(i, 9, 0.5), Duration::from_secs(300));
+        assert_eq!(next_sync_in(i, 2, 0.0), Duration::from_secs(75));
+        let tiny = next_sync_in(Duration::from_millis(10), 1, 0.0);
+        assert_eq!(tiny, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(header::RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
     }
 }
