@@ -321,3 +321,45 @@ async fn more_children_than_connection_slots_all_sync_identical() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_a_blob_is_cut_after_the_send_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    // Incompressible, so the stored blob is larger than every socket buffer on the way.
+    let data = noise(24 << 20, 7);
+    let id = updhub::id::BlobId::of(&data);
+    let zone = write_zone(dir.path(), "av", "2026112501", &[("big.bin", data)]);
+    let parent = zone_node(dir.path(), "parent", &zone);
+    mirror_and_publish(&parent).await;
+    let mut limits = short(8);
+    limits.send_stall = Duration::from_secs(1);
+    limits.max_transfers = 1;
+    let srv = serve(parent.clone(), limits).await;
+    let child = child_of(dir.path(), "child", &parent, None);
+    let tls = tokio_rustls::TlsConnector::from(child.keys.client_tls.clone());
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(srv.addr).await.unwrap();
+    let mut s = tls.connect(name, tcp).await.unwrap();
+    s.write_all(format!("GET /v1/blobs/{id} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).await.unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    // Now read nothing: the server's writes wait, and after the send stall it gives up.
+    wait_for("the server to cut the stalled transfer", || {
+        srv.stats.admission.send_stalls.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    // Its only transfer slot is free again: a real child syncs.
+    let report = updhub::child::sync_once(&child, &srv.url).await.unwrap();
+    assert!(report.changed, "{report}");
+    srv.stop().await;
+}

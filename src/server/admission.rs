@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Every bound and timeout of one listener. [`Limits::new`] gives the defaults; tests shorten
@@ -40,6 +41,8 @@ pub struct Limits {
     pub request_head: Duration,
     /// A request body that sends nothing for this long gets 408 and its connection closed.
     pub body_stall: Duration,
+    /// A write the peer takes no byte of for this long closes the connection.
+    pub send_stall: Duration,
     /// Blob bodies sent at once; each holds a chunk buffer, so this bounds the memory.
     pub max_transfers: usize,
     /// How long a blob request waits for a transfer slot before it gets 503 + Retry-After.
@@ -64,6 +67,8 @@ impl Limits {
             request_head: Duration::from_secs(20),
             // Our request bodies are a few hundred bytes: a stall of seconds is no network.
             body_stall: Duration::from_secs(10),
+            // The child gives up a read after the same time (child::STALL).
+            send_stall: Duration::from_secs(30),
             // 64 × ~0.5 MiB (a 256 KiB chunk plus hyper's and rustls's buffers) ≈ 32 MiB;
             // two cores saturate long before 64 streams.
             max_transfers: 64,
@@ -83,6 +88,8 @@ pub struct AdmissionStats {
     pub handshake_timeouts: AtomicU64,
     /// Stale handshakes whose slot went to a newcomer.
     pub evicted: AtomicU64,
+    /// Connections closed because the peer took no byte of a write for `send_stall`.
+    pub send_stalls: AtomicU64,
 }
 
 /// The shared state of one listener's admission.
@@ -286,5 +293,100 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A connection whose writes fail once one has waited `stall` without the peer taking a
+/// byte: a client that stops reading (or vanished without a reset) gives its transfer slot
+/// and connection back instead of holding them until TCP gives up, minutes later.
+pub(crate) struct WriteStall<T> {
+    inner: T,
+    stall: Duration,
+    /// Running while a write waits.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    stats: Arc<super::Stats>,
+}
+
+impl<T> WriteStall<T> {
+    pub(crate) fn new(inner: T, stall: Duration, stats: Arc<super::Stats>) -> Self {
+        WriteStall {
+            inner,
+            stall,
+            timer: None,
+            stats,
+        }
+    }
+
+    /// Turn a pending write into an error once it has waited `stall`.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        if r.is_ready() {
+            self.timer = None;
+            return r;
+        }
+        let stall = self.stall;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.stats
+                    .admission
+                    .send_stalls
+                    .fetch_add(1, Ordering::Relaxed);
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the peer took no byte for {stall:?}; connection closed"),
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteStall<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteStall<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, r)
     }
 }

@@ -183,6 +183,7 @@ pub async fn run_face(
                 Face::Stations => remote.ip().to_string(),
             };
             let head = state.limits.request_head;
+            let io = admission::WriteStall::new(tls, state.limits.send_stall, state.stats.clone());
             let svc = service_fn(move |req: Request<Incoming>| {
                 let stall = state.limits.body_stall;
                 let req = req.map(|b| routes::ReqBody::new(b, stall));
@@ -193,7 +194,7 @@ pub async fn run_face(
                 // Also the keep-alive idle timeout: hyper starts it when it waits for a head.
                 .header_read_timeout(head)
                 .max_buf_size(routes::CHUNK_BUF)
-                .serve_connection(TokioIo::new(tls), svc);
+                .serve_connection(TokioIo::new(io), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%remote, "connection ended: {e}");
             }

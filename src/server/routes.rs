@@ -67,7 +67,20 @@ fn full(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Resp
     r
 }
 
-/// What a busy parent answers a blob request that found no transfer slot in time.
+/// A slot to send one body: at once, or after waiting up to `transfer_wait`; else the 503
+/// to answer.
+async fn transfer_slot(state: &State) -> Result<tokio::sync::OwnedSemaphorePermit, Response<Body>> {
+    let slots = state.transfers.clone();
+    match tokio::time::timeout(state.limits.transfer_wait, slots.acquire_owned()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => {
+            state.stats.busy_answers.fetch_add(1, Ordering::Relaxed);
+            Err(busy(state))
+        }
+    }
+}
+
+/// What a busy parent answers a request for a body that found no transfer slot in time.
 fn busy(state: &State) -> Response<Body> {
     let mut r = error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -302,13 +315,9 @@ async fn blob(state: &State, hash: &str, req: &Request<ReqBody>) -> Response<Bod
     let permit = if req.method() == Method::HEAD {
         None
     } else {
-        let slots = state.transfers.clone();
-        match tokio::time::timeout(state.limits.transfer_wait, slots.acquire_owned()).await {
-            Ok(Ok(p)) => Some(p),
-            _ => {
-                state.stats.busy_answers.fetch_add(1, Ordering::Relaxed);
-                return busy(state);
-            }
+        match transfer_slot(state).await {
+            Ok(p) => Some(p),
+            Err(busy) => return busy,
         }
     };
     if start > 0 {
@@ -552,7 +561,10 @@ async fn zone(state: &State, rest: &[&str]) -> Response<Body> {
                 .iter()
                 .find(|e| &e.product == p && &e.revision == r && e.path == path);
             match entry {
-                Some(e) => stream_content(state, e.blake3, e.size),
+                Some(e) => match transfer_slot(state).await {
+                    Ok(slot) => stream_content(state, e.blake3, e.size, slot),
+                    Err(busy) => busy,
+                },
                 None => error(
                     StatusCode::NOT_FOUND,
                     format!("{p}/{r}/{path} is not in the current version"),
@@ -565,10 +577,17 @@ async fn zone(state: &State, rest: &[&str]) -> Response<Body> {
 
 /// Stream a blob's decompressed content, decompressing on a blocking thread into a small
 /// bounded channel (this route serves hubs mirroring a hub, not the hot path).
-fn stream_content(state: &State, id: BlobId, size: u64) -> Response<Body> {
+fn stream_content(
+    state: &State,
+    id: BlobId,
+    size: u64,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Response<Body> {
     let store = state.hub.store.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
+        // Held until the last chunk is handed over (or the client left).
+        let _slot = slot;
         let file = match store.open_stored(&id) {
             Ok(f) => f,
             Err(e) => {
