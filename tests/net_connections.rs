@@ -363,3 +363,37 @@ async fn a_client_that_stops_reading_a_blob_is_cut_after_the_send_stall() {
     assert!(report.changed, "{report}");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_promises_more_than_it_sends_gets_408_on_the_interserver_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let parent = zone_node(dir.path(), "parent", &zone);
+    mirror_and_publish(&parent).await;
+    let srv = serve(parent.clone(), short(8)).await;
+    let child = child_of(dir.path(), "child", &parent, None);
+    let tls = tokio_rustls::TlsConnector::from(child.keys.client_tls.clone());
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    for (declared, want) in [(100u64, "HTTP/1.1 408"), (1_000_000_000, "HTTP/1.1 413")] {
+        let tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let mut s = tls.connect(name.clone(), tcp).await.unwrap();
+        s.write_all(
+            format!(
+                "POST /v1/report HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n{{\"root\""
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got)).await;
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            read.is_ok(),
+            "report declaring {declared} bytes still open: {text}"
+        );
+        assert!(text.starts_with(want), "declared {declared}: {text}");
+        assert!(text.contains("report body"), "{text}");
+    }
+    srv.stop().await;
+}

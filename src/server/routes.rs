@@ -394,9 +394,9 @@ fn version_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>,
 }
 
 async fn report(state: &State, peer: String, req: Request<ReqBody>) -> Response<Body> {
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("report body: {e}")),
+    let body = match read_body(state, req, "report").await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let r: ReportBody = match serde_json::from_slice(&body) {
         Ok(r) => r,
