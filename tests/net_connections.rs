@@ -170,19 +170,20 @@ async fn idle_connections_do_not_lock_out_a_child_or_a_station_and_are_closed() 
     );
     let a = &srv.stats.admission;
     assert!(a.evicted.load(Ordering::Relaxed) >= 1, "{a:?}");
-    // The station port kept at most `per_address` of one address's idle sockets.
-    assert!(
-        a.refused.load(Ordering::Relaxed) >= (max - 8) as u64,
-        "{a:?}"
-    );
 
-    // Every idle socket is closed by the handshake timeout (3 s) at the latest.
+    // Every idle socket is closed by the handshake timeout (3 s) or the queue wait (5 s).
     for (i, s) in inter.iter_mut().chain(station_idle.iter_mut()).enumerate() {
         assert!(
             closed_within(s, Duration::from_secs(5)).await,
             "idle socket {i} still open"
         );
     }
+    // Each was closed by the server for a reason it counted: handshake timeout, evicted
+    // for a newcomer, or (station port, over the per-address share) refused after waiting.
+    let closed = a.handshake_timeouts.load(Ordering::Relaxed)
+        + a.evicted.load(Ordering::Relaxed)
+        + a.refused.load(Ordering::Relaxed);
+    assert!(closed >= 2 * max as u64, "{a:?}");
     srv.stop().await;
 }
 

@@ -28,7 +28,8 @@ pub struct Limits {
     pub max_waiting: usize,
     /// How long an accepted connection waits for a slot before it is closed.
     pub queue_wait: Duration,
-    /// Connections one address may hold on the station port (anyone can reach it).
+    /// Connections one address may hold on the station port (anyone can reach it) before
+    /// their first request; more wait for a share.
     pub per_address: usize,
     /// A TLS handshake not finished within this is dropped.
     pub handshake: Duration,
@@ -102,9 +103,11 @@ pub(crate) struct Admission {
     /// Handshakes in progress, oldest first, each with the sender that evicts it when dropped.
     pending: Mutex<BTreeMap<u64, (Instant, oneshot::Sender<()>)>>,
     next: AtomicU64,
-    /// Open connections per address (station port only); an entry goes with its last
-    /// connection, so the map is bounded by the open connections.
+    /// Connections per address that have not sent a request yet (station port only); an
+    /// entry goes with its last such connection, so the map is bounded by the connections.
     per_addr: Mutex<HashMap<IpAddr, usize>>,
+    /// Woken whenever an address gives a share back.
+    share_freed: tokio::sync::Notify,
     stats: Arc<super::Stats>,
 }
 
@@ -123,6 +126,8 @@ impl Drop for AddressGuard {
                 m.remove(&self.ip);
             }
         }
+        drop(m);
+        self.adm.share_freed.notify_waiters();
     }
 }
 
@@ -151,18 +156,45 @@ impl Admission {
             pending: Mutex::new(BTreeMap::new()),
             next: AtomicU64::new(0),
             per_addr: Mutex::new(HashMap::new()),
+            share_freed: tokio::sync::Notify::new(),
             limits,
             stats,
         })
     }
 
-    /// Count a connection from `ip` against the per-address cap; `None`: over it, close.
-    pub fn address(self: &Arc<Self>, ip: IpAddr) -> Option<AddressGuard> {
+    /// Count a connection from `ip` against the per-address cap, which bounds the
+    /// connections of one address that have not sent a request yet (the guard is dropped at
+    /// the first request): idle sockets of one address cannot take every slot, while a
+    /// burst of real requests from one address (stations behind one NAT) only waits a
+    /// moment. Over the cap, wait (in the bounded queue) for a share; `None`: close.
+    pub async fn address(self: &Arc<Self>, ip: IpAddr) -> Option<AddressGuard> {
+        if let Some(g) = self.try_address(ip) {
+            return Some(g);
+        }
+        let Ok(_queued) = self.waiting.clone().try_acquire_owned() else {
+            self.stats.admission.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let deadline = tokio::time::Instant::now() + self.limits.queue_wait;
+        loop {
+            let freed = self.share_freed.notified();
+            tokio::pin!(freed);
+            // Register before checking, so a share freed in between is not missed.
+            freed.as_mut().enable();
+            if let Some(g) = self.try_address(ip) {
+                return Some(g);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                self.stats.admission.refused.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        }
+    }
+
+    fn try_address(self: &Arc<Self>, ip: IpAddr) -> Option<AddressGuard> {
         let mut m = self.per_addr.lock().unwrap_or_else(|p| p.into_inner());
         let n = m.entry(ip).or_insert(0);
         if *n >= self.limits.per_address {
-            drop(m);
-            self.stats.admission.refused.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         *n += 1;

@@ -125,24 +125,25 @@ pub async fn run_face(
                 }
             },
         };
-        let address = match face {
-            Face::Stations => match admission.address(remote.ip()) {
-                Some(g) => Some(g),
-                None => {
-                    tracing::debug!(%remote, "connection refused: its address holds too many");
-                    continue;
-                }
-            },
-            // Peers prove who they are in the handshake; stale handshakes are evicted instead.
-            Face::Interserver => None,
-        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
         let admission = admission.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _address = address;
+            let address = match face {
+                Face::Stations => match admission.address(remote.ip()).await {
+                    Some(g) => Some(g),
+                    None => {
+                        tracing::debug!(%remote, "connection closed: its address holds too many that sent no request");
+                        return;
+                    }
+                },
+                // Peers prove who they are in the handshake; stale handshakes are evicted.
+                Face::Interserver => None,
+            };
+            // Given back at the first request.
+            let address = std::sync::Mutex::new(address);
             let Some(_permit) = admission.slot().await else {
                 tracing::debug!(%remote, "connection closed: no slot came free in time");
                 return;
@@ -185,6 +186,7 @@ pub async fn run_face(
             let head = state.limits.request_head;
             let io = admission::WriteStall::new(tls, state.limits.send_stall, state.stats.clone());
             let svc = service_fn(move |req: Request<Incoming>| {
+                drop(address.lock().unwrap_or_else(|p| p.into_inner()).take());
                 let stall = state.limits.body_stall;
                 let req = req.map(|b| routes::ReqBody::new(b, stall));
                 routes::handle(state.clone(), face, peer.clone(), req)
