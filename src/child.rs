@@ -64,6 +64,27 @@ pub enum SyncError {
         /// The parent's chain.
         chain: String,
     },
+    /// The parent and this node do not trust each other's certificates: they were made with
+    /// different cluster keys.
+    #[error("parent {url}: {why}; this node and the parent were made with different cluster keys, so neither trusts the other's certificate; on the parent run `updhub keys export --to DIR`, then make this node again with `updhub init --keys-from DIR`")]
+    ForeignCluster {
+        /// The parent URL.
+        url: String,
+        /// Which side refused, and the TLS error.
+        why: String,
+    },
+    /// The parent stayed busy through every retry.
+    #[error("parent {url} stayed busy ({why}) through {attempts} attempts over {waited:?}; it serves at most server.max_connections at once: the next sync tries again, or give the parent more server.max_connections")]
+    Busy {
+        /// What was requested.
+        url: String,
+        /// Its last answer.
+        why: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent waiting between them.
+        waited: Duration,
+    },
     /// A bad parent URL or client setup.
     #[error("parent {url}: {why}")]
     Setup {
@@ -77,8 +98,10 @@ pub enum SyncError {
 impl SyncError {
     /// Whether trying again later may help.
     pub fn retryable(&self) -> bool {
-        matches!(self, SyncError::Network { .. } | SyncError::Store(_))
-            || matches!(self, SyncError::Status { status, .. } if *status >= 500 || *status == 429)
+        matches!(
+            self,
+            SyncError::Network { .. } | SyncError::Store(_) | SyncError::Busy { .. }
+        ) || matches!(self, SyncError::Status { status, .. } if *status >= 500 || *status == 429)
     }
 }
 
@@ -124,6 +147,11 @@ impl std::fmt::Display for SyncReport {
     }
 }
 
+/// How long the client keeps an idle connection for reuse: less than the time a parent keeps
+/// an idle connection open (`server::Limits::request_head`), so the client never sends a
+/// request on a connection the parent is closing.
+pub const POOL_IDLE: Duration = Duration::from_secs(15);
+
 /// An HTTPS client for interserver calls: trusts only the cluster CA and presents this node's
 /// certificate.
 ///
@@ -134,6 +162,7 @@ pub fn http_client(keys: &ClusterKeys) -> Result<reqwest::Client, String> {
         .use_preconfigured_tls((*keys.client_tls).clone())
         .connect_timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(16)
+        .pool_idle_timeout(POOL_IDLE)
         .user_agent(concat!("updhub/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.to_string())
@@ -164,26 +193,62 @@ impl Parent {
         self.base.join(path).expect("relative API paths join")
     }
 
+    /// GET `path` (from byte `range_from`), waiting and trying again while the parent is busy
+    /// (503 or 429, after its Retry-After) or unreachable, with exponential backoff and jitter,
+    /// for up to [`BUSY_BUDGET`] (busy) or [`NETWORK_BUDGET`] (unreachable).
     async fn get(&self, path: &str, range_from: u64) -> Result<reqwest::Response, SyncError> {
         let url = self.url(path);
-        let mut req = self.client.get(url.clone());
-        if range_from > 0 {
-            req = req.header(header::RANGE, format!("bytes={range_from}-"));
+        let mut backoff = Backoff::new();
+        loop {
+            let mut req = self.client.get(url.clone());
+            if range_from > 0 {
+                req = req.header(header::RANGE, format!("bytes={range_from}-"));
+            }
+            let err = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE {
+                        return Ok(resp);
+                    }
+                    let hint = retry_after(resp.headers());
+                    let body: String = resp
+                        .text()
+                        .await
+                        .unwrap_or_default()
+                        .chars()
+                        .take(500)
+                        .collect();
+                    if status != StatusCode::SERVICE_UNAVAILABLE
+                        && status != StatusCode::TOO_MANY_REQUESTS
+                    {
+                        return Err(SyncError::Status {
+                            url: url.to_string(),
+                            status: status.as_u16(),
+                            body,
+                        });
+                    }
+                    let why = format!("answered {}: {body}", status.as_u16());
+                    match backoff.wait(hint, BUSY_BUDGET).await {
+                        Ok(()) => continue,
+                        Err((attempts, waited)) => SyncError::Busy {
+                            url: url.to_string(),
+                            why,
+                            attempts,
+                            waited,
+                        },
+                    }
+                }
+                Err(e) => match network_error(&url, &e) {
+                    e @ SyncError::Network { .. } => match backoff.wait(None, NETWORK_BUDGET).await
+                    {
+                        Ok(()) => continue,
+                        Err(_) => e,
+                    },
+                    e => e,
+                },
+            };
+            return Err(err);
         }
-        let resp = req.send().await.map_err(|e| SyncError::Network {
-            url: url.to_string(),
-            why: error_chain(&e),
-        })?;
-        let status = resp.status();
-        if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE {
-            return Ok(resp);
-        }
-        let body = resp.text().await.unwrap_or_default();
-        Err(SyncError::Status {
-            url: url.to_string(),
-            status: status.as_u16(),
-            body: body.chars().take(500).collect(),
-        })
     }
 
     async fn bytes(&self, path: &str) -> Result<(Bytes, reqwest::header::HeaderMap), SyncError> {
@@ -198,8 +263,75 @@ impl Parent {
     }
 }
 
-/// An error with all its causes, `a: b: c` (reqwest hides the TLS cause otherwise).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+/// How long one request keeps trying while the parent answers that it is busy (503, 429):
+/// long enough for a parent serving hundreds of children to get to this one.
+const BUSY_BUDGET: Duration = Duration::from_secs(120);
+
+/// How long one request keeps trying while the parent cannot be reached (a connection
+/// refused, reset or cut): a blip is bridged, a parent that is down is reported soon (the
+/// follow loop tries again later).
+const NETWORK_BUDGET: Duration = Duration::from_secs(3);
+
+/// The first wait after a failed attempt; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// The longest wait between two attempts (a parent's Retry-After is capped to it too).
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// Exponential backoff with jitter (so children told to wait do not all come back at once),
+/// within a time budget.
+struct Backoff {
+    next: Duration,
+    waited: Duration,
+    attempts: u32,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            next: FIRST_BACKOFF,
+            waited: Duration::ZERO,
+            attempts: 1,
+        }
+    }
+
+    /// Wait before the next attempt (at least `hint`, the parent's Retry-After); `Err` with
+    /// (attempts, time waited) once `budget` is spent.
+    async fn wait(
+        &mut self,
+        hint: Option<Duration>,
+        budget: Duration,
+    ) -> Result<(), (u32, Duration)> {
+        if self.waited >= budget {
+            return Err((self.attempts, self.waited));
+        }
+        let base = hint
+            .unwrap_or(Duration::ZERO)
+            .max(self.next)
+            .min(MAX_BACKOFF);
+        let pause = base.mul_f64(rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..1.5));
+        tokio::time::sleep(pause).await;
+        self.waited += pause;
+        self.attempts += 1;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        Ok(())
+    }
+}
+
+/// A Retry-After in seconds (the HTTP-date form is not used by updhub).
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    h.get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// An error with all its causes, `a: b: c` (reqwest hides the TLS cause otherwise), and, when
+/// the cause is a certificate of another cluster, what that means and what to do.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -207,7 +339,67 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&c.to_string());
         cur = c.source();
     }
+    if let Some(why) = foreign_cluster(e) {
+        s.push_str(" (");
+        s.push_str(&why);
+        s.push_str("; the two nodes were made with different cluster keys: export the keys of the node you connect to with `updhub keys export --to DIR` and make this node with `updhub init --keys-from DIR`)");
+    }
     s
+}
+
+/// The TLS error in an error's chain, if any. rustls's error travels inside an `io::Error`,
+/// itself perhaps inside another, whose `source()` skips it: look inside each.
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        let mut inner: &(dyn std::error::Error + 'static) = c;
+        loop {
+            if let Some(t) = inner.downcast_ref::<rustls::Error>() {
+                return Some(t);
+            }
+            match inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(next) => inner = next,
+                None => break,
+            }
+        }
+        cur = c.source();
+    }
+    None
+}
+
+/// Whether an error means the peer and this node are of different clusters: this node refused
+/// the peer's certificate as not issued by its cluster CA, or the peer refused this node's.
+fn foreign_cluster(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match tls_error(e)? {
+        E::InvalidCertificate(c @ (C::BadSignature | C::UnknownIssuer)) => Some(format!(
+            "its certificate is not issued by this node's cluster CA ({c:?})"
+        )),
+        E::AlertReceived(a @ (A::UnknownCA | A::BadCertificate | A::DecryptError)) => {
+            Some(format!(
+                "it refused this node's certificate as not issued by its cluster CA (alert {a:?})"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// A failed request to the parent as a [`SyncError`]: a certificate of another cluster is
+/// named as such, anything else is a network error worth retrying.
+fn network_error(url: &reqwest::Url, e: &reqwest::Error) -> SyncError {
+    match foreign_cluster(e) {
+        Some(why) => SyncError::ForeignCluster {
+            url: url.to_string(),
+            why,
+        },
+        None => SyncError::Network {
+            url: url.to_string(),
+            why: error_chain(e),
+        },
+    }
 }
 
 /// Fetch one blob, resuming a partial one with Range; returns (bytes received, resumed).
@@ -288,6 +480,30 @@ async fn fetch_blob(
             why: e.to_string(),
         })??;
     Ok((received, offset > 0))
+}
+
+/// Fetch one blob; a transfer cut midway is resumed from where it stopped, after a pause,
+/// a few times before the sync gives up on it.
+async fn fetch_blob_resuming(
+    parent: &Parent,
+    store: &Store,
+    id: BlobId,
+    size: u64,
+) -> Result<(u64, bool), SyncError> {
+    let mut backoff = Backoff::new();
+    loop {
+        match fetch_blob(parent, store, id, size).await {
+            Err(e @ SyncError::Network { .. }) => {
+                if backoff.wait(None, NETWORK_BUDGET).await.is_err() {
+                    return Err(e);
+                }
+                // What arrived before the cut stays in the partial file: the next attempt
+                // asks for the rest with Range.
+                tracing::info!("resuming after: {e}");
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Sync once from `parent_url`: on success this node holds the parent's published version.
@@ -375,7 +591,7 @@ async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<Sync
         // big blob is left decompressing alone at the end.
         missing.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
         let results: Vec<(u64, bool)> = stream::iter(missing)
-            .map(|(id, size)| fetch_blob(parent, &hub.store, id, size))
+            .map(|(id, size)| fetch_blob_resuming(parent, &hub.store, id, size))
             .buffer_unordered(hub.config.upstream.parallel)
             .try_collect()
             .await?;
@@ -410,6 +626,22 @@ async fn send_report(hub: &Hub, parent: &Parent, p: Option<&Published>, chain: &
     }
 }
 
+/// When to sync next, `interval` after a success, sooner after a failure but never hammering
+/// a sick parent. Spread by `spread` (uniform in 0..1) over ±10 % of the wait, ±50 % after a
+/// failure: children started together (a fleet rollout, a parent's restart) drift apart
+/// instead of all syncing at the same instant every interval.
+fn next_sync_in(interval: Duration, failures: u32, spread: f64) -> Duration {
+    let (wait, width) = if failures == 0 {
+        (interval, 0.2)
+    } else {
+        (
+            (interval / 4).max(Duration::from_millis(100)) * failures.min(4),
+            1.0,
+        )
+    };
+    wait.mul_f64(1.0 - width / 2.0 + width * spread.clamp(0.0, 1.0))
+}
+
 /// Keep following the parent until `shutdown` flips: sync every `upstream.sync_interval`,
 /// backing off after failures, warning as the current version's expiry nears.
 pub async fn follow(
@@ -437,12 +669,7 @@ pub async fn follow(
                 tracing::warn!("{w}");
             }
         }
-        // Retry sooner after a failure, but never hammer a sick parent.
-        let wait = if failures == 0 {
-            interval
-        } else {
-            (interval / 4).max(Duration::from_millis(100)) * failures.min(4)
-        };
+        let wait = next_sync_in(interval, failures, rand::Rng::gen(&mut rand::thread_rng()));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return,
@@ -450,5 +677,38 @@ pub async fn follow(
         if *shutdown.borrow() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_started_together_spread_their_syncs() {
+        let i = Duration::from_secs(300);
+        // A success: the interval, spread over ±10 %.
+        assert_eq!(next_sync_in(i, 0, 0.0), Duration::from_secs(270));
+        assert_eq!(next_sync_in(i, 0, 1.0), Duration::from_secs(330));
+        assert_ne!(next_sync_in(i, 0, 0.2), next_sync_in(i, 0, 0.7));
+        // Failures: sooner, growing, spread over ±50 %, never below 50 ms.
+        assert_eq!(next_sync_in(i, 1, 0.5), Duration::from_secs(75));
+        assert_eq!(next_sync_in(i, 9, 0.5), Duration::from_secs(300));
+        assert_eq!(next_sync_in(i, 2, 0.0), Duration::from_secs(75));
+        let tiny = next_sync_in(Duration::from_millis(10), 1, 0.0);
+        assert_eq!(tiny, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(header::RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
     }
 }

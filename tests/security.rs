@@ -25,7 +25,7 @@ async fn a_node_with_another_ca_gets_no_byte() {
     // A stranger: its own cluster, its own CA.
     let stranger = node(dir.path(), "stranger", NodeOpts::default());
     let err = sync_once(&stranger, &srv.url).await.unwrap_err();
-    assert!(matches!(err, SyncError::Network { .. }), "{err}");
+    assert!(matches!(err, SyncError::ForeignCluster { .. }), "{err}");
     assert!(blobs(&stranger).is_empty());
     assert!(stranger.db.published().unwrap().is_none());
 

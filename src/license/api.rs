@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::{GrantToken, LicenseError};
 use crate::hub::Hub;
 
-/// Body of `POST /v1/licenses/ack` and `/v1/licenses/return`.
+/// Body of `POST /v1/licenses/ack` and `/v1/licenses/return`. Unknown fields are ignored:
+/// a request between nodes must survive a rolling upgrade that adds one.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GrantRef {
     /// The grant.
     pub grant_id: String,

@@ -1,8 +1,11 @@
 //! The interserver HTTPS server: hyper 1.x over tokio-rustls with mutual TLS. Only peers with
 //! a certificate issued by the cluster CA complete the handshake, so any other peer gets no
-//! byte of the repository. Connections are bounded by a semaphore; each peer is rate limited
-//! (governor); shutdown stops accepting and lets in-flight transfers finish for a grace period.
+//! byte of the repository. The same loop serves the station port (server-only TLS).
+//! Connections are accepted at once and admitted within bounds and timeouts (`admission`);
+//! each peer is rate limited (governor, idle keys forgotten); shutdown stops accepting and
+//! lets in-flight transfers finish for a grace period.
 
+mod admission;
 mod routes;
 
 use std::future::Future;
@@ -12,18 +15,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::hub::Hub;
 
+pub use admission::{AdmissionStats, Limits};
 pub use routes::Stats;
+
+use admission::Admission;
 
 /// How long in-flight connections may finish after shutdown is signalled.
 const GRACE: Duration = Duration::from_secs(10);
+
+/// How often the rate limiter forgets idle keys: a key is back to a full bucket one second
+/// after its last request, so this bounds the keys by the addresses of the last seconds.
+const LIMITER_SWEEP: Duration = Duration::from_secs(1);
 
 /// What the request handlers share.
 pub(crate) struct State {
@@ -35,6 +47,10 @@ pub(crate) struct State {
     pub limiter: DefaultKeyedRateLimiter<String>,
     /// The parsed manifest of the current root, so zone routes do not re-read it per request.
     pub manifest_cache: std::sync::Mutex<Option<(crate::id::Root, Arc<crate::repo::Manifest>)>>,
+    /// The bounds and timeouts of this listener.
+    pub limits: Limits,
+    /// One permit per blob body being sent: bounds the memory of transfers.
+    pub transfers: Arc<Semaphore>,
 }
 
 /// Which API a listener serves.
@@ -56,10 +72,11 @@ pub async fn run(
     stats: Arc<Stats>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    run_face(Face::Interserver, listener, hub, stats, shutdown).await
+    let limits = Limits::new(hub.config.server.max_connections);
+    run_face(Face::Interserver, listener, hub, stats, limits, shutdown).await
 }
 
-/// Serve one face of the API on `listener` until `shutdown` completes.
+/// Serve one face of the API on `listener` within `limits` until `shutdown` completes.
 ///
 /// # Errors
 /// Only a failure of the listener itself.
@@ -68,29 +85,36 @@ pub async fn run_face(
     listener: TcpListener,
     hub: Arc<Hub>,
     stats: Arc<Stats>,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let rps = NonZeroU32::new(hub.config.server.requests_per_second).unwrap_or(NonZeroU32::MIN);
-    let permits = Arc::new(Semaphore::new(hub.config.server.max_connections));
     let acceptor = TlsAcceptor::from(match face {
         Face::Interserver => hub.keys.server_tls.clone(),
         Face::Stations => hub.keys.station_tls.clone(),
     });
+    let admission = Admission::new(limits.clone(), stats.clone());
     let state = Arc::new(State {
         hub,
         stats,
         limiter: RateLimiter::keyed(Quota::per_second(rps)),
         manifest_cache: std::sync::Mutex::new(None),
+        transfers: Arc::new(Semaphore::new(limits.max_transfers.max(1))),
+        limits,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut sweep = tokio::time::interval(LIMITER_SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
-        };
+        // Accept first, always: a connection over the limit waits in our queue (bounded),
+        // not in the kernel's backlog where its connect (TLS included) times out.
         let (tcp, remote) = tokio::select! {
             _ = &mut shutdown => break,
+            _ = sweep.tick() => {
+                state.sweep_limiter();
+                continue;
+            }
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(e) => {
@@ -104,11 +128,29 @@ pub async fn run_face(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
+        let admission = admission.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _permit = permit;
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+            let address = match face {
+                Face::Stations => match admission.address(remote.ip()).await {
+                    Some(g) => Some(g),
+                    None => {
+                        tracing::debug!(%remote, "connection closed: its address holds too many that sent no request");
+                        return;
+                    }
+                },
+                // Peers prove who they are in the handshake; stale handshakes are evicted.
+                Face::Interserver => None,
+            };
+            // Given back at the first request.
+            let address = std::sync::Mutex::new(address);
+            let Some(_permit) = admission.slot().await else {
+                tracing::debug!(%remote, "connection closed: no slot came free in time");
+                return;
+            };
+            let mut handshake = admission.handshake();
+            let tls = tokio::select! {
+                r = tokio::time::timeout(state.limits.handshake, acceptor.accept(tcp)) => match r {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         state
@@ -118,8 +160,18 @@ pub async fn run_face(
                         tracing::info!(%remote, "TLS handshake refused: {e}");
                         return;
                     }
-                    Err(_) => return,
-                };
+                    Err(_) => {
+                        state.stats.admission.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%remote, "TLS handshake timed out");
+                        return;
+                    }
+                },
+                _ = &mut handshake.evicted => {
+                    tracing::debug!(%remote, "stale TLS handshake closed to free its slot");
+                    return;
+                }
+            };
+            drop(handshake);
             let peer = match face {
                 Face::Interserver => tls
                     .get_ref()
@@ -131,10 +183,20 @@ pub async fn run_face(
                 // Stations are told apart by address for rate limiting only.
                 Face::Stations => remote.ip().to_string(),
             };
-            let svc = service_fn(move |req| routes::handle(state.clone(), face, peer.clone(), req));
+            let head = state.limits.request_head;
+            let io = admission::WriteStall::new(tls, state.limits.send_stall, state.stats.clone());
+            let svc = service_fn(move |req: Request<Incoming>| {
+                drop(address.lock().unwrap_or_else(|p| p.into_inner()).take());
+                let stall = state.limits.body_stall;
+                let req = req.map(|b| routes::ReqBody::new(b, stall));
+                routes::handle(state.clone(), face, peer.clone(), req)
+            });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                // Also the keep-alive idle timeout: hyper starts it when it waits for a head.
+                .header_read_timeout(head)
                 .max_buf_size(routes::CHUNK_BUF)
-                .serve_connection(TokioIo::new(tls), svc);
+                .serve_connection(TokioIo::new(io), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%remote, "connection ended: {e}");
             }
@@ -146,6 +208,18 @@ pub async fn run_face(
         _ = tokio::time::sleep(GRACE) => tracing::warn!("shutdown: cut connections still open after {GRACE:?}"),
     }
     Ok(())
+}
+
+impl State {
+    /// Forget the rate-limiter keys whose bucket is full again (they would be recreated
+    /// identical), so the station port does not keep every address it ever saw.
+    fn sweep_limiter(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+        self.stats
+            .limiter_keys
+            .store(self.limiter.len() as u64, Ordering::Relaxed);
+    }
 }
 
 /// Counters of one server, for tests and benchmarks.
@@ -174,6 +248,22 @@ pub async fn serve_node(
     stations: Option<TcpListener>,
     hub: Arc<Hub>,
     stats: Arc<Stats>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limits = Limits::new(hub.config.server.max_connections);
+    serve_node_with(listener, stations, hub, stats, limits, shutdown).await
+}
+
+/// [`serve_node`] with explicit bounds and timeouts for both listeners (tests shorten them).
+///
+/// # Errors
+/// A failure of the listener.
+pub async fn serve_node_with(
+    listener: TcpListener,
+    stations: Option<TcpListener>,
+    hub: Arc<Hub>,
+    stats: Arc<Stats>,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     // Expiry survives downtime: whatever ended while this node was down is reclaimed before
@@ -217,12 +307,13 @@ pub async fn serve_node(
     if let Some(l) = stations {
         let hub = hub.clone();
         let stats = stats.clone();
+        let limits = limits.clone();
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let done = async move {
                 let _ = stop.changed().await;
             };
-            if let Err(e) = run_face(Face::Stations, l, hub, stats, done).await {
+            if let Err(e) = run_face(Face::Stations, l, hub, stats, limits, done).await {
                 tracing::error!("station listener failed: {e}");
             }
         });
@@ -247,7 +338,7 @@ pub async fn serve_node(
             }
         });
     }
-    let result = run(listener, hub, stats, shutdown).await;
+    let result = run_face(Face::Interserver, listener, hub, stats, limits, shutdown).await;
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     result

@@ -27,10 +27,16 @@ pub(crate) const CHUNK_BUF: usize = 2 * CHUNK;
 /// Largest request body we accept (reports are a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
 
+/// What a busy server tells a client to wait before it retries, in seconds.
+const RETRY_AFTER_SECS: u64 = 2;
+
 /// The header in which a node names itself and the parents above it (loop detection).
 pub const CHAIN_HEADER: &str = "x-updhub-chain";
 
 type Body = BoxBody<Bytes, io::Error>;
+
+/// A request body as the routes see it: hyper's, cut when it stalls.
+pub(crate) type ReqBody = super::admission::Stalling<Incoming>;
 
 /// Counters of one server.
 #[derive(Debug, Default)]
@@ -43,6 +49,14 @@ pub struct Stats {
     pub range_requests: AtomicU64,
     /// TLS handshakes refused (no or foreign client certificate).
     pub rejected_handshakes: AtomicU64,
+    /// Connections refused, timed out or evicted before they were served.
+    pub admission: super::AdmissionStats,
+    /// Requests whose body stalled (answered 408).
+    pub body_stalls: AtomicU64,
+    /// Blob requests answered 503 because no transfer slot came free in time.
+    pub busy_answers: AtomicU64,
+    /// Keys the rate limiter held after its last sweep.
+    pub limiter_keys: AtomicU64,
 }
 
 fn full(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Response<Body> {
@@ -50,6 +64,33 @@ fn full(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Resp
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r
+}
+
+/// A slot to send one body: at once, or after waiting up to `transfer_wait`; else the 503
+/// to answer.
+async fn transfer_slot(state: &State) -> Result<tokio::sync::OwnedSemaphorePermit, Response<Body>> {
+    let slots = state.transfers.clone();
+    match tokio::time::timeout(state.limits.transfer_wait, slots.acquire_owned()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => {
+            state.stats.busy_answers.fetch_add(1, Ordering::Relaxed);
+            Err(busy(state))
+        }
+    }
+}
+
+/// What a busy parent answers a request for a body that found no transfer slot in time.
+fn busy(state: &State) -> Response<Body> {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "busy: all {} blob transfers are in progress and none ended within {:?}; retry after {RETRY_AFTER_SECS} s (a child does so on its own)",
+            state.limits.max_transfers, state.limits.transfer_wait
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     r
 }
 
@@ -71,7 +112,7 @@ pub(crate) async fn handle(
     state: Arc<State>,
     face: super::Face,
     peer: String,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     if state.limiter.check_key(&peer).is_err() {
         let mut r = error(
@@ -232,7 +273,7 @@ fn parse_range(h: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     })
 }
 
-async fn blob(state: &State, hash: &str, req: &Request<Incoming>) -> Response<Body> {
+async fn blob(state: &State, hash: &str, req: &Request<ReqBody>) -> Response<Body> {
     let id: BlobId = match hash.parse() {
         Ok(id) => id,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -269,6 +310,16 @@ async fn blob(state: &State, hash: &str, req: &Request<Incoming>) -> Response<Bo
         }
     };
     let count = if len == 0 { 0 } else { end - start + 1 };
+    // A body holds a chunk buffer while it is sent: bound how many are sent at once. The
+    // others wait here (a parked request costs next to nothing), then are told to come back.
+    let permit = if req.method() == Method::HEAD {
+        None
+    } else {
+        match transfer_slot(state).await {
+            Ok(p) => Some(p),
+            Err(busy) => return busy,
+        }
+    };
     if start > 0 {
         if let Err(e) = file.seek(SeekFrom::Start(start)).await {
             return error(StatusCode::INTERNAL_SERVER_ERROR, e);
@@ -285,6 +336,8 @@ async fn blob(state: &State, hash: &str, req: &Request<Incoming>) -> Response<Bo
     } else {
         let stream =
             tokio_util::io::ReaderStream::with_capacity(file.take(count), CHUNK).map_ok(move |b| {
+                // The transfer slot is given back when the body is sent or dropped.
+                let _slot = &permit;
                 stats
                     .blob_bytes
                     .fetch_add(b.len() as u64, Ordering::Relaxed);
@@ -309,13 +362,16 @@ async fn blob(state: &State, hash: &str, req: &Request<Incoming>) -> Response<Bo
     r
 }
 
-/// A child's report body; its id comes from its certificate, not from here.
+/// A child's report body; its id comes from its certificate, not from here. Unknown fields
+/// are ignored: a newer child adds fields, and an older parent must still take its report
+/// during a rolling upgrade (signed documents, unlike this one, stay strict).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ReportBody {
     /// Its current root.
     pub root: Option<Root>,
-    /// Its current number.
+    /// Its current number: a version number, which the database keeps as a signed 64-bit
+    /// integer, so a larger one is a bad request rather than a database failure.
+    #[serde(default, deserialize_with = "version_number")]
     pub number: Option<u64>,
     /// Its updhub version.
     pub hub_version: String,
@@ -325,10 +381,22 @@ pub struct ReportBody {
     pub chain: Vec<String>,
 }
 
-async fn report(state: &State, peer: String, req: Request<Incoming>) -> Response<Body> {
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("report body: {e}")),
+/// The largest version number: the database stores numbers as SQLite's signed 64-bit integer.
+const MAX_VERSION_NUMBER: u64 = i64::MAX as u64;
+
+fn version_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(n) if n > MAX_VERSION_NUMBER => Err(serde::de::Error::custom(format!(
+            "field `number` is {n}, above the largest version number {MAX_VERSION_NUMBER}; send the number of the version this node holds"
+        ))),
+        n => Ok(n),
+    }
+}
+
+async fn report(state: &State, peer: String, req: Request<ReqBody>) -> Response<Body> {
+    let body = match read_body(state, req, "report").await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let r: ReportBody = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -363,18 +431,42 @@ fn license_error(e: &crate::license::LicenseError) -> Response<Body> {
     )
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(
-    req: Request<Incoming>,
-) -> Result<T, Response<Body>> {
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body: {e}"),
-            ))
+/// A small request body, whole: 413 before a byte is read when it declares more than
+/// [`MAX_BODY`], 408 when it stalls (either way the connection is closed after the answer).
+pub(crate) async fn read_body(
+    state: &State,
+    req: Request<ReqBody>,
+    what: &str,
+) -> Result<Bytes, Response<Body>> {
+    use hyper::body::Body as _;
+    let declared = req.body().size_hint().lower();
+    if declared > MAX_BODY as u64 {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{what} body declares {declared} bytes but at most {MAX_BODY} are accepted; send a smaller body"),
+        ));
+    }
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<super::admission::BodyStalled>() => {
+            state.stats.body_stalls.fetch_add(1, Ordering::Relaxed);
+            let mut r = error(StatusCode::REQUEST_TIMEOUT, format!("{what} body: {e}"));
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(r)
         }
-    };
+        Err(e) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{what} body: {e}; at most {MAX_BODY} bytes are accepted; send a smaller body"),
+        )),
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    state: &State,
+    req: Request<ReqBody>,
+) -> Result<T, Response<Body>> {
+    let body = read_body(state, req, "request").await?;
     serde_json::from_slice(&body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
@@ -389,9 +481,9 @@ async fn grant_call(
     state: &State,
     action: &str,
     peer: String,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Response<Body> {
-    let body: crate::license::api::GrantRef = match read_json(req).await {
+    let body: crate::license::api::GrantRef = match read_json(state, req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -408,8 +500,8 @@ async fn grant_call(
 }
 
 /// `POST /v1/stations/register|heartbeat`.
-async fn station(state: &State, action: &str, req: Request<Incoming>) -> Response<Body> {
-    let creds: crate::license::api::StationCredentials = match read_json(req).await {
+async fn station(state: &State, action: &str, req: Request<ReqBody>) -> Response<Body> {
+    let creds: crate::license::api::StationCredentials = match read_json(state, req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -469,7 +561,10 @@ async fn zone(state: &State, rest: &[&str]) -> Response<Body> {
                 .iter()
                 .find(|e| &e.product == p && &e.revision == r && e.path == path);
             match entry {
-                Some(e) => stream_content(state, e.blake3, e.size),
+                Some(e) => match transfer_slot(state).await {
+                    Ok(slot) => stream_content(state, e.blake3, e.size, slot),
+                    Err(busy) => busy,
+                },
                 None => error(
                     StatusCode::NOT_FOUND,
                     format!("{p}/{r}/{path} is not in the current version"),
@@ -482,10 +577,17 @@ async fn zone(state: &State, rest: &[&str]) -> Response<Body> {
 
 /// Stream a blob's decompressed content, decompressing on a blocking thread into a small
 /// bounded channel (this route serves hubs mirroring a hub, not the hot path).
-fn stream_content(state: &State, id: BlobId, size: u64) -> Response<Body> {
+fn stream_content(
+    state: &State,
+    id: BlobId,
+    size: u64,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Response<Body> {
     let store = state.hub.store.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
+        // Held until the last chunk is handed over (or the client left).
+        let _slot = slot;
         let file = match store.open_stored(&id) {
             Ok(f) => f,
             Err(e) => {
