@@ -211,13 +211,7 @@ impl Parent {
                         return Ok(resp);
                     }
                     let hint = retry_after(resp.headers());
-                    let body: String = resp
-                        .text()
-                        .await
-                        .unwrap_or_default()
-                        .chars()
-                        .take(500)
-                        .collect();
+                    let body = crate::peer::error_text(resp).await;
                     if status != StatusCode::SERVICE_UNAVAILABLE
                         && status != StatusCode::TOO_MANY_REQUESTS
                     {
@@ -251,15 +245,27 @@ impl Parent {
         }
     }
 
-    async fn bytes(&self, path: &str) -> Result<(Bytes, reqwest::header::HeaderMap), SyncError> {
+    /// GET a document of at most `limit` bytes (see [`crate::peer`]).
+    async fn bytes(
+        &self,
+        path: &str,
+        limit: u64,
+    ) -> Result<(Bytes, reqwest::header::HeaderMap), SyncError> {
         let resp = self.get(path, 0).await?;
         let headers = resp.headers().clone();
         let url = self.url(path).to_string();
-        let b = resp.bytes().await.map_err(|e| SyncError::Network {
-            url,
-            why: error_chain(&e),
-        })?;
-        Ok((b, headers))
+        let b = crate::peer::read_body(resp, limit)
+            .await
+            .map_err(|e| match e {
+                crate::peer::ReadError::TooLarge => SyncError::Setup {
+                    url,
+                    why: format!(
+                        "the answer is longer than the {limit} bytes such a document may have; this is no well-behaved updhub parent: check upstream.parent"
+                    ),
+                },
+                crate::peer::ReadError::Network(why) => SyncError::Network { url, why },
+            })?;
+        Ok((Bytes::from(b), headers))
     }
 }
 
@@ -533,7 +539,9 @@ pub async fn sync_once(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncEr
 
 async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
-    let (doc, headers) = parent.bytes("v1/published").await?;
+    let (doc, headers) = parent
+        .bytes("v1/published", crate::peer::MAX_DOCUMENT)
+        .await?;
     let chain: Vec<String> = headers
         .get(routes_chain_header())
         .and_then(|v| v.to_str().ok())
@@ -577,7 +585,9 @@ async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<Sync
             let bytes = hub.store.read_bytes(&p.root.0)?;
             Manifest::parse(&bytes, &p.root)?
         } else {
-            let (bytes, _) = parent.bytes(&format!("v1/versions/{}", p.root)).await?;
+            let (bytes, _) = parent
+                .bytes(&format!("v1/versions/{}", p.root), crate::peer::MAX_INDEX)
+                .await?;
             let m = Manifest::parse(&bytes, &p.root)?;
             hub.store.put_bytes(&bytes)?;
             m

@@ -7,6 +7,7 @@
 //! - [`zone`]: upstream zones (folder or HTTPS) and exporting a version as a zone.
 //! - [`store`]: the content-addressed blob store (blake3 names, zstd frames, atomic writes).
 //! - [`mirror`]: zone → store, streaming, verified, incremental, resumable.
+//! - [`peer`]: bounded reads of other servers' answers.
 //! - [`repo`]: manifests, roots and signed published versions.
 //! - [`db`]: the SQLite database and its migrations (`schemas/*.sql`).
 //! - [`hub`]: one node and the admin commands on it.
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod license;
 pub mod lock;
 pub mod mirror;
+pub mod peer;
 pub mod repo;
 pub mod server;
 pub mod store;

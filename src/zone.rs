@@ -30,7 +30,7 @@ pub const FILES_FORMAT: &str = "updhub-files/1";
 
 /// Most bytes read for one index file (`zone.json`, `files.json`): room for about 300,000
 /// files in one product revision, far beyond a real zone, and still bounded memory.
-pub const MAX_INDEX_BYTES: u64 = 64 << 20;
+pub const MAX_INDEX_BYTES: u64 = crate::peer::MAX_INDEX;
 
 /// Errors reading or writing zones.
 #[derive(Debug, thiserror::Error)]
@@ -312,20 +312,12 @@ impl Zone {
                 if !resp.status().is_success() {
                     return Err(http(format!("answered {}", resp.status())));
                 }
-                if resp.content_length().is_some_and(|n| n > MAX_INDEX_BYTES) {
-                    return Err(too_large());
-                }
-                // Read chunk by chunk, so an endless answer stops at the cap.
-                let mut out = Vec::new();
-                let mut body = resp.bytes_stream();
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(|e| http(crate::child::error_chain(&e)))?;
-                    if (out.len() + chunk.len()) as u64 > MAX_INDEX_BYTES {
-                        return Err(too_large());
-                    }
-                    out.extend_from_slice(&chunk);
-                }
-                Ok(out)
+                crate::peer::read_body(resp, MAX_INDEX_BYTES)
+                    .await
+                    .map_err(|e| match e {
+                        crate::peer::ReadError::TooLarge => too_large(),
+                        crate::peer::ReadError::Network(why) => http(why),
+                    })
             }
         }
     }

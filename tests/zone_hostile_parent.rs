@@ -1,5 +1,6 @@
 //! A hostile parent cannot make a child take more than zstd's bound of a blob's declared
-//! size, nor keep the garbage in `store/partial`.
+//! size, nor keep the garbage in `store/partial`, nor more than a document's bound of the
+//! published version.
 
 mod common;
 
@@ -26,9 +27,13 @@ fn skippable_frame(len: usize) -> Vec<u8> {
     f
 }
 
-/// Serve a correctly signed version whose one blob is answered with endless skippable frames,
-/// with the cluster keys of `cluster`. Returns the URL and the count of garbage bytes written.
-async fn hostile_parent(cluster: &updhub::hub::Hub) -> (String, Arc<AtomicU64>) {
+/// Serve a correctly signed version with the cluster keys of `cluster`, answering requests
+/// whose path starts with `endless` with endless bytes (skippable zstd frames). Returns the
+/// URL and the count of garbage bytes written.
+async fn hostile_parent(
+    cluster: &updhub::hub::Hub,
+    endless: &'static str,
+) -> (String, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}/", listener.local_addr().unwrap());
     let acceptor = tokio_rustls::TlsAcceptor::from(cluster.keys.server_tls.clone());
@@ -69,7 +74,7 @@ async fn hostile_parent(cluster: &updhub::hub::Hub) -> (String, Arc<AtomicU64>) 
                 }
                 let head = String::from_utf8_lossy(&head).to_string();
                 let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-                if path.starts_with("/v1/blobs/") {
+                if path.starts_with(endless) {
                     let _ = tls
                         .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
                         .await;
@@ -109,7 +114,7 @@ async fn a_parent_sending_endless_garbage_for_a_blob_is_cut_at_the_zstd_bound() 
     let dir = tempfile::tempdir().unwrap();
     let cluster = node(dir.path(), "parent", NodeOpts::default());
     let child = child_of(dir.path(), "child", &cluster, None);
-    let (url, sent) = hostile_parent(&cluster).await;
+    let (url, sent) = hostile_parent(&cluster, "/v1/blobs/").await;
     let err = updhub::child::sync_once(&child, &url)
         .await
         .unwrap_err()
@@ -131,5 +136,28 @@ async fn a_parent_sending_endless_garbage_for_a_blob_is_cut_at_the_zstd_bound() 
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
     assert_eq!(kept, 0, "no garbage is kept in {}", partial.display());
+    assert!(child.db.published().unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_sending_an_endless_published_document_is_cut_at_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = node(dir.path(), "parent", NodeOpts::default());
+    let child = child_of(dir.path(), "child", &cluster, None);
+    let (url, sent) = hostile_parent(&cluster, "/v1/published").await;
+    let err = updhub::child::sync_once(&child, &url)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("longer than") && err.contains("v1/published"),
+        "{err}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = sent.load(Ordering::SeqCst);
+    assert!(
+        sent < updhub::peer::MAX_DOCUMENT + (24 << 20),
+        "the child took {sent} bytes of a published document"
+    );
     assert!(child.db.published().unwrap().is_none());
 }

@@ -81,7 +81,15 @@ pub async fn refresh_from_parent(
     if !resp.status().is_success() {
         return Err(net(&url, &format!("answered {}", resp.status())));
     }
-    let tokens: Vec<GrantToken> = resp.json().await.map_err(|e| net(&url, &e))?;
+    // Every grant this server holds from its parent, each a small signed token.
+    let body = crate::peer::read_body(resp, crate::peer::MAX_INDEX)
+        .await
+        .map_err(|e| match e {
+            crate::peer::ReadError::TooLarge => net(&url, &"sent a grant list longer than 64 MiB"),
+            crate::peer::ReadError::Network(why) => net(&url, &why),
+        })?;
+    let tokens: Vec<GrantToken> = serde_json::from_slice(&body)
+        .map_err(|e| net(&url, &format!("sent no grant list ({e})")))?;
     let n = tokens.len();
     // Verify and apply only what changed since the last refresh; a revoked token is always
     // passed on, as its acknowledgement may still be owed.
@@ -144,7 +152,7 @@ async fn post(
             why: format!(
                 "answered {}: {}",
                 resp.status(),
-                resp.text().await.unwrap_or_default()
+                crate::peer::error_text(resp).await
             ),
         })
     }

@@ -1,0 +1,56 @@
+//! Reading answers from other servers (parents, upstream hubs, donors): never more than a
+//! bound, so a hostile or broken peer cannot make this node download or hold more than
+//! the document it asked for.
+
+use futures_util::StreamExt;
+
+/// Most bytes of a signed published document, a grant list page or an error message.
+pub const MAX_DOCUMENT: u64 = 1 << 20;
+
+/// Most bytes of a manifest or zone index (about 400,000 entries).
+pub const MAX_INDEX: u64 = 64 << 20;
+
+/// Why a bounded read failed.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The answer is longer than the bound (declared, or found while reading).
+    TooLarge,
+    /// The connection failed while reading; the text is the error's whole chain.
+    Network(String),
+}
+
+/// The whole body of `resp`, at most `limit` bytes. A declared length over the bound is
+/// refused before a byte is read; an answer that keeps coming stops one chunk past it.
+///
+/// # Errors
+/// [`ReadError::TooLarge`] or [`ReadError::Network`].
+pub async fn read_body(resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, ReadError> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut out = Vec::new();
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ReadError::Network(crate::child::error_chain(&e)))?;
+        if (out.len() + chunk.len()) as u64 > limit {
+            return Err(ReadError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// The text of an error answer, for a message: its first 500 characters, reading at most
+/// 4 KiB of it.
+pub async fn error_text(resp: reqwest::Response) -> String {
+    const MAX: usize = 4096;
+    let mut out = Vec::new();
+    let mut body = resp.bytes_stream();
+    while out.len() < MAX {
+        match body.next().await {
+            Some(Ok(chunk)) => out.extend_from_slice(&chunk[..chunk.len().min(MAX - out.len())]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).chars().take(500).collect()
+}
