@@ -24,6 +24,11 @@ use crate::store::CHUNK;
 /// hyper's read buffer: large enough for big chunks.
 pub(crate) const CHUNK_BUF: usize = 2 * CHUNK;
 
+/// Bytes read from a stored blob per body frame. Each transfer in flight holds about twice
+/// this; benches/h1_vs_h2.rs measured 64 KiB at the same throughput as 256 KiB with 2.7x
+/// less memory per transfer (157 against 425 KiB), so many children cost little.
+const SEND_CHUNK: usize = 64 * 1024;
+
 /// Largest request body we accept (reports are a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -330,12 +335,12 @@ async fn blob(state: &State, hash: &str, req: &Request<ReqBody>) -> Response<Bod
         state.stats.range_requests.fetch_add(1, Ordering::Relaxed);
     }
     let stats = state.stats.clone();
-    // Stream the stored zstd bytes as they are, CHUNK at a time: memory stays flat.
+    // Stream the stored zstd bytes as they are, SEND_CHUNK at a time: memory stays flat.
     let body: Body = if req.method() == Method::HEAD {
         Full::new(Bytes::new()).map_err(|e| match e {}).boxed()
     } else {
-        let stream =
-            tokio_util::io::ReaderStream::with_capacity(file.take(count), CHUNK).map_ok(move |b| {
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), SEND_CHUNK)
+            .map_ok(move |b| {
                 // The transfer slot is given back when the body is sent or dropped.
                 let _slot = &permit;
                 stats
