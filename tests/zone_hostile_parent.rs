@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use updhub::id::{BlobId, Root};
 use updhub::repo::{Entry, Manifest, Published};
@@ -64,16 +64,9 @@ async fn hostile_parent(
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if tls.read(&mut b).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(b[0]);
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
-                let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                let Some(path) = read_request_path(&mut tls).await else {
+                    return;
+                };
                 if path.starts_with(endless) {
                     let _ = tls
                         .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")

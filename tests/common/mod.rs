@@ -477,3 +477,19 @@ pub fn spawn_serve(data: &Path, stderr: std::process::Stdio) -> (std::process::C
     std::thread::spawn(move || for _ in lines {});
     (p, format!("{url}/"))
 }
+
+/// Read an HTTP/1.1 request head from `s` and return its path; `None` if the peer closes
+/// first. For the hostile servers tests write by hand.
+pub async fn read_request_path<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    Some(head.split(' ').nth(1).unwrap_or("").to_owned())
+}
