@@ -300,9 +300,14 @@ async fn one(s: &Shared, kind: Kind, i: usize) -> Result<(), String> {
                 .fetch_add(body.len() as u64, Ordering::Relaxed);
         }
         Kind::Refresh => {
-            updhub::license::api::refresh_from_parent(&s.receiver, &s.interserver, &s.donor_base)
-                .await
-                .map_err(|e| format!("refresh: {e}"))?;
+            updhub::license::api::refresh_from_parent(
+                &s.receiver.ledger,
+                &s.receiver.keys.verifying,
+                &s.interserver,
+                &s.donor_base,
+            )
+            .await
+            .map_err(|e| format!("refresh: {e}"))?;
         }
         Kind::Donate => {
             let receiver = s.receiver.id().to_string();
@@ -534,8 +539,13 @@ async fn check(s: &Shared) -> Vec<String> {
 
     // The receiver fetches once more, so it holds every grant made; then it must count
     // exactly what the donor says it donated.
-    if let Err(e) =
-        updhub::license::api::refresh_from_parent(&s.receiver, &s.interserver, &s.donor_base).await
+    if let Err(e) = updhub::license::api::refresh_from_parent(
+        &s.receiver.ledger,
+        &s.receiver.keys.verifying,
+        &s.interserver,
+        &s.donor_base,
+    )
+    .await
     {
         bad.push(format!("receiver: final refresh failed: {e}"));
     }

@@ -525,7 +525,14 @@ pub async fn sync_once(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncEr
     // Grants travel with every sync, whatever became of the repository: new ones, renewals,
     // revocations, pending returns.
     if !matches!(result, Err(SyncError::Network { .. })) {
-        match crate::license::api::refresh_from_parent(hub, &parent.client, &parent.base).await {
+        match crate::license::api::refresh_from_parent(
+            &hub.ledger,
+            &hub.keys.verifying,
+            &parent.client,
+            &parent.base,
+        )
+        .await
+        {
             Ok(n) => {
                 if let Ok(r) = result.as_mut() {
                     r.grants = n;

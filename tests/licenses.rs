@@ -340,14 +340,24 @@ async fn revoke_return_and_renew_change_both_sides() {
     cfg.upstream.parent = Some(psrv.url.clone());
     drop(child);
     let child = Hub::open_with(&dir.path().join("child"), cfg).unwrap();
-    assert!(updhub::license::api::return_grant(&child, &g3.grant_id)
-        .await
-        .unwrap());
+    assert!(updhub::license::api::return_grant(
+        &child.ledger,
+        &child.keys,
+        child.config.upstream.parent.as_deref(),
+        &g3.grant_id,
+    )
+    .await
+    .unwrap());
     assert_eq!(source(&child, &g3.grant_id).status, "returned");
     assert_eq!(source(&parent, "K1").donated, 0);
-    let err = updhub::license::api::return_grant(&child, "g-0000000000000000")
-        .await
-        .unwrap_err();
+    let err = updhub::license::api::return_grant(
+        &child.ledger,
+        &child.keys,
+        child.config.upstream.parent.as_deref(),
+        "g-0000000000000000",
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, LicenseError::NotFound(_)), "{err}");
     // Everything is in both audit trails.
     assert_logged(

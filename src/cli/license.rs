@@ -230,7 +230,14 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             );
         }
         LicenseCommand::Return { grant_id } => {
-            if crate::license::api::return_grant(&hub, &grant_id).await? {
+            if crate::license::api::return_grant(
+                &hub.ledger,
+                &hub.keys,
+                hub.config.upstream.parent.as_deref(),
+                &grant_id,
+            )
+            .await?
+            {
                 out!("returned {grant_id} to its donor");
             } else {
                 out!("stopped counting {grant_id}; the donor is told on the next sync");

@@ -6,8 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{GrantToken, LicenseError};
-use crate::hub::Hub;
+use ed25519_dalek::VerifyingKey;
+
+use super::{GrantToken, Ledger, LicenseError};
+use crate::keys::ClusterKeys;
 
 /// Body of `POST /v1/licenses/ack` and `/v1/licenses/return`. Unknown fields are ignored:
 /// a request between nodes must survive a rolling upgrade that adds one.
@@ -62,7 +64,8 @@ pub fn check_credentials(c: &StationCredentials) -> Result<(), LicenseError> {
 /// # Errors
 /// Network errors or a refused token; nothing is applied from a batch with a bad token.
 pub async fn refresh_from_parent(
-    hub: &Hub,
+    ledger: &Ledger,
+    verifying: &VerifyingKey,
     client: &reqwest::Client,
     base: &reqwest::Url,
 ) -> Result<usize, LicenseError> {
@@ -93,7 +96,7 @@ pub async fn refresh_from_parent(
     let n = tokens.len();
     // Verify and apply only what changed since the last refresh; a revoked token is always
     // passed on, as its acknowledgement may still be owed.
-    let known = hub.ledger.received_revisions()?;
+    let known = ledger.received_revisions()?;
     let tokens: Vec<GrantToken> = tokens
         .into_iter()
         .filter(|t| {
@@ -102,18 +105,18 @@ pub async fn refresh_from_parent(
         })
         .collect();
     for t in &tokens {
-        t.verify(&hub.keys.verifying, hub.id().as_str())?;
+        t.verify(verifying, ledger.server.as_str())?;
     }
     // Nothing new: no write transaction (and no fsync) on every heartbeat.
     let acks = if tokens.is_empty() {
         Vec::new()
     } else {
-        hub.ledger.apply_tokens(tokens).await?
+        ledger.apply_tokens(tokens).await?
     };
     for grant_id in acks {
         post(client, base, "v1/licenses/ack", &GrantRef { grant_id }).await?;
     }
-    for grant_id in hub.ledger.pending_returns()? {
+    for grant_id in ledger.pending_returns()? {
         post(
             client,
             base,
@@ -123,7 +126,7 @@ pub async fn refresh_from_parent(
             },
         )
         .await?;
-        hub.ledger.finish_return(grant_id).await?;
+        ledger.finish_return(grant_id).await?;
     }
     Ok(n)
 }
@@ -158,17 +161,23 @@ async fn post(
     }
 }
 
-/// `license return`: stop counting a received grant and tell the donor (the parent). If the
-/// donor is unreachable the return stays pending and is retried on every sync.
+/// `license return`: stop counting a received grant and tell the donor (`parent`, this
+/// node's parent, over a client with `keys`). If the donor is unreachable the return stays
+/// pending and is retried on every sync.
 ///
 /// # Errors
 /// See [`super::Ledger::start_return`]; an unreachable donor is not an error.
-pub async fn return_grant(hub: &Hub, grant_id: &str) -> Result<bool, LicenseError> {
-    hub.ledger.start_return(grant_id.to_owned()).await?;
-    let Some(parent) = hub.config.upstream.parent.clone() else {
+pub async fn return_grant(
+    ledger: &Ledger,
+    keys: &ClusterKeys,
+    parent: Option<&str>,
+    grant_id: &str,
+) -> Result<bool, LicenseError> {
+    ledger.start_return(grant_id.to_owned()).await?;
+    let Some(parent) = parent.map(str::to_owned) else {
         return Ok(false);
     };
-    let client = crate::child::http_client(&hub.keys).map_err(|why| LicenseError::Network {
+    let client = crate::child::http_client(keys).map_err(|why| LicenseError::Network {
         url: parent.clone(),
         why,
     })?;
@@ -187,7 +196,7 @@ pub async fn return_grant(hub: &Hub, grant_id: &str) -> Result<bool, LicenseErro
     .await
     {
         Ok(()) => {
-            hub.ledger.finish_return(grant_id.to_owned()).await?;
+            ledger.finish_return(grant_id.to_owned()).await?;
             Ok(true)
         }
         Err(e) => {
