@@ -17,7 +17,6 @@ use crate::hub::Hub;
 use crate::id::{BlobId, Root};
 use crate::keys::ClusterKeys;
 use crate::repo::{Manifest, Published, RepoError};
-use crate::server::routes_chain_header;
 use crate::store::{Store, StoreError};
 
 /// How long one read from the parent may stall before the transfer is given up (and resumed
@@ -550,7 +549,7 @@ async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<Sync
         .bytes("v1/published", crate::peer::MAX_DOCUMENT)
         .await?;
     let chain: Vec<String> = headers
-        .get(routes_chain_header())
+        .get(crate::proto::CHAIN_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(|s| {
             s.split(',')

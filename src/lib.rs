@@ -8,6 +8,7 @@
 //! - [`store`]: the content-addressed blob store (blake3 names, zstd frames, atomic writes).
 //! - [`mirror`]: zone → store, streaming, verified, incremental, resumable.
 //! - [`peer`]: bounded reads of other servers' answers.
+//! - [`proto`]: what both ends of an interserver connection agree on.
 //! - [`repo`]: manifests, roots and signed published versions.
 //! - [`db`]: the SQLite database and its migrations (`schemas/*.sql`).
 //! - [`hub`]: one node and the admin commands on it.
@@ -30,6 +31,7 @@ pub mod license;
 pub mod lock;
 pub mod mirror;
 pub mod peer;
+pub mod proto;
 pub mod repo;
 pub mod server;
 pub mod store;

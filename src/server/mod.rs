@@ -232,11 +232,6 @@ pub fn blob_bytes_sent(stats: &Stats) -> u64 {
     stats.blob_bytes.load(Ordering::Relaxed)
 }
 
-/// The response header in which a node names its chain of parents.
-pub fn routes_chain_header() -> &'static str {
-    routes::CHAIN_HEADER
-}
-
 /// Run a node: the interserver server, plus the re-signing loop on a top parent, plus the
 /// follow loop on a child (so one process is a child and a parent at once), until
 /// `shutdown` completes.

@@ -35,9 +35,6 @@ const MAX_BODY: usize = 64 * 1024;
 /// What a busy server tells a client to wait before it retries, in seconds.
 const RETRY_AFTER_SECS: u64 = 2;
 
-/// The header in which a node names itself and the parents above it (loop detection).
-pub const CHAIN_HEADER: &str = "x-updhub-chain";
-
 type Body = BoxBody<Bytes, io::Error>;
 
 /// A request body as the routes see it: hyper's, cut when it stalls.
@@ -191,7 +188,7 @@ async fn published(state: &State) -> Response<Body> {
                     .cloned(),
             );
             if let Ok(v) = HeaderValue::from_str(&chain.join(",")) {
-                r.headers_mut().insert(CHAIN_HEADER, v);
+                r.headers_mut().insert(crate::proto::CHAIN_HEADER, v);
             }
             r
         }
