@@ -173,8 +173,21 @@ pub(crate) async fn handle(
     Ok(resp)
 }
 
+/// Run a database or store call on the blocking pool: a slow read or commit (an fsync) must
+/// never hold a tokio worker that is streaming blobs to other children.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
+) -> Result<T, Response<Body>> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    }
+}
+
 async fn published(state: &State) -> Response<Body> {
-    match state.hub.db.published() {
+    let hub = state.hub.clone();
+    match blocking(move || Ok(hub.db.published()?)).await {
         Ok(Some(p)) => {
             let mut r = json(&p);
             let mut chain = vec![state.hub.id().to_string()];
@@ -196,13 +209,14 @@ async fn published(state: &State) -> Response<Body> {
             StatusCode::NOT_FOUND,
             "nothing published yet; run `updhub publish` on this node",
         ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(resp) => resp,
     }
 }
 
 /// The manifest of the current root, cached until the root changes.
-fn current_manifest(state: &State) -> Result<Arc<Manifest>, Box<Response<Body>>> {
-    let p = match state.hub.db.published() {
+async fn current_manifest(state: &State) -> Result<Arc<Manifest>, Box<Response<Body>>> {
+    let hub = state.hub.clone();
+    let p = match blocking(move || Ok(hub.db.published()?)).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             return Err(Box::new(error(
@@ -210,24 +224,28 @@ fn current_manifest(state: &State) -> Result<Arc<Manifest>, Box<Response<Body>>>
                 "nothing published yet",
             )))
         }
-        Err(e) => return Err(Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e))),
+        Err(resp) => return Err(Box::new(resp)),
     };
-    let mut cache = state
+    if let Some((root, m)) = state
         .manifest_cache
         .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some((root, m)) = cache.as_ref() {
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
         if *root == p.root {
             return Ok(m.clone());
         }
     }
+    let hub = state.hub.clone();
     let m = Arc::new(
-        state
-            .hub
-            .manifest(&p.root)
-            .map_err(|e| Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e)))?,
+        blocking(move || hub.manifest(&p.root))
+            .await
+            .map_err(Box::new)?,
     );
-    *cache = Some((p.root, m.clone()));
+    *state
+        .manifest_cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some((p.root, m.clone()));
     Ok(m)
 }
 
@@ -418,11 +436,12 @@ async fn report(state: &State, peer: String, req: Request<ReqBody>) -> Response<
         chain: r.chain,
         reported_at: chrono::Utc::now(),
     };
-    match state.hub.db.record_report(&rep) {
+    let hub = state.hub.clone();
+    match blocking(move || Ok(hub.db.record_report(&rep)?)).await {
         Ok(()) => json(
             &serde_json::json!({ "ok": true, "config_digest": state.hub.config.same_digest() }),
         ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(resp) => resp,
     }
 }
 
@@ -539,7 +558,7 @@ fn decode(s: &str) -> String {
 
 /// `/v1/zone/...`: the current version laid out as a zone, so another hub can mirror it.
 async fn zone(state: &State, rest: &[&str]) -> Response<Body> {
-    let m = match current_manifest(state) {
+    let m = match current_manifest(state).await {
         Ok(m) => m,
         Err(r) => return *r,
     };
