@@ -520,7 +520,7 @@ pub async fn sync_once(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncEr
     let parent = Parent::new(hub, parent_url)?;
     let mut result = sync_inner(hub, &parent, parent_url).await;
     let err = result.as_ref().err().map(|e| e.to_string());
-    hub.db.record_sync(parent_url, err.as_deref())?;
+    hub.db.record_sync(parent_url, err.as_deref(), Utc::now())?;
     // Grants travel with every sync, whatever became of the repository: new ones, renewals,
     // revocations, pending returns.
     if !matches!(result, Err(SyncError::Network { .. })) {
@@ -584,7 +584,7 @@ async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<Sync
     if current.as_ref().map(|c| c.root) == Some(p.root) && hub.store.contains(&p.root.0) {
         // Same version, perhaps a fresher signature: keep the newer document.
         if current.as_ref().map(|c| c.expires) != Some(p.expires) {
-            hub.db.set_published(&p)?;
+            hub.db.set_published(&p, Utc::now())?;
         }
     } else {
         let manifest = if hub.store.contains(&p.root.0) {
@@ -615,8 +615,12 @@ async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<Sync
         report.bytes = results.iter().map(|r| r.0).sum();
         report.resumed = results.iter().filter(|r| r.1).count() as u64;
         // Everything is verified: switch in one transaction.
-        hub.db
-            .accept(&p, manifest.entries.len() as u64, manifest.total_size())?;
+        hub.db.accept(
+            &p,
+            manifest.entries.len() as u64,
+            manifest.total_size(),
+            Utc::now(),
+        )?;
         report.changed = true;
     }
     send_report(hub, parent, Some(&p), &chain).await;

@@ -319,10 +319,11 @@ impl Hub {
         let manifest = self.manifest(&m.root)?;
         mirror::check_stored(&self.store, m.root, &manifest)?;
         let ttl = expires_in.unwrap_or(self.config.publish.expires_in);
-        let expires =
-            Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
+        // One time for the signature's expiry and the rows the publish writes.
+        let now = Utc::now();
+        let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
         let key = self.keys.signing.clone();
-        Ok(self.db.publish(m.root, m.files, m.bytes, ttl, |n| {
+        Ok(self.db.publish(m.root, m.files, m.bytes, ttl, now, |n| {
             Published::sign(m.root, n, expires, &key)
         })?)
     }
@@ -345,11 +346,12 @@ impl Hub {
             .published_validity()?
             .unwrap_or(self.config.publish.expires_in);
         let ttl = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::days(7));
-        if p.expires - Utc::now() > ttl / 2 {
+        let now = Utc::now();
+        if p.expires - now > ttl / 2 {
             return Ok(None);
         }
-        let fresh = Published::sign(p.root, p.number, Utc::now() + ttl, &self.keys.signing);
-        self.db.set_published(&fresh)?;
+        let fresh = Published::sign(p.root, p.number, now + ttl, &self.keys.signing);
+        self.db.set_published(&fresh, now)?;
         tracing::info!(number = fresh.number, expires = %fresh.expires, "re-signed the published version");
         Ok(Some(fresh))
     }

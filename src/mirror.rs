@@ -198,12 +198,15 @@ pub async fn mirror(
     let root = Root(store.put_bytes(&manifest.canonical_bytes())?);
     let files = manifest.entries.len() as u64;
     let bytes = manifest.total_size();
-    db.set_mirrored(&Mirrored {
-        root,
-        zone: zone.describe(),
-        files,
-        bytes,
-    })?;
+    db.set_mirrored(
+        &Mirrored {
+            root,
+            zone: zone.describe(),
+            files,
+            bytes,
+        },
+        chrono::Utc::now(),
+    )?;
     Ok(MirrorSummary {
         root,
         files,

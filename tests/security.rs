@@ -147,7 +147,7 @@ async fn a_replayed_older_version_and_an_expired_one_are_refused() {
     sync_once(&child, &srv.url).await.unwrap();
 
     // The parent (or someone in its place) serves the old, validly signed version 1 again.
-    parent.db.set_published(&v1).unwrap();
+    parent.db.set_published(&v1, chrono::Utc::now()).unwrap();
     let err = sync_once(&child, &srv.url).await.unwrap_err();
     assert!(
         matches!(
@@ -169,7 +169,10 @@ async fn a_replayed_older_version_and_an_expired_one_are_refused() {
         Utc::now() - chrono::Duration::hours(1),
         &parent.keys.signing,
     );
-    parent.db.set_published(&expired).unwrap();
+    parent
+        .db
+        .set_published(&expired, chrono::Utc::now())
+        .unwrap();
     let err = sync_once(&child, &srv.url).await.unwrap_err();
     assert!(
         matches!(err, SyncError::Repo(RepoError::Expired { number: 3, .. })),
@@ -180,7 +183,10 @@ async fn a_replayed_older_version_and_an_expired_one_are_refused() {
     // A version signed by another key.
     let other = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let forged = Published::sign(v1.root, 9, Utc::now() + chrono::Duration::hours(1), &other);
-    parent.db.set_published(&forged).unwrap();
+    parent
+        .db
+        .set_published(&forged, chrono::Utc::now())
+        .unwrap();
     let err = sync_once(&child, &srv.url).await.unwrap_err();
     assert!(
         matches!(err, SyncError::Repo(RepoError::BadSignature { .. })),

@@ -55,14 +55,14 @@ impl Db {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn set_mirrored(&self, m: &Mirrored) -> Result<(), DbError> {
+    pub fn set_mirrored(&self, m: &Mirrored, now: DateTime<Utc>) -> Result<(), DbError> {
         let id = self.server.as_str();
         self.with(|c| {
             c.execute(
                 "INSERT INTO mirrored(server_id, root, zone, files, bytes, at) VALUES (?1,?2,?3,?4,?5,?6)
                  ON CONFLICT(server_id) DO UPDATE SET root=excluded.root, zone=excluded.zone,
                    files=excluded.files, bytes=excluded.bytes, at=excluded.at",
-                params![id, m.root.to_string(), m.zone, m.files, m.bytes, Utc::now().timestamp()],
+                params![id, m.root.to_string(), m.zone, m.files, m.bytes, now.timestamp()],
             )
             .map(drop)
         })
@@ -118,6 +118,7 @@ impl Db {
         id: &str,
         p: &Published,
         validity: Option<u64>,
+        now: DateTime<Utc>,
     ) -> rusqlite::Result<()> {
         let doc = serde_json::to_string(p).expect("published serializes");
         tx.execute(
@@ -132,7 +133,7 @@ impl Db {
                 p.root.to_string(),
                 p.expires.timestamp(),
                 doc,
-                Utc::now().timestamp(),
+                now.timestamp(),
                 validity
             ],
         )?;
@@ -167,6 +168,7 @@ impl Db {
         files: u64,
         bytes: u64,
         validity: std::time::Duration,
+        now: DateTime<Utc>,
         sign: impl FnOnce(u64) -> Published,
     ) -> Result<(Published, bool), DbError> {
         let id = self.server.as_str();
@@ -194,11 +196,11 @@ impl Db {
             if new {
                 tx.execute(
                     "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES (?1,?2,?3,?4,?5,?6)",
-                    params![id, number, root.to_string(), files, bytes, Utc::now().timestamp()],
+                    params![id, number, root.to_string(), files, bytes, now.timestamp()],
                 )?;
             }
             let p = sign(number);
-            Self::upsert_published(&tx, id, &p, Some(validity.as_secs()))?;
+            Self::upsert_published(&tx, id, &p, Some(validity.as_secs()), now)?;
             tx.commit()?;
             Ok((p, new))
         })
@@ -208,11 +210,11 @@ impl Db {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn set_published(&self, p: &Published) -> Result<(), DbError> {
+    pub fn set_published(&self, p: &Published, now: DateTime<Utc>) -> Result<(), DbError> {
         let id = self.server.as_str();
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            Self::upsert_published(&tx, id, p, None)?;
+            Self::upsert_published(&tx, id, p, None, now)?;
             tx.commit()
         })
     }
@@ -222,16 +224,22 @@ impl Db {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn accept(&self, p: &Published, files: u64, bytes: u64) -> Result<(), DbError> {
+    pub fn accept(
+        &self,
+        p: &Published,
+        files: u64,
+        bytes: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
         let id = self.server.as_str();
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES (?1,?2,?3,?4,?5,?6)
                  ON CONFLICT(server_id, number) DO NOTHING",
-                params![id, p.number, p.root.to_string(), files, bytes, Utc::now().timestamp()],
+                params![id, p.number, p.root.to_string(), files, bytes, now.timestamp()],
             )?;
-            Self::upsert_published(&tx, id, p, Some(0))?;
+            Self::upsert_published(&tx, id, p, Some(0), now)?;
             tx.commit()
         })
     }
@@ -269,8 +277,13 @@ impl Db {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn record_sync(&self, parent: &str, error: Option<&str>) -> Result<(), DbError> {
-        let now = Utc::now().timestamp();
+    pub fn record_sync(
+        &self,
+        parent: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        let now = now.timestamp();
         let ok = error.is_none().then_some(now);
         self.with(|c| {
             c.execute(
@@ -322,15 +335,21 @@ mod tests {
         let r1 = Root(BlobId::of(b"1"));
         let r2 = Root(BlobId::of(b"2"));
         let (p, new) = db
-            .publish(r1, 1, 1, HOUR, |n| Published::sign(r1, n, exp, &key))
+            .publish(r1, 1, 1, HOUR, Utc::now(), |n| {
+                Published::sign(r1, n, exp, &key)
+            })
             .unwrap();
         assert_eq!((p.number, new), (1, true));
         let (p, new) = db
-            .publish(r1, 1, 1, HOUR, |n| Published::sign(r1, n, exp, &key))
+            .publish(r1, 1, 1, HOUR, Utc::now(), |n| {
+                Published::sign(r1, n, exp, &key)
+            })
             .unwrap();
         assert_eq!((p.number, new), (1, false));
         let (p, _) = db
-            .publish(r2, 1, 1, HOUR, |n| Published::sign(r2, n, exp, &key))
+            .publish(r2, 1, 1, HOUR, Utc::now(), |n| {
+                Published::sign(r2, n, exp, &key)
+            })
             .unwrap();
         assert_eq!(p.number, 2);
         assert_eq!(db.published().unwrap().unwrap(), p);
