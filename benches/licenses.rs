@@ -200,7 +200,7 @@ async fn serve(hub: Arc<Hub>, listener: tokio::net::TcpListener) -> Node {
         .expect("bind");
     let stations_url = format!("https://{}/", stations.local_addr().expect("addr"));
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(updhub::server::serve_node(
+    let task = tokio::spawn(updhub::node::run(
         listener,
         Some(stations),
         hub,

@@ -13,6 +13,7 @@
 //! - [`db`]: the SQLite database and its migrations (`schemas/*.sql`).
 //! - [`hub`]: one node and the admin commands on it.
 //! - [`lock`]: one server per data folder.
+//! - [`node`]: a running node: its listeners and background tasks, started and stopped together.
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
 //! - [`child`]: syncing from a parent.
 //! - [`license`]: license keys, stations and grants (donations between servers).
@@ -30,6 +31,7 @@ pub mod keys;
 pub mod license;
 pub mod lock;
 pub mod mirror;
+pub mod node;
 pub mod peer;
 pub mod proto;
 pub mod repo;

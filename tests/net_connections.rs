@@ -40,7 +40,7 @@ async fn serve(hub: Arc<Hub>, limits: Limits) -> Served {
     let (addr, stations_addr) = (l.local_addr().unwrap(), s.local_addr().unwrap());
     let stats = server::new_stats();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve_node_with(
+    let task = tokio::spawn(updhub::node::run_with(
         l,
         Some(s),
         hub,

@@ -125,7 +125,7 @@ pub(super) async fn serve(
             .map_err(io("reading the station address"))?
     );
     let stats = crate::server::new_stats();
-    crate::server::serve_node(listener, Some(stations), hub.clone(), stats, stop)
+    crate::node::run(listener, Some(stations), hub.clone(), stats, stop)
         .await
         .map_err(io("serving"))?;
     // A copy of updhub.db taken while updhub is stopped is then complete on its own.

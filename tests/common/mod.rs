@@ -224,7 +224,7 @@ async fn start_inner(hub: Arc<Hub>, with_stations: bool) -> Running {
     };
     let stats = server::new_stats();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve_node(
+    let task = tokio::spawn(updhub::node::run(
         listener,
         stations,
         hub,

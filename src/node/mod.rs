@@ -1,0 +1,81 @@
+//! A running node, the composition root: the interserver and station listeners, plus the
+//! background work its role needs (the follow loop on a child, re-signing on a top parent,
+//! the license sweep on every node), started together and stopped together.
+
+mod tasks;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::hub::Hub;
+use crate::server::{self, Face, Limits, Stats};
+
+pub use tasks::{LicenseSweep, Resign, Task};
+
+/// Run a node until `shutdown` completes, with the bounds of its configuration.
+///
+/// # Errors
+/// A failure of the listener, or of the license sweep that runs before anything is served.
+pub async fn run(
+    listener: TcpListener,
+    stations: Option<TcpListener>,
+    hub: Arc<Hub>,
+    stats: Arc<Stats>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limits = Limits::new(hub.config.server.max_connections);
+    run_with(listener, stations, hub, stats, limits, shutdown).await
+}
+
+/// [`run`] with explicit bounds and timeouts for both listeners (tests shorten them).
+///
+/// # Errors
+/// See [`run`].
+pub async fn run_with(
+    listener: TcpListener,
+    stations: Option<TcpListener>,
+    hub: Arc<Hub>,
+    stats: Arc<Stats>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    // Expiry survives downtime: whatever ended while this node was down is reclaimed before
+    // the first request is served.
+    let swept = hub
+        .ledger
+        .sweep(hub.config.licenses.station_ttl)
+        .await
+        .map_err(std::io::Error::other)?;
+    if swept != crate::license::ledger::Sweep::default() {
+        tracing::info!(?swept, "license sweep at start");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(tasks::run(LicenseSweep(hub.clone()), stop_rx.clone()));
+    if let Some(l) = stations {
+        let (hub, stats, limits) = (hub.clone(), stats.clone(), limits.clone());
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let done = async move {
+                let _ = stop.changed().await;
+            };
+            if let Err(e) = server::run_face(Face::Stations, l, hub, stats, limits, done).await {
+                tracing::error!("station listener failed: {e}");
+            }
+        });
+    }
+    match hub.config.upstream.parent.clone() {
+        Some(parent) => {
+            tasks.spawn(crate::child::follow(hub.clone(), parent, stop_rx.clone()));
+        }
+        None => {
+            tasks.spawn(tasks::run(Resign(hub.clone()), stop_rx.clone()));
+        }
+    }
+    let result = server::run_face(Face::Interserver, listener, hub, stats, limits, shutdown).await;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    result
+}

@@ -1,0 +1,121 @@
+//! A node's background tasks, each one small thing done on a schedule until the node stops:
+//! a name for the log, how often, and one round of work. Work that touches the database runs
+//! on the blocking pool, so no round holds a tokio worker that streams blobs.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::hub::Hub;
+use crate::license::ledger::Sweep;
+
+/// One background task.
+pub trait Task: Send + 'static {
+    /// Its name, for the log.
+    fn name(&self) -> &'static str;
+    /// The pause between two rounds.
+    fn every(&self) -> Duration;
+    /// Whether the first round runs at once (else after the first pause).
+    fn at_start(&self) -> bool;
+    /// One round; failures are logged by the round itself, the task goes on.
+    fn round(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Run `task` until `stop` changes.
+pub async fn run(mut task: impl Task, mut stop: watch::Receiver<bool>) {
+    tracing::debug!(task = task.name(), every = ?task.every(), "background task started");
+    if task.at_start() {
+        task.round().await;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(task.every()) => {}
+            _ = stop.changed() => return,
+        }
+        task.round().await;
+    }
+}
+
+/// Run `f` on the blocking pool with the node; a panic is logged as the task's failure.
+async fn blocking<T: Send + 'static>(
+    name: &'static str,
+    hub: &Arc<Hub>,
+    f: impl FnOnce(&Hub) -> T + Send + 'static,
+) -> Option<T> {
+    let hub = hub.clone();
+    match tokio::task::spawn_blocking(move || f(&hub)).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(task = name, "background task failed: {e}");
+            None
+        }
+    }
+}
+
+/// Licenses: reclaim what ended, purge stations not seen, warn about what ends soon.
+pub struct LicenseSweep(pub Arc<Hub>);
+
+impl Task for LicenseSweep {
+    fn name(&self) -> &'static str {
+        "license sweep"
+    }
+
+    fn every(&self) -> Duration {
+        (self.0.config.licenses.skew_margin / 2)
+            .clamp(Duration::from_millis(200), Duration::from_secs(60))
+    }
+
+    fn at_start(&self) -> bool {
+        // The node sweeps once before it serves (see `node::run`).
+        false
+    }
+
+    async fn round(&mut self) {
+        let hub = &self.0;
+        match hub.ledger.sweep(hub.config.licenses.station_ttl).await {
+            Ok(s) if s != Sweep::default() => tracing::info!(?s, "license sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::error!("license sweep failed: {e}"),
+        }
+        let warn = hub.config.licenses.warn_before;
+        if let Some(Ok(sources)) = blocking(self.name(), hub, move |h| h.ledger.status(warn)).await
+        {
+            for s in sources.iter().filter(|s| s.expiring_soon) {
+                tracing::warn!(
+                    "license {} ({}) stops counting at {}: {} stations use it; renew it or add a key",
+                    s.source_id,
+                    s.kind,
+                    s.usable_until,
+                    s.used
+                );
+            }
+        }
+    }
+}
+
+/// A top parent re-signs its published version before it expires.
+pub struct Resign(pub Arc<Hub>);
+
+impl Task for Resign {
+    fn name(&self) -> &'static str {
+        "re-sign"
+    }
+
+    fn every(&self) -> Duration {
+        // Often enough that even a short validity is renewed in time.
+        (self.0.config.publish.expires_in / 8)
+            .clamp(Duration::from_millis(100), Duration::from_secs(60))
+    }
+
+    fn at_start(&self) -> bool {
+        true
+    }
+
+    async fn round(&mut self) {
+        if let Some(Err(e)) = blocking(self.name(), &self.0, |h| h.resign_if_due()).await {
+            tracing::error!("re-signing the published version failed: {e}");
+        }
+    }
+}
