@@ -683,7 +683,7 @@ async fn run() -> bool {
             .build()
             .expect("interserver client")
     } else {
-        updhub::child::http_client(&receiver.keys).expect("interserver client")
+        updhub::peer::client(&receiver.keys).expect("interserver client")
     };
 
     let fsync_ms = fsync_probe(dir);

@@ -15,7 +15,6 @@ use serde::Serialize;
 use crate::db::DbError;
 use crate::hub::Hub;
 use crate::id::{BlobId, Root};
-use crate::keys::ClusterKeys;
 use crate::repo::{Manifest, Published, RepoError};
 use crate::store::{Store, StoreError};
 
@@ -146,27 +145,6 @@ impl std::fmt::Display for SyncReport {
     }
 }
 
-/// How long the client keeps an idle connection for reuse: less than the time a parent keeps
-/// an idle connection open (`server::Limits::request_head`), so the client never sends a
-/// request on a connection the parent is closing.
-pub const POOL_IDLE: Duration = Duration::from_secs(15);
-
-/// An HTTPS client for interserver calls: trusts only the cluster CA and presents this node's
-/// certificate.
-///
-/// # Errors
-/// A client that cannot be built (a message for the caller's error).
-pub fn http_client(keys: &ClusterKeys) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .use_preconfigured_tls((*keys.client_tls).clone())
-        .connect_timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(16)
-        .pool_idle_timeout(POOL_IDLE)
-        .user_agent(concat!("updhub/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 struct Parent {
     base: reqwest::Url,
     client: reqwest::Client,
@@ -184,7 +162,8 @@ impl Parent {
             ));
         }
         let base = reqwest::Url::parse(url).map_err(|e| setup(e.to_string()))?;
-        let client = http_client(&hub.keys).map_err(setup)?;
+        // One client per node, reused by every sync: its idle connections carry over.
+        let client = hub.client().map_err(setup)?;
         Ok(Parent { base, client })
     }
 

@@ -51,6 +51,9 @@ pub struct Hub {
     pub ledger: crate::license::Ledger,
     /// The ids of the parents this node syncs through, nearest first (loop detection).
     pub chain: Mutex<Vec<String>>,
+    /// The interserver HTTPS client, built on first use and shared by every sync, so its
+    /// connections are reused.
+    client: std::sync::OnceLock<reqwest::Client>,
 }
 
 /// A node being made in a temporary folder (see [`Hub::begin_init`]).
@@ -261,7 +264,20 @@ impl Hub {
             store,
             ledger,
             chain: Mutex::new(Vec::new()),
+            client: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The node's interserver HTTPS client (see [`crate::peer::client`]), built once.
+    ///
+    /// # Errors
+    /// The client cannot be built (a message for the caller's error).
+    pub fn client(&self) -> Result<reqwest::Client, String> {
+        if let Some(c) = self.client.get() {
+            return Ok(c.clone());
+        }
+        let c = crate::peer::client(&self.keys)?;
+        Ok(self.client.get_or_init(|| c).clone())
     }
 
     /// This node's id.

@@ -1,8 +1,33 @@
-//! Reading answers from other servers (parents, upstream hubs, donors): never more than a
-//! bound, so a hostile or broken peer cannot make this node download or hold more than
-//! the document it asked for.
+//! The interserver HTTPS client, and reading answers from other servers (parents, upstream
+//! hubs, donors): never more than a bound, so a hostile or broken peer cannot make this node
+//! download or hold more than the document it asked for.
+
+use std::time::Duration;
 
 use futures_util::StreamExt;
+
+use crate::keys::ClusterKeys;
+
+/// How long the client keeps an idle connection for reuse: less than the time a parent keeps
+/// an idle connection open (`server::Limits::request_head`), so the client never sends a
+/// request on a connection the parent is closing.
+pub const POOL_IDLE: Duration = Duration::from_secs(15);
+
+/// An HTTPS client for interserver calls: trusts only the cluster CA and presents this node's
+/// certificate.
+///
+/// # Errors
+/// A client that cannot be built (a message for the caller's error).
+pub fn client(keys: &ClusterKeys) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*keys.client_tls).clone())
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(16)
+        .pool_idle_timeout(POOL_IDLE)
+        .user_agent(concat!("updhub/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())
+}
 
 /// Most bytes of a signed published document, a grant list page or an error message.
 pub const MAX_DOCUMENT: u64 = 1 << 20;

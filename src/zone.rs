@@ -244,7 +244,7 @@ impl Zone {
                 url: spec.to_owned(),
                 why: e.to_string(),
             })?;
-            let client = crate::child::http_client(keys).map_err(|why| ZoneError::Http {
+            let client = crate::peer::client(keys).map_err(|why| ZoneError::Http {
                 url: spec.to_owned(),
                 why,
             })?;

@@ -258,7 +258,7 @@ async fn a_peer_over_its_request_rate_gets_429() {
     let parent = std::sync::Arc::new(updhub::Hub::open_with(&data, cfg).unwrap());
     mirror_and_publish(&parent).await;
     let srv = start(parent.clone()).await;
-    let client = updhub::child::http_client(&parent.keys).unwrap();
+    let client = updhub::peer::client(&parent.keys).unwrap();
     let mut statuses = Vec::new();
     for _ in 0..20 {
         statuses.push(

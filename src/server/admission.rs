@@ -64,7 +64,7 @@ impl Limits {
             handshake: Duration::from_secs(10),
             stale_handshake: Duration::from_secs(2),
             // Shorter than nginx's 60 s client_header_timeout: our peers are programs. The
-            // child's pool drops idle connections before this (child::POOL_IDLE).
+            // child's pool drops idle connections before this (peer::POOL_IDLE).
             request_head: Duration::from_secs(20),
             // Our request bodies are a few hundred bytes: a stall of seconds is no network.
             body_stall: Duration::from_secs(10),
