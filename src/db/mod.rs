@@ -123,6 +123,20 @@ pub fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// The name of the database rule a failed statement broke, told by SQLite's extended error
+/// code: a named `CHECK` constraint (SQLite reports "CHECK constraint failed: NAME") or a
+/// trigger that refused with `RAISE(ABORT, 'NAME: why')`. `None` for any other failure.
+pub fn broken_rule(e: &rusqlite::Error) -> Option<&str> {
+    let rusqlite::Error::SqliteFailure(f, Some(msg)) = e else {
+        return None;
+    };
+    match f.extended_code {
+        rusqlite::ffi::SQLITE_CONSTRAINT_CHECK => msg.strip_prefix("CHECK constraint failed: "),
+        rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER => msg.split_once(':').map(|(name, _)| name),
+        _ => None,
+    }
+}
+
 /// The error of a failed SQLite call on `path`, with a lock wait told apart.
 fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> DbError + '_ {
     move |source| {
@@ -163,5 +177,30 @@ impl Db {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_rules_are_told_by_constraint_and_trigger_name() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (n INTEGER, CONSTRAINT conservation CHECK (n <= 1));
+             CREATE TRIGGER no_seven BEFORE INSERT ON t WHEN NEW.n = -7
+             BEGIN SELECT RAISE(ABORT, 'no_seven: seven is refused'); END;",
+        )
+        .unwrap();
+        let err = c.execute("INSERT INTO t VALUES (2)", []).unwrap_err();
+        assert_eq!(broken_rule(&err), Some("conservation"));
+        let err = c.execute("INSERT INTO t VALUES (-7)", []).unwrap_err();
+        assert_eq!(broken_rule(&err), Some("no_seven"));
+        // A message that merely mentions a rule is no broken rule.
+        let err = c
+            .execute("INSERT INTO nowhere VALUES ('conservation')", [])
+            .unwrap_err();
+        assert_eq!(broken_rule(&err), None);
     }
 }

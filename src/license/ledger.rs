@@ -164,7 +164,7 @@ pub(super) fn map_sql(path: &Path) -> impl Fn(rusqlite::Error) -> LicenseError +
             };
         }
         let msg = e.to_string();
-        if msg.contains("conservation") {
+        if crate::db::broken_rule(&e) == Some("conservation") {
             LicenseError::Refused(format!(
                 "refused: it would hand out more licenses than the source holds, or outlive it ({msg})"
             ))
@@ -817,6 +817,8 @@ mod tests {
         // A transaction at the real time is refused by the same trigger.
         let err = station_at(&ledger, real, "s2").await.unwrap_err();
         assert!(err.to_string().contains("not in force"), "{err}");
+        // The trigger's rule name makes it a refusal, not a database failure.
+        assert!(matches!(err, LicenseError::Refused(_)), "{err:?}");
         // And past the key's end, though the database's clock says it is in force.
         let err = station_at(&ledger, real + hour * 49, "s3")
             .await
