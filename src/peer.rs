@@ -19,14 +19,28 @@ pub const POOL_IDLE: Duration = Duration::from_secs(15);
 /// # Errors
 /// A client that cannot be built (a message for the caller's error).
 pub fn client(keys: &ClusterKeys) -> Result<reqwest::Client, String> {
+    builder(keys).build().map_err(|e| e.to_string())
+}
+
+/// [`client`], whose every read gives up when no byte came for `stall`: a stalled upstream
+/// ends a run with an error instead of hanging it.
+///
+/// # Errors
+/// A client that cannot be built (a message for the caller's error).
+pub fn stalling_client(keys: &ClusterKeys, stall: Duration) -> Result<reqwest::Client, String> {
+    builder(keys)
+        .read_timeout(stall)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn builder(keys: &ClusterKeys) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .use_preconfigured_tls((*keys.client_tls).clone())
         .connect_timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(16)
         .pool_idle_timeout(POOL_IDLE)
         .user_agent(concat!("updhub/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 /// Most bytes of a signed published document, a grant list page or an error message.

@@ -13,6 +13,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,10 @@ pub const FILES_FORMAT: &str = "updhub-files/1";
 /// Most bytes read for one index file (`zone.json`, `files.json`): room for about 300,000
 /// files in one product revision, far beyond a real zone, and still bounded memory.
 pub const MAX_INDEX_BYTES: u64 = crate::peer::MAX_INDEX;
+
+/// How long an HTTPS upstream may send no byte before a mirror gives up on it (a mirror run
+/// from cron must end, not hang on a stalled upstream).
+pub const STALL: Duration = Duration::from_secs(60);
 
 /// Errors reading or writing zones.
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +238,18 @@ impl Zone {
     /// # Errors
     /// A URL that does not parse, or plain http.
     pub fn open(spec: &str, keys: &ClusterKeys) -> Result<Zone, ZoneError> {
+        Zone::open_with_stall(spec, keys, STALL)
+    }
+
+    /// [`Zone::open`], giving up on an HTTPS upstream that sends no byte for `stall`.
+    ///
+    /// # Errors
+    /// As [`Zone::open`].
+    pub fn open_with_stall(
+        spec: &str,
+        keys: &ClusterKeys,
+        stall: Duration,
+    ) -> Result<Zone, ZoneError> {
         if spec.starts_with("http://") {
             return Err(ZoneError::Http {
                 url: spec.to_owned(),
@@ -244,10 +261,11 @@ impl Zone {
                 url: spec.to_owned(),
                 why: e.to_string(),
             })?;
-            let client = crate::peer::client(keys).map_err(|why| ZoneError::Http {
-                url: spec.to_owned(),
-                why,
-            })?;
+            let client =
+                crate::peer::stalling_client(keys, stall).map_err(|why| ZoneError::Http {
+                    url: spec.to_owned(),
+                    why,
+                })?;
             return Ok(Zone::Http { base, client });
         }
         Ok(Zone::Folder(PathBuf::from(spec), RealDirs::default()))
@@ -438,7 +456,16 @@ impl Zone {
                 }
                 let stream = resp
                     .bytes_stream()
-                    .map_err(io::Error::other)
+                    .map_err(|e| {
+                        if e.is_timeout() {
+                            io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "the upstream stopped sending; check it, then run mirror again",
+                            )
+                        } else {
+                            io::Error::other(e)
+                        }
+                    })
                     .take_until(Box::pin(cancel.clone().cancelled_owned()));
                 let reader = tokio_util::io::StreamReader::new(stream);
                 Ok(Box::new(

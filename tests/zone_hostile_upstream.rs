@@ -209,3 +209,23 @@ async fn a_failed_mirror_stops_its_other_transfers_and_leaves_no_temp_file() {
     assert_eq!(tmp_files(&hub.data.join("store")), 0);
     assert!(blobs(&hub).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_https_upstream_ends_the_mirror_with_an_error_instead_of_hanging_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = node(dir.path(), "n", NodeOpts::default());
+    let (url, _) = hostile_zone(&hub, Hostile::Stall).await;
+    // The upstream sends half of a.vdb, then nothing for an hour.
+    let zone =
+        updhub::zone::Zone::open_with_stall(&url, &hub.keys, Duration::from_secs(1)).unwrap();
+    let err = updhub::mirror::mirror(&hub.store, &hub.db, &zone, 4, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a.vdb") && err.contains("stopped sending"),
+        "{err}"
+    );
+    assert_eq!(tmp_files(&hub.data.join("store")), 0);
+    assert!(blobs(&hub).is_empty());
+}
