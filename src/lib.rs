@@ -7,7 +7,7 @@
 //! - [`zone`]: upstream zones (folder or HTTPS) and exporting a version as a zone.
 //! - [`store`]: the content-addressed blob store (blake3 names, zstd frames, atomic writes).
 //! - [`mirror`]: zone → store, streaming, verified, incremental, resumable.
-//! - [`peer`]: bounded reads of other servers' answers.
+//! - [`peer`]: the interserver HTTPS client, built once per node, and bounded reads of answers.
 //! - [`proto`]: what both ends of an interserver connection agree on.
 //! - [`repo`]: manifests, roots and signed published versions.
 //! - [`db`]: the SQLite database and its migrations (`schemas/*.sql`).

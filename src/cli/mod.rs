@@ -2,9 +2,9 @@
 //! group, and their output. `main.rs` only sets up tracing and the runtime and calls
 //! [`run`], so every command can be run in-process.
 //!
-//! - [`serve`]: `serve`, its first-run set-up and its signals.
-//! - [`license`]: `license ...`.
-//! - [`render`]: tables printed by `status` and friends.
+//! - `serve`: `serve`, its first-run set-up and its signals.
+//! - `license`: `license ...`.
+//! - `render`: tables printed by `status` and friends.
 
 mod license;
 mod render;

@@ -1,7 +1,8 @@
-//! The database: embedded SQLite (rusqlite, bundled). All SQL of updhub's core lives in this
-//! module, one file per aggregate, behind the [`Db`] handle: [`sqlite`] opens the file and
-//! checks it, [`migrate`] brings its schema up to this build's, [`versions`] holds the
-//! mirrored, published and accepted versions and a child's sync state, [`children`] the
+//! The database: embedded SQLite (rusqlite, bundled). The SQL of the repository side lives in
+//! this module, one file per aggregate, behind the [`Db`] handle (the license ledger's SQL is
+//! still in `license/`, the next to move here): `sqlite` opens the file and
+//! checks it, `migrate` brings its schema up to this build's, `versions` holds the
+//! mirrored, published and accepted versions and a child's sync state, `children` the
 //! reports of this node's children. Each state change is one transaction.
 
 mod children;
