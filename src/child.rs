@@ -495,11 +495,15 @@ async fn fetch_blob_resuming(
 /// # Errors
 /// Network errors, a refused version (bad signature, expired, rollback), a blob that does not
 /// verify, or database errors. The current version only changes when everything verified.
-pub async fn sync_once(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncError> {
+pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, SyncError> {
     let parent = Parent::new(hub, parent_url)?;
     let mut result = sync_inner(hub, &parent, parent_url).await;
     let err = result.as_ref().err().map(|e| e.to_string());
-    hub.db.record_sync(parent_url, err.as_deref(), Utc::now())?;
+    let url = parent_url.to_owned();
+    blocking(hub, move |h| {
+        h.db.record_sync(&url, err.as_deref(), Utc::now())
+    })
+    .await?;
     // Grants travel with every sync, whatever became of the repository: new ones, renewals,
     // revocations, pending returns.
     if !matches!(result, Err(SyncError::Network { .. })) {
@@ -522,7 +526,25 @@ pub async fn sync_once(hub: &Hub, parent_url: &str) -> Result<SyncReport, SyncEr
     result
 }
 
-async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<SyncReport, SyncError> {
+/// Run a database or store call on the blocking pool: a commit's fsync must not hold a tokio
+/// worker that streams blobs to this node's own children.
+async fn blocking<T: Send + 'static, E: Send + 'static>(
+    hub: &Arc<Hub>,
+    f: impl FnOnce(&Hub) -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
+    let hub = hub.clone();
+    match tokio::task::spawn_blocking(move || f(&hub)).await {
+        Ok(r) => r,
+        // Never aborted, so only a panic ends it early: pass it on as it is.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn sync_inner(
+    hub: &Arc<Hub>,
+    parent: &Parent,
+    parent_url: &str,
+) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let (doc, headers) = parent
         .bytes("v1/published", crate::peer::MAX_DOCUMENT)
@@ -546,7 +568,7 @@ async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<Sync
     }
     let p = Published::parse(&doc, parent_url)?;
     p.verify(&hub.keys.verifying, Utc::now(), parent_url)?;
-    let current = hub.db.published()?;
+    let current = blocking(hub, |h| h.db.published()).await?;
     p.check_follows(current.as_ref().map(|c| (c.number, c.root)), parent_url)?;
     *hub.chain.lock().unwrap_or_else(|e| e.into_inner()) = chain.clone();
 
@@ -563,18 +585,20 @@ async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<Sync
     if current.as_ref().map(|c| c.root) == Some(p.root) && hub.store.contains(&p.root.0) {
         // Same version, perhaps a fresher signature: keep the newer document.
         if current.as_ref().map(|c| c.expires) != Some(p.expires) {
-            hub.db.set_published(&p, Utc::now())?;
+            let fresh = p.clone();
+            blocking(hub, move |h| h.db.set_published(&fresh, Utc::now())).await?;
         }
     } else {
         let manifest = if hub.store.contains(&p.root.0) {
-            let bytes = hub.store.read_bytes(&p.root.0)?;
+            let root = p.root;
+            let bytes = blocking(hub, move |h| h.store.read_bytes(&root.0)).await?;
             Manifest::parse(&bytes, &p.root)?
         } else {
             let (bytes, _) = parent
                 .bytes(&format!("v1/versions/{}", p.root), crate::peer::MAX_INDEX)
                 .await?;
             let m = Manifest::parse(&bytes, &p.root)?;
-            hub.store.put_bytes(&bytes)?;
+            blocking(hub, move |h| h.store.put_bytes(&bytes)).await?;
             m
         };
         let mut missing: Vec<(BlobId, u64)> = manifest
@@ -594,12 +618,15 @@ async fn sync_inner(hub: &Hub, parent: &Parent, parent_url: &str) -> Result<Sync
         report.bytes = results.iter().map(|r| r.0).sum();
         report.resumed = results.iter().filter(|r| r.1).count() as u64;
         // Everything is verified: switch in one transaction.
-        hub.db.accept(
-            &p,
+        let (accepted, files, bytes) = (
+            p.clone(),
             manifest.entries.len() as u64,
             manifest.total_size(),
-            Utc::now(),
-        )?;
+        );
+        blocking(hub, move |h| {
+            h.db.accept(&accepted, files, bytes, Utc::now())
+        })
+        .await?;
         report.changed = true;
     }
     send_report(hub, parent, Some(&p), &chain).await;
@@ -663,7 +690,7 @@ pub async fn follow(
                 tracing::warn!("sync from {parent} failed: {e}");
             }
         }
-        if let Ok(Some(p)) = hub.db.published() {
+        if let Ok(Some(p)) = blocking(&hub, |h| h.db.published()).await {
             if let Some(w) = hub.expiry_warning(&p) {
                 tracing::warn!("{w}");
             }

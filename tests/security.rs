@@ -289,7 +289,7 @@ async fn a_child_whose_must_match_settings_differ_shows_as_drifted() {
     let drifted = child_of(dir.path(), "drifted", &parent, None);
     let mut cfg = updhub::config::Config::load(&drifted.data).unwrap();
     cfg.publish.expires_in = Duration::from_secs(3600);
-    let drifted = updhub::Hub::open_with(&drifted.data, cfg).unwrap();
+    let drifted = std::sync::Arc::new(updhub::Hub::open_with(&drifted.data, cfg).unwrap());
     sync_once(&good, &srv.url).await.unwrap();
     sync_once(&drifted, &srv.url).await.unwrap();
     let children = parent.status().unwrap().children;

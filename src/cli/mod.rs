@@ -263,7 +263,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             }
         }
         Command::Sync { parent, once } => {
-            let hub = open(&data)?;
+            let hub = Arc::new(open(&data)?);
             let _lock = crate::lock::DataLock::take(&data, "sync")?;
             let parent = parent
                 .or_else(|| hub.config.upstream.parent.clone())
@@ -279,7 +279,6 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             } else {
                 let stop = serve::stop_signal()?;
                 let (tx, rx) = tokio::sync::watch::channel(false);
-                let hub = Arc::new(hub);
                 let task = tokio::spawn(crate::child::follow(hub, parent, rx));
                 stop.await;
                 let _ = tx.send(true);
