@@ -85,17 +85,7 @@ async fn hostile_parent(
                     p if p.starts_with("/v1/versions/") => ("200 OK", manifest),
                     _ => ("404 Not Found", Vec::new()),
                 };
-                let _ = tls
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        )
-                        .as_bytes(),
-                    )
-                    .await;
-                let _ = tls.write_all(&body).await;
-                let _ = tls.shutdown().await;
+                write_answer(&mut tls, status, &body).await;
             });
         }
     });

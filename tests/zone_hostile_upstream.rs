@@ -107,17 +107,7 @@ async fn hostile_zone(hub: &updhub::hub::Hub, what: Hostile) -> (String, Arc<Ato
                 } else {
                     vec![7u8; 1024]
                 };
-                let _ = tls
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        )
-                        .as_bytes(),
-                    )
-                    .await;
-                let _ = tls.write_all(&body).await;
-                let _ = tls.shutdown().await;
+                write_answer(&mut tls, "200 OK", &body).await;
             });
         }
     });

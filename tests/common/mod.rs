@@ -493,3 +493,16 @@ pub async fn read_request_path<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Op
     let head = String::from_utf8_lossy(&head).into_owned();
     Some(head.split(' ').nth(1).unwrap_or("").to_owned())
 }
+
+/// Write a whole HTTP/1.1 answer with `status` (e.g. "200 OK") and `body` to `s` and close
+/// it. For the hostile servers tests write by hand.
+pub async fn write_answer<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, status: &str, body: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = s.write_all(head.as_bytes()).await;
+    let _ = s.write_all(body).await;
+    let _ = s.shutdown().await;
+}
