@@ -69,6 +69,51 @@ async fn sigterm_stops_serve_gracefully_and_leaves_a_complete_database_file() {
     assert_eq!(versions, 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_transfer_in_flight_ends_cleanly_and_the_child_syncs_after_restart() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let data = parent(dir.path()).await;
+    let hub = Hub::open(&data).unwrap();
+    let child = common::child_of(dir.path(), "c", &hub, None);
+    let blob = *common::blobs(&hub)
+        .iter()
+        .max_by_key(|b| hub.store.stored_len(b).unwrap())
+        .unwrap();
+    let (server, url) = common::spawn_serve(&data, Stdio::piped());
+    // A child's transfer that takes a few bytes, then stops reading: it is in flight.
+    let addr = url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(child.keys.client_tls.clone());
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut s = tls.connect(name, tcp).await.unwrap();
+    s.write_all(format!("GET /v1/blobs/{blob} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut first = [0u8; 64];
+    assert!(s.read(&mut first).await.unwrap() > 0);
+    assert!(String::from_utf8_lossy(&first).starts_with("HTTP/1.1 200"));
+    signal(&server, "-TERM");
+    let out = server.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status);
+    assert!(err.contains("shutting down"), "{err}");
+    // The transfer was finished or cut within the grace period, never left holding the
+    // server: its connection ends.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest).await;
+    // The parent comes back whole, and the child syncs every blob from it.
+    let (mut again, url) = common::spawn_serve(&data, Stdio::null());
+    let report = updhub::child::sync_once(&child, &url).await.unwrap();
+    assert!(report.changed, "{report}");
+    assert_eq!(common::blobs(&child), common::blobs(&hub));
+    signal(&again, "-TERM");
+    assert!(again.wait().unwrap().success());
+}
+
 #[tokio::test]
 async fn a_lost_database_is_an_error_and_is_never_recreated() {
     let dir = tempfile::tempdir().unwrap();
