@@ -100,15 +100,21 @@ mod tests {
     use crate::id::ServerId;
     use rusqlite::Connection;
 
+    /// A database made by this build, then changed by hand with `sql`.
+    fn tampered(dir: &std::path::Path, sql: &str) -> std::path::PathBuf {
+        let path = dir.join("t.db");
+        drop(Db::create(&path, ServerId::new("n1").unwrap()).unwrap());
+        Connection::open(&path).unwrap().execute(sql, []).unwrap();
+        path
+    }
+
     #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        drop(Db::create(&path, ServerId::new("n1").unwrap()).unwrap());
-        let c = Connection::open(&path).unwrap();
-        c.execute("UPDATE meta SET value='99' WHERE key='schema_version'", [])
-            .unwrap();
-        drop(c);
+        let path = tampered(
+            dir.path(),
+            "UPDATE meta SET value='99' WHERE key='schema_version'",
+        );
         let err = Db::open(&path, ServerId::new("n1").unwrap()).err().unwrap();
         assert!(err.to_string().contains("schema 99"), "{err}");
     }
@@ -116,12 +122,10 @@ mod tests {
     #[test]
     fn a_schema_from_another_build_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        drop(Db::create(&path, ServerId::new("n1").unwrap()).unwrap());
-        let c = Connection::open(&path).unwrap();
-        c.execute("UPDATE meta SET value='0000' WHERE key='schema_digest'", [])
-            .unwrap();
-        drop(c);
+        let path = tampered(
+            dir.path(),
+            "UPDATE meta SET value='0000' WHERE key='schema_digest'",
+        );
         let err = Db::open(&path, ServerId::new("n1").unwrap()).err().unwrap();
         assert!(
             err.to_string().contains("another build")

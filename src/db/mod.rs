@@ -72,6 +72,12 @@ pub enum DbError {
         /// What happened to it.
         why: &'static str,
     },
+    /// A new node's database would overwrite an existing file.
+    #[error("database {path} already exists; a new node is made only where there is no database: use another data folder")]
+    Exists {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The file is shorter than its header says.
     #[error("database {path} is truncated: {len} bytes, but its header says {expected}; restore updhub.db from a backup (a copy taken while updhub was stopped)")]
     Truncated {

@@ -95,6 +95,12 @@ impl Db {
     /// # Errors
     /// An existing file, or SQLite errors.
     pub fn create(path: &Path, server: ServerId) -> Result<Db, DbError> {
+        // Checked before SQLite opens it: an existing file is never written to here.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            return Err(DbError::Exists {
+                path: path.to_owned(),
+            });
+        }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -102,12 +108,6 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sqlite_err(path))?;
-        if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) > 0 {
-            return Err(DbError::Lost {
-                path: path.to_owned(),
-                why: "already exists; init makes a new node only in an empty data folder",
-            });
-        }
         Self::setup(conn, path, server)
     }
 
@@ -182,5 +182,24 @@ impl Db {
                 })
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_never_writes_to_an_existing_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Db::create(&path, ServerId::new("n1").unwrap()).unwrap());
+        let before = std::fs::read(&path).unwrap();
+        let err = Db::create(&path, ServerId::new("n2").unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("already exists"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 }
