@@ -6,8 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Utc};
 use clap::Subcommand;
 
-use super::{io, json_text, open, out, print_json, render, Result};
+use super::{io, json_text, out, print_json, render, Result};
 use crate::error::Error;
+use crate::hub::Hub;
 
 /// A period: `--for DURATION` or `--until DATE`.
 #[derive(clap::Args)]
@@ -171,7 +172,7 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
         );
         return Ok(());
     }
-    let hub = open(data)?;
+    let hub = Hub::open(data)?;
     let warn = hub.config.licenses.warn_before;
     match cmd {
         LicenseCommand::Issue { .. } => unreachable!("handled above"),

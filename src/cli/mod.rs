@@ -12,7 +12,7 @@ mod serve;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,10 +56,6 @@ fn json_text(v: &impl serde::Serialize) -> Result<String> {
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
     out!("{}", json_text(v)?);
     Ok(())
-}
-
-fn open(data: &Path) -> Result<Hub> {
-    Hub::open(data)
 }
 
 /// Update-repository and license distribution hub for clusters of anti-virus management servers.
@@ -215,7 +211,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         Command::Keys {
             command: KeysCommand::Export { to },
         } => {
-            open(&data)?.export_keys(&to)?;
+            Hub::open(&data)?.export_keys(&to)?;
             out!(
                 "exported the cluster keys to {}; on the next node run: updhub --data DIR init --keys-from {}",
                 to.display(),
@@ -223,14 +219,14 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             );
         }
         Command::Mirror { from } => {
-            let hub = open(&data)?;
+            let hub = Hub::open(&data)?;
             let s = hub
                 .mirror(from.as_deref(), std::io::stderr().is_terminal())
                 .await?;
             out!("{s}");
         }
         Command::Publish { expires_in } => {
-            let (p, new) = open(&data)?.publish(expires_in)?;
+            let (p, new) = Hub::open(&data)?.publish(expires_in)?;
             out!(
                 "{} version {} root {} expires {}",
                 if new { "published" } else { "re-signed" },
@@ -240,7 +236,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             );
         }
         Command::Versions { json } => {
-            let hub = open(&data)?;
+            let hub = Hub::open(&data)?;
             let current = hub.db.published()?.map(|p| p.number);
             let v = hub.versions()?;
             if json {
@@ -255,7 +251,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         } => serve::serve(&data, default_data, listen, station_listen).await?,
         Command::License { command } => license::license(&data, command).await?,
         Command::Stations { json } => {
-            let rows = open(&data)?.ledger.stations()?;
+            let rows = Hub::open(&data)?.ledger.stations()?;
             if json {
                 print_json(&rows)?;
             } else {
@@ -263,7 +259,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             }
         }
         Command::Sync { parent, once } => {
-            let hub = Arc::new(open(&data)?);
+            let hub = Arc::new(Hub::open(&data)?);
             let _lock = crate::lock::DataLock::take(&data, "sync")?;
             let parent = parent
                 .or_else(|| hub.config.upstream.parent.clone())
@@ -287,7 +283,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             }
         }
         Command::Status { json } => {
-            let s = open(&data)?.status()?;
+            let s = Hub::open(&data)?.status()?;
             if json {
                 print_json(&s)?;
             } else {
@@ -295,7 +291,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             }
         }
         Command::Checkout { to } => {
-            let (p, files) = open(&data)?.checkout(&to)?;
+            let (p, files) = Hub::open(&data)?.checkout(&to)?;
             out!(
                 "checked out version {} ({files} files) to {}",
                 p.number,
@@ -303,7 +299,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             );
         }
         Command::Export { zone } => {
-            let p = open(&data)?.export_zone(&zone)?;
+            let p = Hub::open(&data)?.export_zone(&zone)?;
             out!(
                 "exported version {} as a zone in {}; another hub mirrors it with: updhub mirror --from {}",
                 p.number,
