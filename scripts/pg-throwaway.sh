@@ -166,11 +166,22 @@ stop() {
     local bindir data=$dir/data
     bindir=$(find_bindir)
     if [ -f "$data/postmaster.pid" ]; then
+        local pid i
+        pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null || true)
         say "stopping the server in $data"
         if ! as_pg "$dir" "$bindir/pg_ctl" -D "$data" stop -m fast -w -t 60 >&2; then
             say "fast stop failed; trying immediate"
             as_pg "$dir" "$bindir/pg_ctl" -D "$data" stop -m immediate -w -t 30 >&2 ||
                 die "could not stop the server in $data; folder kept"
+        fi
+        # pg_ctl returns once the postmaster removed its pid file, a moment before the
+        # process itself is gone: wait for that too, so nothing of it outlives this call.
+        if [[ $pid =~ ^[0-9]+$ ]]; then
+            for i in $(seq 100); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            ! kill -0 "$pid" 2>/dev/null || die "the postmaster (pid $pid) is still running; folder kept"
         fi
     fi
     rm -rf "$dir"
