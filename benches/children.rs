@@ -36,6 +36,7 @@ fn main() {
                     name: None,
                     parent: None,
                     zone: None,
+                    database: None,
                 },
             )
             .expect("child init");

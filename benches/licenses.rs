@@ -182,6 +182,7 @@ fn make_hub(
                 name: None,
                 parent,
                 zone: Some(updhub::config::default_zone()),
+                database: None,
             },
         )
         .expect("init"),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::Location;
 use crate::id::ServerId;
 
 /// The longest span (validity, period, interval) updhub accepts: 100 years. Every span is
@@ -196,9 +197,14 @@ impl Default for LicensesSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSection {
-    /// The same in a cluster: `sqlite:FILE` (relative to the data folder).
+    /// The same in a cluster: `sqlite:FILE` (relative to the data folder) for a lone node,
+    /// or `postgres://USER:PASSWORD@HOST:PORT/DBNAME` for the database a cluster shares.
     #[serde(default = "default_db")]
     pub url: String,
+    /// A file holding the URL (so the password stays out of updhub.toml); read at start,
+    /// relative to the data folder. Replaces `url` when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<PathBuf>,
 }
 
 fn default_name() -> String {
@@ -238,6 +244,13 @@ fn default_true() -> bool {
 fn default_warn_before() -> Duration {
     Duration::from_secs(2 * 86400)
 }
+/// Whether `url` names a database kind updhub knows.
+fn is_db_url(url: &str) -> bool {
+    url.strip_prefix("sqlite:").is_some_and(|f| !f.is_empty())
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+}
+
 fn default_db() -> String {
     "sqlite:updhub.db".into()
 }
@@ -265,7 +278,10 @@ impl Default for PublishSection {
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        DatabaseSection { url: default_db() }
+        DatabaseSection {
+            url: default_db(),
+            url_file: None,
+        }
     }
 }
 
@@ -421,23 +437,52 @@ impl Config {
                 "must be shorter than licenses.station_ttl, e.g. \"5m\"",
             ));
         }
-        if !self.database.url.starts_with("sqlite:") {
+        if self.database.url_file.is_none() && !is_db_url(&self.database.url) {
             return Err(invalid(
                 "database.url",
-                format!("{:?}", self.database.url),
-                "only \"sqlite:FILE\" is supported by this version",
+                format!("{:?}", crate::db::postgres::redact_any(&self.database.url)),
+                "use \"sqlite:FILE\" (a file in the data folder) or \"postgres://USER:PASSWORD@HOST:PORT/DBNAME\" (the cluster's shared database)",
             ));
         }
         Ok(())
     }
 
-    /// Where the SQLite database lives.
-    pub fn sqlite_path(&self, data: &Path) -> PathBuf {
-        data.join(self.database.url.trim_start_matches("sqlite:"))
+    /// Where the database is: `database.url_file`'s content when it is set, else
+    /// `database.url`.
+    ///
+    /// # Errors
+    /// An unreadable `url_file`, or a URL of no known kind.
+    pub fn database_location(&self, data: &Path) -> Result<Location, ConfigError> {
+        let url = match &self.database.url_file {
+            Some(f) => {
+                let path = data.join(f);
+                let invalid = |why: String| ConfigError::Invalid {
+                    path: data.join("updhub.toml"),
+                    key: "database.url_file",
+                    value: path.display().to_string(),
+                    why,
+                };
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    invalid(format!("cannot be read ({e}); it must hold the database URL, e.g. postgres://updhub:PASSWORD@db.example:5432/updhub"))
+                })?;
+                let url = text.trim().to_owned();
+                if !is_db_url(&url) {
+                    return Err(invalid("holds no database URL; write one line, e.g. postgres://updhub:PASSWORD@db.example:5432/updhub".into()));
+                }
+                url
+            }
+            None => self.database.url.clone(),
+        };
+        Ok(match url.strip_prefix("sqlite:") {
+            Some(file) => Location::Sqlite(data.join(file)),
+            None => Location::Postgres(url),
+        })
     }
 
     /// A digest of the settings that must be the same on every node of a cluster
-    /// (reference point 1), so a parent can tell which children drifted.
+    /// (reference point 1), so a parent can tell which children drifted. The database is
+    /// left out: the members of a cluster share it by definition, and a child across an
+    /// interserver link keeps its own (its URL also holds a password).
     pub fn same_digest(&self) -> String {
         let same = serde_json::json!({
             "name": self.server.name,
@@ -446,7 +491,6 @@ impl Config {
             "expires_in": self.publish.expires_in.as_secs(),
             "auto_resign": self.publish.auto_resign,
             "warn_before": self.publish.warn_before.as_secs(),
-            "database": self.database.url,
             "issuers": self.licenses.issuers,
             "skew_margin": self.licenses.skew_margin.as_secs(),
             "station_ttl": self.licenses.station_ttl.as_secs(),

@@ -33,6 +33,8 @@ pub struct InitOptions {
     pub parent: Option<String>,
     /// The upstream zone, written into the config.
     pub zone: Option<String>,
+    /// The database URL (`database.url`); the embedded SQLite file if absent.
+    pub database: Option<String>,
 }
 
 /// A node.
@@ -198,6 +200,9 @@ impl Hub {
         if let Some(z) = opts.zone {
             cfg.upstream.zone = z;
         }
+        if let Some(url) = opts.database {
+            cfg.database.url = url;
+        }
         // Check the config we are about to write, so init never leaves a node that cannot start.
         let text = cfg.to_commented_toml();
         Config::parse(&text, &cfg_path)?;
@@ -222,7 +227,7 @@ impl Hub {
             None => keys::generate(&keys_dir, &cfg.server.name)?,
         }
         keys::issue_node_cert(&keys_dir, &id)?;
-        drop(Db::create(&cfg.sqlite_path(staging), id.clone())?);
+        drop(Db::create_at(&cfg.database_location(staging)?, id.clone())?);
         let staged_cfg = staging.join(config::FILE);
         fs::write(&staged_cfg, text).map_err(io(format!("writing {}", staged_cfg.display())))?;
         let hub = Hub::open(staging)?;
@@ -248,10 +253,10 @@ impl Hub {
     /// Bad keys or database.
     pub fn open_with(data: &Path, config: Config) -> Result<Hub, Error> {
         let keys = ClusterKeys::load(&data.join("keys"))?;
-        let db = Db::open(&config.sqlite_path(data), config.server.id.clone())?;
+        let db = Db::open_at(&config.database_location(data)?, config.server.id.clone())?;
         let store = Store::open(data.join("store"))?;
         let ledger = crate::license::Ledger::open(
-            db.path(),
+            &db,
             config.server.id.clone(),
             keys.signing.clone(),
             config.licenses.skew_margin,

@@ -595,15 +595,12 @@ async fn bad_license_input_is_refused_and_changes_nothing() {
         .to_string();
     assert!(err.contains("cannot run past"), "{err}");
     // The append-only log cannot be rewritten, even by hand.
-    let c = rusqlite::Connection::open(parent.db.path()).unwrap();
-    assert!(c.execute("DELETE FROM license_log", []).is_err());
-    assert!(c.execute("UPDATE license_log SET event='x'", []).is_err());
+    let db = &parent.db;
+    assert!(db.exec_raw("DELETE FROM license_log").is_err());
+    assert!(db.exec_raw("UPDATE license_log SET event='x'").is_err());
     // Nor can conservation be broken by hand.
-    let err = c
-        .execute(
-            "UPDATE license_sources SET donated = count + 1 WHERE source_id='K1'",
-            [],
-        )
+    let err = db
+        .exec_raw("UPDATE license_sources SET donated = count + 1 WHERE source_id='K1'")
         .unwrap_err();
     assert!(err.to_string().contains("conservation"), "{err}");
     csrv.stop().await;

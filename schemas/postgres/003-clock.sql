@@ -12,16 +12,10 @@
 -- and updhub_now() reads it. A rule that needs the time and finds it unset refuses the
 -- write (constraint 'clock').
 --
--- The clock table exists here too, identical to SQLite's, only so that schema 3 has the
--- same tables on both engines. NOTHING in PostgreSQL updates or reads it: it always holds
--- 0. On PostgreSQL, read the transaction's time with updhub_now(), not from this table.
+-- The clock is a view here: `(SELECT now FROM clock)` reads the transaction's time on both
+-- engines, so statements that need it are written once. Nothing writes to it.
 --
 -- This file runs as one simple-query batch (no psql meta-commands).
-CREATE TABLE clock (
-    id  BIGINT PRIMARY KEY CHECK (id = 1),
-    now BIGINT NOT NULL
-);
-INSERT INTO clock (id, now) VALUES (1, 0);
 
 -- The transaction's time, in unix seconds, as set by set_config('updhub.now', ..., true).
 -- Unset (NULL), or empty (what a transaction-local setting reverts to once its transaction
@@ -40,6 +34,8 @@ BEGIN
     END IF;
     RETURN v::bigint;
 END $$;
+
+CREATE VIEW clock AS SELECT 1::bigint AS id, updhub_now() AS now;
 
 -- SQLite's schema 3 drops and re-creates the three in-force triggers to read the clock;
 -- here the triggers stay and their functions are replaced (same names, same rules, same

@@ -93,6 +93,10 @@ pub enum Command {
         /// The upstream zone (written into updhub.toml).
         #[arg(long)]
         zone: Option<String>,
+        /// The database: postgres://USER:PASSWORD@HOST:PORT/DBNAME for a cluster's shared
+        /// database (written into updhub.toml; default: an SQLite file in the data folder).
+        #[arg(long)]
+        database: Option<String>,
     },
     /// The cluster keys.
     Keys {
@@ -190,6 +194,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             name,
             parent,
             zone,
+            database,
         } => {
             let hub = Hub::init(
                 &data,
@@ -199,6 +204,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     name,
                     parent,
                     zone,
+                    database,
                 },
             )?;
             out!(

@@ -1,10 +1,10 @@
 //! Children: the last report of each child of this node, and whether a server id is known.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{ts, Db, DbError};
+use super::sql::args;
+use super::{Db, DbError};
 use crate::id::Root;
 
 /// A child's last report, as its parent keeps it.
@@ -30,33 +30,31 @@ impl Db {
     /// Whether `id` is a server this one knows: a child that has reported here.
     ///
     /// # Errors
-    /// SQLite errors.
+    /// Database errors.
     pub fn knows_server(&self, id: &str) -> Result<bool, DbError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT 1 FROM children WHERE server_id=?1 AND child_id=?2",
-                params![self.server.as_str(), id],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|r| r.is_some())
+        self.read(|c| {
+            Ok(c.row(
+                "SELECT 1 FROM children WHERE server_id=$1 AND child_id=$2",
+                args![self.server.as_str(), id],
+            )?
+            .is_some())
         })
     }
 
     /// Store a child's report.
     ///
     /// # Errors
-    /// SQLite errors.
+    /// Database errors.
     pub fn record_report(&self, r: &ChildReport) -> Result<(), DbError> {
         let chain = serde_json::to_string(&r.chain).expect("strings serialize");
-        self.with(|c| {
-            c.execute(
+        self.write(|c| {
+            c.exec(
                 "INSERT INTO children(server_id, child_id, root, number, hub_version, config_digest, chain, reported_at)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8)
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
                  ON CONFLICT(server_id, child_id) DO UPDATE SET root=excluded.root, number=excluded.number,
                    hub_version=excluded.hub_version, config_digest=excluded.config_digest,
                    chain=excluded.chain, reported_at=excluded.reported_at",
-                params![
+                args![
                     self.server.as_str(),
                     r.child_id,
                     r.root.map(|x| x.to_string()),
@@ -64,7 +62,7 @@ impl Db {
                     r.hub_version,
                     r.config_digest,
                     chain,
-                    r.reported_at.timestamp()
+                    r.reported_at
                 ],
             )
             .map(drop)
@@ -74,7 +72,7 @@ impl Db {
     /// Every child's last report.
     ///
     /// # Errors
-    /// SQLite errors or damaged rows.
+    /// Database errors or damaged rows.
     pub fn children(&self) -> Result<Vec<ChildReport>, DbError> {
         type Row = (
             String,
@@ -83,27 +81,27 @@ impl Db {
             String,
             String,
             String,
-            i64,
+            DateTime<Utc>,
         );
-        let rows: Vec<Row> = self.with(|c| {
-            let mut st = c.prepare(
+        let rows: Vec<Row> = self.read(|c| {
+            c.rows(
                 "SELECT child_id, root, number, hub_version, config_digest, chain, reported_at
-                 FROM children WHERE server_id=?1 ORDER BY child_id",
-            )?;
-            let rows = st
-                .query_map([self.server.as_str()], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+                 FROM children WHERE server_id=$1 ORDER BY child_id",
+                args![self.server.as_str()],
+            )?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .collect()
         })?;
         rows.into_iter()
             .map(
@@ -119,7 +117,7 @@ impl Db {
                         config_digest,
                         chain: serde_json::from_str(&chain)
                             .map_err(|e| self.damaged("children.chain", e))?,
-                        reported_at: ts(at),
+                        reported_at: at,
                     })
                 },
             )

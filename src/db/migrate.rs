@@ -1,97 +1,150 @@
-//! Migrations: the SQL files in `schemas/`, applied in order; the schema version is their
-//! count. A database written by a newer updhub, or by another build, is refused.
+//! Migrations: the SQL files in `schemas/sqlite/` and `schemas/postgres/`, applied in order;
+//! the schema version is their count, and schema N means the same on both engines. A
+//! database written by a newer updhub, or by another build, is refused. Migrating takes the
+//! database's write lock (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: an advisory lock), so
+//! nodes starting at once migrate a database once.
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
-use super::{sqlite_err, DbError};
+use super::postgres::Pg;
+use super::sql::{args, Conn, SqlError};
+use super::{error_at, DbError};
 
-/// The migrations, in order; the schema version is their count.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../schemas/001-core.sql"),
-    include_str!("../../schemas/002-licenses.sql"),
-    include_str!("../../schemas/003-clock.sql"),
-];
+/// One engine's migrations and how to ask whether it has a `meta` table yet.
+struct Dialect {
+    migrations: &'static [&'static str],
+    has_meta: &'static str,
+}
 
-/// A value of the `meta` table, `None` when it or the table is absent (a new file).
-fn meta(c: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    let has_meta: bool = c.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='meta'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_meta {
+const SQLITE: Dialect = Dialect {
+    migrations: &[
+        include_str!("../../schemas/sqlite/001-core.sql"),
+        include_str!("../../schemas/sqlite/002-licenses.sql"),
+        include_str!("../../schemas/sqlite/003-clock.sql"),
+    ],
+    has_meta: "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
+};
+
+const POSTGRES: Dialect = Dialect {
+    migrations: &[
+        include_str!("../../schemas/postgres/001-core.sql"),
+        include_str!("../../schemas/postgres/002-licenses.sql"),
+        include_str!("../../schemas/postgres/003-clock.sql"),
+    ],
+    has_meta: "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'",
+};
+
+/// The advisory lock every node takes to migrate a PostgreSQL database ("updhub" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7570_6468_7562;
+
+/// A value of the `meta` table, `None` when it or the table is absent (a new database).
+fn meta(c: &Conn<'_>, d: &Dialect, key: &str) -> Result<Option<String>, SqlError> {
+    if c.value::<i64>(d.has_meta, &[])?.unwrap_or(0) == 0 {
         return Ok(None);
     }
-    c.query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
-        .optional()
+    c.value("SELECT value FROM meta WHERE key=$1", args![key])
 }
 
 /// The schema number in `meta`, 0 when there is none.
-pub(super) fn schema_version(c: &Connection) -> rusqlite::Result<i64> {
-    Ok(meta(c, "schema_version")?
+fn version_of(c: &Conn<'_>, d: &Dialect) -> Result<i64, SqlError> {
+    Ok(meta(c, d, "schema_version")?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
 }
 
-/// Bring the database on `conn` to this build's schema. A database already there is only
-/// read, so read-only commands write nothing and never wait for a writer.
+/// The schema number of an SQLite database, 0 when it has none.
+pub(super) fn schema_version(c: &Connection) -> Result<i64, SqlError> {
+    version_of(&Conn::Sqlite(c), &SQLITE)
+}
+
+fn digest_of(d: &Dialect, n: usize) -> String {
+    blake3::hash(d.migrations[..n].concat().as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+/// Whether the database is at this build's schema, written by this build.
+fn up_to_date(c: &Conn<'_>, d: &Dialect) -> Result<bool, SqlError> {
+    Ok(version_of(c, d)? == d.migrations.len() as i64
+        && meta(c, d, "schema_digest")? == Some(digest_of(d, d.migrations.len()))
+        && meta(c, d, "updhub_version")?.as_deref() == Some(env!("CARGO_PKG_VERSION")))
+}
+
+/// Inside the migration lock: refuse a newer or foreign schema, apply what is missing.
+fn apply(c: &Conn<'_>, d: &Dialect, at: &str) -> Result<Result<(), DbError>, SqlError> {
+    let known = d.migrations.len() as i64;
+    let found = version_of(c, d)?;
+    if found > known {
+        return Ok(Err(DbError::TooNew {
+            at: at.to_owned(),
+            found,
+            writer: meta(c, d, "updhub_version")?.unwrap_or_else(|| "?".to_owned()),
+            ours: env!("CARGO_PKG_VERSION"),
+            known,
+        }));
+    }
+    // The migrations a database has, as text: the same schema number with other text is a
+    // database from another build, refused rather than half understood.
+    if found > 0 {
+        let stored = meta(c, d, "schema_digest")?;
+        if stored.is_some_and(|s| s != digest_of(d, found as usize)) {
+            return Ok(Err(DbError::Foreign {
+                at: at.to_owned(),
+                found,
+            }));
+        }
+    }
+    for sql in &d.migrations[found as usize..] {
+        c.batch(sql)?;
+    }
+    c.exec(
+        "INSERT INTO meta(key, value) VALUES ('schema_version', $1), ('updhub_version', $2), ('schema_digest', $3)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        args![known.to_string(), env!("CARGO_PKG_VERSION"), digest_of(d, d.migrations.len())],
+    )?;
+    Ok(Ok(()))
+}
+
+/// Bring the SQLite database on `conn` to this build's schema. A database already there is
+/// only read, so read-only commands write nothing and never wait for a writer.
 ///
 /// # Errors
 /// SQLite errors, or a schema from a newer or another build.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
-    let e = sqlite_err(path);
-    let known = MIGRATIONS.len() as i64;
-    let digest_of = |n: usize| {
-        blake3::hash(MIGRATIONS[..n].concat().as_bytes())
-            .to_hex()
-            .to_string()
-    };
-    let up_to_date = schema_version(conn).map_err(&e)? == known
-        && meta(conn, "schema_digest").map_err(&e)? == Some(digest_of(MIGRATIONS.len()))
-        && meta(conn, "updhub_version").map_err(&e)?.as_deref() == Some(env!("CARGO_PKG_VERSION"));
-    if !up_to_date {
-        // IMMEDIATE: take the write lock before reading, so two processes migrating at
-        // once wait for each other instead of failing on a stale read.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
-        let found = schema_version(&tx).map_err(&e)?;
-        if found > known {
-            return Err(DbError::TooNew {
-                path: path.to_owned(),
-                found,
-                writer: meta(&tx, "updhub_version")
-                    .map_err(&e)?
-                    .unwrap_or_else(|| "?".to_owned()),
-                ours: env!("CARGO_PKG_VERSION"),
-                known,
-            });
-        }
-        // The migrations a database has, as text: the same schema number with other text
-        // is a database from another build, refused rather than half understood.
-        if found > 0 {
-            let stored = meta(&tx, "schema_digest").map_err(&e)?;
-            if stored.is_some_and(|d| d != digest_of(found as usize)) {
-                return Err(DbError::Foreign {
-                    path: path.to_owned(),
-                    found,
-                });
-            }
-        }
-        for sql in &MIGRATIONS[found as usize..] {
-            tx.execute_batch(sql).map_err(&e)?;
-        }
-        tx.execute(
-            "INSERT INTO meta(key, value) VALUES ('schema_version', ?1), ('updhub_version', ?2), ('schema_digest', ?3)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![known.to_string(), env!("CARGO_PKG_VERSION"), digest_of(MIGRATIONS.len())],
-        )
-        .map_err(&e)?;
-        tx.commit().map_err(&e)?;
+    let at = path.display().to_string();
+    let e = |err| error_at(&at, err);
+    if up_to_date(&Conn::Sqlite(conn), &SQLITE).map_err(e)? {
+        return Ok(());
     }
-    Ok(())
+    // IMMEDIATE: take the write lock before reading, so two processes migrating at once
+    // wait for each other instead of failing on a stale read.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(super::sqlite::classify)
+        .map_err(e)?;
+    apply(&Conn::Sqlite(&tx), &SQLITE, &at).map_err(e)??;
+    tx.commit().map_err(super::sqlite::classify).map_err(e)
+}
+
+/// Bring a PostgreSQL database to this build's schema, under the advisory lock.
+///
+/// # Errors
+/// Database errors, or a schema from a newer or another build.
+pub(super) fn migrate_postgres(pg: &Pg, at: &str) -> Result<(), DbError> {
+    let e = |err| error_at(at, err);
+    if pg
+        .run(false, &mut |c| up_to_date(c, &POSTGRES))
+        .map_err(e)?
+    {
+        return Ok(());
+    }
+    pg.run(true, &mut |c| {
+        c.exec("SELECT pg_advisory_xact_lock($1)", args![MIGRATION_LOCK])?;
+        apply(c, &POSTGRES, at)
+    })
+    .map_err(e)?
 }
 
 #[cfg(test)]

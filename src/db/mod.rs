@@ -1,46 +1,47 @@
-//! The database: embedded SQLite (rusqlite, bundled). The SQL of the repository side lives in
-//! this module, one file per aggregate, behind the [`Db`] handle (the license ledger's SQL is
-//! still in `license/`, the next to move here): `sqlite` opens the file and
-//! checks it, `migrate` brings its schema up to this build's, `versions` holds the
-//! mirrored, published and accepted versions and a child's sync state, `children` the
-//! reports of this node's children. Each state change is one transaction.
+//! The database: embedded SQLite (rusqlite, bundled) for a lone node, or a PostgreSQL
+//! database shared by the nodes of a cluster. All SQL lives in this module: `sql` runs a
+//! statement on either engine, `sqlite` and `postgres` open and check each engine,
+//! `migrate` brings a schema up to this build's, and one file per aggregate holds its
+//! statements (`versions`: the mirrored, published and accepted versions and a child's sync
+//! state; `children`: the reports of this node's children). Each state change is one
+//! transaction.
 
 mod children;
+pub mod ledger;
 mod migrate;
+pub mod postgres;
+pub mod sql;
 mod sqlite;
 mod versions;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::id::ServerId;
+use sql::{Conn, SqlError};
 
 pub use children::ChildReport;
 pub use sqlite::connect;
 pub use versions::{Mirrored, SyncState, VersionRow};
 
 /// Errors of the database layer.
-/// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// SQLite failed.
-    #[error(
-        "database {path}: {source}; check the file is readable and writable and not on a full disk"
-    )]
-    Sqlite {
-        /// The database file.
-        path: PathBuf,
+    /// A statement failed.
+    #[error("database {at}: {source}; {}", hint(.source))]
+    Sql {
+        /// The database file or URL (without password).
+        at: String,
         /// The underlying error.
-        source: rusqlite::Error,
+        source: SqlError,
     },
     /// The schema belongs to a newer updhub.
-    #[error("database {path} has schema {found}, written by updhub {writer}; this updhub {ours} knows schema {known} at most; upgrade this node to the same updhub version as the rest of the cluster")]
+    #[error("database {at} has schema {found}, written by updhub {writer}; this updhub {ours} knows schema {known} at most; upgrade this node to the same updhub version as the rest of the cluster")]
     TooNew {
-        /// The database file.
-        path: PathBuf,
+        /// The database file or URL.
+        at: String,
         /// Schema found.
         found: i64,
         /// Which updhub wrote it.
@@ -51,18 +52,18 @@ pub enum DbError {
         known: i64,
     },
     /// The schema number is known but its content differs: another build wrote it.
-    #[error("database {path} has schema {found}, but not the schema {found} of this updhub build (it was written by a development build); move it aside and let updhub create a new one, or open it with the build that made it")]
+    #[error("database {at} has schema {found}, but not the schema {found} of this updhub build (it was written by a development build); move it aside and let updhub create a new one, or open it with the build that made it")]
     Foreign {
-        /// The database file.
-        path: PathBuf,
+        /// The database file or URL.
+        at: String,
         /// Schema found.
         found: i64,
     },
     /// Another process held the database for longer than [`BUSY_TIMEOUT`].
-    #[error("database {path} is busy: another updhub process (a running `serve` or another command) held it for over 30 s; try again when it is done")]
+    #[error("database {at} is busy: another updhub process (a running `serve` or another command) held it for over 30 s; try again when it is done")]
     Busy {
-        /// The database file.
-        path: PathBuf,
+        /// The database file or URL.
+        at: String,
     },
     /// The database of an existing node is missing or unusable; it is never recreated.
     #[error("database {path} {why}, but this data folder holds a node (updhub.toml); its versions, rollback floor, license keys, grants and audit log are in that file. Restore updhub.db from a backup (a copy taken while updhub was stopped), or move the data folder aside and run `updhub init` to make a new node")]
@@ -97,10 +98,10 @@ pub enum DbError {
         source: std::io::Error,
     },
     /// A stored value is damaged.
-    #[error("database {path}: {what} is damaged ({why}); restore the database from a backup")]
+    #[error("database {at}: {what} is damaged ({why}); restore the database from a backup")]
     Damaged {
-        /// The database file.
-        path: PathBuf,
+        /// The database file or URL.
+        at: String,
         /// What.
         what: String,
         /// Why.
@@ -108,13 +109,41 @@ pub enum DbError {
     },
 }
 
-/// The database handle of one server.
+/// What to do about a failed statement, for the message.
+fn hint(e: &SqlError) -> &'static str {
+    match e {
+        SqlError::Connection(_) => "check that the database server runs and database.url is right",
+        SqlError::Damaged(_) => "restore the database from a backup",
+        _ => "check the database is readable and writable and not on a full disk",
+    }
+}
+
+/// Where a node's database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://…`), password included.
+    Postgres(String),
+}
+
+/// The engine a node's database runs on.
+#[derive(Clone)]
+pub enum Engine {
+    /// An SQLite file: each user opens its own connections to it.
+    Sqlite(PathBuf),
+    /// A pool of connections to a PostgreSQL database, shared by every user in the node.
+    Postgres(Arc<postgres::Pg>),
+}
+
 /// The database handle of one server.
 pub struct Db {
-    /// One connection: SQLite serializes writers anyway, and every call is short.
-    conn: Mutex<Connection>,
-    /// The file, for messages.
-    path: PathBuf,
+    /// The SQLite connection (one: SQLite serializes writers anyway, and every call is
+    /// short), `None` on PostgreSQL.
+    conn: Option<Mutex<Connection>>,
+    engine: Engine,
+    /// The file or URL (without password), for messages.
+    at: String,
     /// Rows are read and written under this id.
     server: ServerId,
 }
@@ -122,92 +151,141 @@ pub struct Db {
 /// How long a call waits for another process's write lock before it gives up.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Whether `e` means another connection held the lock for longer than [`BUSY_TIMEOUT`].
-pub fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
-}
-
-/// The name of the database rule a failed statement broke, told by SQLite's extended error
-/// code: a named `CHECK` constraint (SQLite reports "CHECK constraint failed: NAME") or a
-/// trigger that refused with `RAISE(ABORT, 'NAME: why')`. `None` for any other failure.
-pub fn broken_rule(e: &rusqlite::Error) -> Option<&str> {
-    let rusqlite::Error::SqliteFailure(f, Some(msg)) = e else {
-        return None;
-    };
-    match f.extended_code {
-        rusqlite::ffi::SQLITE_CONSTRAINT_CHECK => msg.strip_prefix("CHECK constraint failed: "),
-        rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER => msg.split_once(':').map(|(name, _)| name),
-        _ => None,
-    }
-}
-
-/// The error of a failed SQLite call on `path`, with a lock wait told apart.
-fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> DbError + '_ {
-    move |source| {
-        if is_busy(&source) {
-            DbError::Busy {
-                path: path.to_owned(),
-            }
-        } else {
-            DbError::Sqlite {
-                path: path.to_owned(),
-                source,
-            }
+impl Db {
+    /// Open the database of an existing node at `loc`, migrating it to this build's schema.
+    ///
+    /// # Errors
+    /// See [`Db::open`] and [`Db::open_postgres`].
+    pub fn open_at(loc: &Location, server: ServerId) -> Result<Db, DbError> {
+        match loc {
+            Location::Sqlite(p) => Db::open(p, server),
+            Location::Postgres(url) => Db::open_postgres(url, server),
         }
     }
-}
 
-fn ts(t: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(t, 0).single().unwrap_or_default()
-}
+    /// Make the database of a new node at `loc`: a new SQLite file, or the node's place in
+    /// a PostgreSQL database (created or migrated as needed).
+    ///
+    /// # Errors
+    /// See [`Db::create`] and [`Db::open_postgres`].
+    pub fn create_at(loc: &Location, server: ServerId) -> Result<Db, DbError> {
+        match loc {
+            Location::Sqlite(p) => Db::create(p, server),
+            Location::Postgres(url) => Db::open_postgres(url, server),
+        }
+    }
 
-impl Db {
-    fn with<T>(
+    /// Open a PostgreSQL database, migrating it to this build's schema under an advisory
+    /// lock (nodes starting at once migrate it once).
+    ///
+    /// # Errors
+    /// An unreachable server, a refused login, or a schema from a newer or another build.
+    pub fn open_postgres(url: &str, server: ServerId) -> Result<Db, DbError> {
+        let at = postgres::redact(url);
+        let e = |source| DbError::Sql {
+            at: at.clone(),
+            source,
+        };
+        let pg = postgres::Pg::connect(url, &format!("updhub {server}")).map_err(e)?;
+        migrate::migrate_postgres(&pg, &at)?;
+        Ok(Db {
+            conn: None,
+            engine: Engine::Postgres(Arc::new(pg)),
+            at,
+            server,
+        })
+    }
+
+    /// The engine, for the other users in the node (the license ledger).
+    pub fn engine(&self) -> Engine {
+        self.engine.clone()
+    }
+
+    /// The error for `e` on this database.
+    pub(crate) fn err(&self) -> impl Fn(SqlError) -> DbError + '_ {
+        move |e| error_at(&self.at, e)
+    }
+
+    /// Run `f` outside a transaction of its own (SQLite) or in a read-only one (PostgreSQL).
+    pub(crate) fn read<T: Send>(
         &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+        mut f: impl FnMut(&Conn<'_>) -> Result<T, SqlError> + Send,
     ) -> Result<T, DbError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(sqlite_err(&self.path))
+        let res = match (&self.engine, &self.conn) {
+            (Engine::Postgres(pg), _) => pg.run(false, &mut f),
+            (Engine::Sqlite(_), Some(conn)) => {
+                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                f(&Conn::Sqlite(&conn))
+            }
+            (Engine::Sqlite(_), None) => unreachable!("an SQLite Db holds its connection"),
+        };
+        res.map_err(self.err())
+    }
+
+    /// Run `f` as one write transaction and commit it (SQLite: `BEGIN IMMEDIATE`, waiting for
+    /// the write lock; PostgreSQL: run again from the start when it lost a race).
+    pub(crate) fn write<T: Send>(
+        &self,
+        mut f: impl FnMut(&Conn<'_>) -> Result<T, SqlError> + Send,
+    ) -> Result<T, DbError> {
+        let res = match (&self.engine, &self.conn) {
+            (Engine::Postgres(pg), _) => pg.run(true, &mut f),
+            (Engine::Sqlite(_), Some(conn)) => {
+                let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                (|| {
+                    let tx = conn
+                        .transaction_with_behavior(TransactionBehavior::Immediate)
+                        .map_err(sqlite::classify)?;
+                    let v = f(&Conn::Sqlite(&tx))?;
+                    tx.commit().map_err(sqlite::classify)?;
+                    Ok(v)
+                })()
+            }
+            (Engine::Sqlite(_), None) => unreachable!("an SQLite Db holds its connection"),
+        };
+        res.map_err(self.err())
     }
 
     fn damaged(&self, what: &str, why: impl std::fmt::Display) -> DbError {
         DbError::Damaged {
-            path: self.path.clone(),
+            at: self.at.clone(),
             what: what.to_owned(),
             why: why.to_string(),
         }
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Run one statement as given, in its own transaction, bypassing every check of the code
+    /// (never used by updhub itself: tests use it to try what an admin with a SQL prompt could
+    /// do, and the database's own rules must still hold).
+    ///
+    /// # Errors
+    /// The statement failed or a rule refused it.
+    #[doc(hidden)]
+    pub fn exec_raw(&self, sql: &str) -> Result<u64, DbError> {
+        self.write(|c| c.exec(sql, &[]))
+    }
+
+    /// The database file or URL (without its password).
+    pub fn location(&self) -> &str {
+        &self.at
+    }
+
+    /// The SQLite file, `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.engine {
+            Engine::Sqlite(p) => Some(p),
+            Engine::Postgres(_) => None,
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn broken_rules_are_told_by_constraint_and_trigger_name() {
-        let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(
-            "CREATE TABLE t (n INTEGER, CONSTRAINT conservation CHECK (n <= 1));
-             CREATE TRIGGER no_seven BEFORE INSERT ON t WHEN NEW.n = -7
-             BEGIN SELECT RAISE(ABORT, 'no_seven: seven is refused'); END;",
-        )
-        .unwrap();
-        let err = c.execute("INSERT INTO t VALUES (2)", []).unwrap_err();
-        assert_eq!(broken_rule(&err), Some("conservation"));
-        let err = c.execute("INSERT INTO t VALUES (-7)", []).unwrap_err();
-        assert_eq!(broken_rule(&err), Some("no_seven"));
-        // A message that merely mentions a rule is no broken rule.
-        let err = c
-            .execute("INSERT INTO nowhere VALUES ('conservation')", [])
-            .unwrap_err();
-        assert_eq!(broken_rule(&err), None);
+/// The error of a failed statement on the database at `at`, with a lock wait told apart.
+pub(crate) fn error_at(at: &str, e: SqlError) -> DbError {
+    match e {
+        SqlError::Busy => DbError::Busy { at: at.to_owned() },
+        source => DbError::Sql {
+            at: at.to_owned(),
+            source,
+        },
     }
 }

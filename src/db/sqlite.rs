@@ -4,10 +4,98 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use super::{sqlite_err, Db, DbError, BUSY_TIMEOUT};
+use super::sql::{sqlite_placeholders, Param, Row, SqlError, Value};
+use super::{Db, DbError, Engine, BUSY_TIMEOUT};
 use crate::id::ServerId;
+
+/// Classify an SQLite failure: a lock wait that timed out, a broken rule (a named `CHECK`
+/// constraint, reported as "CHECK constraint failed: NAME", or a trigger that refused with
+/// `RAISE(ABORT, 'NAME: why')`), told by SQLite's extended error code, or anything else.
+pub(super) fn classify(e: rusqlite::Error) -> SqlError {
+    if matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    ) {
+        return SqlError::Busy;
+    }
+    if let rusqlite::Error::SqliteFailure(f, Some(msg)) = &e {
+        let name = match f.extended_code {
+            rusqlite::ffi::SQLITE_CONSTRAINT_CHECK => msg.strip_prefix("CHECK constraint failed: "),
+            rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER => msg.split_once(':').map(|(name, _)| name),
+            rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => Some("unique"),
+            rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => Some("foreign_key"),
+            _ => None,
+        };
+        if let Some(name) = name {
+            return SqlError::Rule {
+                name: name.to_owned(),
+                message: msg.clone(),
+            };
+        }
+    }
+    SqlError::Failed(e.to_string())
+}
+
+fn bind(args: &[&dyn Param]) -> Vec<rusqlite::types::Value> {
+    args.iter()
+        .map(|a| match a.value() {
+            Value::Null => rusqlite::types::Value::Null,
+            Value::Int(i) => rusqlite::types::Value::Integer(i),
+            Value::Text(s) => rusqlite::types::Value::Text(s),
+        })
+        .collect()
+}
+
+/// Run a statement (`$1` placeholders); returns the rows it changed.
+pub(super) fn exec(c: &Connection, sql: &str, args: &[&dyn Param]) -> Result<u64, SqlError> {
+    let mut st = c
+        .prepare_cached(&sqlite_placeholders(sql))
+        .map_err(classify)?;
+    let n = st
+        .execute(rusqlite::params_from_iter(bind(args)))
+        .map_err(classify)?;
+    Ok(n as u64)
+}
+
+/// Run a query (`$1` placeholders); returns every row.
+pub(super) fn rows(c: &Connection, sql: &str, args: &[&dyn Param]) -> Result<Vec<Row>, SqlError> {
+    use rusqlite::types::ValueRef;
+    let mut st = c
+        .prepare_cached(&sqlite_placeholders(sql))
+        .map_err(classify)?;
+    let n = st.column_count();
+    let mut rows = st
+        .query(rusqlite::params_from_iter(bind(args)))
+        .map_err(classify)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(classify)? {
+        let mut vals = Vec::with_capacity(n);
+        for i in 0..n {
+            vals.push(match r.get_ref(i).map_err(classify)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(i) => Value::Int(i),
+                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Real(f) => {
+                    return Err(SqlError::Damaged(format!(
+                        "column {i} holds a real number {f}"
+                    )))
+                }
+                ValueRef::Blob(_) => {
+                    return Err(SqlError::Damaged(format!("column {i} holds a blob")))
+                }
+            });
+        }
+        out.push(Row(vals));
+    }
+    Ok(out)
+}
+
+pub(super) fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> DbError + '_ {
+    move |e| super::error_at(&path.display().to_string(), classify(e))
+}
 
 /// The settings every updhub connection uses.
 fn configure(c: &Connection) -> rusqlite::Result<()> {
@@ -124,7 +212,8 @@ impl Db {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sqlite_err(path))?;
-        let found = super::migrate::schema_version(&conn).map_err(sqlite_err(path))?;
+        let found = super::migrate::schema_version(&conn)
+            .map_err(|e| super::error_at(&path.display().to_string(), e))?;
         if found == 0 {
             return Err(DbError::Lost {
                 path: path.to_owned(),
@@ -140,8 +229,9 @@ impl Db {
         configure(&conn).map_err(&e)?;
         super::migrate::migrate(&mut conn, path)?;
         Ok(Db {
-            conn: Mutex::new(conn),
-            path: path.to_owned(),
+            conn: Some(Mutex::new(conn)),
+            engine: Engine::Sqlite(path.to_owned()),
+            at: path.display().to_string(),
             server,
         })
     }
@@ -151,11 +241,11 @@ impl Db {
     /// # Errors
     /// A damaged database, or SQLite errors.
     pub fn check_integrity(&self) -> Result<(), DbError> {
-        let problems: Vec<String> = self.with(|c| {
-            let mut st = c.prepare("PRAGMA quick_check")?;
-            let rows = st.query_map([], |r| r.get(0))?.collect();
-            rows
-        })?;
+        if self.conn.is_none() {
+            // PostgreSQL checks its own pages; its operators run amcheck where they want it.
+            return Ok(());
+        }
+        let problems: Vec<String> = self.read(|c| c.column("PRAGMA quick_check", &[]))?;
         if problems.len() == 1 && problems[0] == "ok" {
             return Ok(());
         }
@@ -168,26 +258,47 @@ impl Db {
     /// # Errors
     /// SQLite errors (a reader still open keeps part of the log).
     pub fn checkpoint(&self) -> Result<(), DbError> {
-        self.with(|c| {
-            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
+        if self.conn.is_none() {
+            return Ok(());
+        }
+        let busy: Option<i64> = self.read(|c| c.value("PRAGMA wal_checkpoint(TRUNCATE)", &[]))?;
+        if busy.unwrap_or(0) == 0 {
+            Ok(())
+        } else {
+            Err(DbError::Busy {
+                at: self.at.clone(),
             })
-        })
-        .and_then(|busy| {
-            if busy == 0 {
-                Ok(())
-            } else {
-                Err(DbError::Busy {
-                    path: self.path.clone(),
-                })
-            }
-        })
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broken_rules_are_told_by_constraint_and_trigger_name() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (n INTEGER PRIMARY KEY, CONSTRAINT conservation CHECK (n <= 1));
+             CREATE TRIGGER no_seven BEFORE INSERT ON t WHEN NEW.n = -7
+             BEGIN SELECT RAISE(ABORT, 'no_seven: seven is refused'); END;",
+        )
+        .unwrap();
+        let rule = |sql: &str| exec(&c, sql, &[]).unwrap_err().rule().map(str::to_owned);
+        assert_eq!(
+            rule("INSERT INTO t VALUES (2)").as_deref(),
+            Some("conservation")
+        );
+        assert_eq!(
+            rule("INSERT INTO t VALUES (-7)").as_deref(),
+            Some("no_seven")
+        );
+        exec(&c, "INSERT INTO t VALUES (1)", &[]).unwrap();
+        assert_eq!(rule("INSERT INTO t VALUES (1)").as_deref(), Some("unique"));
+        // A message that merely mentions a rule is no broken rule.
+        assert_eq!(rule("INSERT INTO nowhere VALUES ('conservation')"), None);
+    }
 
     #[test]
     fn create_never_writes_to_an_existing_database() {

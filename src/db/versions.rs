@@ -2,10 +2,10 @@
 //! signed document, every version's row, and a child's last sync attempt.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-use super::{ts, Db, DbError};
+use super::sql::{args, Conn, SqlError};
+use super::{Db, DbError};
 use crate::id::Root;
 use crate::repo::Published;
 
@@ -54,15 +54,15 @@ impl Db {
     /// Record a completed mirror run.
     ///
     /// # Errors
-    /// SQLite errors.
+    /// Database errors.
     pub fn set_mirrored(&self, m: &Mirrored, now: DateTime<Utc>) -> Result<(), DbError> {
         let id = self.server.as_str();
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO mirrored(server_id, root, zone, files, bytes, at) VALUES (?1,?2,?3,?4,?5,?6)
+        self.write(|c| {
+            c.exec(
+                "INSERT INTO mirrored(server_id, root, zone, files, bytes, at) VALUES ($1,$2,$3,$4,$5,$6)
                  ON CONFLICT(server_id) DO UPDATE SET root=excluded.root, zone=excluded.zone,
                    files=excluded.files, bytes=excluded.bytes, at=excluded.at",
-                params![id, m.root.to_string(), m.zone, m.files, m.bytes, now.timestamp()],
+                args![id, m.root.to_string(), m.zone, m.files, m.bytes, now],
             )
             .map(drop)
         })
@@ -71,15 +71,15 @@ impl Db {
     /// The last completed mirror run.
     ///
     /// # Errors
-    /// SQLite errors or a damaged row.
+    /// Database errors or a damaged row.
     pub fn mirrored(&self) -> Result<Option<Mirrored>, DbError> {
-        let row = self.with(|c| {
-            c.query_row(
-                "SELECT root, zone, files, bytes FROM mirrored WHERE server_id=?1",
-                [self.server.as_str()],
-                |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
+        let row = self.read(|c| {
+            c.row(
+                "SELECT root, zone, files, bytes FROM mirrored WHERE server_id=$1",
+                args![self.server.as_str()],
+            )?
+            .map(|r| Ok((r.get::<String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .transpose()
         })?;
         row.map(|(root, zone, files, bytes)| {
             Ok(Mirrored {
@@ -95,15 +95,13 @@ impl Db {
     /// The current (published or accepted) version.
     ///
     /// # Errors
-    /// SQLite errors or a damaged document.
+    /// Database errors or a damaged document.
     pub fn published(&self) -> Result<Option<Published>, DbError> {
-        let doc: Option<String> = self.with(|c| {
-            c.query_row(
-                "SELECT document FROM published WHERE server_id=?1",
-                [self.server.as_str()],
-                |r| r.get(0),
+        let doc: Option<String> = self.read(|c| {
+            c.value(
+                "SELECT document FROM published WHERE server_id=$1",
+                args![self.server.as_str()],
             )
-            .optional()
         })?;
         doc.map(|d| {
             Published::parse(d.as_bytes(), "the database").map_err(|e| self.damaged("published", e))
@@ -114,26 +112,27 @@ impl Db {
     /// Insert or replace the published document; `validity` (seconds) is kept as it is when
     /// `None` (a re-signature keeps the span chosen at publish time).
     fn upsert_published(
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Conn<'_>,
         id: &str,
         p: &Published,
         validity: Option<u64>,
         now: DateTime<Utc>,
-    ) -> rusqlite::Result<()> {
+    ) -> Result<(), SqlError> {
         let doc = serde_json::to_string(p).expect("published serializes");
-        tx.execute(
+        // `validity` NULL keeps the stored span (a re-signature); a new row gets 0 then.
+        tx.exec(
             "INSERT INTO published(server_id, number, root, expires, document, updated, validity)
-             VALUES (?1,?2,?3,?4,?5,?6,coalesce(?7, 0))
+             VALUES ($1,$2,$3,$4,$5,$6,coalesce($7, 0))
              ON CONFLICT(server_id) DO UPDATE SET number=excluded.number, root=excluded.root,
                expires=excluded.expires, document=excluded.document, updated=excluded.updated,
-               validity=coalesce(?7, published.validity)",
-            params![
+               validity=coalesce($7, published.validity)",
+            args![
                 id,
                 p.number,
                 p.root.to_string(),
-                p.expires.timestamp(),
+                p.expires,
                 doc,
-                now.timestamp(),
+                now,
                 validity
             ],
         )?;
@@ -144,15 +143,13 @@ impl Db {
     /// child, or before anything was published).
     ///
     /// # Errors
-    /// SQLite errors.
+    /// Database errors.
     pub fn published_validity(&self) -> Result<Option<std::time::Duration>, DbError> {
-        let v: Option<u64> = self.with(|c| {
-            c.query_row(
-                "SELECT validity FROM published WHERE server_id=?1",
-                [self.server.as_str()],
-                |r| r.get(0),
+        let v: Option<u64> = self.read(|c| {
+            c.value(
+                "SELECT validity FROM published WHERE server_id=$1",
+                args![self.server.as_str()],
             )
-            .optional()
         })?;
         Ok(v.filter(|s| *s > 0).map(std::time::Duration::from_secs))
     }
@@ -161,7 +158,7 @@ impl Db {
     /// If `root` is already the published root, only the signature is renewed.
     ///
     /// # Errors
-    /// SQLite errors.
+    /// Database errors.
     pub fn publish(
         &self,
         root: Root,
@@ -169,39 +166,38 @@ impl Db {
         bytes: u64,
         validity: std::time::Duration,
         now: DateTime<Utc>,
-        sign: impl FnOnce(u64) -> Published,
+        sign: impl Fn(u64) -> Published + Send + Sync,
     ) -> Result<(Published, bool), DbError> {
         let id = self.server.as_str();
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current: Option<(u64, String)> = tx
-                .query_row(
-                    "SELECT number, root FROM published WHERE server_id=?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
+        self.write(|tx| {
+            let current = tx
+                .row(
+                    "SELECT number, root FROM published WHERE server_id=$1",
+                    args![id],
+                )?
+                .map(|r| Ok::<(u64, String), SqlError>((r.get(0)?, r.get(1)?)))
+                .transpose()?;
             let (number, new) = match current {
-                Some((n, r)) if r == root.to_string() => (n, false),
+                Some((n, ref r)) if *r == root.to_string() => (n, false),
                 _ => {
-                    let max_v: u64 = tx.query_row(
-                        "SELECT coalesce(max(number), 0) FROM versions WHERE server_id=?1",
-                        [id],
-                        |r| r.get(0),
-                    )?;
-                    let max_p = current.map_or(0, |(n, _)| n);
+                    let max_v: u64 = tx
+                        .value(
+                            "SELECT coalesce(max(number), 0) FROM versions WHERE server_id=$1",
+                            args![id],
+                        )?
+                        .unwrap_or(0);
+                    let max_p = current.as_ref().map_or(0, |(n, _)| *n);
                     (max_v.max(max_p) + 1, true)
                 }
             };
             if new {
-                tx.execute(
-                    "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES (?1,?2,?3,?4,?5,?6)",
-                    params![id, number, root.to_string(), files, bytes, now.timestamp()],
+                tx.exec(
+                    "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES ($1,$2,$3,$4,$5,$6)",
+                    args![id, number, root.to_string(), files, bytes, now],
                 )?;
             }
             let p = sign(number);
-            Self::upsert_published(&tx, id, &p, Some(validity.as_secs()), now)?;
-            tx.commit()?;
+            Self::upsert_published(tx, id, &p, Some(validity.as_secs()), now)?;
             Ok((p, new))
         })
     }
@@ -209,21 +205,17 @@ impl Db {
     /// Replace the published document (a re-signature of the same version).
     ///
     /// # Errors
-    /// SQLite errors.
+    /// Database errors.
     pub fn set_published(&self, p: &Published, now: DateTime<Utc>) -> Result<(), DbError> {
         let id = self.server.as_str();
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            Self::upsert_published(&tx, id, p, None, now)?;
-            tx.commit()
-        })
+        self.write(|tx| Self::upsert_published(tx, id, p, None, now))
     }
 
     /// A child switches to a verified version: record it and its signed document in one
     /// transaction, so the node serves either the old version or the new one, never a mix.
     ///
     /// # Errors
-    /// SQLite errors.
+    /// Database errors.
     pub fn accept(
         &self,
         p: &Published,
@@ -232,33 +224,29 @@ impl Db {
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
         let id = self.server.as_str();
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES (?1,?2,?3,?4,?5,?6)
+        self.write(|tx| {
+            tx.exec(
+                "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES ($1,$2,$3,$4,$5,$6)
                  ON CONFLICT(server_id, number) DO NOTHING",
-                params![id, p.number, p.root.to_string(), files, bytes, now.timestamp()],
+                args![id, p.number, p.root.to_string(), files, bytes, now],
             )?;
-            Self::upsert_published(&tx, id, p, Some(0), now)?;
-            tx.commit()
+            Self::upsert_published(tx, id, p, Some(0), now)
         })
     }
 
     /// All versions, newest first.
     ///
     /// # Errors
-    /// SQLite errors or damaged rows.
+    /// Database errors or damaged rows.
     pub fn versions(&self) -> Result<Vec<VersionRow>, DbError> {
-        let rows: Vec<(u64, String, u64, u64, i64)> = self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT number, root, files, bytes, created FROM versions WHERE server_id=?1 ORDER BY number DESC",
-            )?;
-            let rows = st
-                .query_map([self.server.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+        let rows: Vec<(u64, String, u64, u64, DateTime<Utc>)> = self.read(|c| {
+            c.rows(
+                "SELECT number, root, files, bytes, created FROM versions WHERE server_id=$1 ORDER BY number DESC",
+                args![self.server.as_str()],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .collect()
         })?;
         rows.into_iter()
             .map(|(number, root, files, bytes, created)| {
@@ -267,7 +255,7 @@ impl Db {
                     root: root.parse().map_err(|e| self.damaged("versions.root", e))?,
                     files,
                     bytes,
-                    created: ts(created),
+                    created,
                 })
             })
             .collect()
@@ -276,21 +264,20 @@ impl Db {
     /// Record a sync attempt's outcome.
     ///
     /// # Errors
-    /// SQLite errors.
+    /// Database errors.
     pub fn record_sync(
         &self,
         parent: &str,
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        let now = now.timestamp();
         let ok = error.is_none().then_some(now);
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO sync_state(server_id, parent, last_try, last_ok, last_error) VALUES (?1,?2,?3,?4,?5)
+        self.write(|c| {
+            c.exec(
+                "INSERT INTO sync_state(server_id, parent, last_try, last_ok, last_error) VALUES ($1,$2,$3,$4,$5)
                  ON CONFLICT(server_id) DO UPDATE SET parent=excluded.parent, last_try=excluded.last_try,
                    last_ok=coalesce(excluded.last_ok, sync_state.last_ok), last_error=excluded.last_error",
-                params![self.server.as_str(), parent, now, ok, error],
+                args![self.server.as_str(), parent, now, ok, error],
             )
             .map(drop)
         })
@@ -299,22 +286,22 @@ impl Db {
     /// The last sync attempt, if this node is a child.
     ///
     /// # Errors
-    /// SQLite errors.
+    /// Database errors.
     pub fn sync_state(&self) -> Result<Option<SyncState>, DbError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT parent, last_try, last_ok, last_error FROM sync_state WHERE server_id=?1",
-                [self.server.as_str()],
-                |r| {
-                    Ok(SyncState {
-                        parent: r.get(0)?,
-                        last_try: ts(r.get(1)?),
-                        last_ok: r.get::<_, Option<i64>>(2)?.map(ts),
-                        last_error: r.get(3)?,
-                    })
-                },
-            )
-            .optional()
+        self.read(|c| {
+            c.row(
+                "SELECT parent, last_try, last_ok, last_error FROM sync_state WHERE server_id=$1",
+                args![self.server.as_str()],
+            )?
+            .map(|r| {
+                Ok(SyncState {
+                    parent: r.get(0)?,
+                    last_try: r.get(1)?,
+                    last_ok: r.get(2)?,
+                    last_error: r.get(3)?,
+                })
+            })
+            .transpose()
         })
     }
 }

@@ -1,15 +1,15 @@
 //! Grants, the donor's side and the receiver's: donate, renew, revoke, acknowledge, return,
 //! and applying the tokens a receiver fetched. Every change is one ledger transaction; the
-//! triggers of `schemas/002-licenses.sql` hold conservation whatever the code below does.
-
-use std::path::Path;
+//! triggers of `schemas/sqlite/002-licenses.sql` hold conservation whatever the code below does.
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
-use rusqlite::{params, Connection, OptionalExtension};
 
-use super::ledger::{log, map_sql, pick_source, rehome_stations, ts, Donation, Ledger, NoRoom};
+use super::ledger::{
+    damaged_token, log, pick_source, rehome_stations, ts, Donation, Ledger, NoRoom,
+};
 use super::{GrantStatus, GrantToken, LicenseError, GRANT_FORMAT};
+use crate::db::sql::{args, Conn, SqlError};
 
 impl Ledger {
     /// `license donate`: carve a grant for another server; idempotent by request id.
@@ -38,20 +38,15 @@ impl Ledger {
         }
         let known_to = known(&d.to);
         let server = self.server.to_string();
-        let path = self.path.clone();
         let signing = self.signing.clone();
         self.write(move |c, now| {
-            let err = map_sql(&path);
             // A retried request finds its grant and allocates nothing new.
-            let done: Option<String> = c
-                .prepare_cached("SELECT token FROM grants WHERE server_id=?1 AND request_id=?2")
-                .and_then(|mut st| st.query_row(params![server, d.request_id], |r| r.get(0)).optional())
-                .map_err(&err)?;
+            let done: Option<String> = c.value(
+                "SELECT token FROM grants WHERE server_id=$1 AND request_id=$2",
+                args![server, d.request_id],
+            )?;
             if let Some(token) = done {
-                return serde_json::from_str(&token).map_err(|e| LicenseError::Db {
-                    path: path.display().to_string(),
-                    why: format!("grant token damaged: {e}"),
-                });
+                return serde_json::from_str(&token).map_err(damaged_token);
             }
             if !known_to {
                 return Err(LicenseError::Refused(format!(
@@ -63,13 +58,12 @@ impl Ledger {
             let source = match &d.source {
                 Some(s) => {
                     let row: Option<(i64, i64, i64, String)> = c
-                        .query_row(
-                            "SELECT count - used - donated, usable_until, not_before, status FROM license_sources WHERE server_id=?1 AND source_id=?2",
-                            params![server, s],
-                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                        )
-                        .optional()
-                        .map_err(&err)?;
+                        .row(
+                            "SELECT count - used - donated, usable_until, not_before, status FROM license_sources WHERE server_id=$1 AND source_id=$2",
+                            args![server, s],
+                        )?
+                        .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                        .transpose()?;
                     let Some((free, usable, not_before, status)) = row else {
                         return Err(LicenseError::NotFound(format!(
                             "no license key or received grant '{s}' here; see `updhub license status`"
@@ -99,7 +93,7 @@ impl Ledger {
                     }
                     s.clone()
                 }
-                None => match pick_source(c, &server, d.count, Some(until), None).map_err(&err)? {
+                None => match pick_source(c, &server, d.count, Some(until), None)? {
                     Some(s) => s,
                     None => {
                         return Err(LicenseError::Refused(format!(
@@ -109,14 +103,10 @@ impl Ledger {
                     }
                 },
             };
-            let parent_grant: Option<String> = c
-                .query_row(
-                    "SELECT source_id FROM license_sources WHERE server_id=?1 AND source_id=?2 AND kind='grant'",
-                    params![server, source],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(&err)?;
+            let parent_grant: Option<String> = c.value(
+                "SELECT source_id FROM license_sources WHERE server_id=$1 AND source_id=$2 AND kind='grant'",
+                args![server, source],
+            )?;
             let mut token = GrantToken {
                 format: GRANT_FORMAT.into(),
                 grant_id: GrantToken::new_id(),
@@ -133,71 +123,52 @@ impl Ledger {
             };
             token.sign(&signing);
             let now = now.timestamp();
-            c.execute(
+            c.exec(
                 "INSERT INTO grants(server_id, grant_id, source_id, receiver, count, not_after, status, revision, request_id, token, created, updated)
-                 VALUES (?1,?2,?3,?4,?5,?6,'active',1,?7,?8,?9,?9)",
-                params![
+                 VALUES ($1,$2,$3,$4,$5,$6,'active',1,$7,$8,$9,$9)",
+                args![
                     server,
                     token.grant_id,
                     source,
                     d.to,
                     d.count,
-                    token.not_after.timestamp(),
+                    token.not_after,
                     d.request_id,
                     serde_json::to_string(&token).expect("tokens serialize"),
                     now
                 ],
-            )
-            .map_err(&err)?;
+            )?;
             log(
                 c,
                 &server,
                 "grant_created",
                 &token.grant_id,
                 format!("{} licenses from {source} to {} until {}", d.count, d.to, token.not_after),
-            )
-            .map_err(&err)?;
+            )?;
             Ok(token)
         })
         .await
     }
 
     pub(super) fn load_grant(
-        c: &Connection,
+        c: &Conn<'_>,
         server: &str,
         id: &str,
-        path: &Path,
     ) -> Result<(GrantToken, String), LicenseError> {
         let row: Option<(String, String)> = c
-            .query_row(
-                "SELECT token, status FROM grants WHERE server_id=?1 AND grant_id=?2",
-                params![server, id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(map_sql(path))?;
+            .row(
+                "SELECT token, status FROM grants WHERE server_id=$1 AND grant_id=$2",
+                args![server, id],
+            )?
+            .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?)))
+            .transpose()?;
         let Some((token, status)) = row else {
             return Err(LicenseError::NotFound(format!(
                 "no grant {id} was donated by this server; see `updhub license grants`"
             )));
         };
-        let t: GrantToken = serde_json::from_str(&token).map_err(|e| LicenseError::Db {
-            path: path.display().to_string(),
-            why: format!("grant token damaged: {e}"),
-        })?;
+        let t: GrantToken = serde_json::from_str(&token).map_err(damaged_token)?;
         Ok((t, status))
-    }
-
-    /// Re-issue a changed token (see [`reissue`]), for the ledger's error type.
-    fn reissue_checked(
-        c: &Connection,
-        server: &str,
-        t: &mut GrantToken,
-        status: &str,
-        signing: &SigningKey,
-        path: &Path,
-    ) -> Result<(), LicenseError> {
-        reissue(c, server, t, status, signing).map_err(map_sql(path))
     }
 
     /// `license renew`: extend an active grant (never past its source).
@@ -210,10 +181,9 @@ impl Ledger {
         until: DateTime<Utc>,
     ) -> Result<GrantToken, LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         let signing = self.signing.clone();
         self.write(move |c, _| {
-            let (mut t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
+            let (mut t, status) = Self::load_grant(c, &server, &grant_id)?;
             if status != "active" {
                 return Err(LicenseError::Refused(format!("grant {grant_id} is {status}; only an active grant can be renewed")));
             }
@@ -224,12 +194,13 @@ impl Ledger {
                 )));
             }
             let usable: i64 = c
-                .query_row(
-                    "SELECT usable_until FROM license_sources WHERE server_id=?1 AND source_id=?2",
-                    params![server, t.source],
-                    |r| r.get(0),
-                )
-                .map_err(map_sql(&path))?;
+                .value(
+                    "SELECT usable_until FROM license_sources WHERE server_id=$1 AND source_id=$2",
+                    args![server, t.source],
+                )?
+                .ok_or_else(|| {
+                    SqlError::Damaged(format!("grant {grant_id}: its source {} is missing", t.source))
+                })?;
             if until.timestamp() > usable {
                 return Err(LicenseError::Refused(format!(
                     "grant {grant_id} cannot run past {}, when its source {} ends here",
@@ -239,8 +210,8 @@ impl Ledger {
             }
             let old = t.not_after;
             t.not_after = until;
-            Self::reissue_checked(c, &server, &mut t, "active", &signing, &path)?;
-            log(c, &server, "grant_renewed", &grant_id, format!("until {} (was {old})", t.not_after)).map_err(map_sql(&path))?;
+            reissue(c, &server, &mut t, "active", &signing)?;
+            log(c, &server, "grant_renewed", &grant_id, format!("until {} (was {old})", t.not_after))?;
             Ok(t)
         })
         .await
@@ -253,25 +224,23 @@ impl Ledger {
     /// Unknown grant, or one already ended.
     pub async fn revoke(&self, grant_id: String) -> Result<GrantToken, LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         let signing = self.signing.clone();
         self.write(move |c, _| {
-            let (mut t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
+            let (mut t, status) = Self::load_grant(c, &server, &grant_id)?;
             if status != "active" {
                 return Err(LicenseError::Refused(format!(
                     "grant {grant_id} is already {status}"
                 )));
             }
             t.status = GrantStatus::Revoked;
-            Self::reissue_checked(c, &server, &mut t, "revoking", &signing, &path)?;
+            reissue(c, &server, &mut t, "revoking", &signing)?;
             log(
                 c,
                 &server,
                 "grant_revoke_requested",
                 &grant_id,
                 format!("{} licenses from {}", t.count, t.receiver),
-            )
-            .map_err(map_sql(&path))?;
+            )?;
             Ok(t)
         })
         .await
@@ -283,20 +252,17 @@ impl Ledger {
     /// Unknown grant, or one of another receiver.
     pub async fn acknowledge(&self, caller: String, grant_id: String) -> Result<(), LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         self.write(move |c, now| {
-            let (t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
+            let (t, status) = Self::load_grant(c, &server, &grant_id)?;
             if t.receiver != caller {
                 return Err(LicenseError::NotFound(format!("no grant {grant_id} for server {caller}")));
             }
             if status == "revoking" {
-                c.execute(
-                    "UPDATE grants SET status='revoked', updated=?3 WHERE server_id=?1 AND grant_id=?2",
-                    params![server, grant_id, now.timestamp()],
-                )
-                .map_err(map_sql(&path))?;
-                log(c, &server, "grant_revoked", &grant_id, format!("{caller} stopped counting {} licenses", t.count))
-                    .map_err(map_sql(&path))?;
+                c.exec(
+                    "UPDATE grants SET status='revoked', updated=$3 WHERE server_id=$1 AND grant_id=$2",
+                    args![server, grant_id, now],
+                )?;
+                log(c, &server, "grant_revoked", &grant_id, format!("{caller} stopped counting {} licenses", t.count))?;
             }
             Ok(())
         })
@@ -313,10 +279,9 @@ impl Ledger {
         grant_id: String,
     ) -> Result<(), LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         let signing = self.signing.clone();
         self.write(move |c, _| {
-            let (mut t, status) = Self::load_grant(c, &server, &grant_id, &path)?;
+            let (mut t, status) = Self::load_grant(c, &server, &grant_id)?;
             if t.receiver != caller {
                 return Err(LicenseError::NotFound(format!(
                     "no grant {grant_id} for server {caller}"
@@ -324,15 +289,14 @@ impl Ledger {
             }
             if status == "active" || status == "revoking" {
                 t.status = GrantStatus::Returned;
-                Self::reissue_checked(c, &server, &mut t, "returned", &signing, &path)?;
+                reissue(c, &server, &mut t, "returned", &signing)?;
                 log(
                     c,
                     &server,
                     "grant_returned",
                     &grant_id,
                     format!("{caller} gave back {} licenses", t.count),
-                )
-                .map_err(map_sql(&path))?;
+                )?;
             }
             Ok(())
         })
@@ -349,12 +313,7 @@ impl Ledger {
     pub fn tokens_for(&self, receiver: &str) -> Result<Vec<GrantToken>, LicenseError> {
         self.raw_tokens_for(receiver)?
             .iter()
-            .map(|t| {
-                serde_json::from_str(t).map_err(|e| LicenseError::Db {
-                    path: self.path.display().to_string(),
-                    why: format!("grant token damaged: {e}"),
-                })
-            })
+            .map(|t| serde_json::from_str(t).map_err(damaged_token))
             .collect()
     }
 
@@ -364,14 +323,11 @@ impl Ledger {
     /// Database errors.
     pub fn raw_tokens_for(&self, receiver: &str) -> Result<Vec<String>, LicenseError> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT token FROM grants WHERE server_id=?1 AND receiver=?2
-                   AND status IN ('active', 'revoking') ORDER BY created",
-            )?;
-            let rows = st
-                .query_map(params![self.server.as_str(), receiver], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+            Ok(c.column(
+                "SELECT token FROM grants WHERE server_id=$1 AND receiver=$2
+                   AND status IN ('active', 'revoking') ORDER BY created, grant_id",
+                args![self.server.as_str(), receiver],
+            )?)
         })
     }
 
@@ -384,13 +340,13 @@ impl Ledger {
         &self,
     ) -> Result<std::collections::HashMap<String, u32>, LicenseError> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT source_id, revision FROM license_sources WHERE server_id=?1 AND kind='grant'",
-            )?;
-            let rows = st
-                .query_map(params![self.server.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+            Ok(c.rows(
+                "SELECT source_id, revision FROM license_sources WHERE server_id=$1 AND kind='grant'",
+                args![self.server.as_str()],
+            )?
+            .iter()
+            .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get::<u64>(1)? as u32)))
+            .collect::<Result<_, _>>()?)
         })
     }
 
@@ -402,33 +358,28 @@ impl Ledger {
     /// Database errors.
     pub async fn apply_tokens(&self, tokens: Vec<GrantToken>) -> Result<Vec<String>, LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         let margin = self.margin;
         let signing = self.signing.clone();
         self.write(move |c, now| {
-            let err = map_sql(&path);
             let mut acks = Vec::new();
-            for t in tokens {
+            for t in &tokens {
                 let have: Option<(i64, String)> = c
-                    .query_row(
-                        "SELECT revision, status FROM license_sources WHERE server_id=?1 AND source_id=?2",
-                        params![server, t.grant_id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(&err)?;
+                    .row(
+                        "SELECT revision, status FROM license_sources WHERE server_id=$1 AND source_id=$2",
+                        args![server, t.grant_id],
+                    )?
+                    .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?)))
+                    .transpose()?;
                 let doc = serde_json::to_string(&t).expect("tokens serialize");
                 let usable = (t.not_after - margin).timestamp();
                 match (have, t.status) {
                     (None, GrantStatus::Active) => {
-                        c.execute(
+                        c.exec(
                             "INSERT INTO license_sources(server_id, source_id, kind, holder, count, not_before, not_after, usable_until, revision, document, added)
-                             VALUES (?1,?2,'grant',?3,?4,?5,?6,?7,?8,?9,?5)",
-                            params![server, t.grant_id, t.donor, t.count, now.timestamp(), t.not_after.timestamp(), usable, t.revision, doc],
-                        )
-                        .map_err(&err)?;
-                        log(c, &server, "grant_received", &t.grant_id, format!("{} licenses from {} until {}", t.count, t.donor, t.not_after))
-                            .map_err(&err)?;
+                             VALUES ($1,$2,'grant',$3,$4,$5,$6,$7,$8,$9,$5)",
+                            args![server, t.grant_id, t.donor, t.count, now, t.not_after, usable, t.revision, doc],
+                        )?;
+                        log(c, &server, "grant_received", &t.grant_id, format!("{} licenses from {} until {}", t.count, t.donor, t.not_after))?;
                     }
                     (None, _) => {}
                     (Some((rev, _)), _) if rev >= i64::from(t.revision) => {
@@ -439,12 +390,11 @@ impl Ledger {
                     }
                     (Some((_, status)), GrantStatus::Active) => {
                         if status == "active" {
-                            c.execute(
-                                "UPDATE license_sources SET not_after=?3, usable_until=?4, revision=?5, document=?6 WHERE server_id=?1 AND source_id=?2",
-                                params![server, t.grant_id, t.not_after.timestamp(), usable, t.revision, doc],
-                            )
-                            .map_err(&err)?;
-                            log(c, &server, "grant_renewal_received", &t.grant_id, format!("until {}", t.not_after)).map_err(&err)?;
+                            c.exec(
+                                "UPDATE license_sources SET not_after=$3, usable_until=$4, revision=$5, document=$6 WHERE server_id=$1 AND source_id=$2",
+                                args![server, t.grant_id, t.not_after, usable, t.revision, doc],
+                            )?;
+                            log(c, &server, "grant_renewal_received", &t.grant_id, format!("until {}", t.not_after))?;
                         }
                     }
                     (Some(_), status) => {
@@ -453,14 +403,12 @@ impl Ledger {
                             GrantStatus::Returned => "returned",
                             _ => "expired",
                         };
-                        end_source(c, &server, &t.grant_id, new, &signing).map_err(&err)?;
-                        c.execute(
-                            "UPDATE license_sources SET revision=?3, document=?4 WHERE server_id=?1 AND source_id=?2",
-                            params![server, t.grant_id, t.revision, doc],
-                        )
-                        .map_err(&err)?;
-                        log(c, &server, &format!("grant_{new}_by_donor"), &t.grant_id, format!("{} licenses from {}", t.count, t.donor))
-                            .map_err(&err)?;
+                        end_source(c, &server, &t.grant_id, new, &signing)?;
+                        c.exec(
+                            "UPDATE license_sources SET revision=$3, document=$4 WHERE server_id=$1 AND source_id=$2",
+                            args![server, t.grant_id, t.revision, doc],
+                        )?;
+                        log(c, &server, &format!("grant_{new}_by_donor"), &t.grant_id, format!("{} licenses from {}", t.count, t.donor))?;
                         if status == GrantStatus::Revoked {
                             acks.push(t.grant_id.clone());
                         }
@@ -479,17 +427,14 @@ impl Ledger {
     /// Unknown grant, sub-grants still carved from it, or stations with nowhere to go.
     pub async fn start_return(&self, grant_id: String) -> Result<String, LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         self.write(move |c, _| {
-            let err = map_sql(&path);
             let row: Option<(String, String, i64)> = c
-                .query_row(
-                    "SELECT holder, status, donated FROM license_sources WHERE server_id=?1 AND source_id=?2 AND kind='grant'",
-                    params![server, grant_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(&err)?;
+                .row(
+                    "SELECT holder, status, donated FROM license_sources WHERE server_id=$1 AND source_id=$2 AND kind='grant'",
+                    args![server, grant_id],
+                )?
+                .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .transpose()?;
             let Some((donor, status, donated)) = row else {
                 return Err(LicenseError::NotFound(format!(
                     "no grant {grant_id} was received by this server; see `updhub license grants`"
@@ -506,18 +451,17 @@ impl Ledger {
                     "{donated} licenses of grant {grant_id} are donated on; revoke those grants first"
                 )));
             }
-            let moved = rehome_stations(c, &server, &grant_id, NoRoom::Refuse).map_err(&err)?;
+            let moved = rehome_stations(c, &server, &grant_id, NoRoom::Refuse)?;
             if moved.is_none() {
                 return Err(LicenseError::Refused(format!(
                     "stations use grant {grant_id} and no other key or grant has room for them; nothing was returned"
                 )));
             }
-            c.execute(
-                "UPDATE license_sources SET status='returning' WHERE server_id=?1 AND source_id=?2",
-                params![server, grant_id],
-            )
-            .map_err(&err)?;
-            log(c, &server, "grant_return_started", &grant_id, format!("giving back to {donor}")).map_err(&err)?;
+            c.exec(
+                "UPDATE license_sources SET status='returning' WHERE server_id=$1 AND source_id=$2",
+                args![server, grant_id],
+            )?;
+            log(c, &server, "grant_return_started", &grant_id, format!("giving back to {donor}"))?;
             Ok(donor)
         })
         .await
@@ -529,16 +473,14 @@ impl Ledger {
     /// Database errors.
     pub async fn finish_return(&self, grant_id: String) -> Result<(), LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         self.write(move |c, _| {
             let n = c
-                .execute(
-                    "UPDATE license_sources SET status='returned' WHERE server_id=?1 AND source_id=?2 AND status='returning'",
-                    params![server, grant_id],
-                )
-                .map_err(map_sql(&path))?;
+                .exec(
+                    "UPDATE license_sources SET status='returned' WHERE server_id=$1 AND source_id=$2 AND status='returning'",
+                    args![server, grant_id],
+                )?;
             if n > 0 {
-                log(c, &server, "grant_returned", &grant_id, "the donor took it back".into()).map_err(map_sql(&path))?;
+                log(c, &server, "grant_returned", &grant_id, "the donor took it back".into())?;
             }
             Ok(())
         })
@@ -551,11 +493,10 @@ impl Ledger {
     /// Database errors.
     pub fn pending_returns(&self) -> Result<Vec<String>, LicenseError> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT source_id FROM license_sources WHERE server_id=?1 AND status='returning' ORDER BY source_id",
-            )?;
-            let rows = st.query_map([self.server.as_str()], |r| r.get(0))?.collect();
-            rows
+            Ok(c.column(
+                "SELECT source_id FROM license_sources WHERE server_id=$1 AND status='returning' ORDER BY source_id",
+                args![self.server.as_str()],
+            )?)
         })
     }
 }
@@ -563,21 +504,21 @@ impl Ledger {
 /// Re-issue a changed token: bump its revision, sign it, store it with the donor-side
 /// `status`. Every change a receiver must learn of goes through here.
 fn reissue(
-    c: &Connection,
+    c: &Conn<'_>,
     server: &str,
     t: &mut GrantToken,
     status: &str,
     signing: &SigningKey,
-) -> rusqlite::Result<()> {
+) -> Result<(), SqlError> {
     t.revision += 1;
     t.sign(signing);
-    c.execute(
-        "UPDATE grants SET not_after=?3, status=?4, revision=?5, token=?6, updated=(SELECT now FROM clock)
-          WHERE server_id=?1 AND grant_id=?2",
-        params![
+    c.exec(
+        "UPDATE grants SET not_after=$3, status=$4, revision=$5, token=$6, updated=(SELECT now FROM clock)
+          WHERE server_id=$1 AND grant_id=$2",
+        args![
             server,
             t.grant_id,
-            t.not_after.timestamp(),
+            t.not_after,
             status,
             t.revision,
             serde_json::to_string(t).expect("tokens serialize"),
@@ -589,26 +530,25 @@ fn reissue(
 /// Stop counting a source: its stations move elsewhere or lose their license, grants carved
 /// from it are revoked (they cannot outlive what they came from). Returns stations dropped.
 pub(super) fn end_source(
-    c: &Connection,
+    c: &Conn<'_>,
     server: &str,
     source: &str,
     status: &str,
     signing: &SigningKey,
-) -> rusqlite::Result<u64> {
-    c.execute(
-        "UPDATE license_sources SET status=?3 WHERE server_id=?1 AND source_id=?2",
-        params![server, source, status],
+) -> Result<u64, SqlError> {
+    c.exec(
+        "UPDATE license_sources SET status=$3 WHERE server_id=$1 AND source_id=$2",
+        args![server, source, status],
     )?;
     let dropped = rehome_stations(c, server, source, NoRoom::Drop)?.unwrap_or(0);
-    let subs: Vec<(String, String)> = {
-        let mut st = c.prepare_cached(
-            "SELECT grant_id, token FROM grants WHERE server_id=?1 AND source_id=?2 AND status='active'",
-        )?;
-        let rows = st
-            .query_map(params![server, source], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        rows
-    };
+    let subs: Vec<(String, String)> = c
+        .rows(
+            "SELECT grant_id, token FROM grants WHERE server_id=$1 AND source_id=$2 AND status='active' ORDER BY grant_id",
+            args![server, source],
+        )?
+        .iter()
+        .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?)))
+        .collect::<Result<_, _>>()?;
     for (g, token) in subs {
         let Ok(mut t) = serde_json::from_str::<GrantToken>(&token) else {
             continue;

@@ -1,29 +1,19 @@
 //! The license ledger: every license state change is one database transaction, and the
-//! database itself enforces conservation (see `schemas/002-licenses.sql`).
-//!
-//! Writes go through one writer thread that group-commits: it takes every request waiting,
-//! runs each inside its own savepoint (a refused request rolls back alone), and commits the
-//! batch with one fsync. Replies are sent only after that commit, so a caller that heard
-//! "granted" holds a durable grant, and throughput is not bounded by one fsync per request.
+//! database itself enforces conservation (see `schemas/*/002-licenses.sql`). Where the
+//! transactions run (a group-committing writer on SQLite, the pool on PostgreSQL) is
+//! [`crate::db::ledger`]'s business.
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use ed25519_dalek::SigningKey;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use super::{LicenseError, LicenseKey};
+use crate::db::ledger::LedgerStore;
+use crate::db::sql::{args, Conn, SqlError};
 use crate::id::ServerId;
-
-/// Most requests committed together.
-const MAX_BATCH: usize = 1024;
-
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
 pub(super) fn ts(t: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(t, 0).single().unwrap_or_default()
@@ -142,60 +132,53 @@ pub struct Sweep {
 pub struct Ledger {
     /// Rows are read and written under this id.
     pub(super) server: ServerId,
-    /// The database file.
-    pub(super) path: PathBuf,
-    /// Sends jobs to the writer thread; taken on drop, which ends the thread.
-    writer: Mutex<Option<mpsc::Sender<Job>>>,
-    /// The writer thread, joined on drop so its connection is closed when the ledger is.
-    thread: Option<std::thread::JoinHandle<()>>,
-    /// Reads use their own connection (WAL lets them run beside the writer).
-    reader: Mutex<Connection>,
+    /// Where the transactions run.
+    store: LedgerStore,
+    /// The database file or URL, for messages.
+    pub(super) at: String,
     /// Signs grant tokens.
     pub(super) signing: Arc<SigningKey>,
     /// Clock-skew margin between servers.
     pub(super) margin: chrono::Duration,
 }
 
-pub(super) fn map_sql(path: &Path) -> impl Fn(rusqlite::Error) -> LicenseError + '_ {
-    move |e| {
-        if crate::db::is_busy(&e) {
-            return LicenseError::Busy {
-                path: path.display().to_string(),
-            };
-        }
-        let msg = e.to_string();
-        if crate::db::broken_rule(&e) == Some("conservation") {
+/// The error a caller sees for a failed statement: a lock wait, a broken conservation rule
+/// (a refusal), or a database failure.
+fn finish(at: &str, e: LicenseError) -> LicenseError {
+    let LicenseError::Sql(e) = e else {
+        return e;
+    };
+    match e {
+        SqlError::Busy => LicenseError::Busy { path: at.to_owned() },
+        SqlError::Rule { ref name, ref message } if name == "conservation" => {
             LicenseError::Refused(format!(
-                "refused: it would hand out more licenses than the source holds, or outlive it ({msg})"
+                "refused: it would hand out more licenses than the source holds, or outlive it ({message})"
             ))
-        } else {
-            LicenseError::Db {
-                path: path.display().to_string(),
-                why: msg,
-            }
         }
+        other => LicenseError::Db {
+            path: at.to_owned(),
+            why: other.to_string(),
+        },
     }
 }
 
-/// Set the transaction's time (see `schemas/003-clock.sql`).
-fn set_clock(c: &Connection, now: DateTime<Utc>) -> rusqlite::Result<()> {
-    c.prepare_cached("UPDATE clock SET now = ?1 WHERE id = 1")?
-        .execute([now.timestamp()])?;
-    Ok(())
+/// A stored grant token that does not parse.
+pub(super) fn damaged_token(e: serde_json::Error) -> LicenseError {
+    LicenseError::Sql(SqlError::Damaged(format!("grant token: {e}")))
 }
 
 /// Append to the audit log, at the transaction's time.
 pub(super) fn log(
-    c: &Connection,
+    c: &Conn<'_>,
     server: &str,
     event: &str,
     subject: &str,
     details: String,
-) -> rusqlite::Result<()> {
-    c.execute(
+) -> Result<(), SqlError> {
+    c.exec(
         "INSERT INTO license_log(server_id, at, event, subject, details)
-         VALUES (?1, (SELECT now FROM clock), ?2, ?3, ?4)",
-        params![server, event, subject, details],
+         VALUES ($1, (SELECT now FROM clock), $2, $3, $4)",
+        args![server, event, subject, details],
     )?;
     Ok(())
 }
@@ -223,38 +206,33 @@ pub(super) enum NoRoom {
 /// license, or `None` when `no_room` is [`NoRoom::Refuse`] and some found no room (then
 /// nothing moved).
 pub(super) fn rehome_stations(
-    c: &Connection,
+    c: &Conn<'_>,
     server: &str,
     source: &str,
     no_room: NoRoom,
-) -> rusqlite::Result<Option<u64>> {
-    c.execute_batch("SAVEPOINT rehome")?;
-    let stations: Vec<String> = {
-        let mut st = c.prepare_cached(
-            "SELECT station_id FROM stations WHERE server_id=?1 AND source_id=?2",
-        )?;
-        let rows = st
-            .query_map(params![server, source], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        rows
-    };
+) -> Result<Option<u64>, SqlError> {
+    c.batch("SAVEPOINT rehome")?;
+    let stations: Vec<String> = c.column(
+        "SELECT station_id FROM stations WHERE server_id=$1 AND source_id=$2 ORDER BY station_id",
+        args![server, source],
+    )?;
     let mut dropped = 0;
     for s in stations {
         match pick_source(c, server, 1, None, Some(source))? {
             Some(other) => {
-                c.execute(
-                    "UPDATE stations SET source_id=?3 WHERE server_id=?1 AND station_id=?2",
-                    params![server, s, other],
+                c.exec(
+                    "UPDATE stations SET source_id=$3 WHERE server_id=$1 AND station_id=$2",
+                    args![server, s, other],
                 )?;
             }
             None if no_room == NoRoom::Refuse => {
-                c.execute_batch("ROLLBACK TO rehome; RELEASE rehome")?;
+                c.batch("ROLLBACK TO SAVEPOINT rehome; RELEASE SAVEPOINT rehome")?;
                 return Ok(None);
             }
             None => {
-                c.execute(
-                    "DELETE FROM stations WHERE server_id=?1 AND station_id=?2",
-                    params![server, s],
+                c.exec(
+                    "DELETE FROM stations WHERE server_id=$1 AND station_id=$2",
+                    args![server, s],
                 )?;
                 log(
                     c,
@@ -267,7 +245,7 @@ pub(super) fn rehome_stations(
             }
         }
     }
-    c.execute_batch("RELEASE rehome")?;
+    c.batch("RELEASE SAVEPOINT rehome")?;
     Ok(Some(dropped))
 }
 
@@ -275,53 +253,51 @@ pub(super) fn rehome_stations(
 /// lasting longest first (fewest future moves); never `except`. "In force" is judged at the
 /// transaction's time (the clock row), as the triggers judge it.
 pub(super) fn pick_source(
-    c: &Connection,
+    c: &Conn<'_>,
     server: &str,
     n: u32,
     until: Option<i64>,
     except: Option<&str>,
-) -> rusqlite::Result<Option<String>> {
-    c.prepare_cached(
-        "SELECT source_id FROM license_sources, (SELECT now FROM clock) AS t
-          WHERE server_id=?1 AND status='active' AND not_before <= t.now AND usable_until > t.now
-            AND usable_until >= coalesce(?2, t.now) AND count - used - donated >= ?3
-            AND source_id <> ?4
-          ORDER BY usable_until DESC, source_id LIMIT 1",
-    )?
-    .query_row(params![server, until, n, except.unwrap_or("")], |r| {
-        r.get(0)
-    })
-    .optional()
+) -> Result<Option<String>, SqlError> {
+    const PICK: &str = "SELECT source_id FROM license_sources, (SELECT now FROM clock) AS t
+          WHERE server_id=$1 AND status='active' AND not_before <= t.now AND usable_until > t.now
+            AND usable_until >= coalesce($2, t.now) AND count - used - donated >= $3
+            AND source_id <> $4
+          ORDER BY usable_until DESC, source_id";
+    let args = args![server, until, n, except.unwrap_or("")];
+    if c.is_postgres() {
+        // Several nodes take from the same sources at once: lock every candidate (always in
+        // the same order, so two pickers never deadlock) and judge its room after the lock,
+        // so the source picked still has room when the counters move. LIMIT would stop at
+        // a candidate another transaction just filled instead of trying the next.
+        return Ok(c
+            .column(&format!("{PICK} FOR UPDATE OF license_sources"), args)?
+            .into_iter()
+            .next());
+    }
+    // SQLite: the writer holds the database's write lock; nothing moves meanwhile.
+    c.value(&format!("{PICK} LIMIT 1"), args)
 }
 
 impl Ledger {
-    /// Open the ledger on the database at `path` (already migrated by [`crate::db::Db`]).
+    /// Open the ledger on a node's database (already migrated by [`crate::db::Db`]).
     ///
     /// # Errors
     /// The database cannot be opened.
     pub fn open(
-        path: &Path,
+        db: &crate::db::Db,
         server: ServerId,
         signing: Arc<SigningKey>,
         margin: Duration,
     ) -> Result<Ledger, LicenseError> {
-        let err = map_sql(path);
-        let reader = crate::db::connect(path).map_err(&err)?;
-        let mut conn = crate::db::connect(path).map_err(&err)?;
-        let (tx, rx) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("updhub-ledger".into())
-            .spawn(move || writer_loop(&mut conn, rx))
-            .map_err(|e| LicenseError::Db {
-                path: path.display().to_string(),
-                why: e.to_string(),
-            })?;
+        let store = LedgerStore::open(&db.engine()).map_err(|e| LicenseError::Db {
+            path: db.location().to_owned(),
+            why: e.to_string(),
+        })?;
         Ok(Ledger {
             server,
-            path: path.to_owned(),
-            writer: Mutex::new(Some(tx)),
-            thread: Some(thread),
-            reader: Mutex::new(reader),
+            at: store.location().to_owned(),
+            store,
             signing,
             margin: chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::minutes(5)),
         })
@@ -332,68 +308,39 @@ impl Ledger {
         self.margin
     }
 
-    /// Queue `f` for the writer as one transaction at time `now`: the job's code gets it,
-    /// and the clock row gives it to the triggers, so both judge "in force" and "ended" at
-    /// the same instant.
-    fn submit<T: Send + 'static>(
+    /// Run `f` as one transaction at time `now`; resolves once it is durable. `f` gets the
+    /// transaction's one time, which SQL reads as `(SELECT now FROM clock)`. On a shared
+    /// database `f` may run more than once (a lost race runs it again from the start).
+    async fn submit<T: Send + 'static>(
         &self,
         now: DateTime<Utc>,
-        f: impl FnOnce(&Connection, DateTime<Utc>) -> Result<T, LicenseError> + Send + 'static,
-    ) -> tokio::sync::oneshot::Receiver<Result<T, LicenseError>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let path = self.path.display().to_string();
-        let job: Job = Box::new(move |conn| {
-            let res = set_clock(conn, now)
-                .map_err(map_sql(Path::new(&path)))
-                .and_then(|()| f(conn, now));
-            let ok = res.is_ok();
-            let reply: Reply = Box::new(move |commit| {
-                let out = match commit {
-                    Ok(()) => res,
-                    Err(why) => Err(LicenseError::Db { path, why }),
-                };
-                let _ = tx.send(out);
-            });
-            (ok, reply)
-        });
-        if let Some(w) = self
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            let _ = w.send(job);
+        f: impl FnMut(&Conn<'_>, DateTime<Utc>) -> Result<T, LicenseError> + Send + 'static,
+    ) -> Result<T, LicenseError> {
+        match self.store.submit(now, f).await {
+            Ok(res) => res.map_err(|e| finish(&self.at, e)),
+            Err(_) => Err(LicenseError::Db {
+                path: self.at.clone(),
+                why: "the ledger writer stopped".into(),
+            }),
         }
-        rx
     }
 
-    /// Run `f` as one transaction on the writer thread; resolves once it is durable. `f` gets
-    /// the transaction's one time, which SQL reads as `(SELECT now FROM clock)`.
+    /// Run `f` as one transaction at the current time; resolves once it is durable.
     ///
     /// # Errors
     /// Whatever `f` returns, or a failed commit.
     pub async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection, DateTime<Utc>) -> Result<T, LicenseError> + Send + 'static,
+        f: impl FnMut(&Conn<'_>, DateTime<Utc>) -> Result<T, LicenseError> + Send + 'static,
     ) -> Result<T, LicenseError> {
-        self.submit(Utc::now(), f)
-            .await
-            .map_err(|_| self.writer_gone())?
+        self.submit(Utc::now(), f).await
     }
 
-    fn writer_gone(&self) -> LicenseError {
-        LicenseError::Db {
-            path: self.path.display().to_string(),
-            why: "the ledger writer stopped".into(),
-        }
-    }
-
-    pub(super) fn read<T>(
+    pub(super) fn read<T: Send>(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        f: impl FnMut(&Conn<'_>) -> Result<T, LicenseError> + Send,
     ) -> Result<T, LicenseError> {
-        let c = self.reader.lock().unwrap_or_else(|p| p.into_inner());
-        f(&c).map_err(map_sql(&self.path))
+        self.store.read(f).map_err(|e| finish(&self.at, e))
     }
 
     /// `license add`: store a checked key. The same key id twice is refused.
@@ -402,17 +349,12 @@ impl Ledger {
     /// [`LicenseError::Refused`] for a key already added, or database errors.
     pub async fn add_key(&self, key: LicenseKey) -> Result<(), LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         self.write(move |c, now| {
-            let err = map_sql(&path);
-            let exists: bool = c
-                .query_row(
-                    "SELECT 1 FROM license_sources WHERE server_id=?1 AND source_id=?2",
-                    params![server, key.key_id],
-                    |_| Ok(true),
-                )
-                .optional()
-                .map_err(&err)?
+            let exists = c
+                .row(
+                    "SELECT 1 FROM license_sources WHERE server_id=$1 AND source_id=$2",
+                    args![server, key.key_id],
+                )?
                 .is_some();
             if exists {
                 return Err(LicenseError::Refused(format!(
@@ -421,29 +363,28 @@ impl Ledger {
                 )));
             }
             let doc = serde_json::to_string(&key).expect("keys serialize");
-            c.execute(
+            c.exec(
                 "INSERT INTO license_sources(server_id, source_id, kind, holder, count, not_before, not_after, usable_until, document, added)
-                 VALUES (?1,?2,'key',?3,?4,?5,?6,?6,?7,?8)",
-                params![
+                 VALUES ($1,$2,'key',$3,$4,$5,$6,$6,$7,$8)",
+                args![
                     server,
                     key.key_id,
                     key.holder,
                     key.stations,
-                    key.valid_from.timestamp(),
-                    key.valid_until.timestamp(),
+                    key.valid_from,
+                    key.valid_until,
                     doc,
-                    now.timestamp()
+                    now
                 ],
-            )
-            .map_err(&err)?;
+            )?;
             log(
                 c,
                 &server,
                 "key_added",
                 &key.key_id,
                 format!("{} stations for {} until {}", key.stations, key.holder, key.valid_until),
-            )
-            .map_err(&err)
+            )?;
+            Ok(())
         })
         .await
     }
@@ -459,40 +400,31 @@ impl Ledger {
         secret: String,
     ) -> Result<(String, bool), LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         self.write(move |c, now| {
-            let err = map_sql(&path);
             let hash = secret_hash(&station, &secret);
-            let now = now.timestamp();
             let existing: Option<(String, String)> = c
-                .prepare_cached("SELECT secret_hash, source_id FROM stations WHERE server_id=?1 AND station_id=?2")
-                .and_then(|mut st| {
-                    st.query_row(params![server, station], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                })
-                .map_err(&err)?;
+                .row("SELECT secret_hash, source_id FROM stations WHERE server_id=$1 AND station_id=$2", args![server, station])?
+                .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?)))
+                .transpose()?;
             if let Some((h, source)) = existing {
                 if h != hash {
                     return Err(LicenseError::Refused(format!(
                         "station {station} is registered with other credentials; use its secret, or ask the admin to remove it"
                     )));
                 }
-                c.prepare_cached("UPDATE stations SET last_seen=?3 WHERE server_id=?1 AND station_id=?2")
-                    .and_then(|mut st| st.execute(params![server, station, now]))
-                    .map_err(&err)?;
+                c.exec("UPDATE stations SET last_seen=$3 WHERE server_id=$1 AND station_id=$2", args![server, station, now])?;
                 return Ok((source, false));
             }
-            let Some(source) = pick_source(c, &server, 1, None, None).map_err(&err)? else {
+            let Some(source) = pick_source(c, &server, 1, None, None)? else {
                 return Err(LicenseError::Refused(format!(
                     "no free station license on server {server}: every license is in use or donated; add a key, or ask the donor for a larger grant"
                 )));
             };
-            c.prepare_cached(
+            c.exec(
                 "INSERT INTO stations(server_id, station_id, secret_hash, source_id, registered, last_seen)
-                 VALUES (?1,?2,?3,?4,?5,?5)",
-            )
-            .and_then(|mut st| st.execute(params![server, station, hash, source, now]))
-            .map_err(&err)?;
+                 VALUES ($1,$2,$3,$4,$5,$5)",
+                args![server, station, hash, source, now],
+            )?;
             Ok((source, true))
         })
         .await
@@ -504,18 +436,12 @@ impl Ledger {
     /// [`LicenseError::NotFound`] for an unknown station or wrong secret.
     pub async fn heartbeat(&self, station: String, secret: String) -> Result<String, LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         self.write(move |c, now| {
             let hash = secret_hash(&station, &secret);
-            let source: Option<String> = c
-                .prepare_cached(
-                    "UPDATE stations SET last_seen=?4 WHERE server_id=?1 AND station_id=?2 AND secret_hash=?3 RETURNING source_id",
-                )
-                .and_then(|mut st| {
-                    st.query_row(params![server, station, hash, now.timestamp()], |r| r.get(0))
-                        .optional()
-                })
-                .map_err(map_sql(&path))?;
+            let source: Option<String> = c.value(
+                "UPDATE stations SET last_seen=$4 WHERE server_id=$1 AND station_id=$2 AND secret_hash=$3 RETURNING source_id",
+                args![server, station, hash, now],
+            )?;
             source.ok_or_else(|| {
                 LicenseError::NotFound(format!(
                     "station {station} is not registered here with these credentials (or lost its license); register again"
@@ -533,70 +459,48 @@ impl Ledger {
     /// Database errors.
     pub async fn sweep(&self, station_ttl: Duration) -> Result<Sweep, LicenseError> {
         let server = self.server.to_string();
-        let path = self.path.clone();
         let margin = self.margin;
         let signing = self.signing.clone();
         let ttl = chrono::Duration::from_std(station_ttl).unwrap_or(chrono::Duration::days(30));
         self.write(move |c, now| {
-            let err = map_sql(&path);
             let mut out = Sweep::default();
-            let ended: Vec<(String, String, i64)> = {
-                let mut st = c
-                    .prepare_cached(
-                        "SELECT grant_id, receiver, count FROM grants
-                          WHERE server_id=?1 AND status IN ('active','revoking') AND not_after <= ?2",
-                    )
-                    .map_err(&err)?;
-                let rows = st
-                    .query_map(params![server, (now - margin).timestamp()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .map_err(&err)?
-                    .collect::<Result<_, _>>()
-                    .map_err(&err)?;
-                rows
-            };
+            let ended: Vec<(String, String, i64)> = c
+                .rows(
+                    "SELECT grant_id, receiver, count FROM grants
+                      WHERE server_id=$1 AND status IN ('active','revoking') AND not_after <= $2 ORDER BY grant_id",
+                    args![server, now - margin],
+                )?
+                .iter()
+                .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .collect::<Result<_, _>>()?;
             for (g, receiver, count) in ended {
-                c.execute(
-                    "UPDATE grants SET status='expired', updated=?3 WHERE server_id=?1 AND grant_id=?2",
-                    params![server, g, now.timestamp()],
-                )
-                .map_err(&err)?;
-                log(c, &server, "grant_expired", &g, format!("{count} licenses back from {receiver}")).map_err(&err)?;
+                c.exec(
+                    "UPDATE grants SET status='expired', updated=$3 WHERE server_id=$1 AND grant_id=$2",
+                    args![server, g, now],
+                )?;
+                log(c, &server, "grant_expired", &g, format!("{count} licenses back from {receiver}"))?;
                 out.reclaimed += 1;
             }
-            let sources: Vec<(String, String)> = {
-                let mut st = c
-                    .prepare_cached(
-                        "SELECT source_id, kind FROM license_sources WHERE server_id=?1 AND status='active' AND usable_until <= ?2",
-                    )
-                    .map_err(&err)?;
-                let rows = st
-                    .query_map(params![server, now.timestamp()], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(&err)?
-                    .collect::<Result<_, _>>()
-                    .map_err(&err)?;
-                rows
-            };
+            let sources: Vec<(String, String)> = c
+                .rows(
+                    "SELECT source_id, kind FROM license_sources WHERE server_id=$1 AND status='active' AND usable_until <= $2 ORDER BY source_id",
+                    args![server, now],
+                )?
+                .iter()
+                .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?)))
+                .collect::<Result<_, _>>()?;
             for (s, kind) in sources {
-                out.stations_dropped += super::grants::end_source(c, &server, &s, "expired", &signing).map_err(&err)?;
-                log(c, &server, &format!("{kind}_expired"), &s, "stopped counting it".into()).map_err(&err)?;
+                out.stations_dropped += super::grants::end_source(c, &server, &s, "expired", &signing)?;
+                log(c, &server, &format!("{kind}_expired"), &s, "stopped counting it".into())?;
                 out.ended_sources += 1;
             }
-            let stale: Vec<String> = {
-                let mut st = c
-                    .prepare_cached("SELECT station_id FROM stations WHERE server_id=?1 AND last_seen < ?2")
-                    .map_err(&err)?;
-                let rows = st
-                    .query_map(params![server, (now - ttl).timestamp()], |r| r.get(0))
-                    .map_err(&err)?
-                    .collect::<Result<_, _>>()
-                    .map_err(&err)?;
-                rows
-            };
+            let stale: Vec<String> = c.column(
+                "SELECT station_id FROM stations WHERE server_id=$1 AND last_seen < $2 ORDER BY station_id",
+                args![server, now - ttl],
+            )?;
             for s in stale {
-                c.execute("DELETE FROM stations WHERE server_id=?1 AND station_id=?2", params![server, s])
-                    .map_err(&err)?;
-                log(c, &server, "station_purged", &s, format!("not seen for {}", humantime::format_duration(station_ttl)))
-                    .map_err(&err)?;
+                c.exec("DELETE FROM stations WHERE server_id=$1 AND station_id=$2", args![server, s])?;
+                log(c, &server, "station_purged", &s, format!("not seen for {}", humantime::format_duration(station_ttl)))?;
                 out.stations_purged += 1;
             }
             Ok(out)
@@ -612,17 +516,19 @@ impl Ledger {
         let warn = chrono::Duration::from_std(warn_before).unwrap_or(chrono::Duration::days(3));
         let now = Utc::now();
         self.read(|c| {
-            let mut st = c.prepare_cached(
+            let rows = c
+                .rows(
                 "SELECT source_id, kind, holder, count, used, donated, not_after, usable_until, status, not_before
-                   FROM license_sources WHERE server_id=?1 ORDER BY kind DESC, source_id",
-            )?;
-            let rows = st
-                .query_map([self.server.as_str()], |r| {
+                   FROM license_sources WHERE server_id=$1 ORDER BY kind DESC, source_id",
+                args![self.server.as_str()],
+                )?
+                .iter()
+                .map(|r| {
                     let (count, used, donated): (u64, u64, u64) = (r.get(3)?, r.get(4)?, r.get(5)?);
                     let status: String = r.get(8)?;
-                    let usable_until = ts(r.get(7)?);
+                    let usable_until: DateTime<Utc> = r.get(7)?;
                     // In force: active, started, not yet past the point this server stops counting.
-                    let active = status == "active" && usable_until > now && ts(r.get(9)?) <= now;
+                    let active = status == "active" && usable_until > now && r.get::<DateTime<Utc>>(9)? <= now;
                     Ok(SourceStatus {
                         source_id: r.get(0)?,
                         kind: r.get(1)?,
@@ -631,13 +537,13 @@ impl Ledger {
                         used,
                         donated,
                         free: if active { count.saturating_sub(used + donated) } else { 0 },
-                        not_after: ts(r.get(6)?),
+                        not_after: r.get(6)?,
                         usable_until,
                         expiring_soon: active && usable_until - now < warn,
                         status,
                     })
-                })?
-                .collect::<Result<_, _>>()?;
+                })
+                .collect::<Result<_, SqlError>>()?;
             Ok(rows)
         })
     }
@@ -648,21 +554,23 @@ impl Ledger {
     /// Database errors.
     pub fn grants(&self, warn_before: Duration) -> Result<GrantsView, LicenseError> {
         let outgoing = self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT grant_id, source_id, receiver, count, not_after, status FROM grants WHERE server_id=?1 ORDER BY created, grant_id",
-            )?;
-            let rows = st
-                .query_map([self.server.as_str()], |r| {
+            let rows = c
+                .rows(
+                "SELECT grant_id, source_id, receiver, count, not_after, status FROM grants WHERE server_id=$1 ORDER BY created, grant_id",
+                args![self.server.as_str()],
+                )?
+                .iter()
+                .map(|r| {
                     Ok(OutgoingGrant {
                         grant_id: r.get(0)?,
                         source_id: r.get(1)?,
                         receiver: r.get(2)?,
                         count: r.get(3)?,
-                        not_after: ts(r.get(4)?),
+                        not_after: r.get(4)?,
                         status: r.get(5)?,
                     })
-                })?
-                .collect::<Result<_, _>>()?;
+                })
+                .collect::<Result<_, SqlError>>()?;
             Ok(rows)
         })?;
         let incoming = self
@@ -679,20 +587,22 @@ impl Ledger {
     /// Database errors.
     pub fn stations(&self) -> Result<Vec<StationRow>, LicenseError> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT station_id, source_id, registered, last_seen FROM stations WHERE server_id=?1 ORDER BY station_id",
-            )?;
-            let rows = st
-                .query_map([self.server.as_str()], |r| {
+            let rows = c
+                .rows(
+                "SELECT station_id, source_id, registered, last_seen FROM stations WHERE server_id=$1 ORDER BY station_id",
+                args![self.server.as_str()],
+                )?
+                .iter()
+                .map(|r| {
                     Ok(StationRow {
                         station_id: r.get(0)?,
                         source_id: r.get(1)?,
-                        registered: ts(r.get(2)?),
-                        last_seen: ts(r.get(3)?),
+                        registered: r.get(2)?,
+                        last_seen: r.get(3)?,
                     })
-                })?
-                .collect();
-            rows
+                })
+                .collect::<Result<_, SqlError>>()?;
+            Ok(rows)
         })
     }
 
@@ -702,69 +612,24 @@ impl Ledger {
     /// Database errors.
     pub fn log(&self) -> Result<Vec<LogRow>, LicenseError> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT seq, at, event, subject, details FROM license_log WHERE server_id=?1 ORDER BY seq",
-            )?;
-            let rows = st
-                .query_map([self.server.as_str()], |r| {
+            let rows = c
+                .rows(
+                "SELECT seq, at, event, subject, details FROM license_log WHERE server_id=$1 ORDER BY seq",
+                args![self.server.as_str()],
+                )?
+                .iter()
+                .map(|r| {
                     Ok(LogRow {
                         seq: r.get(0)?,
-                        at: ts(r.get(1)?),
+                        at: r.get(1)?,
                         event: r.get(2)?,
                         subject: r.get(3)?,
                         details: r.get(4)?,
                     })
-                })?
-                .collect();
-            rows
+                })
+                .collect::<Result<_, SqlError>>()?;
+            Ok(rows)
         })
-    }
-}
-
-impl Drop for Ledger {
-    fn drop(&mut self) {
-        // Closing the channel ends the writer loop after the jobs already sent.
-        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// The writer thread: group commit. Each job runs in its own savepoint inside one
-/// transaction; the batch commits once; then every caller hears its result.
-fn writer_loop(conn: &mut Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-        let mut jobs = batch.into_iter();
-        let result = (|| -> rusqlite::Result<()> {
-            let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for job in jobs.by_ref() {
-                let sp = tx.savepoint()?;
-                let (ok, reply) = job(&sp);
-                replies.push(reply);
-                if ok {
-                    sp.commit()?;
-                } else {
-                    drop(sp); // rolls back this request alone
-                }
-            }
-            tx.commit()
-        })();
-        let outcome = result.map_err(|e| e.to_string());
-        for r in replies {
-            r(outcome.clone());
-        }
-        // Jobs never run (the transaction failed to start) are dropped: their callers see
-        // the writer's error as a closed channel.
-        drop(jobs);
     }
 }
 
@@ -774,15 +639,14 @@ mod tests {
 
     /// A ledger on a fresh database holding one key valid from `from` to `until`.
     async fn ledger_with_key(
-        dir: &Path,
+        dir: &std::path::Path,
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> (crate::db::Db, Ledger) {
         let server = ServerId::new("n1").unwrap();
         let db = crate::db::Db::create(&dir.join("t.db"), server.clone()).unwrap();
         let signing = Arc::new(SigningKey::generate(&mut rand::rngs::OsRng));
-        let ledger =
-            Ledger::open(db.path(), server, signing.clone(), Duration::from_secs(60)).unwrap();
+        let ledger = Ledger::open(&db, server, signing.clone(), Duration::from_secs(60)).unwrap();
         let key = LicenseKey::issue(&signing, "K1", "ACME", 5, from, until);
         ledger.add_key(key).await.unwrap();
         (db, ledger)
@@ -790,20 +654,17 @@ mod tests {
 
     /// Insert a station at the transaction time `at`, as the writer does.
     async fn station_at(ledger: &Ledger, at: DateTime<Utc>, id: &str) -> Result<(), LicenseError> {
-        let path = ledger.path.clone();
         let id = id.to_owned();
         ledger
             .submit(at, move |c, now| {
-                c.execute(
+                c.exec(
                     "INSERT INTO stations(server_id, station_id, secret_hash, source_id, registered, last_seen)
-                     VALUES ('n1', ?1, 'h', 'K1', ?2, ?2)",
-                    params![id, now.timestamp()],
-                )
-                .map(drop)
-                .map_err(map_sql(&path))
+                     VALUES ('n1', $1, 'h', 'K1', $2, $2)",
+                    args![id, now],
+                )?;
+                Ok(())
             })
             .await
-            .unwrap()
     }
 
     #[tokio::test]

@@ -61,6 +61,10 @@ pub enum LicenseError {
         /// The database file.
         path: String,
     },
+    /// A statement failed; [`Ledger`](ledger::Ledger) turns it into one of the above before
+    /// a caller sees it.
+    #[error("license database: {0}")]
+    Sql(#[from] crate::db::sql::SqlError),
     /// The donor could not be reached.
     #[error("donor {url}: {why}; it will be retried on the next sync")]
     Network {
@@ -79,9 +83,20 @@ impl LicenseError {
             LicenseError::Refused(_) => 409,
             LicenseError::NotFound(_) => 404,
             LicenseError::Db { .. } => 500,
+            LicenseError::Sql(crate::db::sql::SqlError::Busy) => 503,
+            LicenseError::Sql(_) => 500,
             LicenseError::Busy { .. } => 503,
             LicenseError::Network { .. } => 502,
         }
+    }
+}
+
+impl crate::db::sql::TxFail for LicenseError {
+    fn conflict(&self) -> bool {
+        matches!(
+            self,
+            LicenseError::Sql(crate::db::sql::SqlError::Conflict(_))
+        )
     }
 }
 

@@ -104,6 +104,61 @@ pub struct NodeOpts<'a> {
     pub skew: Option<Duration>,
 }
 
+/// Whether this test binary runs its nodes on PostgreSQL: the `*_pg` twins of the test
+/// files (see Cargo.toml) do, the others on SQLite; the test code is the same.
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME").ends_with("_pg")
+}
+
+/// A new, empty PostgreSQL database on the test server (`UPDHUB_TEST_PG_URL`, which
+/// `.ci/run` and `scripts/pg-throwaway.sh` provide), or `None` with a note when there is
+/// no server.
+pub fn new_pg_database() -> Option<String> {
+    let Ok(admin) = std::env::var("UPDHUB_TEST_PG_URL") else {
+        eprintln!(
+            "NOTE: UPDHUB_TEST_PG_URL is not set, so this PostgreSQL test runs on SQLite; start a server with `eval \"$(bash scripts/pg-throwaway.sh start)\"` (CI always does)"
+        );
+        return None;
+    };
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        rand::random::<u32>()
+    );
+    let create = format!("CREATE DATABASE {name}");
+    let admin2 = admin.clone();
+    // A thread of its own: callers may be inside a runtime, where blocking on one panics.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&admin2, tokio_postgres::NoTls)
+                .await
+                .expect("the test PostgreSQL server answers");
+            tokio::spawn(conn);
+            client.batch_execute(&create).await.unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+    let (base, _) = admin.rsplit_once('/').expect("a URL with a database name");
+    Some(format!("{base}/{name}"))
+}
+
+/// The database URL a new test node gets: a fresh PostgreSQL database in a `*_pg` test
+/// binary, else `None` (the embedded SQLite file).
+pub fn test_database() -> Option<String> {
+    if on_postgres() {
+        new_pg_database()
+    } else {
+        None
+    }
+}
+
 /// Create a node in `dir/<id>` and open it with a fast sync interval.
 pub fn node(dir: &Path, id: &str, opts: NodeOpts<'_>) -> Arc<Hub> {
     let data = dir.join(id);
@@ -115,6 +170,7 @@ pub fn node(dir: &Path, id: &str, opts: NodeOpts<'_>) -> Arc<Hub> {
             name: None,
             parent: opts.parent,
             zone: opts.zone.map(|z| z.display().to_string()),
+            database: test_database(),
         },
     )
     .unwrap();
