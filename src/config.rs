@@ -484,7 +484,12 @@ impl Config {
     /// left out: the members of a cluster share it by definition, and a child across an
     /// interserver link keeps its own (its URL also holds a password).
     pub fn same_digest(&self) -> String {
-        let same = serde_json::json!({
+        blake3::hash(self.same_settings().to_string().as_bytes()).to_hex()[..16].to_owned()
+    }
+
+    /// The settings marked `[same]`, by name (no secrets among them).
+    pub fn same_settings(&self) -> serde_json::Value {
+        serde_json::json!({
             "name": self.server.name,
             "requests_per_second": self.server.requests_per_second,
             "sync_interval": self.upstream.sync_interval.as_millis() as u64,
@@ -495,8 +500,7 @@ impl Config {
             "skew_margin": self.licenses.skew_margin.as_secs(),
             "station_ttl": self.licenses.station_ttl.as_secs(),
             "license_warn": self.licenses.warn_before.as_secs(),
-        });
-        blake3::hash(same.to_string().as_bytes()).to_hex()[..16].to_owned()
+        })
     }
 
     /// The commented file `init` writes.

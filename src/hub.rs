@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{self, Config};
@@ -36,6 +36,12 @@ pub struct InitOptions {
     /// The database URL (`database.url`); the embedded SQLite file if absent.
     pub database: Option<String>,
 }
+
+/// How often a serving node refreshes its membership row.
+pub const MEMBER_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A member whose row is older than this is taken as gone: its id may be used again.
+pub const MEMBER_ALIVE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A node.
 pub struct Hub {
@@ -114,6 +120,22 @@ pub struct Status {
     pub children: Vec<ChildStatus>,
     /// Digest of this node's must-be-the-same settings.
     pub config_digest: String,
+    /// The database (file or URL without password).
+    pub database: String,
+    /// The cluster the database belongs to.
+    pub cluster_id: String,
+    /// The cluster's members, as they last recorded themselves.
+    pub members: Vec<MemberStatus>,
+}
+
+/// A member as `status` shows it.
+#[derive(Debug, Serialize)]
+pub struct MemberStatus {
+    /// Its row.
+    #[serde(flatten)]
+    pub member: crate::db::Member,
+    /// Heard from within [`MEMBER_ALIVE`].
+    pub alive: bool,
 }
 
 /// A child as its parent sees it.
@@ -255,9 +277,11 @@ impl Hub {
         let keys = ClusterKeys::load(&data.join("keys"))?;
         let db = Db::open_at(&config.database_location(data)?, config.server.id.clone())?;
         let store = Store::open(data.join("store"))?;
+        // The ledger is the cluster's: every node on one database shares its keys,
+        // stations and grants (on SQLite the cluster is this node alone).
         let ledger = crate::license::Ledger::open(
             &db,
-            config.server.id.clone(),
+            db.cluster_id().clone(),
             keys.signing.clone(),
             config.licenses.skew_margin,
         )?;
@@ -456,6 +480,72 @@ impl Hub {
         Ok(self.db.versions()?)
     }
 
+    /// `cluster check`: what differs between the live members where it must be the same.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn cluster_check(&self) -> Result<crate::cluster::Check, Error> {
+        Ok(crate::cluster::check(
+            &self.db.members()?,
+            Utc::now(),
+            MEMBER_ALIVE,
+        ))
+    }
+
+    /// This node's membership row: what it runs, as `status` and `cluster check` compare.
+    ///
+    /// # Errors
+    /// Unreadable keys or database.
+    pub fn member(
+        &self,
+        instance: &str,
+        started: DateTime<Utc>,
+        listen: &str,
+    ) -> Result<crate::db::Member, Error> {
+        let fp = |b: &[u8]| blake3::hash(b).to_hex()[..16].to_owned();
+        let ca = self.data.join("keys").join("ca.crt");
+        let ca_pem = fs::read(&ca).map_err(|source| Error::Io {
+            what: format!("reading {}", ca.display()),
+            source,
+        })?;
+        Ok(crate::db::Member {
+            node_id: self.id().to_string(),
+            instance: instance.to_owned(),
+            updhub_version: env!("CARGO_PKG_VERSION").to_owned(),
+            schema_version: self.db.schema_known(),
+            server_name: self.config.server.name.clone(),
+            key_fp: fp(self.keys.verifying.as_bytes()),
+            ca_fp: fp(&ca_pem),
+            active_root: self.db.published()?.map(|p| p.root.to_string()),
+            settings: self.config.same_settings().to_string(),
+            settings_digest: self.config.same_digest(),
+            listen: listen.to_owned(),
+            started,
+            last_seen: Utc::now(),
+        })
+    }
+
+    /// Record this node in the cluster's membership; refused while another running process
+    /// records itself under the same id.
+    ///
+    /// # Errors
+    /// The id is taken by a live node, or database errors.
+    pub fn record_member(
+        &self,
+        instance: &str,
+        started: DateTime<Utc>,
+        listen: &str,
+    ) -> Result<(), Error> {
+        let me = self.member(instance, started, listen)?;
+        match self.db.record_member(&me, MEMBER_ALIVE)? {
+            Ok(()) => Ok(()),
+            Err(taken) => Err(Error::State(format!(
+                "node id {} is in use by another running node on this database (listening on {}, last seen {}, updhub {}); every node of a cluster needs its own id: give this one another (server.id in updhub.toml, or init --id), or stop the other",
+                me.node_id, taken.other.listen, taken.other.last_seen, taken.other.updhub_version
+            ))),
+        }
+    }
+
     /// `status`.
     ///
     /// # Errors
@@ -482,6 +572,18 @@ impl Hub {
             sync: self.db.sync_state()?,
             children,
             config_digest: digest,
+            database: self.db.location().to_owned(),
+            cluster_id: self.db.cluster_id().to_string(),
+            members: self
+                .db
+                .members()?
+                .into_iter()
+                .map(|m| MemberStatus {
+                    alive: Utc::now() - m.last_seen
+                        < chrono::Duration::from_std(MEMBER_ALIVE).expect("small"),
+                    member: m,
+                })
+                .collect(),
         })
     }
 }

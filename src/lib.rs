@@ -22,6 +22,7 @@
 
 pub mod child;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -150,6 +150,11 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// The cluster: the members sharing this node's database, and their consistency.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// The current version; on a parent, each child's last report.
     Status {
         /// Print JSON.
@@ -177,6 +182,18 @@ pub enum KeysCommand {
         /// The folder to write.
         #[arg(long)]
         to: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Compare the live members: what differs where it must be the same (updhub version,
+    /// keys and certificate, server name, repository root, [same] settings), each with its
+    /// fix. Exits non-zero when anything differs.
+    Check {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -286,6 +303,22 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 let _ = tx.send(true);
                 task.await
                     .map_err(|e| Error::State(format!("the follow task failed: {e}")))?;
+            }
+        }
+        Command::Cluster {
+            command: ClusterCommand::Check { json },
+        } => {
+            let c = Hub::open(&data)?.cluster_check()?;
+            if json {
+                print_json(&c)?;
+            } else {
+                render::cluster_check(&c)?;
+            }
+            if !c.ok() {
+                return Err(crate::error::Error::State(format!(
+                    "the cluster is not consistent: {} finding(s) above, each with its fix",
+                    c.findings.len()
+                )));
             }
         }
         Command::Status { json } => {

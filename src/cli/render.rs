@@ -34,6 +34,19 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
         );
     }
     out!("config digest {}", s.config_digest);
+    out!("database {} (cluster {})", s.database, s.cluster_id);
+    for m in &s.members {
+        let m_ = &m.member;
+        out!(
+            "member {}: updhub {}, listening {}, root {}, last seen {}{}",
+            m_.node_id,
+            m_.updhub_version,
+            m_.listen,
+            m_.active_root.as_deref().unwrap_or("-"),
+            m_.last_seen,
+            if m.alive { "" } else { " (GONE)" }
+        );
+    }
     for c in &s.children {
         out!(
             "child {}: version {} {}{} reported {}",
@@ -178,6 +191,33 @@ pub(super) fn license_log(l: &[LogRow]) -> Result<()> {
             r.subject,
             r.details
         );
+    }
+    Ok(())
+}
+
+/// `cluster check`: the members compared, each finding with every member's value and the fix.
+pub(super) fn cluster_check(c: &crate::cluster::Check) -> Result<()> {
+    out!(
+        "{} live member(s): {}",
+        c.alive.len(),
+        if c.alive.is_empty() {
+            "none (members record themselves while they serve)".to_owned()
+        } else {
+            c.alive.join(", ")
+        }
+    );
+    if !c.gone.is_empty() {
+        out!("not heard from lately (left out): {}", c.gone.join(", "));
+    }
+    if c.ok() {
+        out!("ok: every live member has the same version, keys, name, root and settings");
+    }
+    for f in &c.findings {
+        out!("DIFFERS: {}", f.what);
+        for (node, v) in &f.values {
+            out!("  {node}: {v}");
+        }
+        out!("  fix: {}", f.fix);
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ const SQLITE: Dialect = Dialect {
         include_str!("../../schemas/sqlite/001-core.sql"),
         include_str!("../../schemas/sqlite/002-licenses.sql"),
         include_str!("../../schemas/sqlite/003-clock.sql"),
+        include_str!("../../schemas/sqlite/004-cluster.sql"),
     ],
     has_meta: "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
 };
@@ -32,9 +33,19 @@ const POSTGRES: Dialect = Dialect {
         include_str!("../../schemas/postgres/001-core.sql"),
         include_str!("../../schemas/postgres/002-licenses.sql"),
         include_str!("../../schemas/postgres/003-clock.sql"),
+        include_str!("../../schemas/postgres/004-cluster.sql"),
     ],
     has_meta: "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'",
 };
+
+/// The schema number this build knows, on PostgreSQL or SQLite.
+pub(super) fn known(postgres: bool) -> i64 {
+    if postgres {
+        POSTGRES.migrations.len() as i64
+    } else {
+        SQLITE.migrations.len() as i64
+    }
+}
 
 /// The advisory lock every node takes to migrate a PostgreSQL database ("updhub" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7570_6468_7562;
@@ -72,8 +83,14 @@ fn up_to_date(c: &Conn<'_>, d: &Dialect) -> Result<bool, SqlError> {
         && meta(c, d, "updhub_version")?.as_deref() == Some(env!("CARGO_PKG_VERSION")))
 }
 
-/// Inside the migration lock: refuse a newer or foreign schema, apply what is missing.
-fn apply(c: &Conn<'_>, d: &Dialect, at: &str) -> Result<Result<(), DbError>, SqlError> {
+/// The cluster a database belongs to (see `schemas/*/004-cluster.sql`).
+pub(super) fn cluster_id(c: &Conn<'_>) -> Result<Option<String>, SqlError> {
+    c.value("SELECT value FROM meta WHERE key='cluster_id'", &[])
+}
+
+/// Inside the migration lock: refuse a newer or foreign schema, apply what is missing. A
+/// database without a cluster id gets `node`'s: the node that made it names its cluster.
+fn apply(c: &Conn<'_>, d: &Dialect, at: &str, node: &str) -> Result<Result<(), DbError>, SqlError> {
     let known = d.migrations.len() as i64;
     let found = version_of(c, d)?;
     if found > known {
@@ -104,6 +121,10 @@ fn apply(c: &Conn<'_>, d: &Dialect, at: &str) -> Result<Result<(), DbError>, Sql
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         args![known.to_string(), env!("CARGO_PKG_VERSION"), digest_of(d, d.migrations.len())],
     )?;
+    c.exec(
+        "INSERT INTO meta(key, value) VALUES ('cluster_id', $1) ON CONFLICT(key) DO NOTHING",
+        args![node],
+    )?;
     Ok(Ok(()))
 }
 
@@ -112,7 +133,7 @@ fn apply(c: &Conn<'_>, d: &Dialect, at: &str) -> Result<Result<(), DbError>, Sql
 ///
 /// # Errors
 /// SQLite errors, or a schema from a newer or another build.
-pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+pub(super) fn migrate(conn: &mut Connection, path: &Path, node: &str) -> Result<(), DbError> {
     let at = path.display().to_string();
     let e = |err| error_at(&at, err);
     if up_to_date(&Conn::Sqlite(conn), &SQLITE).map_err(e)? {
@@ -124,7 +145,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError>
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(super::sqlite::classify)
         .map_err(e)?;
-    apply(&Conn::Sqlite(&tx), &SQLITE, &at).map_err(e)??;
+    apply(&Conn::Sqlite(&tx), &SQLITE, &at, node).map_err(e)??;
     tx.commit().map_err(super::sqlite::classify).map_err(e)
 }
 
@@ -132,7 +153,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError>
 ///
 /// # Errors
 /// Database errors, or a schema from a newer or another build.
-pub(super) fn migrate_postgres(pg: &Pg, at: &str) -> Result<(), DbError> {
+pub(super) fn migrate_postgres(pg: &Pg, at: &str, node: &str) -> Result<(), DbError> {
     let e = |err| error_at(at, err);
     if pg
         .run(false, &mut |c| up_to_date(c, &POSTGRES))
@@ -142,7 +163,7 @@ pub(super) fn migrate_postgres(pg: &Pg, at: &str) -> Result<(), DbError> {
     }
     pg.run(true, &mut |c| {
         c.exec("SELECT pg_advisory_xact_lock($1)", args![MIGRATION_LOCK])?;
-        apply(c, &POSTGRES, at)
+        apply(c, &POSTGRES, at, node)
     })
     .map_err(e)?
 }

@@ -7,6 +7,7 @@
 //! transaction.
 
 mod children;
+mod cluster;
 pub mod ledger;
 mod migrate;
 pub mod postgres;
@@ -23,6 +24,7 @@ use crate::id::ServerId;
 use sql::{Conn, SqlError};
 
 pub use children::ChildReport;
+pub use cluster::{IdTaken, Member};
 pub use sqlite::connect;
 pub use versions::{Mirrored, SyncState, VersionRow};
 
@@ -144,8 +146,21 @@ pub struct Db {
     engine: Engine,
     /// The file or URL (without password), for messages.
     at: String,
-    /// Rows are read and written under this id.
+    /// This node's rows (its sync state, its children's reports, its versions) carry this id.
     server: ServerId,
+    /// The cluster's shared rows (the license ledger) carry this id: the node that made the
+    /// database (see `schemas/*/004-cluster.sql`); on SQLite, the node itself.
+    cluster: ServerId,
+}
+
+/// The cluster id stored in the database (a database older than schema 4 has none: then
+/// it is this node's own).
+fn read_cluster_id(c: &Conn<'_>, server: &ServerId) -> Result<ServerId, SqlError> {
+    match migrate::cluster_id(c)? {
+        Some(id) => ServerId::new(&id)
+            .map_err(|e| SqlError::Damaged(format!("meta.cluster_id {id:?}: {e}"))),
+        None => Ok(server.clone()),
+    }
 }
 
 /// How long a call waits for another process's write lock before it gives up.
@@ -187,12 +202,16 @@ impl Db {
             source,
         };
         let pg = postgres::Pg::connect(url, &format!("updhub {server}")).map_err(e)?;
-        migrate::migrate_postgres(&pg, &at)?;
+        migrate::migrate_postgres(&pg, &at, server.as_str())?;
+        let cluster = pg
+            .run(false, &mut |c| read_cluster_id(c, &server))
+            .map_err(e)?;
         Ok(Db {
             conn: None,
             engine: Engine::Postgres(Arc::new(pg)),
             at,
             server,
+            cluster,
         })
     }
 
@@ -263,6 +282,11 @@ impl Db {
     #[doc(hidden)]
     pub fn exec_raw(&self, sql: &str) -> Result<u64, DbError> {
         self.write(|c| c.exec(sql, &[]))
+    }
+
+    /// The cluster this database belongs to: the id the shared license ledger's rows carry.
+    pub fn cluster_id(&self) -> &ServerId {
+        &self.cluster
     }
 
     /// The database file or URL (without its password).

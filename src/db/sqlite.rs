@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use super::sql::{sqlite_placeholders, Param, Row, SqlError, Value};
+use super::sql::{sqlite_placeholders, Conn, Param, Row, SqlError, Value};
 use super::{Db, DbError, Engine, BUSY_TIMEOUT};
 use crate::id::ServerId;
 
@@ -227,12 +227,15 @@ impl Db {
     fn setup(mut conn: Connection, path: &Path, server: ServerId) -> Result<Db, DbError> {
         let e = sqlite_err(path);
         configure(&conn).map_err(&e)?;
-        super::migrate::migrate(&mut conn, path)?;
+        super::migrate::migrate(&mut conn, path, server.as_str())?;
+        let cluster = super::read_cluster_id(&Conn::Sqlite(&conn), &server)
+            .map_err(|e| super::error_at(&path.display().to_string(), e))?;
         Ok(Db {
             conn: Some(Mutex::new(conn)),
             engine: Engine::Sqlite(path.to_owned()),
             at: path.display().to_string(),
             server,
+            cluster,
         })
     }
 

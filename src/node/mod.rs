@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::hub::Hub;
 use crate::server::{self, Face, Limits, Stats};
 
-pub use tasks::{LicenseSweep, Resign, Task};
+pub use tasks::{LicenseSweep, Membership, Resign, Task};
 
 /// Run a node until `shutdown` completes, with the bounds of its configuration.
 ///
@@ -41,6 +41,26 @@ pub async fn run_with(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    // Join the cluster's membership first: a second live node with this id is refused
+    // before it serves anything or writes a row.
+    let membership = Membership {
+        hub: hub.clone(),
+        instance: hex::encode(rand::random::<[u8; 8]>()),
+        started: chrono::Utc::now(),
+        listen: listener.local_addr()?.to_string(),
+    };
+    {
+        let (hub, instance, started, listen) = (
+            hub.clone(),
+            membership.instance.clone(),
+            membership.started,
+            membership.listen.clone(),
+        );
+        tokio::task::spawn_blocking(move || hub.record_member(&instance, started, &listen))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)?;
+    }
     // Expiry survives downtime: whatever ended while this node was down is reclaimed before
     // the first request is served.
     let swept = hub
@@ -54,6 +74,7 @@ pub async fn run_with(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(tasks::run(LicenseSweep(hub.clone()), stop_rx.clone()));
+    tasks.spawn(tasks::run(membership, stop_rx.clone()));
     if let Some(l) = stations {
         let (hub, stats, limits) = (hub.clone(), stats.clone(), limits.clone());
         let mut stop = stop_rx.clone();

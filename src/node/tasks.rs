@@ -119,3 +119,42 @@ impl Task for Resign {
         }
     }
 }
+
+/// The membership row: refreshed every [`crate::hub::MEMBER_EVERY`], so the others see this
+/// node alive, with what it runs.
+pub struct Membership {
+    /// The node.
+    pub hub: Arc<Hub>,
+    /// This process.
+    pub instance: String,
+    /// When it started.
+    pub started: chrono::DateTime<chrono::Utc>,
+    /// Its interserver address.
+    pub listen: String,
+}
+
+impl Task for Membership {
+    fn name(&self) -> &'static str {
+        "membership"
+    }
+
+    fn every(&self) -> Duration {
+        crate::hub::MEMBER_EVERY
+    }
+
+    fn at_start(&self) -> bool {
+        false
+    }
+
+    async fn round(&mut self) {
+        let (instance, started, listen) =
+            (self.instance.clone(), self.started, self.listen.clone());
+        let res = blocking("membership", &self.hub, move |hub| {
+            hub.record_member(&instance, started, &listen)
+        })
+        .await;
+        if let Some(Err(e)) = res {
+            tracing::warn!("membership: {e}");
+        }
+    }
+}

@@ -102,6 +102,8 @@ pub struct NodeOpts<'a> {
     pub issuers: Vec<String>,
     /// Clock-skew margin for grants.
     pub skew: Option<Duration>,
+    /// The database URL (a cluster's members share one); default: [`test_database`].
+    pub database: Option<String>,
 }
 
 /// Whether this test binary runs its nodes on PostgreSQL: the `*_pg` twins of the test
@@ -170,7 +172,7 @@ pub fn node(dir: &Path, id: &str, opts: NodeOpts<'_>) -> Arc<Hub> {
             name: None,
             parent: opts.parent,
             zone: opts.zone.map(|z| z.display().to_string()),
-            database: test_database(),
+            database: opts.database.or_else(test_database),
         },
     )
     .unwrap();

@@ -1,0 +1,25 @@
+-- updhub schema 4: the cluster. Nodes that share one database form one cluster (on SQLite
+-- a node is alone). meta.cluster_id names the cluster's license ledger: the id of the node
+-- that made the database; every member reads and writes the ledger's rows under it, so a
+-- key added on any node is every node's, and a station registered on one is served by all.
+
+-- Who wrote each audit log row, and who added each key.
+ALTER TABLE license_log ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE license_sources ADD COLUMN added_by TEXT NOT NULL DEFAULT '';
+
+-- The cluster's membership: each node records itself while it serves.
+CREATE TABLE members (
+    node_id         TEXT PRIMARY KEY,
+    instance        TEXT NOT NULL,     -- random per running process: two live ones on one id is a conflict
+    updhub_version  TEXT NOT NULL,
+    schema_version  INTEGER NOT NULL,
+    server_name     TEXT NOT NULL,
+    key_fp          TEXT NOT NULL,     -- the publisher key, as a fingerprint
+    ca_fp           TEXT NOT NULL,     -- the cluster CA certificate, as a fingerprint
+    active_root     TEXT,
+    settings        TEXT NOT NULL,     -- the [same] settings, as JSON (no secrets)
+    settings_digest TEXT NOT NULL,
+    listen          TEXT NOT NULL,
+    started         INTEGER NOT NULL,
+    last_seen       INTEGER NOT NULL
+);

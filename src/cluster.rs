@@ -1,0 +1,178 @@
+//! The cluster's consistency check (reference point 1): what must be the same on every
+//! member (the updhub version, the keys and certificate, the server name, the repository
+//! root, the `[same]` settings), compared over the membership rows the members record in
+//! their shared database.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::db::Member;
+
+/// One thing that differs where it must be the same.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Finding {
+    /// What differs: "updhub version", "setting sync_interval", ...
+    pub what: String,
+    /// Each live member's value.
+    pub values: BTreeMap<String, String>,
+    /// How to fix it.
+    pub fix: String,
+}
+
+/// The whole check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Members that recorded themselves recently.
+    pub alive: Vec<String>,
+    /// Members not heard from within the liveness window (left out of the comparison).
+    pub gone: Vec<String>,
+    /// What differs; empty when the cluster is consistent.
+    pub findings: Vec<Finding>,
+}
+
+impl Check {
+    /// Whether nothing differs.
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Compare the members heard from within `alive` of `now`.
+pub fn check(members: &[Member], now: DateTime<Utc>, alive: std::time::Duration) -> Check {
+    let alive = chrono::Duration::from_std(alive).unwrap_or(chrono::Duration::seconds(30));
+    let (live, gone): (Vec<&Member>, Vec<&Member>) =
+        members.iter().partition(|m| m.last_seen > now - alive);
+    let mut findings = Vec::new();
+    let mut same = |what: &str, value: &dyn Fn(&Member) -> String, fix: &str| {
+        let values: BTreeMap<String, String> =
+            live.iter().map(|m| (m.node_id.clone(), value(m))).collect();
+        let mut distinct: Vec<&String> = values.values().collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() > 1 {
+            findings.push(Finding {
+                what: what.to_owned(),
+                values,
+                fix: fix.to_owned(),
+            });
+        }
+    };
+    same(
+        "updhub version",
+        &|m| m.updhub_version.clone(),
+        "run the same updhub version on every node: upgrade the older ones one at a time (README: upgrading a cluster)",
+    );
+    same(
+        "database schema",
+        &|m| m.schema_version.to_string(),
+        "run the same updhub version on every node, then `updhub db upgrade` once",
+    );
+    same(
+        "server name",
+        &|m| m.server_name.clone(),
+        "set server.name to the cluster's DNS name, the same on every node, and restart those nodes",
+    );
+    same(
+        "publisher key (fingerprint)",
+        &|m| m.key_fp.clone(),
+        "give every node the cluster's keys: `updhub keys export` on a good node, `updhub init --keys-from` for the others",
+    );
+    same(
+        "cluster CA certificate (fingerprint)",
+        &|m| m.ca_fp.clone(),
+        "give every node the cluster's keys: `updhub keys export` on a good node, `updhub init --keys-from` for the others",
+    );
+    same(
+        "repository root",
+        &|m| m.active_root.clone().unwrap_or_else(|| "(none)".into()),
+        "the members serve different versions: let the lagging ones sync, or publish again on the parent",
+    );
+    // Setting by setting, so the finding names the key to fix.
+    let parsed: Vec<(&Member, BTreeMap<String, serde_json::Value>)> = live
+        .iter()
+        .map(|m| (*m, serde_json::from_str(&m.settings).unwrap_or_default()))
+        .collect();
+    let mut keys: Vec<&String> = parsed.iter().flat_map(|(_, s)| s.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let values: BTreeMap<String, String> = parsed
+            .iter()
+            .map(|(m, s)| {
+                (
+                    m.node_id.clone(),
+                    s.get(k).map_or_else(|| "(unset)".into(), |v| v.to_string()),
+                )
+            })
+            .collect();
+        let mut distinct: Vec<&String> = values.values().collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() > 1 {
+            findings.push(Finding {
+                what: format!("setting {k}"),
+                values,
+                fix: format!("set {k} to the same value in updhub.toml on every node, and restart those nodes"),
+            });
+        }
+    }
+    Check {
+        alive: live.iter().map(|m| m.node_id.clone()).collect(),
+        gone: gone.iter().map(|m| m.node_id.clone()).collect(),
+        findings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str) -> Member {
+        Member {
+            node_id: id.into(),
+            instance: format!("i-{id}"),
+            updhub_version: "1.0.0".into(),
+            schema_version: 4,
+            server_name: "hub.example".into(),
+            key_fp: "k".into(),
+            ca_fp: "c".into(),
+            active_root: Some("r".into()),
+            settings: r#"{"station_ttl":60,"name":"hub.example"}"#.into(),
+            settings_digest: "d".into(),
+            listen: "127.0.0.1:1".into(),
+            started: Utc::now(),
+            last_seen: Utc::now(),
+        }
+    }
+
+    const ALIVE: std::time::Duration = std::time::Duration::from_secs(20);
+
+    #[test]
+    fn equal_members_pass_and_each_difference_is_named_with_its_fix() {
+        let now = Utc::now();
+        let a = member("a");
+        let b = member("b");
+        assert!(check(&[a.clone(), b.clone()], now, ALIVE).ok());
+        let mut c = member("c");
+        c.settings = r#"{"station_ttl":30,"name":"hub.example"}"#.into();
+        c.updhub_version = "1.1.0".into();
+        let r = check(&[a.clone(), b, c], now, ALIVE);
+        let what: Vec<&str> = r.findings.iter().map(|f| f.what.as_str()).collect();
+        assert_eq!(what, ["updhub version", "setting station_ttl"]);
+        assert_eq!(r.findings[1].values["c"], "30");
+        assert!(r.findings[1].fix.contains("station_ttl"));
+    }
+
+    #[test]
+    fn members_not_heard_from_are_left_out_and_listed_as_gone() {
+        let now = Utc::now();
+        let mut old = member("old");
+        old.last_seen = now - chrono::Duration::minutes(5);
+        old.key_fp = "other".into();
+        let r = check(&[member("a"), old], now, ALIVE);
+        assert!(r.ok(), "{r:?}");
+        assert_eq!(r.gone, ["old"]);
+    }
+}

