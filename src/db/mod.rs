@@ -3,16 +3,22 @@
 //! statement on either engine, `sqlite` and `postgres` open and check each engine,
 //! `migrate` brings a schema up to this build's, and one file per aggregate holds its
 //! statements (`versions`: the mirrored, published and accepted versions and a child's sync
-//! state; `children`: the reports of this node's children). Each state change is one
-//! transaction.
+//! state; `children`: the reports of this node's children; `cluster`: the membership; for
+//! the license ledger, whose
+//! transactions `ledger` runs: `license_sources`, `stations`, `grants` and `license_log`).
+//! Each state change is one transaction.
 
 mod children;
 mod cluster;
+pub mod grants;
 pub mod ledger;
+pub mod license_log;
+pub mod license_sources;
 mod migrate;
 pub mod postgres;
 pub mod sql;
 mod sqlite;
+pub mod stations;
 mod versions;
 
 use std::path::{Path, PathBuf};

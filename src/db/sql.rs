@@ -243,6 +243,19 @@ impl Conn<'_> {
         }
     }
 
+    /// Run a query; returns every row as a `T`.
+    ///
+    /// # Errors
+    /// The query failed, or `f` refused a row.
+    pub fn map_rows<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Param],
+        f: impl FnMut(&Row) -> Result<T, SqlError>,
+    ) -> Result<Vec<T>, SqlError> {
+        self.rows(sql, args)?.iter().map(f).collect()
+    }
+
     /// Run a query; returns its first row, if any.
     ///
     /// # Errors

@@ -5,11 +5,10 @@
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 
-use super::ledger::{
-    damaged_token, log, pick_source, rehome_stations, ts, Donation, Ledger, NoRoom,
-};
+use super::ledger::{damaged_token, rehome_stations, ts, Donation, Ledger, NoRoom};
 use super::{GrantStatus, GrantToken, LicenseError, GRANT_FORMAT};
-use crate::db::sql::{args, Conn, SqlError};
+use crate::db;
+use crate::db::sql::{Conn, SqlError};
 
 impl Ledger {
     /// `license donate`: carve a grant for another server; idempotent by request id.
@@ -41,11 +40,7 @@ impl Ledger {
         let signing = self.signing.clone();
         self.write(move |c, now| {
             // A retried request finds its grant and allocates nothing new.
-            let done: Option<String> = c.value(
-                "SELECT token FROM grants WHERE server_id=$1 AND request_id=$2",
-                args![server, d.request_id],
-            )?;
-            if let Some(token) = done {
+            if let Some(token) = db::grants::by_request(c, &server, &d.request_id)? {
                 return serde_json::from_str(&token).map_err(damaged_token);
             }
             if !known_to {
@@ -57,14 +52,7 @@ impl Ledger {
             let until = d.until.timestamp();
             let source = match &d.source {
                 Some(s) => {
-                    let row: Option<(i64, i64, i64, String)> = c
-                        .row(
-                            "SELECT count - used - donated, usable_until, not_before, status FROM license_sources WHERE server_id=$1 AND source_id=$2",
-                            args![server, s],
-                        )?
-                        .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                        .transpose()?;
-                    let Some((free, usable, not_before, status)) = row else {
+                    let Some((free, usable, not_before, status)) = db::license_sources::room(c, &server, s)? else {
                         return Err(LicenseError::NotFound(format!(
                             "no license key or received grant '{s}' here; see `updhub license status`"
                         )));
@@ -93,7 +81,7 @@ impl Ledger {
                     }
                     s.clone()
                 }
-                None => match pick_source(c, &server, d.count, Some(until), None)? {
+                None => match db::license_sources::pick(c, &server, d.count, Some(until), None)? {
                     Some(s) => s,
                     None => {
                         return Err(LicenseError::Refused(format!(
@@ -103,10 +91,7 @@ impl Ledger {
                     }
                 },
             };
-            let parent_grant: Option<String> = c.value(
-                "SELECT source_id FROM license_sources WHERE server_id=$1 AND source_id=$2 AND kind='grant'",
-                args![server, source],
-            )?;
+            let parent_grant = db::license_sources::received_grant_id(c, &server, &source)?;
             let mut token = GrantToken {
                 format: GRANT_FORMAT.into(),
                 grant_id: GrantToken::new_id(),
@@ -122,28 +107,26 @@ impl Ledger {
                 signature: String::new(),
             };
             token.sign(&signing);
-            let now = now.timestamp();
-            c.exec(
-                "INSERT INTO grants(server_id, grant_id, source_id, receiver, count, not_after, status, revision, request_id, token, created, updated)
-                 VALUES ($1,$2,$3,$4,$5,$6,'active',1,$7,$8,$9,$9)",
-                args![
-                    server,
-                    token.grant_id,
-                    source,
-                    d.to,
-                    d.count,
-                    token.not_after,
-                    d.request_id,
-                    serde_json::to_string(&token).expect("tokens serialize"),
-                    now
-                ],
+            db::grants::insert(
+                c,
+                &server,
+                &db::grants::NewGrant {
+                    grant_id: &token.grant_id,
+                    source: &source,
+                    receiver: &d.to,
+                    count: d.count,
+                    not_after: token.not_after,
+                    request_id: &d.request_id,
+                    token: &serde_json::to_string(&token).expect("tokens serialize"),
+                    now: now.timestamp(),
+                },
             )?;
-            log(
+            db::license_log::append(
                 c,
                 &server,
                 "grant_created",
                 &token.grant_id,
-                format!("{} licenses from {source} to {} until {}", d.count, d.to, token.not_after),
+                &format!("{} licenses from {source} to {} until {}", d.count, d.to, token.not_after),
             )?;
             Ok(token)
         })
@@ -155,14 +138,7 @@ impl Ledger {
         server: &str,
         id: &str,
     ) -> Result<(GrantToken, String), LicenseError> {
-        let row: Option<(String, String)> = c
-            .row(
-                "SELECT token, status FROM grants WHERE server_id=$1 AND grant_id=$2",
-                args![server, id],
-            )?
-            .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?)))
-            .transpose()?;
-        let Some((token, status)) = row else {
+        let Some((token, status)) = db::grants::get(c, server, id)? else {
             return Err(LicenseError::NotFound(format!(
                 "no grant {id} was donated by this server; see `updhub license grants`"
             )));
@@ -193,11 +169,7 @@ impl Ledger {
                     t.not_after
                 )));
             }
-            let usable: i64 = c
-                .value(
-                    "SELECT usable_until FROM license_sources WHERE server_id=$1 AND source_id=$2",
-                    args![server, t.source],
-                )?
+            let usable = db::license_sources::usable_until(c, &server, &t.source)?
                 .ok_or_else(|| {
                     SqlError::Damaged(format!("grant {grant_id}: its source {} is missing", t.source))
                 })?;
@@ -211,7 +183,7 @@ impl Ledger {
             let old = t.not_after;
             t.not_after = until;
             reissue(c, &server, &mut t, "active", &signing)?;
-            log(c, &server, "grant_renewed", &grant_id, format!("until {} (was {old})", t.not_after))?;
+            db::license_log::append(c, &server, "grant_renewed", &grant_id, &format!("until {} (was {old})", t.not_after))?;
             Ok(t)
         })
         .await
@@ -234,12 +206,12 @@ impl Ledger {
             }
             t.status = GrantStatus::Revoked;
             reissue(c, &server, &mut t, "revoking", &signing)?;
-            log(
+            db::license_log::append(
                 c,
                 &server,
                 "grant_revoke_requested",
                 &grant_id,
-                format!("{} licenses from {}", t.count, t.receiver),
+                &format!("{} licenses from {}", t.count, t.receiver),
             )?;
             Ok(t)
         })
@@ -255,14 +227,19 @@ impl Ledger {
         self.write(move |c, now| {
             let (t, status) = Self::load_grant(c, &server, &grant_id)?;
             if t.receiver != caller {
-                return Err(LicenseError::NotFound(format!("no grant {grant_id} for server {caller}")));
+                return Err(LicenseError::NotFound(format!(
+                    "no grant {grant_id} for server {caller}"
+                )));
             }
             if status == "revoking" {
-                c.exec(
-                    "UPDATE grants SET status='revoked', updated=$3 WHERE server_id=$1 AND grant_id=$2",
-                    args![server, grant_id, now],
+                db::grants::set_revoked(c, &server, &grant_id, now)?;
+                db::license_log::append(
+                    c,
+                    &server,
+                    "grant_revoked",
+                    &grant_id,
+                    &format!("{caller} stopped counting {} licenses", t.count),
                 )?;
-                log(c, &server, "grant_revoked", &grant_id, format!("{caller} stopped counting {} licenses", t.count))?;
             }
             Ok(())
         })
@@ -290,12 +267,12 @@ impl Ledger {
             if status == "active" || status == "revoking" {
                 t.status = GrantStatus::Returned;
                 reissue(c, &server, &mut t, "returned", &signing)?;
-                log(
+                db::license_log::append(
                     c,
                     &server,
                     "grant_returned",
                     &grant_id,
-                    format!("{caller} gave back {} licenses", t.count),
+                    &format!("{caller} gave back {} licenses", t.count),
                 )?;
             }
             Ok(())
@@ -322,13 +299,7 @@ impl Ledger {
     /// # Errors
     /// Database errors.
     pub fn raw_tokens_for(&self, receiver: &str) -> Result<Vec<String>, LicenseError> {
-        self.read(|c| {
-            Ok(c.column(
-                "SELECT token FROM grants WHERE server_id=$1 AND receiver=$2
-                   AND status IN ('active', 'revoking') ORDER BY created, grant_id",
-                args![self.server.as_str(), receiver],
-            )?)
-        })
+        self.read(|c| Ok(db::grants::tokens_for(c, self.server.as_str(), receiver)?))
     }
 
     /// Receiver side: the revision of every grant this server received, so a refresh verifies
@@ -340,13 +311,12 @@ impl Ledger {
         &self,
     ) -> Result<std::collections::HashMap<String, u32>, LicenseError> {
         self.read(|c| {
-            Ok(c.rows(
-                "SELECT source_id, revision FROM license_sources WHERE server_id=$1 AND kind='grant'",
-                args![self.server.as_str()],
-            )?
-            .iter()
-            .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get::<u64>(1)? as u32)))
-            .collect::<Result<_, _>>()?)
+            Ok(
+                db::license_sources::received_revisions(c, self.server.as_str())?
+                    .into_iter()
+                    .map(|(id, rev)| (id, rev as u32))
+                    .collect(),
+            )
         })
     }
 
@@ -363,23 +333,35 @@ impl Ledger {
         self.write(move |c, now| {
             let mut acks = Vec::new();
             for t in &tokens {
-                let have: Option<(i64, String)> = c
-                    .row(
-                        "SELECT revision, status FROM license_sources WHERE server_id=$1 AND source_id=$2",
-                        args![server, t.grant_id],
-                    )?
-                    .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?)))
-                    .transpose()?;
+                let have = db::license_sources::revision(c, &server, &t.grant_id)?;
                 let doc = serde_json::to_string(&t).expect("tokens serialize");
                 let usable = (t.not_after - margin).timestamp();
                 match (have, t.status) {
                     (None, GrantStatus::Active) => {
-                        c.exec(
-                            "INSERT INTO license_sources(server_id, source_id, kind, holder, count, not_before, not_after, usable_until, revision, document, added)
-                             VALUES ($1,$2,'grant',$3,$4,$5,$6,$7,$8,$9,$5)",
-                            args![server, t.grant_id, t.donor, t.count, now, t.not_after, usable, t.revision, doc],
+                        db::license_sources::insert_received_grant(
+                            c,
+                            &server,
+                            &db::license_sources::NewReceivedGrant {
+                                grant_id: &t.grant_id,
+                                donor: &t.donor,
+                                count: t.count,
+                                now,
+                                not_after: t.not_after,
+                                usable_until: usable,
+                                revision: t.revision,
+                                document: &doc,
+                            },
                         )?;
-                        log(c, &server, "grant_received", &t.grant_id, format!("{} licenses from {} until {}", t.count, t.donor, t.not_after))?;
+                        db::license_log::append(
+                            c,
+                            &server,
+                            "grant_received",
+                            &t.grant_id,
+                            &format!(
+                                "{} licenses from {} until {}",
+                                t.count, t.donor, t.not_after
+                            ),
+                        )?;
                     }
                     (None, _) => {}
                     (Some((rev, _)), _) if rev >= i64::from(t.revision) => {
@@ -390,11 +372,22 @@ impl Ledger {
                     }
                     (Some((_, status)), GrantStatus::Active) => {
                         if status == "active" {
-                            c.exec(
-                                "UPDATE license_sources SET not_after=$3, usable_until=$4, revision=$5, document=$6 WHERE server_id=$1 AND source_id=$2",
-                                args![server, t.grant_id, t.not_after, usable, t.revision, doc],
+                            db::license_sources::update_received_grant(
+                                c,
+                                &server,
+                                &t.grant_id,
+                                t.not_after,
+                                usable,
+                                t.revision,
+                                &doc,
                             )?;
-                            log(c, &server, "grant_renewal_received", &t.grant_id, format!("until {}", t.not_after))?;
+                            db::license_log::append(
+                                c,
+                                &server,
+                                "grant_renewal_received",
+                                &t.grant_id,
+                                &format!("until {}", t.not_after),
+                            )?;
                         }
                     }
                     (Some(_), status) => {
@@ -404,11 +397,20 @@ impl Ledger {
                             _ => "expired",
                         };
                         end_source(c, &server, &t.grant_id, new, &signing)?;
-                        c.exec(
-                            "UPDATE license_sources SET revision=$3, document=$4 WHERE server_id=$1 AND source_id=$2",
-                            args![server, t.grant_id, t.revision, doc],
+                        db::license_sources::set_revision(
+                            c,
+                            &server,
+                            &t.grant_id,
+                            t.revision,
+                            &doc,
                         )?;
-                        log(c, &server, &format!("grant_{new}_by_donor"), &t.grant_id, format!("{} licenses from {}", t.count, t.donor))?;
+                        db::license_log::append(
+                            c,
+                            &server,
+                            &format!("grant_{new}_by_donor"),
+                            &t.grant_id,
+                            &format!("{} licenses from {}", t.count, t.donor),
+                        )?;
                         if status == GrantStatus::Revoked {
                             acks.push(t.grant_id.clone());
                         }
@@ -428,14 +430,7 @@ impl Ledger {
     pub async fn start_return(&self, grant_id: String) -> Result<String, LicenseError> {
         let server = self.server.to_string();
         self.write(move |c, _| {
-            let row: Option<(String, String, i64)> = c
-                .row(
-                    "SELECT holder, status, donated FROM license_sources WHERE server_id=$1 AND source_id=$2 AND kind='grant'",
-                    args![server, grant_id],
-                )?
-                .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .transpose()?;
-            let Some((donor, status, donated)) = row else {
+            let Some((donor, status, donated)) = db::license_sources::received_grant(c, &server, &grant_id)? else {
                 return Err(LicenseError::NotFound(format!(
                     "no grant {grant_id} was received by this server; see `updhub license grants`"
                 )));
@@ -457,11 +452,8 @@ impl Ledger {
                     "stations use grant {grant_id} and no other key or grant has room for them; nothing was returned"
                 )));
             }
-            c.exec(
-                "UPDATE license_sources SET status='returning' WHERE server_id=$1 AND source_id=$2",
-                args![server, grant_id],
-            )?;
-            log(c, &server, "grant_return_started", &grant_id, format!("giving back to {donor}"))?;
+            db::license_sources::set_returning(c, &server, &grant_id)?;
+            db::license_log::append(c, &server, "grant_return_started", &grant_id, &format!("giving back to {donor}"))?;
             Ok(donor)
         })
         .await
@@ -474,13 +466,14 @@ impl Ledger {
     pub async fn finish_return(&self, grant_id: String) -> Result<(), LicenseError> {
         let server = self.server.to_string();
         self.write(move |c, _| {
-            let n = c
-                .exec(
-                    "UPDATE license_sources SET status='returned' WHERE server_id=$1 AND source_id=$2 AND status='returning'",
-                    args![server, grant_id],
+            if db::license_sources::set_returned(c, &server, &grant_id)? > 0 {
+                db::license_log::append(
+                    c,
+                    &server,
+                    "grant_returned",
+                    &grant_id,
+                    "the donor took it back",
                 )?;
-            if n > 0 {
-                log(c, &server, "grant_returned", &grant_id, "the donor took it back".into())?;
             }
             Ok(())
         })
@@ -492,12 +485,7 @@ impl Ledger {
     /// # Errors
     /// Database errors.
     pub fn pending_returns(&self) -> Result<Vec<String>, LicenseError> {
-        self.read(|c| {
-            Ok(c.column(
-                "SELECT source_id FROM license_sources WHERE server_id=$1 AND status='returning' ORDER BY source_id",
-                args![self.server.as_str()],
-            )?)
-        })
+        self.read(|c| Ok(db::license_sources::returning(c, self.server.as_str())?))
     }
 }
 
@@ -512,19 +500,15 @@ fn reissue(
 ) -> Result<(), SqlError> {
     t.revision += 1;
     t.sign(signing);
-    c.exec(
-        "UPDATE grants SET not_after=$3, status=$4, revision=$5, token=$6, updated=(SELECT now FROM clock)
-          WHERE server_id=$1 AND grant_id=$2",
-        args![
-            server,
-            t.grant_id,
-            t.not_after,
-            status,
-            t.revision,
-            serde_json::to_string(t).expect("tokens serialize"),
-        ],
-    )?;
-    Ok(())
+    db::grants::reissue(
+        c,
+        server,
+        &t.grant_id,
+        t.not_after,
+        status,
+        t.revision,
+        &serde_json::to_string(t).expect("tokens serialize"),
+    )
 }
 
 /// Stop counting a source: its stations move elsewhere or lose their license, grants carved
@@ -536,31 +520,20 @@ pub(super) fn end_source(
     status: &str,
     signing: &SigningKey,
 ) -> Result<u64, SqlError> {
-    c.exec(
-        "UPDATE license_sources SET status=$3 WHERE server_id=$1 AND source_id=$2",
-        args![server, source, status],
-    )?;
+    db::license_sources::set_status(c, server, source, status)?;
     let dropped = rehome_stations(c, server, source, NoRoom::Drop)?.unwrap_or(0);
-    let subs: Vec<(String, String)> = c
-        .rows(
-            "SELECT grant_id, token FROM grants WHERE server_id=$1 AND source_id=$2 AND status='active' ORDER BY grant_id",
-            args![server, source],
-        )?
-        .iter()
-        .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?)))
-        .collect::<Result<_, _>>()?;
-    for (g, token) in subs {
+    for (g, token) in db::grants::active_from(c, server, source)? {
         let Ok(mut t) = serde_json::from_str::<GrantToken>(&token) else {
             continue;
         };
         t.status = GrantStatus::Revoked;
         reissue(c, server, &mut t, "revoking", signing)?;
-        log(
+        db::license_log::append(
             c,
             server,
             "grant_revoke_requested",
             &g,
-            format!("its source {source} ended"),
+            &format!("its source {source} ended"),
         )?;
     }
     Ok(dropped)

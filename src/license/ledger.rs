@@ -11,8 +11,9 @@ use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
 use super::{LicenseError, LicenseKey};
+use crate::db;
 use crate::db::ledger::LedgerStore;
-use crate::db::sql::{args, Conn, SqlError};
+use crate::db::sql::{Conn, SqlError};
 use crate::id::ServerId;
 
 pub(super) fn ts(t: i64) -> DateTime<Utc> {
@@ -167,22 +168,6 @@ pub(super) fn damaged_token(e: serde_json::Error) -> LicenseError {
     LicenseError::Sql(SqlError::Damaged(format!("grant token: {e}")))
 }
 
-/// Append to the audit log, at the transaction's time.
-pub(super) fn log(
-    c: &Conn<'_>,
-    server: &str,
-    event: &str,
-    subject: &str,
-    details: String,
-) -> Result<(), SqlError> {
-    c.exec(
-        "INSERT INTO license_log(server_id, at, event, subject, details)
-         VALUES ($1, (SELECT now FROM clock), $2, $3, $4)",
-        args![server, event, subject, details],
-    )?;
-    Ok(())
-}
-
 fn secret_hash(station: &str, secret: &str) -> String {
     blake3::derive_key(
         "updhub station secret v1",
@@ -211,72 +196,31 @@ pub(super) fn rehome_stations(
     source: &str,
     no_room: NoRoom,
 ) -> Result<Option<u64>, SqlError> {
-    c.batch("SAVEPOINT rehome")?;
-    let stations: Vec<String> = c.column(
-        "SELECT station_id FROM stations WHERE server_id=$1 AND source_id=$2 ORDER BY station_id",
-        args![server, source],
-    )?;
+    db::stations::rehome_begin(c)?;
+    let stations = db::stations::of_source(c, server, source)?;
     let mut dropped = 0;
     for s in stations {
-        match pick_source(c, server, 1, None, Some(source))? {
-            Some(other) => {
-                c.exec(
-                    "UPDATE stations SET source_id=$3 WHERE server_id=$1 AND station_id=$2",
-                    args![server, s, other],
-                )?;
-            }
+        match db::license_sources::pick(c, server, 1, None, Some(source))? {
+            Some(other) => db::stations::move_to(c, server, &s, &other)?,
             None if no_room == NoRoom::Refuse => {
-                c.batch("ROLLBACK TO SAVEPOINT rehome; RELEASE SAVEPOINT rehome")?;
+                db::stations::rehome_undo(c)?;
                 return Ok(None);
             }
             None => {
-                c.exec(
-                    "DELETE FROM stations WHERE server_id=$1 AND station_id=$2",
-                    args![server, s],
-                )?;
-                log(
+                db::stations::delete(c, server, &s)?;
+                db::license_log::append(
                     c,
                     server,
                     "station_unlicensed",
                     &s,
-                    format!("its license source {source} ended and no other had room"),
+                    &format!("its license source {source} ended and no other had room"),
                 )?;
                 dropped += 1;
             }
         }
     }
-    c.batch("RELEASE SAVEPOINT rehome")?;
+    db::stations::rehome_keep(c)?;
     Ok(Some(dropped))
-}
-
-/// The source in force with room for `n` more that lasts at least until `until`, the one
-/// lasting longest first (fewest future moves); never `except`. "In force" is judged at the
-/// transaction's time (the clock row), as the triggers judge it.
-pub(super) fn pick_source(
-    c: &Conn<'_>,
-    server: &str,
-    n: u32,
-    until: Option<i64>,
-    except: Option<&str>,
-) -> Result<Option<String>, SqlError> {
-    const PICK: &str = "SELECT source_id FROM license_sources, (SELECT now FROM clock) AS t
-          WHERE server_id=$1 AND status='active' AND not_before <= t.now AND usable_until > t.now
-            AND usable_until >= coalesce($2, t.now) AND count - used - donated >= $3
-            AND source_id <> $4
-          ORDER BY usable_until DESC, source_id";
-    let args = args![server, until, n, except.unwrap_or("")];
-    if c.is_postgres() {
-        // Several nodes take from the same sources at once: lock every candidate (always in
-        // the same order, so two pickers never deadlock) and judge its room after the lock,
-        // so the source picked still has room when the counters move. LIMIT would stop at
-        // a candidate another transaction just filled instead of trying the next.
-        return Ok(c
-            .column(&format!("{PICK} FOR UPDATE OF license_sources"), args)?
-            .into_iter()
-            .next());
-    }
-    // SQLite: the writer holds the database's write lock; nothing moves meanwhile.
-    c.value(&format!("{PICK} LIMIT 1"), args)
 }
 
 impl Ledger {
@@ -309,7 +253,7 @@ impl Ledger {
     }
 
     /// Run `f` as one transaction at time `now`; resolves once it is durable. `f` gets the
-    /// transaction's one time, which SQL reads as `(SELECT now FROM clock)`. On a shared
+    /// transaction's one time, which statements read from the `clock` row. On a shared
     /// database `f` may run more than once (a lost race runs it again from the start).
     async fn submit<T: Send + 'static>(
         &self,
@@ -350,39 +294,35 @@ impl Ledger {
     pub async fn add_key(&self, key: LicenseKey) -> Result<(), LicenseError> {
         let server = self.server.to_string();
         self.write(move |c, now| {
-            let exists = c
-                .row(
-                    "SELECT 1 FROM license_sources WHERE server_id=$1 AND source_id=$2",
-                    args![server, key.key_id],
-                )?
-                .is_some();
-            if exists {
+            if db::license_sources::exists(c, &server, &key.key_id)? {
                 return Err(LicenseError::Refused(format!(
                     "license key {} is already added on this server; nothing changed",
                     key.key_id
                 )));
             }
             let doc = serde_json::to_string(&key).expect("keys serialize");
-            c.exec(
-                "INSERT INTO license_sources(server_id, source_id, kind, holder, count, not_before, not_after, usable_until, document, added)
-                 VALUES ($1,$2,'key',$3,$4,$5,$6,$6,$7,$8)",
-                args![
-                    server,
-                    key.key_id,
-                    key.holder,
-                    key.stations,
-                    key.valid_from,
-                    key.valid_until,
-                    doc,
-                    now
-                ],
+            db::license_sources::insert_key(
+                c,
+                &server,
+                &db::license_sources::NewKey {
+                    key_id: &key.key_id,
+                    holder: &key.holder,
+                    count: key.stations,
+                    not_before: key.valid_from,
+                    not_after: key.valid_until,
+                    document: &doc,
+                    added: now,
+                },
             )?;
-            log(
+            db::license_log::append(
                 c,
                 &server,
                 "key_added",
                 &key.key_id,
-                format!("{} stations for {} until {}", key.stations, key.holder, key.valid_until),
+                &format!(
+                    "{} stations for {} until {}",
+                    key.stations, key.holder, key.valid_until
+                ),
             )?;
             Ok(())
         })
@@ -402,29 +342,21 @@ impl Ledger {
         let server = self.server.to_string();
         self.write(move |c, now| {
             let hash = secret_hash(&station, &secret);
-            let existing: Option<(String, String)> = c
-                .row("SELECT secret_hash, source_id FROM stations WHERE server_id=$1 AND station_id=$2", args![server, station])?
-                .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?)))
-                .transpose()?;
-            if let Some((h, source)) = existing {
+            if let Some((h, source)) = db::stations::get(c, &server, &station)? {
                 if h != hash {
                     return Err(LicenseError::Refused(format!(
                         "station {station} is registered with other credentials; use its secret, or ask the admin to remove it"
                     )));
                 }
-                c.exec("UPDATE stations SET last_seen=$3 WHERE server_id=$1 AND station_id=$2", args![server, station, now])?;
+                db::stations::touch(c, &server, &station, now)?;
                 return Ok((source, false));
             }
-            let Some(source) = pick_source(c, &server, 1, None, None)? else {
+            let Some(source) = db::license_sources::pick(c, &server, 1, None, None)? else {
                 return Err(LicenseError::Refused(format!(
                     "no free station license on server {server}: every license is in use or donated; add a key, or ask the donor for a larger grant"
                 )));
             };
-            c.exec(
-                "INSERT INTO stations(server_id, station_id, secret_hash, source_id, registered, last_seen)
-                 VALUES ($1,$2,$3,$4,$5,$5)",
-                args![server, station, hash, source, now],
-            )?;
+            db::stations::insert(c, &server, &station, &hash, &source, now)?;
             Ok((source, true))
         })
         .await
@@ -438,11 +370,7 @@ impl Ledger {
         let server = self.server.to_string();
         self.write(move |c, now| {
             let hash = secret_hash(&station, &secret);
-            let source: Option<String> = c.value(
-                "UPDATE stations SET last_seen=$4 WHERE server_id=$1 AND station_id=$2 AND secret_hash=$3 RETURNING source_id",
-                args![server, station, hash, now],
-            )?;
-            source.ok_or_else(|| {
+            db::stations::heartbeat(c, &server, &station, &hash, now)?.ok_or_else(|| {
                 LicenseError::NotFound(format!(
                     "station {station} is not registered here with these credentials (or lost its license); register again"
                 ))
@@ -464,43 +392,38 @@ impl Ledger {
         let ttl = chrono::Duration::from_std(station_ttl).unwrap_or(chrono::Duration::days(30));
         self.write(move |c, now| {
             let mut out = Sweep::default();
-            let ended: Vec<(String, String, i64)> = c
-                .rows(
-                    "SELECT grant_id, receiver, count FROM grants
-                      WHERE server_id=$1 AND status IN ('active','revoking') AND not_after <= $2 ORDER BY grant_id",
-                    args![server, now - margin],
-                )?
-                .iter()
-                .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .collect::<Result<_, _>>()?;
-            for (g, receiver, count) in ended {
-                c.exec(
-                    "UPDATE grants SET status='expired', updated=$3 WHERE server_id=$1 AND grant_id=$2",
-                    args![server, g, now],
+            for (g, receiver, count) in db::grants::ended(c, &server, now - margin)? {
+                db::grants::set_expired(c, &server, &g, now)?;
+                db::license_log::append(
+                    c,
+                    &server,
+                    "grant_expired",
+                    &g,
+                    &format!("{count} licenses back from {receiver}"),
                 )?;
-                log(c, &server, "grant_expired", &g, format!("{count} licenses back from {receiver}"))?;
                 out.reclaimed += 1;
             }
-            let sources: Vec<(String, String)> = c
-                .rows(
-                    "SELECT source_id, kind FROM license_sources WHERE server_id=$1 AND status='active' AND usable_until <= $2 ORDER BY source_id",
-                    args![server, now],
-                )?
-                .iter()
-                .map(|r| Ok::<_, SqlError>((r.get(0)?, r.get(1)?)))
-                .collect::<Result<_, _>>()?;
-            for (s, kind) in sources {
-                out.stations_dropped += super::grants::end_source(c, &server, &s, "expired", &signing)?;
-                log(c, &server, &format!("{kind}_expired"), &s, "stopped counting it".into())?;
+            for (s, kind) in db::license_sources::ended(c, &server, now)? {
+                out.stations_dropped +=
+                    super::grants::end_source(c, &server, &s, "expired", &signing)?;
+                db::license_log::append(
+                    c,
+                    &server,
+                    &format!("{kind}_expired"),
+                    &s,
+                    "stopped counting it",
+                )?;
                 out.ended_sources += 1;
             }
-            let stale: Vec<String> = c.column(
-                "SELECT station_id FROM stations WHERE server_id=$1 AND last_seen < $2 ORDER BY station_id",
-                args![server, now - ttl],
-            )?;
-            for s in stale {
-                c.exec("DELETE FROM stations WHERE server_id=$1 AND station_id=$2", args![server, s])?;
-                log(c, &server, "station_purged", &s, format!("not seen for {}", humantime::format_duration(station_ttl)))?;
+            for s in db::stations::stale(c, &server, now - ttl)? {
+                db::stations::delete(c, &server, &s)?;
+                db::license_log::append(
+                    c,
+                    &server,
+                    "station_purged",
+                    &s,
+                    &format!("not seen for {}", humantime::format_duration(station_ttl)),
+                )?;
                 out.stations_purged += 1;
             }
             Ok(out)
@@ -516,34 +439,31 @@ impl Ledger {
         let warn = chrono::Duration::from_std(warn_before).unwrap_or(chrono::Duration::days(3));
         let now = Utc::now();
         self.read(|c| {
-            let rows = c
-                .rows(
-                "SELECT source_id, kind, holder, count, used, donated, not_after, usable_until, status, not_before
-                   FROM license_sources WHERE server_id=$1 ORDER BY kind DESC, source_id",
-                args![self.server.as_str()],
-                )?
-                .iter()
+            let rows = db::license_sources::all(c, self.server.as_str())?
+                .into_iter()
                 .map(|r| {
-                    let (count, used, donated): (u64, u64, u64) = (r.get(3)?, r.get(4)?, r.get(5)?);
-                    let status: String = r.get(8)?;
-                    let usable_until: DateTime<Utc> = r.get(7)?;
                     // In force: active, started, not yet past the point this server stops counting.
-                    let active = status == "active" && usable_until > now && r.get::<DateTime<Utc>>(9)? <= now;
-                    Ok(SourceStatus {
-                        source_id: r.get(0)?,
-                        kind: r.get(1)?,
-                        holder: r.get(2)?,
-                        total: count,
-                        used,
-                        donated,
-                        free: if active { count.saturating_sub(used + donated) } else { 0 },
-                        not_after: r.get(6)?,
-                        usable_until,
-                        expiring_soon: active && usable_until - now < warn,
-                        status,
-                    })
+                    let active =
+                        r.status == "active" && r.usable_until > now && r.not_before <= now;
+                    SourceStatus {
+                        source_id: r.source_id,
+                        kind: r.kind,
+                        holder: r.holder,
+                        total: r.count,
+                        used: r.used,
+                        donated: r.donated,
+                        free: if active {
+                            r.count.saturating_sub(r.used + r.donated)
+                        } else {
+                            0
+                        },
+                        not_after: r.not_after,
+                        usable_until: r.usable_until,
+                        expiring_soon: active && r.usable_until - now < warn,
+                        status: r.status,
+                    }
                 })
-                .collect::<Result<_, SqlError>>()?;
+                .collect();
             Ok(rows)
         })
     }
@@ -553,26 +473,7 @@ impl Ledger {
     /// # Errors
     /// Database errors.
     pub fn grants(&self, warn_before: Duration) -> Result<GrantsView, LicenseError> {
-        let outgoing = self.read(|c| {
-            let rows = c
-                .rows(
-                "SELECT grant_id, source_id, receiver, count, not_after, status FROM grants WHERE server_id=$1 ORDER BY created, grant_id",
-                args![self.server.as_str()],
-                )?
-                .iter()
-                .map(|r| {
-                    Ok(OutgoingGrant {
-                        grant_id: r.get(0)?,
-                        source_id: r.get(1)?,
-                        receiver: r.get(2)?,
-                        count: r.get(3)?,
-                        not_after: r.get(4)?,
-                        status: r.get(5)?,
-                    })
-                })
-                .collect::<Result<_, SqlError>>()?;
-            Ok(rows)
-        })?;
+        let outgoing = self.read(|c| Ok(db::grants::outgoing(c, self.server.as_str())?))?;
         let incoming = self
             .status(warn_before)?
             .into_iter()
@@ -586,24 +487,7 @@ impl Ledger {
     /// # Errors
     /// Database errors.
     pub fn stations(&self) -> Result<Vec<StationRow>, LicenseError> {
-        self.read(|c| {
-            let rows = c
-                .rows(
-                "SELECT station_id, source_id, registered, last_seen FROM stations WHERE server_id=$1 ORDER BY station_id",
-                args![self.server.as_str()],
-                )?
-                .iter()
-                .map(|r| {
-                    Ok(StationRow {
-                        station_id: r.get(0)?,
-                        source_id: r.get(1)?,
-                        registered: r.get(2)?,
-                        last_seen: r.get(3)?,
-                    })
-                })
-                .collect::<Result<_, SqlError>>()?;
-            Ok(rows)
-        })
+        self.read(|c| Ok(db::stations::all(c, self.server.as_str())?))
     }
 
     /// `license log`: the audit trail, oldest first.
@@ -611,25 +495,7 @@ impl Ledger {
     /// # Errors
     /// Database errors.
     pub fn log(&self) -> Result<Vec<LogRow>, LicenseError> {
-        self.read(|c| {
-            let rows = c
-                .rows(
-                "SELECT seq, at, event, subject, details FROM license_log WHERE server_id=$1 ORDER BY seq",
-                args![self.server.as_str()],
-                )?
-                .iter()
-                .map(|r| {
-                    Ok(LogRow {
-                        seq: r.get(0)?,
-                        at: r.get(1)?,
-                        event: r.get(2)?,
-                        subject: r.get(3)?,
-                        details: r.get(4)?,
-                    })
-                })
-                .collect::<Result<_, SqlError>>()?;
-            Ok(rows)
-        })
+        self.read(|c| Ok(db::license_log::all(c, self.server.as_str())?))
     }
 }
 
@@ -657,12 +523,7 @@ mod tests {
         let id = id.to_owned();
         ledger
             .submit(at, move |c, now| {
-                c.exec(
-                    "INSERT INTO stations(server_id, station_id, secret_hash, source_id, registered, last_seen)
-                     VALUES ('n1', $1, 'h', 'K1', $2, $2)",
-                    args![id, now],
-                )?;
-                Ok(())
+                Ok(db::stations::insert(c, "n1", &id, "h", "K1", now)?)
             })
             .await
     }

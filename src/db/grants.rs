@@ -1,0 +1,201 @@
+//! Grants this server donated: licenses carved from a source for another server, with the
+//! signed token the receiver fetches. Each function is one statement inside a license
+//! ledger transaction (see [`super::ledger`]).
+
+use chrono::{DateTime, Utc};
+
+use super::sql::{args, Conn, SqlError};
+use crate::license::ledger::OutgoingGrant;
+
+/// A grant this server donates, to store.
+#[derive(Debug, Clone)]
+pub struct NewGrant<'a> {
+    /// Its id.
+    pub grant_id: &'a str,
+    /// Carved from.
+    pub source: &'a str,
+    /// To whom.
+    pub receiver: &'a str,
+    /// How many.
+    pub count: u32,
+    /// Until.
+    pub not_after: DateTime<Utc>,
+    /// The idempotency key of the request.
+    pub request_id: &'a str,
+    /// The signed token.
+    pub token: &'a str,
+    /// When (unix seconds).
+    pub now: i64,
+}
+
+/// The token of the grant a request made, if it made one.
+///
+/// # Errors
+/// The query failed.
+pub fn by_request(
+    c: &Conn<'_>,
+    server: &str,
+    request_id: &str,
+) -> Result<Option<String>, SqlError> {
+    c.value(
+        "SELECT token FROM grants WHERE server_id=$1 AND request_id=$2",
+        args![server, request_id],
+    )
+}
+
+/// A grant's token and status.
+///
+/// # Errors
+/// The query failed.
+pub fn get(c: &Conn<'_>, server: &str, grant: &str) -> Result<Option<(String, String)>, SqlError> {
+    c.row(
+        "SELECT token, status FROM grants WHERE server_id=$1 AND grant_id=$2",
+        args![server, grant],
+    )?
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .transpose()
+}
+
+/// Store a new active grant.
+///
+/// # Errors
+/// The statement failed (a conservation rule, too).
+pub fn insert(c: &Conn<'_>, server: &str, g: &NewGrant<'_>) -> Result<(), SqlError> {
+    c.exec(
+        "INSERT INTO grants(server_id, grant_id, source_id, receiver, count, not_after, status, revision, request_id, token, created, updated)
+         VALUES ($1,$2,$3,$4,$5,$6,'active',1,$7,$8,$9,$9)",
+        args![
+            server,
+            g.grant_id,
+            g.source,
+            g.receiver,
+            g.count,
+            g.not_after,
+            g.request_id,
+            g.token,
+            g.now
+        ],
+    )?;
+    Ok(())
+}
+
+/// Store a re-issued grant: its end, status, revision and token, updated now.
+///
+/// # Errors
+/// The statement failed (a conservation rule, too).
+pub fn reissue(
+    c: &Conn<'_>,
+    server: &str,
+    grant: &str,
+    not_after: DateTime<Utc>,
+    status: &str,
+    revision: u32,
+    token: &str,
+) -> Result<(), SqlError> {
+    c.exec(
+        "UPDATE grants SET not_after=$3, status=$4, revision=$5, token=$6, updated=(SELECT now FROM clock)
+          WHERE server_id=$1 AND grant_id=$2",
+        args![server, grant, not_after, status, revision, token],
+    )?;
+    Ok(())
+}
+
+/// A grant ended by the clock.
+///
+/// # Errors
+/// The statement failed.
+pub fn set_expired(
+    c: &Conn<'_>,
+    server: &str,
+    grant: &str,
+    now: DateTime<Utc>,
+) -> Result<(), SqlError> {
+    c.exec(
+        "UPDATE grants SET status='expired', updated=$3 WHERE server_id=$1 AND grant_id=$2",
+        args![server, grant, now],
+    )?;
+    Ok(())
+}
+
+/// A revoked grant the receiver acknowledged.
+///
+/// # Errors
+/// The statement failed.
+pub fn set_revoked(
+    c: &Conn<'_>,
+    server: &str,
+    grant: &str,
+    now: DateTime<Utc>,
+) -> Result<(), SqlError> {
+    c.exec(
+        "UPDATE grants SET status='revoked', updated=$3 WHERE server_id=$1 AND grant_id=$2",
+        args![server, grant, now],
+    )?;
+    Ok(())
+}
+
+/// Grants still counting that end by `before`: id, receiver and count.
+///
+/// # Errors
+/// The query failed.
+pub fn ended(
+    c: &Conn<'_>,
+    server: &str,
+    before: DateTime<Utc>,
+) -> Result<Vec<(String, String, i64)>, SqlError> {
+    c.map_rows(
+            "SELECT grant_id, receiver, count FROM grants
+              WHERE server_id=$1 AND status IN ('active','revoking') AND not_after <= $2 ORDER BY grant_id",
+            args![server, before],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+}
+
+/// The active grants carved from `source`: id and token.
+///
+/// # Errors
+/// The query failed.
+pub fn active_from(
+    c: &Conn<'_>,
+    server: &str,
+    source: &str,
+) -> Result<Vec<(String, String)>, SqlError> {
+    c.map_rows(
+            "SELECT grant_id, token FROM grants WHERE server_id=$1 AND source_id=$2 AND status='active' ORDER BY grant_id",
+            args![server, source],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// The stored tokens of the grants `receiver` still has to act on.
+///
+/// # Errors
+/// The query failed.
+pub fn tokens_for(c: &Conn<'_>, server: &str, receiver: &str) -> Result<Vec<String>, SqlError> {
+    c.column(
+        "SELECT token FROM grants WHERE server_id=$1 AND receiver=$2
+           AND status IN ('active', 'revoking') ORDER BY created, grant_id",
+        args![server, receiver],
+    )
+}
+
+/// Every grant this server donated, oldest first.
+///
+/// # Errors
+/// The query failed, or a row is damaged.
+pub fn outgoing(c: &Conn<'_>, server: &str) -> Result<Vec<OutgoingGrant>, SqlError> {
+    c.map_rows(
+            "SELECT grant_id, source_id, receiver, count, not_after, status FROM grants WHERE server_id=$1 ORDER BY created, grant_id",
+            args![server],
+        |r| {
+            Ok(OutgoingGrant {
+                grant_id: r.get(0)?,
+                source_id: r.get(1)?,
+                receiver: r.get(2)?,
+                count: r.get(3)?,
+                not_after: r.get(4)?,
+                status: r.get(5)?,
+            })
+        },
+    )
+}
