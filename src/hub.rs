@@ -480,6 +480,28 @@ impl Hub {
         Ok(self.db.versions()?)
     }
 
+    /// This data folder's instance token (made on first use, kept in `DATA/instance`): a
+    /// restart of this node keeps it, another data folder claiming the same node id does
+    /// not have it.
+    ///
+    /// # Errors
+    /// The token cannot be read or written.
+    pub fn instance(&self) -> Result<String, Error> {
+        let path = self.data.join("instance");
+        let io = |what: String| move |source| Error::Io { what, source };
+        match fs::read_to_string(&path) {
+            Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_owned()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
+        }
+        let token = hex::encode(rand::random::<[u8; 16]>());
+        let tmp = self.data.join("instance.tmp");
+        fs::write(&tmp, format!("{token}\n")).map_err(io(format!("writing {}", tmp.display())))?;
+        fs::rename(&tmp, &path).map_err(io(format!("writing {}", path.display())))?;
+        Ok(token)
+    }
+
     /// `cluster check`: what differs between the live members where it must be the same.
     ///
     /// # Errors

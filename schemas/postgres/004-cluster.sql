@@ -26,3 +26,9 @@ CREATE TABLE members (
     started         BIGINT NOT NULL,
     last_seen       BIGINT NOT NULL
 );
+
+-- The node a ledger transaction runs on, beside its time (the transaction-local setting
+-- updhub.node): the log and `added_by` read it.
+CREATE OR REPLACE VIEW clock AS
+    SELECT 1::bigint AS id, updhub_now() AS now,
+           coalesce(current_setting('updhub.node', true), '') AS node;

@@ -23,3 +23,6 @@ CREATE TABLE members (
     started         INTEGER NOT NULL,
     last_seen       INTEGER NOT NULL
 );
+
+-- The node a ledger transaction runs on, beside its time: the log and `added_by` read it.
+ALTER TABLE clock ADD COLUMN node TEXT NOT NULL DEFAULT '';

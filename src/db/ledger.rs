@@ -39,6 +39,8 @@ enum Backend {
 pub struct LedgerStore {
     backend: Backend,
     at: String,
+    /// The node the transactions run on, for the audit log.
+    node: String,
 }
 
 impl LedgerStore {
@@ -46,17 +48,19 @@ impl LedgerStore {
     ///
     /// # Errors
     /// The database cannot be opened.
-    pub fn open(engine: &Engine) -> Result<LedgerStore, DbError> {
-        match engine {
+    pub fn open(db: &super::Db) -> Result<LedgerStore, DbError> {
+        let node = db.node_id().to_string();
+        match db.engine() {
             Engine::Postgres(pg) => Ok(LedgerStore {
                 at: pg.shown().to_owned(),
                 backend: Backend::Postgres(pg.clone()),
+                node,
             }),
-            Engine::Sqlite(path) => Self::open_sqlite(path),
+            Engine::Sqlite(path) => Self::open_sqlite(&path, node),
         }
     }
 
-    fn open_sqlite(path: &Path) -> Result<LedgerStore, DbError> {
+    fn open_sqlite(path: &Path, node: String) -> Result<LedgerStore, DbError> {
         let err = super::sqlite::sqlite_err(path);
         let reader = super::connect(path).map_err(&err)?;
         let mut conn = super::connect(path).map_err(&err)?;
@@ -70,6 +74,7 @@ impl LedgerStore {
             })?;
         Ok(LedgerStore {
             at: path.display().to_string(),
+            node,
             backend: Backend::Sqlite {
                 writer: Mutex::new(Some(tx)),
                 thread: Some(thread),
@@ -97,12 +102,13 @@ impl LedgerStore {
         F: FnMut(&Conn<'_>, DateTime<Utc>) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let node = self.node.clone();
         match &self.backend {
             Backend::Postgres(pg) => {
                 let pg = pg.clone();
                 tokio::task::spawn_blocking(move || {
                     let out = pg.run(true, &mut |c| {
-                        c.set_now(now)?;
+                        c.set_now(now, &node)?;
                         f(c, now)
                     });
                     let _ = tx.send(out);
@@ -111,7 +117,7 @@ impl LedgerStore {
             Backend::Sqlite { writer, .. } => {
                 let job: Job = Box::new(move |conn| {
                     let res = conn
-                        .set_now(now)
+                        .set_now(now, &node)
                         .map_err(E::from)
                         .and_then(|()| f(conn, now));
                     let ok = res.is_ok();

@@ -16,8 +16,8 @@ pub fn append(
     details: &str,
 ) -> Result<(), SqlError> {
     c.exec(
-        "INSERT INTO license_log(server_id, at, event, subject, details)
-         VALUES ($1, (SELECT now FROM clock), $2, $3, $4)",
+        "INSERT INTO license_log(server_id, at, event, subject, details, node_id)
+         VALUES ($1, (SELECT now FROM clock), $2, $3, $4, (SELECT node FROM clock))",
         args![server, event, subject, details],
     )?;
     Ok(())
@@ -29,7 +29,7 @@ pub fn append(
 /// The query failed, or a row is damaged.
 pub fn all(c: &Conn<'_>, server: &str) -> Result<Vec<LogRow>, SqlError> {
     c.map_rows(
-        "SELECT seq, at, event, subject, details FROM license_log WHERE server_id=$1 ORDER BY seq",
+        "SELECT seq, at, event, subject, details, node_id FROM license_log WHERE server_id=$1 ORDER BY seq",
         args![server],
         |r| {
             Ok(LogRow {
@@ -38,6 +38,7 @@ pub fn all(c: &Conn<'_>, server: &str) -> Result<Vec<LogRow>, SqlError> {
                 event: r.get(2)?,
                 subject: r.get(3)?,
                 details: r.get(4)?,
+                node_id: r.get(5)?,
             })
         },
     )

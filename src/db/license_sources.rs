@@ -84,14 +84,31 @@ pub fn exists(c: &Conn<'_>, server: &str, source: &str) -> Result<bool, SqlError
     .is_some())
 }
 
+/// Which node added a source, and when; `None` when there is no such source.
+///
+/// # Errors
+/// The query failed.
+pub fn added(
+    c: &Conn<'_>,
+    server: &str,
+    source: &str,
+) -> Result<Option<(String, DateTime<Utc>)>, SqlError> {
+    c.row(
+        "SELECT added_by, added FROM license_sources WHERE server_id=$1 AND source_id=$2",
+        args![server, source],
+    )?
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .transpose()
+}
+
 /// Store a license key as a source.
 ///
 /// # Errors
 /// The statement failed.
 pub fn insert_key(c: &Conn<'_>, server: &str, k: &NewKey<'_>) -> Result<(), SqlError> {
     c.exec(
-        "INSERT INTO license_sources(server_id, source_id, kind, holder, count, not_before, not_after, usable_until, document, added)
-         VALUES ($1,$2,'key',$3,$4,$5,$6,$6,$7,$8)",
+        "INSERT INTO license_sources(server_id, source_id, kind, holder, count, not_before, not_after, usable_until, document, added, added_by)
+         VALUES ($1,$2,'key',$3,$4,$5,$6,$6,$7,$8,(SELECT node FROM clock))",
         args![
             server,
             k.key_id,

@@ -290,6 +290,11 @@ impl Db {
         self.write(|c| c.exec(sql, &[]))
     }
 
+    /// This node's id.
+    pub fn node_id(&self) -> &ServerId {
+        &self.server
+    }
+
     /// The cluster this database belongs to: the id the shared license ledger's rows carry.
     pub fn cluster_id(&self) -> &ServerId {
         &self.cluster

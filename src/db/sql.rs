@@ -295,20 +295,24 @@ impl Conn<'_> {
         }
     }
 
-    /// Give the transaction its one time, which the schema's rules read (SQLite: the
-    /// `clock` row; PostgreSQL: the transaction-local setting `updhub.now`).
+    /// Give the transaction its one time and the node it runs on, which the schema's rules
+    /// and the audit log read (SQLite: the `clock` row; PostgreSQL: the transaction-local
+    /// settings `updhub.now` and `updhub.node`, which the `clock` view shows).
     ///
     /// # Errors
     /// The statement failed.
-    pub fn set_now(&self, now: DateTime<Utc>) -> Result<(), SqlError> {
+    pub fn set_now(&self, now: DateTime<Utc>, node: &str) -> Result<(), SqlError> {
         match self {
             Conn::Sqlite(_) => self
-                .exec("UPDATE clock SET now = $1 WHERE id = 1", args![now])
+                .exec(
+                    "UPDATE clock SET now = $1, node = $2 WHERE id = 1",
+                    args![now, node],
+                )
                 .map(drop),
             Conn::Postgres(_) => self
                 .exec(
-                    "SELECT set_config('updhub.now', $1, true)",
-                    args![now.timestamp().to_string()],
+                    "SELECT set_config('updhub.now', $1, true), set_config('updhub.node', $2, true)",
+                    args![now.timestamp().to_string(), node],
                 )
                 .map(drop),
         }

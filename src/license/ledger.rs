@@ -99,6 +99,8 @@ pub struct LogRow {
     pub subject: String,
     /// Details.
     pub details: String,
+    /// The node of the cluster that wrote it (empty for rows older than schema 4).
+    pub node_id: String,
 }
 
 /// A donation request.
@@ -234,7 +236,7 @@ impl Ledger {
         signing: Arc<SigningKey>,
         margin: Duration,
     ) -> Result<Ledger, LicenseError> {
-        let store = LedgerStore::open(&db.engine()).map_err(|e| LicenseError::Db {
+        let store = LedgerStore::open(db).map_err(|e| LicenseError::Db {
             path: db.location().to_owned(),
             why: e.to_string(),
         })?;
@@ -294,9 +296,10 @@ impl Ledger {
     pub async fn add_key(&self, key: LicenseKey) -> Result<(), LicenseError> {
         let server = self.server.to_string();
         self.write(move |c, now| {
-            if db::license_sources::exists(c, &server, &key.key_id)? {
+            if let Some((by, at)) = db::license_sources::added(c, &server, &key.key_id)? {
+                let by = if by.is_empty() { server.clone() } else { by };
                 return Err(LicenseError::Refused(format!(
-                    "license key {} is already added on this server; nothing changed",
+                    "license key {} is already added to this cluster (by node {by} at {at}); a key counts once for the whole cluster, every node uses it: nothing changed",
                     key.key_id
                 )));
             }

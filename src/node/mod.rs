@@ -45,7 +45,13 @@ pub async fn run_with(
     // before it serves anything or writes a row.
     let membership = Membership {
         hub: hub.clone(),
-        instance: hex::encode(rand::random::<[u8; 8]>()),
+        instance: {
+            let hub = hub.clone();
+            tokio::task::spawn_blocking(move || hub.instance())
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?
+        },
         started: chrono::Utc::now(),
         listen: listener.local_addr()?.to_string(),
     };
