@@ -312,3 +312,72 @@ async fn cluster_check_is_green_for_equal_members_and_names_each_kind_of_differe
     assert!(check.ok(), "{check:?}");
     assert_eq!(check.gone, ["b"]);
 }
+
+/// A node of an older updhub: it made the database at schema 3 and stays connected until
+/// told to stop.
+fn older_node_on(url: &str) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/postgres");
+    let old: Vec<String> = ["001-core.sql", "002-licenses.sql", "003-clock.sql"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+        .collect();
+    let digest = blake3::hash(old.concat().as_bytes()).to_hex().to_string();
+    let mut cfg: tokio_postgres::Config = url.parse().unwrap();
+    cfg.application_name("updhub 0.0.9 old-node");
+    let (stop, wait) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
+    let h = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt.block_on(async {
+            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            for sql in &old {
+                client.batch_execute(sql).await.unwrap();
+            }
+            client
+                .execute(
+                    "INSERT INTO meta(key, value) VALUES ('schema_version', '3'), ('updhub_version', '0.0.9'), ('schema_digest', $1)",
+                    &[&digest],
+                )
+                .await
+                .unwrap();
+            client
+        });
+        ready_tx.send(()).unwrap();
+        let _ = wait.recv();
+        drop(client);
+    });
+    ready.recv().unwrap();
+    (stop, h)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_never_upgrades_a_shared_database_under_older_nodes_but_db_upgrade_does() {
+    let Some(url) = shared_database("db_upgrade") else {
+        return;
+    };
+    let (stop, old) = older_node_on(&url);
+    let err = Db::open_postgres(&url, ServerId::new("new-node").unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("has schema 3"), "{err}");
+    assert!(err.contains("old-node (updhub 0.0.9)"), "{err}");
+    assert!(err.contains("updhub db upgrade"), "{err}");
+    // On purpose: the admin upgrades the running cluster's database.
+    let loc = updhub::db::Location::Postgres(url.clone());
+    let (found, now, db) = Db::upgrade_at(&loc, ServerId::new("new-node").unwrap()).unwrap();
+    assert_eq!((found, now), (3, 4));
+    assert!(
+        db.members().unwrap().is_empty(),
+        "schema 4's tables are there"
+    );
+    // Again: nothing to do.
+    let (found, now, _) = Db::upgrade_at(&loc, ServerId::new("new-node").unwrap()).unwrap();
+    assert_eq!((found, now), (4, 4));
+    stop.send(()).unwrap();
+    old.join().unwrap();
+}

@@ -150,6 +150,11 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// The database itself.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// The cluster: the members sharing this node's database, and their consistency.
     Cluster {
         #[command(subcommand)]
@@ -183,6 +188,15 @@ pub enum KeysCommand {
         #[arg(long)]
         to: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+pub enum DbCommand {
+    /// Bring the database to this updhub's schema on purpose. A starting node upgrades a
+    /// shared database by itself only when no node of another version is connected to
+    /// it; during a rolling upgrade of a cluster, run this once (README: upgrading a
+    /// cluster).
+    Upgrade,
 }
 
 #[derive(Subcommand)]
@@ -303,6 +317,22 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 let _ = tx.send(true);
                 task.await
                     .map_err(|e| Error::State(format!("the follow task failed: {e}")))?;
+            }
+        }
+        Command::Db {
+            command: DbCommand::Upgrade,
+        } => {
+            let config = crate::config::Config::load(&data)?;
+            let loc = config.database_location(&data)?;
+            let id = config.server.id.clone();
+            let (found, now, db) =
+                tokio::task::spawn_blocking(move || crate::db::Db::upgrade_at(&loc, id))
+                    .await
+                    .map_err(|e| crate::error::Error::State(e.to_string()))??;
+            if found == now {
+                out!("database {}: already at schema {now}", db.location());
+            } else {
+                out!("database {}: schema {found} -> {now}", db.location());
             }
         }
         Command::Cluster {

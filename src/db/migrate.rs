@@ -38,6 +38,11 @@ const POSTGRES: Dialect = Dialect {
     has_meta: "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'",
 };
 
+/// The schema number of a PostgreSQL database, 0 when it has none.
+pub(super) fn postgres_version(pg: &Pg) -> Result<i64, SqlError> {
+    pg.run(false, &mut |c| version_of(c, &POSTGRES))
+}
+
 /// The schema number this build knows, on PostgreSQL or SQLite.
 pub(super) fn known(postgres: bool) -> i64 {
     if postgres {
@@ -153,7 +158,16 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, node: &str) -> Result<
 ///
 /// # Errors
 /// Database errors, or a schema from a newer or another build.
-pub(super) fn migrate_postgres(pg: &Pg, at: &str, node: &str) -> Result<(), DbError> {
+///
+/// A shared database at an older schema is migrated by a starting node only when no node
+/// of another updhub version is connected to it: old nodes would run their SQL against the
+/// new schema. `on_purpose` (`updhub db upgrade`) migrates anyway.
+pub(super) fn migrate_postgres(
+    pg: &Pg,
+    at: &str,
+    node: &str,
+    on_purpose: bool,
+) -> Result<(), DbError> {
     let e = |err| error_at(at, err);
     if pg
         .run(false, &mut |c| up_to_date(c, &POSTGRES))
@@ -163,9 +177,43 @@ pub(super) fn migrate_postgres(pg: &Pg, at: &str, node: &str) -> Result<(), DbEr
     }
     pg.run(true, &mut |c| {
         c.exec("SELECT pg_advisory_xact_lock($1)", args![MIGRATION_LOCK])?;
+        let found = version_of(c, &POSTGRES)?;
+        let known = POSTGRES.migrations.len() as i64;
+        if !on_purpose && found > 0 && found < known {
+            let others = other_versions(c)?;
+            if !others.is_empty() {
+                return Ok(Err(DbError::UpgradeHeld {
+                    at: at.to_owned(),
+                    found,
+                    known,
+                    ours: env!("CARGO_PKG_VERSION"),
+                    others: others.join(", "),
+                }));
+            }
+        }
         apply(c, &POSTGRES, at, node)
     })
     .map_err(e)?
+}
+
+/// The nodes of another updhub version connected to this database now, as "NODE (updhub
+/// VERSION)": every node names itself and its version in its connections'
+/// application_name ("updhub VERSION NODE").
+fn other_versions(c: &Conn<'_>) -> Result<Vec<String>, SqlError> {
+    let names: Vec<String> = c.column(
+        "SELECT DISTINCT application_name FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()
+            AND application_name LIKE 'updhub %' ORDER BY application_name",
+        &[],
+    )?;
+    Ok(names
+        .iter()
+        .filter_map(|n| {
+            let mut parts = n.splitn(3, ' ').skip(1);
+            let (version, node) = (parts.next()?, parts.next().unwrap_or("?"));
+            (version != env!("CARGO_PKG_VERSION")).then(|| format!("{node} (updhub {version})"))
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -59,6 +59,20 @@ pub enum DbError {
         /// The schema we know.
         known: i64,
     },
+    /// The database is at an older schema and nodes of another updhub version still use it.
+    #[error("database {at} has schema {found}; this updhub {ours} needs schema {known}, but nodes of another updhub version are connected to it: {others}. A node does not upgrade a shared database under running nodes by itself: upgrade it on purpose with `updhub db upgrade` (README: upgrading a cluster), or stop or upgrade those nodes first")]
+    UpgradeHeld {
+        /// The database URL.
+        at: String,
+        /// Schema found.
+        found: i64,
+        /// The schema we need.
+        known: i64,
+        /// Our version.
+        ours: &'static str,
+        /// The other nodes, as "NODE (updhub VERSION)".
+        others: String,
+    },
     /// The schema number is known but its content differs: another build wrote it.
     #[error("database {at} has schema {found}, but not the schema {found} of this updhub build (it was written by a development build); move it aside and let updhub create a new one, or open it with the build that made it")]
     Foreign {
@@ -169,6 +183,12 @@ fn read_cluster_id(c: &Conn<'_>, server: &ServerId) -> Result<ServerId, SqlError
     }
 }
 
+/// What a node's database connections call themselves: the version guard of
+/// `migrate_postgres` reads the updhub version of every node connected from it.
+fn app_name(server: &ServerId) -> String {
+    format!("updhub {} {server}", env!("CARGO_PKG_VERSION"))
+}
+
 /// How long a call waits for another process's write lock before it gives up.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -202,13 +222,43 @@ impl Db {
     /// # Errors
     /// An unreachable server, a refused login, or a schema from a newer or another build.
     pub fn open_postgres(url: &str, server: ServerId) -> Result<Db, DbError> {
+        Self::open_postgres_with(url, server, false)
+    }
+
+    /// `updhub db upgrade`: open the database at `loc` and bring it to this build's schema
+    /// even while nodes of another version are connected to it (the admin upgrades a running
+    /// cluster on purpose). Returns the schema found and the schema now.
+    ///
+    /// # Errors
+    /// See [`Db::open_at`].
+    pub fn upgrade_at(loc: &Location, server: ServerId) -> Result<(i64, i64, Db), DbError> {
+        let found = match loc {
+            Location::Sqlite(p) => {
+                sqlite::check_file(p)?;
+                let c = connect(p).map_err(sqlite::sqlite_err(p))?;
+                migrate::schema_version(&c).map_err(|e| error_at(&p.display().to_string(), e))?
+            }
+            Location::Postgres(url) => {
+                let pg = postgres::Pg::connect(url, &app_name(&server))
+                    .map_err(|e| error_at(&postgres::redact(url), e))?;
+                migrate::postgres_version(&pg).map_err(|e| error_at(&postgres::redact(url), e))?
+            }
+        };
+        let db = match loc {
+            Location::Sqlite(p) => Db::open(p, server)?,
+            Location::Postgres(url) => Self::open_postgres_with(url, server, true)?,
+        };
+        Ok((found, db.schema_known(), db))
+    }
+
+    fn open_postgres_with(url: &str, server: ServerId, on_purpose: bool) -> Result<Db, DbError> {
         let at = postgres::redact(url);
         let e = |source| DbError::Sql {
             at: at.clone(),
             source,
         };
-        let pg = postgres::Pg::connect(url, &format!("updhub {server}")).map_err(e)?;
-        migrate::migrate_postgres(&pg, &at, server.as_str())?;
+        let pg = postgres::Pg::connect(url, &app_name(&server)).map_err(e)?;
+        migrate::migrate_postgres(&pg, &at, server.as_str(), on_purpose)?;
         let cluster = pg
             .run(false, &mut |c| read_cluster_id(c, &server))
             .map_err(e)?;

@@ -126,7 +126,7 @@ pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
 
 /// The checks a node's database file must pass before SQLite opens it: SQLite would treat a
 /// missing or 0-byte file as a new, empty database and a truncated one fails late.
-fn check_file(path: &Path) -> Result<(), DbError> {
+pub(super) fn check_file(path: &Path) -> Result<(), DbError> {
     use std::io::Read;
     let lost = |why| DbError::Lost {
         path: path.to_owned(),
