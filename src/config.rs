@@ -549,8 +549,12 @@ auto_resign = {ar}
 warn_before = "{wb}"
 
 [database]
-# [same] The database; "sqlite:FILE" is relative to the data folder.
+# [same] The database. "sqlite:FILE" (relative to the data folder) for a lone node; the
+# nodes of a cluster share one PostgreSQL database: "postgres://USER:PASSWORD@HOST:PORT/DB"
+# (add ?sslmode=require for TLS). Keep the password out of this file with url_file.
 url = {db:?}
+# [same] A file (relative to the data folder) holding the URL; replaces url when set.
+{url_file}
 
 [licenses]
 # [same] ed25519 public keys (hex) of the license issuers this cluster trusts. The default
@@ -576,6 +580,10 @@ warn_before = "{lwb}"
             ar = self.publish.auto_resign,
             wb = d(self.publish.warn_before),
             db = self.database.url,
+            url_file = match &self.database.url_file {
+                Some(f) => format!("url_file = {:?}", f.display().to_string()),
+                None => "# url_file = \"database-url\"".to_owned(),
+            },
             sl = self.server.station_listen,
             issuers = serde_json::to_string(&self.licenses.issuers).expect("strings serialize"),
             skew = d(self.licenses.skew_margin),
@@ -588,6 +596,50 @@ warn_before = "{lwb}"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_url_comes_from_url_file_when_set_and_bad_urls_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::new(ServerId::new("n1").unwrap(), None);
+        assert_eq!(
+            c.database_location(dir.path()).unwrap(),
+            Location::Sqlite(dir.path().join("updhub.db"))
+        );
+        c.database.url_file = Some("database-url".into());
+        let text = c.to_commented_toml();
+        let back = Config::parse(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(back.database.url_file, c.database.url_file);
+        let err = back.database_location(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("database.url_file") && err.contains("cannot be read"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join("database-url"),
+            "postgres://u:secret@db:5432/x\n",
+        )
+        .unwrap();
+        assert_eq!(
+            back.database_location(dir.path()).unwrap(),
+            Location::Postgres("postgres://u:secret@db:5432/x".into())
+        );
+        std::fs::write(dir.path().join("database-url"), "mysql://nope\n").unwrap();
+        let err = back.database_location(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("holds no database URL"), "{err}");
+        let bad = text
+            .replace(
+                "url = \"sqlite:updhub.db\"",
+                "url = \"mysql://u:secret@db/x\"",
+            )
+            .replace("url_file = \"database-url\"", "");
+        let err = Config::parse(&bad, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database.url") && err.contains("postgres://"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn commented_file_round_trips() {

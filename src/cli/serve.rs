@@ -100,6 +100,17 @@ pub(super) async fn serve(
         .local_addr()
         .map_err(io("reading the listen address"))?;
     let url = format!("https://{addr}");
+    // A second live node with this id on the same database is refused before the banner
+    // (node::run records the membership again and keeps it fresh).
+    {
+        let hub = hub.clone();
+        tokio::task::spawn_blocking(move || {
+            let instance = hub.instance()?;
+            hub.record_member(&instance, chrono::Utc::now(), &addr.to_string())
+        })
+        .await
+        .map_err(|e| crate::error::Error::State(e.to_string()))??;
+    }
     out!(
         "updhub {} serving {url} as server {}",
         env!("CARGO_PKG_VERSION"),
