@@ -641,7 +641,7 @@ async fn send_report(hub: &Hub, parent: &Parent, p: Option<&Published>, chain: &
         "root": p.map(|p| p.root),
         "number": p.map(|p| p.number),
         "hub_version": env!("CARGO_PKG_VERSION"),
-        "config_digest": hub.config.same_digest(),
+        "config_digest": hub.live().same_digest(),
         "chain": chain,
     });
     let url = parent.url("v1/report");
@@ -675,7 +675,7 @@ pub async fn follow(
     parent: String,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let interval = hub.config.upstream.sync_interval;
+    let interval = hub.live().upstream.sync_interval;
     let mut failures = 0u32;
     loop {
         match sync_once(&hub, &parent).await {

@@ -29,6 +29,20 @@ pub fn parse_span(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The `[same]` settings a cluster shares through its database (`updhub config set`) and
+/// every node applies while running. The others need a restart (listeners, limits) or
+/// are the node's own.
+pub const SHARED_SETTINGS: &[&str] = &[
+    "upstream.sync_interval",
+    "publish.expires_in",
+    "publish.auto_resign",
+    "publish.warn_before",
+    "licenses.issuers",
+    "licenses.skew_margin",
+    "licenses.station_ttl",
+    "licenses.warn_before",
+];
+
 /// The config file's name inside the data folder.
 pub const FILE: &str = "updhub.toml";
 
@@ -315,6 +329,48 @@ impl Config {
             source,
         })?;
         Config::parse(&text, &path)
+    }
+
+    /// This configuration with the shared setting `key` (one of [`SHARED_SETTINGS`]) set to
+    /// `value`, written as in updhub.toml (`"2h"`, `true`, `["ab12..."]`; a bare word is
+    /// taken as a string), checked as updhub.toml is.
+    ///
+    /// # Errors
+    /// An unknown or not shared key, or a value the setting cannot take.
+    pub fn with_setting(&self, key: &str, value: &str) -> Result<Config, ConfigError> {
+        let at = Path::new("the cluster's settings");
+        let invalid = |why: String| ConfigError::Invalid {
+            path: at.to_owned(),
+            key: SHARED_SETTINGS
+                .iter()
+                .find(|k| **k == key)
+                .copied()
+                .unwrap_or("setting"),
+            value: value.to_owned(),
+            why,
+        };
+        if !SHARED_SETTINGS.contains(&key) {
+            return Err(invalid(format!(
+                "{key} is not a setting the cluster shares; these are: {}",
+                SHARED_SETTINGS.join(", ")
+            )));
+        }
+        let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(mut t) => t.remove("v").expect("just parsed"),
+            Err(_) => toml::Value::String(value.to_owned()),
+        };
+        let mut table = toml::Value::try_from(self).map_err(|e| invalid(e.to_string()))?;
+        let (section, name) = key.split_once('.').expect("shared settings are dotted");
+        table
+            .get_mut(section)
+            .and_then(toml::Value::as_table_mut)
+            .ok_or_else(|| invalid(format!("no [{section}] section")))?
+            .insert(name.to_owned(), parsed);
+        let text = toml::to_string(&table).map_err(|e| invalid(e.to_string()))?;
+        Config::parse(&text, at).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => invalid(message.trim().to_owned()),
+            other => other,
+        })
     }
 
     /// Parse and check config text; `path` names it in errors.

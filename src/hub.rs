@@ -47,8 +47,13 @@ pub const MEMBER_ALIVE: std::time::Duration = std::time::Duration::from_secs(20)
 pub struct Hub {
     /// The data folder.
     pub data: PathBuf,
-    /// Its configuration.
+    /// Its configuration as updhub.toml (and the command line) gave it at start.
     pub config: Config,
+    /// The configuration in force: `config` with the cluster's shared settings applied
+    /// (see [`Hub::refresh_settings`]).
+    live: std::sync::RwLock<std::sync::Arc<Config>>,
+    /// The shared settings revision `live` holds.
+    settings_revision: std::sync::atomic::AtomicI64,
     /// The cluster keys and this node's certificate.
     pub keys: ClusterKeys,
     /// The database.
@@ -178,7 +183,7 @@ pub async fn add_license_bytes(
     let key = crate::license::LicenseKey::parse_and_check(
         bytes,
         what,
-        &hub.config.licenses.issuers,
+        &hub.live().licenses.issuers,
         Utc::now(),
     )?;
     hub.ledger.add_key(key.clone()).await?;
@@ -285,8 +290,10 @@ impl Hub {
             keys.signing.clone(),
             config.licenses.skew_margin,
         )?;
-        Ok(Hub {
+        let hub = Hub {
             data: data.to_owned(),
+            live: std::sync::RwLock::new(std::sync::Arc::new(config.clone())),
+            settings_revision: std::sync::atomic::AtomicI64::new(0),
             config,
             keys,
             db,
@@ -294,7 +301,65 @@ impl Hub {
             ledger,
             chain: Mutex::new(Vec::new()),
             client: std::sync::OnceLock::new(),
-        })
+        };
+        hub.refresh_settings()?;
+        Ok(hub)
+    }
+
+    /// The configuration in force: updhub.toml with the cluster's shared settings applied.
+    pub fn live(&self) -> std::sync::Arc<Config> {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Apply the cluster's shared settings when their revision changed (a serving node
+    /// polls this every few seconds); returns the new revision, `None` when nothing changed.
+    /// A stored value this build cannot take is skipped with a warning.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn refresh_settings(&self) -> Result<Option<i64>, Error> {
+        use std::sync::atomic::Ordering;
+        let rev = self.db.settings_revision()?;
+        if rev == self.settings_revision.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let mut cfg = self.config.clone();
+        for s in self.db.shared_settings()? {
+            match cfg.with_setting(&s.key, &s.value) {
+                Ok(c) => cfg = c,
+                Err(e) => tracing::warn!(
+                    "shared setting {} = {} (revision {}, set on {}) is not applied: {e}",
+                    s.key,
+                    s.value,
+                    s.revision,
+                    s.set_by
+                ),
+            }
+        }
+        *self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(cfg);
+        self.settings_revision.store(rev, Ordering::Release);
+        if rev > 0 {
+            tracing::info!("shared settings revision {rev} applied");
+        }
+        Ok(Some(rev))
+    }
+
+    /// `config set`: set a shared setting for the whole cluster (checked first, as
+    /// updhub.toml is); every node applies it within a few seconds. Returns the revision.
+    ///
+    /// # Errors
+    /// A setting that is not shared, a value it cannot take, or database errors.
+    pub fn set_shared_setting(&self, key: &str, value: &str) -> Result<i64, Error> {
+        self.live().with_setting(key, value)?;
+        let rev = self.db.set_shared_setting(key, value.trim(), Utc::now())?;
+        self.refresh_settings()?;
+        Ok(rev)
     }
 
     /// The node's interserver HTTPS client (see [`crate::peer::client`]), built once.
@@ -363,7 +428,7 @@ impl Hub {
         // blob it names stored with the size it declares, or every child would refuse it.
         let manifest = self.manifest(&m.root)?;
         mirror::check_stored(&self.store, m.root, &manifest)?;
-        let ttl = expires_in.unwrap_or(self.config.publish.expires_in);
+        let ttl = expires_in.unwrap_or(self.live().publish.expires_in);
         // One time for the signature's expiry and the rows the publish writes.
         let now = Utc::now();
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
@@ -379,7 +444,7 @@ impl Hub {
     /// # Errors
     /// Database errors.
     pub fn resign_if_due(&self) -> Result<Option<Published>, Error> {
-        if self.is_child() || !self.config.publish.auto_resign {
+        if self.is_child() || !self.live().publish.auto_resign {
             return Ok(None);
         }
         let Some(p) = self.db.published()? else {
@@ -389,7 +454,7 @@ impl Hub {
         let span = self
             .db
             .published_validity()?
-            .unwrap_or(self.config.publish.expires_in);
+            .unwrap_or(self.live().publish.expires_in);
         let ttl = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::days(7));
         let now = Utc::now();
         if p.expires - now > ttl / 2 {
@@ -404,7 +469,7 @@ impl Hub {
     /// A warning if the current version expires within `publish.warn_before`.
     pub fn expiry_warning(&self, p: &Published) -> Option<String> {
         let left = p.expires - Utc::now();
-        let warn = chrono::Duration::from_std(self.config.publish.warn_before).ok()?;
+        let warn = chrono::Duration::from_std(self.live().publish.warn_before).ok()?;
         if left <= chrono::Duration::zero() {
             Some(format!(
                 "version {} expired at {}; children refuse it; is the parent down? restart it or make another node the parent",
@@ -539,8 +604,8 @@ impl Hub {
             key_fp: fp(self.keys.verifying.as_bytes()),
             ca_fp: fp(&ca_pem),
             active_root: self.db.published()?.map(|p| p.root.to_string()),
-            settings: self.config.same_settings().to_string(),
-            settings_digest: self.config.same_digest(),
+            settings: self.live().same_settings().to_string(),
+            settings_digest: self.live().same_digest(),
             listen: listen.to_owned(),
             started,
             last_seen: Utc::now(),
@@ -574,7 +639,7 @@ impl Hub {
     /// Database errors.
     pub fn status(&self) -> Result<Status, Error> {
         let current = self.db.published()?;
-        let digest = self.config.same_digest();
+        let digest = self.live().same_digest();
         let children = self
             .db
             .children()?

@@ -381,3 +381,71 @@ async fn a_node_never_upgrades_a_shared_database_under_older_nodes_but_db_upgrad
     stop.send(()).unwrap();
     old.join().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_changed_on_one_member_is_applied_on_the_others_without_a_restart() {
+    let Some(url) = shared_database("config_set") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let iss = issuer();
+    let (a, b, c) = three_members(dir.path(), &url, &iss);
+    let servers = [
+        start(a.clone()).await,
+        start(b.clone()).await,
+        start(c.clone()).await,
+    ];
+    let two_hours = Duration::from_secs(7200);
+    assert_ne!(b.live().licenses.station_ttl, two_hours);
+    let rev = a.set_shared_setting("licenses.station_ttl", "2h").unwrap();
+    assert_eq!(a.live().licenses.station_ttl, two_hours);
+    // The running members pick it up by themselves (they poll the revision).
+    wait_for("b and c to apply the new station_ttl", || {
+        b.live().licenses.station_ttl == two_hours && c.live().licenses.station_ttl == two_hours
+    })
+    .await;
+    // updhub.toml is left as it was: the cluster's value is applied over it.
+    assert_ne!(b.config.licenses.station_ttl, two_hours);
+    // Every member's row shows it, so the cluster stays consistent.
+    wait_for("the membership rows to show it", || {
+        a.db.members()
+            .unwrap()
+            .iter()
+            .all(|m| m.settings.contains("\"station_ttl\":7200"))
+    })
+    .await;
+    assert!(a.cluster_check().unwrap().ok());
+
+    // Bad input changes nothing and says what is wrong.
+    let err = a
+        .set_shared_setting("server.listen", "0.0.0.0:1")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a setting the cluster shares"), "{err}");
+    let err = a
+        .set_shared_setting("licenses.station_ttl", "soon")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("licenses.station_ttl"), "{err}");
+    let err = a
+        .set_shared_setting("licenses.skew_margin", "30days")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shorter than licenses.station_ttl"), "{err}");
+    assert_eq!(a.db.settings_revision().unwrap(), rev);
+
+    // A node that starts later opens with the cluster's value.
+    let d = node(
+        dir.path(),
+        "d",
+        NodeOpts {
+            keys_from: Some(&a.data.join("keys")),
+            database: Some(url.clone()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(d.live().licenses.station_ttl, two_hours);
+    for s in servers {
+        s.stop().await;
+    }
+}

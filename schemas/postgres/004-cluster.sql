@@ -32,3 +32,14 @@ CREATE TABLE members (
 CREATE OR REPLACE VIEW clock AS
     SELECT 1::bigint AS id, updhub_now() AS now,
            coalesce(current_setting('updhub.node', true), '') AS node;
+
+-- The [same] settings the cluster shares: `updhub config set KEY VALUE` on any node writes
+-- a row with the next revision; every node polls the highest revision and applies what
+-- changed over its updhub.toml, without a restart.
+CREATE TABLE settings (
+    key      TEXT PRIMARY KEY,
+    value    TEXT NOT NULL,        -- a TOML value, as written to updhub.toml
+    revision BIGINT NOT NULL,
+    set_by   TEXT NOT NULL,
+    set_at   BIGINT NOT NULL
+);

@@ -26,3 +26,14 @@ CREATE TABLE members (
 
 -- The node a ledger transaction runs on, beside its time: the log and `added_by` read it.
 ALTER TABLE clock ADD COLUMN node TEXT NOT NULL DEFAULT '';
+
+-- The [same] settings the cluster shares: `updhub config set KEY VALUE` on any node writes
+-- a row with the next revision; every node polls the highest revision and applies what
+-- changed over its updhub.toml, without a restart.
+CREATE TABLE settings (
+    key      TEXT PRIMARY KEY,
+    value    TEXT NOT NULL,        -- a TOML value, as written to updhub.toml
+    revision BIGINT NOT NULL,
+    set_by   TEXT NOT NULL,
+    set_at   BIGINT NOT NULL
+);

@@ -173,7 +173,7 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
         return Ok(());
     }
     let hub = Hub::open(data)?;
-    let warn = hub.config.licenses.warn_before;
+    let warn = hub.live().licenses.warn_before;
     match cmd {
         LicenseCommand::Issue { .. } => unreachable!("handled above"),
         LicenseCommand::Add { file } => {

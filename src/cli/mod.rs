@@ -150,6 +150,11 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// The settings the cluster shares through its database.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// The database itself.
     Db {
         #[command(subcommand)]
@@ -187,6 +192,27 @@ pub enum KeysCommand {
         /// The folder to write.
         #[arg(long)]
         to: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Set a [same] setting for every node of the cluster, without a restart: each node
+    /// applies it over its updhub.toml within a few seconds. VALUE as in updhub.toml,
+    /// e.g. `licenses.station_ttl 14d` or `publish.auto_resign false`.
+    Set {
+        /// One of: upstream.sync_interval, publish.expires_in, publish.auto_resign,
+        /// publish.warn_before, licenses.issuers, licenses.skew_margin,
+        /// licenses.station_ttl, licenses.warn_before.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// The shared settings the cluster set, with their revision, and the values in force.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -317,6 +343,29 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 let _ = tx.send(true);
                 task.await
                     .map_err(|e| Error::State(format!("the follow task failed: {e}")))?;
+            }
+        }
+        Command::Config {
+            command: ConfigCommand::Set { key, value },
+        } => {
+            let hub = Hub::open(&data)?;
+            let rev = hub.set_shared_setting(&key, &value)?;
+            out!("{key} = {} for the whole cluster (settings revision {rev}); every node applies it within a few seconds", value.trim());
+        }
+        Command::Config {
+            command: ConfigCommand::Show { json },
+        } => {
+            let hub = Hub::open(&data)?;
+            let set = hub.db.shared_settings()?;
+            let live = hub.live();
+            if json {
+                print_json(&serde_json::json!({
+                    "revision": hub.db.settings_revision()?,
+                    "set": set,
+                    "in_force": live.same_settings(),
+                }))?;
+            } else {
+                render::shared_settings(&set, &live.same_settings())?;
             }
         }
         Command::Db {

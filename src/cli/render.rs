@@ -221,3 +221,30 @@ pub(super) fn cluster_check(c: &crate::cluster::Check) -> Result<()> {
     }
     Ok(())
 }
+
+/// `config show`: what the cluster set, then every [same] setting in force on this node.
+pub(super) fn shared_settings(
+    set: &[crate::db::SharedSetting],
+    in_force: &serde_json::Value,
+) -> Result<()> {
+    if set.is_empty() {
+        out!("the cluster set nothing: every setting comes from updhub.toml");
+    }
+    for s in set {
+        out!(
+            "{} = {}   (revision {}, set on {} at {})",
+            s.key,
+            s.value,
+            s.revision,
+            s.set_by,
+            s.set_at
+        );
+    }
+    out!("in force here ([same] settings):");
+    if let Some(m) = in_force.as_object() {
+        for (k, v) in m {
+            out!("  {k} = {v}");
+        }
+    }
+    Ok(())
+}

@@ -107,7 +107,7 @@ impl LedgerStore {
             Backend::Postgres(pg) => {
                 let pg = pg.clone();
                 tokio::task::spawn_blocking(move || {
-                    let out = pg.run(true, &mut |c| {
+                    let out = pg.run_on_blocking_thread(true, &mut |c| {
                         c.set_now(now, &node)?;
                         f(c, now)
                     });

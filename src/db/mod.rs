@@ -16,6 +16,7 @@ pub mod license_log;
 pub mod license_sources;
 mod migrate;
 pub mod postgres;
+mod settings;
 pub mod sql;
 mod sqlite;
 pub mod stations;
@@ -31,6 +32,7 @@ use sql::{Conn, SqlError};
 
 pub use children::ChildReport;
 pub use cluster::{IdTaken, Member};
+pub use settings::SharedSetting;
 pub use sqlite::connect;
 pub use versions::{Mirrored, SyncState, VersionRow};
 

@@ -130,14 +130,16 @@ impl Pg {
             .handle()
     }
 
-    /// Block on `fut` from any thread: a plain thread or a blocking-pool thread waits
-    /// directly; a worker of a multi-thread runtime steps out of the runtime first; a
-    /// single-thread runtime (tests, tools) hands the wait to a scoped thread.
+    /// Run `f`, which blocks on the pool's runtime, from any thread: a plain thread runs it
+    /// directly; a thread of an async runtime (a worker, a blocking-pool thread, a test's
+    /// `block_on`) hands it to a scoped thread and waits, so no runtime's own machinery
+    /// (`block_in_place`, nested `block_on`) is involved. The hot paths (the ledger's
+    /// writes) skip this hop with [`Pg::run_on_blocking_thread`].
     fn block<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Err(_) => f(),
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-            Ok(_) => std::thread::scope(|s| s.spawn(f).join().expect("database call panicked")),
+        if tokio::runtime::Handle::try_current().is_err() {
+            f()
+        } else {
+            std::thread::scope(|s| s.spawn(f).join().expect("database call panicked"))
         }
     }
 
@@ -151,16 +153,27 @@ impl Pg {
         write: bool,
         f: &mut (dyn FnMut(&Conn<'_>) -> Result<T, E> + Send),
     ) -> Result<T, E> {
-        self.block(|| {
-            let handle = self.handle();
-            let mut tries = 0;
-            loop {
-                match self.once(handle, write, f) {
-                    Err(e) if e.conflict() && tries < CONFLICT_RETRIES => tries += 1,
-                    other => return other,
-                }
+        self.block(|| self.run_on_blocking_thread(write, f))
+    }
+
+    /// [`Pg::run`] for a caller on a thread of tokio's blocking pool (`spawn_blocking`),
+    /// where waiting on another runtime is allowed: no extra thread.
+    ///
+    /// # Errors
+    /// Whatever `f` or the commit returns.
+    pub fn run_on_blocking_thread<T: Send, E: TxFail + Send>(
+        &self,
+        write: bool,
+        f: &mut (dyn FnMut(&Conn<'_>) -> Result<T, E> + Send),
+    ) -> Result<T, E> {
+        let handle = self.handle();
+        let mut tries = 0;
+        loop {
+            match self.once(handle, write, f) {
+                Err(e) if e.conflict() && tries < CONFLICT_RETRIES => tries += 1,
+                other => return other,
             }
-        })
+        }
     }
 
     fn once<T, E: TxFail>(

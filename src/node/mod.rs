@@ -71,7 +71,7 @@ pub async fn run_with(
     // the first request is served.
     let swept = hub
         .ledger
-        .sweep(hub.config.licenses.station_ttl)
+        .sweep(hub.live().licenses.station_ttl)
         .await
         .map_err(std::io::Error::other)?;
     if swept != crate::license::ledger::Sweep::default() {

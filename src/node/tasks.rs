@@ -63,7 +63,7 @@ impl Task for LicenseSweep {
     }
 
     fn every(&self) -> Duration {
-        (self.0.config.licenses.skew_margin / 2)
+        (self.0.live().licenses.skew_margin / 2)
             .clamp(Duration::from_millis(200), Duration::from_secs(60))
     }
 
@@ -74,12 +74,12 @@ impl Task for LicenseSweep {
 
     async fn round(&mut self) {
         let hub = &self.0;
-        match hub.ledger.sweep(hub.config.licenses.station_ttl).await {
+        match hub.ledger.sweep(hub.live().licenses.station_ttl).await {
             Ok(s) if s != Sweep::default() => tracing::info!(?s, "license sweep"),
             Ok(_) => {}
             Err(e) => tracing::error!("license sweep failed: {e}"),
         }
-        let warn = hub.config.licenses.warn_before;
+        let warn = hub.live().licenses.warn_before;
         if let Some(Ok(sources)) = blocking(self.name(), hub, move |h| h.ledger.status(warn)).await
         {
             for s in sources.iter().filter(|s| s.expiring_soon) {
@@ -105,7 +105,7 @@ impl Task for Resign {
 
     fn every(&self) -> Duration {
         // Often enough that even a short validity is renewed in time.
-        (self.0.config.publish.expires_in / 8)
+        (self.0.live().publish.expires_in / 8)
             .clamp(Duration::from_millis(100), Duration::from_secs(60))
     }
 
@@ -121,7 +121,8 @@ impl Task for Resign {
 }
 
 /// The membership row: refreshed every [`crate::hub::MEMBER_EVERY`], so the others see this
-/// node alive, with what it runs.
+/// node alive, with what it runs; and the cluster's shared settings, applied when their
+/// revision changed.
 pub struct Membership {
     /// The node.
     pub hub: Arc<Hub>,
@@ -150,6 +151,8 @@ impl Task for Membership {
         let (instance, started, listen) =
             (self.instance.clone(), self.started, self.listen.clone());
         let res = blocking("membership", &self.hub, move |hub| {
+            // The cluster's shared settings first, so the row shows what is in force.
+            hub.refresh_settings()?;
             hub.record_member(&instance, started, &listen)
         })
         .await;

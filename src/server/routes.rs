@@ -439,7 +439,7 @@ async fn report(state: &State, peer: String, req: Request<ReqBody>) -> Response<
     let hub = state.hub.clone();
     match blocking(move || Ok(hub.db.record_report(&rep)?)).await {
         Ok(()) => json(
-            &serde_json::json!({ "ok": true, "config_digest": state.hub.config.same_digest() }),
+            &serde_json::json!({ "ok": true, "config_digest": state.hub.live().same_digest() }),
         ),
         Err(resp) => resp,
     }
