@@ -368,7 +368,16 @@ impl Config {
             .insert(name.to_owned(), parsed);
         let text = toml::to_string(&table).map_err(|e| invalid(e.to_string()))?;
         Config::parse(&text, at).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => invalid(message.trim().to_owned()),
+            // toml's message quotes a line of the internal document; its last line says why.
+            ConfigError::Parse { message, .. } => invalid(
+                message
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("not a value this setting takes")
+                    .trim()
+                    .to_owned(),
+            ),
             other => other,
         })
     }

@@ -344,9 +344,7 @@ impl Hub {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(cfg);
         self.settings_revision.store(rev, Ordering::Release);
-        if rev > 0 {
-            tracing::info!("shared settings revision {rev} applied");
-        }
+        tracing::debug!("shared settings revision {rev} applied");
         Ok(Some(rev))
     }
 

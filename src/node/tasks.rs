@@ -152,7 +152,9 @@ impl Task for Membership {
             (self.instance.clone(), self.started, self.listen.clone());
         let res = blocking("membership", &self.hub, move |hub| {
             // The cluster's shared settings first, so the row shows what is in force.
-            hub.refresh_settings()?;
+            if let Some(rev) = hub.refresh_settings()? {
+                tracing::info!("the cluster's settings changed: revision {rev} applied");
+            }
             hub.record_member(&instance, started, &listen)
         })
         .await;
