@@ -45,19 +45,18 @@ pub fn check(members: &[Member], now: DateTime<Utc>, alive: std::time::Duration)
     let (live, gone): (Vec<&Member>, Vec<&Member>) =
         members.iter().partition(|m| m.last_seen > now - alive);
     let mut findings = Vec::new();
-    let mut same = |what: &str, value: &dyn Fn(&Member) -> String, fix: &str| {
-        let values: BTreeMap<String, String> =
-            live.iter().map(|m| (m.node_id.clone(), value(m))).collect();
+    // A finding when the members' values are not all equal.
+    let mut compare = |what: String, values: BTreeMap<String, String>, fix: String| {
         let mut distinct: Vec<&String> = values.values().collect();
         distinct.sort();
         distinct.dedup();
         if distinct.len() > 1 {
-            findings.push(Finding {
-                what: what.to_owned(),
-                values,
-                fix: fix.to_owned(),
-            });
+            findings.push(Finding { what, values, fix });
         }
+    };
+    let mut same = |what: &str, value: &dyn Fn(&Member) -> String, fix: &str| {
+        let values = live.iter().map(|m| (m.node_id.clone(), value(m))).collect();
+        compare(what.to_owned(), values, fix.to_owned());
     };
     same(
         "updhub version",
@@ -107,16 +106,14 @@ pub fn check(members: &[Member], now: DateTime<Utc>, alive: std::time::Duration)
                 )
             })
             .collect();
-        let mut distinct: Vec<&String> = values.values().collect();
-        distinct.sort();
-        distinct.dedup();
-        if distinct.len() > 1 {
-            findings.push(Finding {
-                what: format!("setting {k}"),
-                values,
-                fix: format!("set {k} to the same value in updhub.toml on every node, and restart those nodes"),
-            });
-        }
+        let fix = if crate::config::SHARED_SETTINGS.contains(&k.as_str()) {
+            format!("set it for the whole cluster: `updhub config set {k} VALUE` on any node")
+        } else {
+            format!(
+                "set {k} to the same value in updhub.toml on every node, and restart those nodes"
+            )
+        };
+        compare(format!("setting {k}"), values, fix);
     }
     Check {
         alive: live.iter().map(|m| m.node_id.clone()).collect(),
@@ -139,7 +136,7 @@ mod tests {
             key_fp: "k".into(),
             ca_fp: "c".into(),
             active_root: Some("r".into()),
-            settings: r#"{"station_ttl":60,"name":"hub.example"}"#.into(),
+            settings: r#"{"licenses.station_ttl":60,"server.name":"hub.example"}"#.into(),
             settings_digest: "d".into(),
             listen: "127.0.0.1:1".into(),
             started: Utc::now(),
@@ -156,13 +153,15 @@ mod tests {
         let b = member("b");
         assert!(check(&[a.clone(), b.clone()], now, ALIVE).ok());
         let mut c = member("c");
-        c.settings = r#"{"station_ttl":30,"name":"hub.example"}"#.into();
+        c.settings = r#"{"licenses.station_ttl":30,"server.name":"hub.example"}"#.into();
         c.updhub_version = "1.1.0".into();
         let r = check(&[a.clone(), b, c], now, ALIVE);
         let what: Vec<&str> = r.findings.iter().map(|f| f.what.as_str()).collect();
-        assert_eq!(what, ["updhub version", "setting station_ttl"]);
+        assert_eq!(what, ["updhub version", "setting licenses.station_ttl"]);
         assert_eq!(r.findings[1].values["c"], "30");
-        assert!(r.findings[1].fix.contains("station_ttl"));
+        assert!(r.findings[1]
+            .fix
+            .contains("updhub config set licenses.station_ttl VALUE"));
     }
 
     #[test]

@@ -552,19 +552,20 @@ impl Config {
         blake3::hash(self.same_settings().to_string().as_bytes()).to_hex()[..16].to_owned()
     }
 
-    /// The settings marked `[same]`, by name (no secrets among them).
+    /// The settings marked `[same]`, by their dotted name in updhub.toml (no secrets among
+    /// them); spans in seconds (`upstream.sync_interval` in milliseconds).
     pub fn same_settings(&self) -> serde_json::Value {
         serde_json::json!({
-            "name": self.server.name,
-            "requests_per_second": self.server.requests_per_second,
-            "sync_interval": self.upstream.sync_interval.as_millis() as u64,
-            "expires_in": self.publish.expires_in.as_secs(),
-            "auto_resign": self.publish.auto_resign,
-            "warn_before": self.publish.warn_before.as_secs(),
-            "issuers": self.licenses.issuers,
-            "skew_margin": self.licenses.skew_margin.as_secs(),
-            "station_ttl": self.licenses.station_ttl.as_secs(),
-            "license_warn": self.licenses.warn_before.as_secs(),
+            "server.name": self.server.name,
+            "server.requests_per_second": self.server.requests_per_second,
+            "upstream.sync_interval": self.upstream.sync_interval.as_millis() as u64,
+            "publish.expires_in": self.publish.expires_in.as_secs(),
+            "publish.auto_resign": self.publish.auto_resign,
+            "publish.warn_before": self.publish.warn_before.as_secs(),
+            "licenses.issuers": self.licenses.issuers,
+            "licenses.skew_margin": self.licenses.skew_margin.as_secs(),
+            "licenses.station_ttl": self.licenses.station_ttl.as_secs(),
+            "licenses.warn_before": self.licenses.warn_before.as_secs(),
         })
     }
 

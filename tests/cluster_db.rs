@@ -277,8 +277,8 @@ async fn cluster_check_is_green_for_equal_members_and_names_each_kind_of_differe
     cfg.licenses.station_ttl = Duration::from_secs(7200);
     let drifted = Hub::open_with(&c.data, cfg).unwrap();
     let f = finding(me(&drifted));
-    assert_eq!(f.what, "setting station_ttl");
-    assert!(f.fix.contains("station_ttl"));
+    assert_eq!(f.what, "setting licenses.station_ttl");
+    assert!(f.fix.contains("updhub config set licenses.station_ttl"));
     drop(drifted);
 
     let mut cfg = updhub::config::Config::load(&c.data).unwrap();
@@ -411,7 +411,7 @@ async fn a_setting_changed_on_one_member_is_applied_on_the_others_without_a_rest
         a.db.members()
             .unwrap()
             .iter()
-            .all(|m| m.settings.contains("\"station_ttl\":7200"))
+            .all(|m| m.settings.contains("\"licenses.station_ttl\":7200"))
     })
     .await;
     assert!(a.cluster_check().unwrap().ok());

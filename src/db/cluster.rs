@@ -138,14 +138,6 @@ impl Db {
         })
     }
 
-    /// Forget a member (`cluster forget`): a node removed for good.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn forget_member(&self, node: &str) -> Result<bool, DbError> {
-        self.write(|c| Ok(c.exec("DELETE FROM members WHERE node_id=$1", args![node])? > 0))
-    }
-
     /// The schema version this build knows.
     pub fn schema_known(&self) -> i64 {
         migrate::known(self.conn.is_none())

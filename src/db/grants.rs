@@ -100,36 +100,33 @@ pub fn reissue(
     Ok(())
 }
 
-/// A grant ended by the clock.
-///
-/// # Errors
-/// The statement failed.
-pub fn set_expired(
-    c: &Conn<'_>,
-    server: &str,
-    grant: &str,
-    now: DateTime<Utc>,
-) -> Result<(), SqlError> {
-    c.exec(
-        "UPDATE grants SET status='expired', updated=$3 WHERE server_id=$1 AND grant_id=$2",
-        args![server, grant, now],
-    )?;
-    Ok(())
+/// How a grant ended without a new token: by the clock, or revoked and acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Past its end plus the skew margin.
+    Expired,
+    /// Revoked, and the receiver acknowledged.
+    Revoked,
 }
 
-/// A revoked grant the receiver acknowledged.
+/// Record that a grant ended.
 ///
 /// # Errors
 /// The statement failed.
-pub fn set_revoked(
+pub fn set_ended(
     c: &Conn<'_>,
     server: &str,
     grant: &str,
+    how: Ended,
     now: DateTime<Utc>,
 ) -> Result<(), SqlError> {
+    let status = match how {
+        Ended::Expired => "expired",
+        Ended::Revoked => "revoked",
+    };
     c.exec(
-        "UPDATE grants SET status='revoked', updated=$3 WHERE server_id=$1 AND grant_id=$2",
-        args![server, grant, now],
+        "UPDATE grants SET status=$4, updated=$3 WHERE server_id=$1 AND grant_id=$2",
+        args![server, grant, now, status],
     )?;
     Ok(())
 }

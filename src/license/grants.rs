@@ -232,7 +232,7 @@ impl Ledger {
                 )));
             }
             if status == "revoking" {
-                db::grants::set_revoked(c, &server, &grant_id, now)?;
+                db::grants::set_ended(c, &server, &grant_id, db::grants::Ended::Revoked, now)?;
                 db::license_log::append(
                     c,
                     &server,

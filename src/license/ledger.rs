@@ -396,7 +396,7 @@ impl Ledger {
         self.write(move |c, now| {
             let mut out = Sweep::default();
             for (g, receiver, count) in db::grants::ended(c, &server, now - margin)? {
-                db::grants::set_expired(c, &server, &g, now)?;
+                db::grants::set_ended(c, &server, &g, db::grants::Ended::Expired, now)?;
                 db::license_log::append(
                     c,
                     &server,
