@@ -22,7 +22,7 @@ mod sqlite;
 pub mod stations;
 mod versions;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -355,14 +355,6 @@ impl Db {
     /// The database file or URL (without its password).
     pub fn location(&self) -> &str {
         &self.at
-    }
-
-    /// The SQLite file, `None` on PostgreSQL.
-    pub fn sqlite_path(&self) -> Option<&Path> {
-        match &self.engine {
-            Engine::Sqlite(p) => Some(p),
-            Engine::Postgres(_) => None,
-        }
     }
 }
 
