@@ -199,11 +199,18 @@ async fn idle_connections_do_not_lock_out_a_child_or_a_station_and_are_closed() 
         );
     }
     // Each was closed by the server for a reason it counted: handshake timeout, evicted
-    // for a newcomer, or (station port, over the per-address share) refused after waiting.
+    // for a newcomer, refused or timed out waiting for a slot or (station port) a share,
+    // or a handshake that failed (counted as a rejected handshake).
+    let rejected = srv.stats.rejected_handshakes.load(Ordering::Relaxed);
     let closed = a.handshake_timeouts.load(Ordering::Relaxed)
         + a.evicted.load(Ordering::Relaxed)
-        + a.refused.load(Ordering::Relaxed);
-    assert!(closed >= 2 * max as u64, "{a:?}");
+        + a.refused.load(Ordering::Relaxed)
+        + a.queue_timeouts.load(Ordering::Relaxed)
+        + rejected;
+    assert!(
+        closed >= 2 * max as u64,
+        "{a:?}, rejected handshakes {rejected}"
+    );
     srv.stop().await;
 }
 
