@@ -84,24 +84,22 @@ impl Db {
             DateTime<Utc>,
         );
         let rows: Vec<Row> = self.read(|c| {
-            c.rows(
+            c.map_rows(
                 "SELECT child_id, root, number, hub_version, config_digest, chain, reported_at
                  FROM children WHERE server_id=$1 ORDER BY child_id",
                 args![self.server.as_str()],
-            )?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
-            .collect()
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )
         })?;
         rows.into_iter()
             .map(

@@ -128,13 +128,11 @@ impl Db {
     /// Database errors or damaged rows.
     pub fn members(&self) -> Result<Vec<Member>, DbError> {
         self.read(|c| {
-            c.rows(
+            c.map_rows(
                 &format!("SELECT {COLUMNS} FROM members ORDER BY node_id"),
                 &[],
-            )?
-            .iter()
-            .map(member)
-            .collect()
+                member,
+            )
         })
     }
 

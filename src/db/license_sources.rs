@@ -72,18 +72,6 @@ pub struct SourceRow {
     pub not_before: DateTime<Utc>,
 }
 
-/// Whether a source of this id exists.
-///
-/// # Errors
-/// The query failed.
-pub fn exists(c: &Conn<'_>, server: &str, source: &str) -> Result<bool, SqlError> {
-    Ok(c.row(
-        "SELECT 1 FROM license_sources WHERE server_id=$1 AND source_id=$2",
-        args![server, source],
-    )?
-    .is_some())
-}
-
 /// Which node added a source, and when; `None` when there is no such source.
 ///
 /// # Errors

@@ -240,13 +240,11 @@ impl Db {
     /// Database errors or damaged rows.
     pub fn versions(&self) -> Result<Vec<VersionRow>, DbError> {
         let rows: Vec<(u64, String, u64, u64, DateTime<Utc>)> = self.read(|c| {
-            c.rows(
+            c.map_rows(
                 "SELECT number, root, files, bytes, created FROM versions WHERE server_id=$1 ORDER BY number DESC",
                 args![self.server.as_str()],
-            )?
-            .iter()
-            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-            .collect()
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
         })?;
         rows.into_iter()
             .map(|(number, root, files, bytes, created)| {
