@@ -124,6 +124,22 @@ pub struct SyncReport {
     pub seconds: f64,
 }
 
+impl SyncReport {
+    /// A report on `p` before anything was fetched.
+    fn nothing_yet(p: &Published) -> SyncReport {
+        SyncReport {
+            number: p.number,
+            root: p.root,
+            changed: false,
+            blobs: 0,
+            bytes: 0,
+            resumed: 0,
+            grants: 0,
+            seconds: 0.0,
+        }
+    }
+}
+
 impl std::fmt::Display for SyncReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -164,6 +180,34 @@ impl Parent {
         let base = reqwest::Url::parse(url).map_err(|e| setup(e.to_string()))?;
         // One client per node, reused by every sync: its idle connections carry over.
         let client = hub.client().map_err(setup)?;
+        Ok(Parent { base, client })
+    }
+
+    /// Another member of this node's cluster at `addr` (HOST:PORT), reached there while its
+    /// certificate is checked against the cluster's name, which all members share.
+    async fn member(hub: &Hub, addr: &str) -> Result<Parent, SyncError> {
+        let setup = |why: String| SyncError::Setup {
+            url: addr.to_owned(),
+            why,
+        };
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| setup(format!("cannot resolve the member's address: {e}")))?
+            .collect();
+        let port = addrs
+            .first()
+            .map(std::net::SocketAddr::port)
+            .ok_or_else(|| setup("the member's address resolves to nothing".into()))?;
+        let name = hub.config.server.name.clone();
+        let (base, client) = if name.parse::<std::net::IpAddr>().is_ok() {
+            (format!("https://{addr}/"), hub.client().map_err(setup)?)
+        } else {
+            (
+                format!("https://{name}:{port}/"),
+                crate::peer::member_client(&hub.keys, &name, &addrs).map_err(setup)?,
+            )
+        };
+        let base = reqwest::Url::parse(&base).map_err(|e| setup(e.to_string()))?;
         Ok(Parent { base, client })
     }
 
@@ -572,66 +616,151 @@ async fn sync_inner(
     p.check_follows(current.as_ref().map(|c| (c.number, c.root)), parent_url)?;
     *hub.chain.lock().unwrap_or_else(|e| e.into_inner()) = chain.clone();
 
-    let mut report = SyncReport {
-        number: p.number,
-        root: p.root,
-        changed: false,
-        blobs: 0,
-        bytes: 0,
-        resumed: 0,
-        grants: 0,
-        seconds: 0.0,
-    };
+    let mut report = SyncReport::nothing_yet(&p);
     if current.as_ref().map(|c| c.root) == Some(p.root) && hub.store.contains(&p.root.0) {
         // Same version, perhaps a fresher signature: keep the newer document.
         if current.as_ref().map(|c| c.expires) != Some(p.expires) {
             let fresh = p.clone();
-            blocking(hub, move |h| h.db.set_published(&fresh, Utc::now())).await?;
+            blocking(hub, move |h| h.db.renew(&fresh, Utc::now())).await?;
         }
     } else {
-        let manifest = if hub.store.contains(&p.root.0) {
-            let root = p.root;
-            let bytes = blocking(hub, move |h| h.store.read_bytes(&root.0)).await?;
-            Manifest::parse(&bytes, &p.root)?
-        } else {
-            let (bytes, _) = parent
-                .bytes(&format!("v1/versions/{}", p.root), crate::peer::MAX_INDEX)
-                .await?;
-            let m = Manifest::parse(&bytes, &p.root)?;
-            blocking(hub, move |h| h.store.put_bytes(&bytes)).await?;
-            m
-        };
-        let mut missing: Vec<(BlobId, u64)> = manifest
-            .blobs()
-            .into_iter()
-            .filter(|(id, _)| !hub.store.contains(id))
-            .collect();
+        fetch_and_switch(hub, Some(parent), &p, &mut report).await?;
+    }
+    send_report(hub, parent, Some(&p), &chain).await;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Fetch what this node lacks of the verified version `p` from `from` (the manifest, then
+/// the missing blobs, each verified as it streams in), then switch to it in one
+/// transaction. With `from` None, everything must already be in the store.
+async fn fetch_and_switch(
+    hub: &Arc<Hub>,
+    from: Option<&Parent>,
+    p: &Published,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let manifest = if hub.store.contains(&p.root.0) {
+        let root = p.root;
+        let bytes = blocking(hub, move |h| h.store.read_bytes(&root.0)).await?;
+        Manifest::parse(&bytes, &p.root)?
+    } else {
+        let from = from.ok_or(StoreError::Missing(p.root.0))?;
+        let (bytes, _) = from
+            .bytes(&format!("v1/versions/{}", p.root), crate::peer::MAX_INDEX)
+            .await?;
+        let m = Manifest::parse(&bytes, &p.root)?;
+        blocking(hub, move |h| h.store.put_bytes(&bytes)).await?;
+        m
+    };
+    let mut missing: Vec<(BlobId, u64)> = manifest
+        .blobs()
+        .into_iter()
+        .filter(|(id, _)| !hub.store.contains(id))
+        .collect();
+    if let (None, Some((id, _))) = (from, missing.first()) {
+        return Err(StoreError::Missing(*id).into());
+    }
+    if let Some(from) = from {
         // Largest first: the long transfers start early and small ones fill the gaps, so no
         // big blob is left decompressing alone at the end.
         missing.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
         let results: Vec<(u64, bool)> = stream::iter(missing)
-            .map(|(id, size)| fetch_blob_resuming(parent, &hub.store, id, size))
+            .map(|(id, size)| fetch_blob_resuming(from, &hub.store, id, size))
             .buffer_unordered(hub.config.upstream.parallel)
             .try_collect()
             .await?;
         report.blobs = results.len() as u64;
         report.bytes = results.iter().map(|r| r.0).sum();
         report.resumed = results.iter().filter(|r| r.1).count() as u64;
-        // Everything is verified: switch in one transaction.
-        let (accepted, files, bytes) = (
-            p.clone(),
-            manifest.entries.len() as u64,
-            manifest.total_size(),
-        );
-        blocking(hub, move |h| {
-            h.db.accept(&accepted, files, bytes, Utc::now())
-        })
-        .await?;
-        report.changed = true;
     }
-    send_report(hub, parent, Some(&p), &chain).await;
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    // Everything is verified: switch in one transaction.
+    let (accepted, files, bytes) = (
+        p.clone(),
+        manifest.entries.len() as u64,
+        manifest.total_size(),
+    );
+    blocking(hub, move |h| {
+        h.db.accept(&accepted, files, bytes, Utc::now())
+    })
+    .await?;
+    report.changed = true;
+    Ok(())
+}
+
+/// Where a member that lacks the cluster's version stands after one [`catch_up`].
+#[derive(Debug)]
+pub enum CatchUp {
+    /// It already serves the cluster's version (perhaps now with a fresher signature).
+    Current,
+    /// It switched to the cluster's version, fetched from the member named (None: its own
+    /// store held all of it).
+    Switched(SyncReport, Option<String>),
+    /// No live member holds the version yet; it keeps serving the one it holds.
+    NoSource(u64),
+}
+
+/// A member of a cluster catches up with the cluster's published version `want` (read from
+/// the shared database): it checks the signature and that `want` follows what it serves,
+/// then takes what its store lacks from one of `sources` (node id, HOST:PORT of live members
+/// that serve `want`), verified as a child verifies, and switches only once it holds all of
+/// it. Until then it keeps serving the version it holds in full.
+///
+/// # Errors
+/// A version that does not verify or would be a rollback, database or store errors, or the
+/// last source's failure when every source failed.
+pub async fn catch_up(
+    hub: &Arc<Hub>,
+    want: &Published,
+    sources: &[(String, String)],
+) -> Result<CatchUp, SyncError> {
+    const FROM: &str = "the cluster's database";
+    let held = blocking(hub, |h| h.db.published()).await?;
+    if held.as_ref().map(|h| h.root) == Some(want.root) {
+        if held.as_ref().is_some_and(|h| h.expires < want.expires) {
+            want.verify(&hub.keys.verifying, Utc::now(), FROM)?;
+            let fresh = want.clone();
+            blocking(hub, move |h| h.db.renew(&fresh, Utc::now())).await?;
+        }
+        return Ok(CatchUp::Current);
+    }
+    want.verify(&hub.keys.verifying, Utc::now(), FROM)?;
+    want.check_follows(held.as_ref().map(|c| (c.number, c.root)), FROM)?;
+    let started = Instant::now();
+    let mut report = SyncReport::nothing_yet(want);
+    // The store may hold it all already (this node mirrored the same zone).
+    match fetch_and_switch(hub, None, want, &mut report).await {
+        Ok(()) => {
+            report.seconds = started.elapsed().as_secs_f64();
+            return Ok(CatchUp::Switched(report, None));
+        }
+        Err(SyncError::Store(StoreError::Missing(_))) => {}
+        Err(e) => return Err(e),
+    }
+    let mut last = None;
+    for (node, addr) in sources {
+        let attempt = async {
+            let member = Parent::member(hub, addr).await?;
+            fetch_and_switch(hub, Some(&member), want, &mut report).await
+        };
+        match attempt.await {
+            Ok(()) => {
+                report.seconds = started.elapsed().as_secs_f64();
+                return Ok(CatchUp::Switched(report, Some(node.clone())));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "fetching version {} from member {node} ({addr}) failed: {e}",
+                    want.number
+                );
+                last = Some(e);
+            }
+        }
+    }
+    match last {
+        Some(e) => Err(e),
+        None => Ok(CatchUp::NoSource(want.number)),
+    }
 }
 
 /// Tell the parent which version this node holds (its heartbeat). Failure is only logged:

@@ -123,6 +123,11 @@ pub struct ServerSection {
     /// Irrelevant: where stations register (server-only TLS, station credentials).
     #[serde(default = "default_station_listen")]
     pub station_listen: SocketAddr,
+    /// Different: HOST:PORT where the other members of the cluster reach this node's
+    /// interserver port (to fetch a version it holds). Default: `listen`, with this
+    /// machine's host name in place of an unspecified address (0.0.0.0, ::).
+    #[serde(default)]
+    pub advertise: Option<String>,
 }
 
 /// `[upstream]`.
@@ -310,6 +315,7 @@ impl Config {
                 max_connections: default_max_connections(),
                 requests_per_second: default_rps(),
                 station_listen: default_station_listen(),
+                advertise: None,
             },
             upstream: UpstreamSection::default(),
             publish: PublishSection::default(),
@@ -428,6 +434,22 @@ impl Config {
                 "0".into(),
                 "must be at least 1",
             ));
+        }
+        if let Some(a) = &self.server.advertise {
+            let ok = a.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && port.parse::<u16>().is_ok_and(|p| p > 0)
+                    && host.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                    })
+            });
+            if !ok {
+                return Err(invalid(
+                    "server.advertise",
+                    format!("{a:?}"),
+                    "not HOST:PORT; give the address the other members reach this node's interserver port at, e.g. \"node1.example.net:8443\" or \"10.0.0.5:8443\"",
+                ));
+            }
         }
         if self.upstream.zone.trim().is_empty() {
             return Err(invalid(
@@ -595,6 +617,9 @@ max_connections = {maxc}
 requests_per_second = {rps}
 # [irrelevant] Address where stations register (server-only TLS, station credentials).
 station_listen = "{sl}"
+# [different] HOST:PORT where the other members of the cluster reach this node (they fetch
+# versions they lack from it). Default: listen, with the host name for 0.0.0.0 or ::.
+{advertise}
 
 [upstream]
 # [same] The zone a parent mirrors: a folder or an https:// URL (another updhub's /v1/zone).
@@ -651,6 +676,10 @@ warn_before = "{lwb}"
                 None => "# url_file = \"database-url\"".to_owned(),
             },
             sl = self.server.station_listen,
+            advertise = match &self.server.advertise {
+                Some(a) => format!("advertise = {a:?}"),
+                None => "# advertise = \"node1.example.net:8443\"".to_owned(),
+            },
             issuers = serde_json::to_string(&self.licenses.issuers).expect("strings serialize"),
             skew = d(self.licenses.skew_margin),
             sttl = d(self.licenses.station_ttl),

@@ -115,6 +115,8 @@ pub struct Status {
     pub role: &'static str,
     /// The current version.
     pub current: Option<Published>,
+    /// The cluster's published version (the same as `current` once this node holds it).
+    pub cluster_version: Option<Published>,
     /// A warning, if the version is about to expire.
     pub warning: Option<String>,
     /// The last mirror run.
@@ -445,7 +447,9 @@ impl Hub {
         if self.is_child() || !self.live().publish.auto_resign {
             return Ok(None);
         }
-        let Some(p) = self.db.published()? else {
+        // The cluster's version: any member holds the key, the first one due re-signs it and
+        // the others take the fresh document (see `Db::renew`).
+        let Some(p) = self.db.cluster_published()? else {
             return Ok(None);
         };
         // Re-sign for the span the admin chose at publish time (publish --expires-in).
@@ -459,7 +463,9 @@ impl Hub {
             return Ok(None);
         }
         let fresh = Published::sign(p.root, p.number, now + ttl, &self.keys.signing);
-        self.db.set_published(&fresh, now)?;
+        if !self.db.renew(&fresh, now)? {
+            return Ok(None);
+        }
         tracing::info!(number = fresh.number, expires = %fresh.expires, "re-signed the published version");
         Ok(Some(fresh))
     }
@@ -653,6 +659,7 @@ impl Hub {
             role: if self.is_child() { "child" } else { "parent" },
             warning: current.as_ref().and_then(|p| self.expiry_warning(p)),
             current,
+            cluster_version: self.db.cluster_published()?,
             mirrored: self.db.mirrored()?,
             sync: self.db.sync_state()?,
             children,

@@ -34,6 +34,23 @@ pub fn stalling_client(keys: &ClusterKeys, stall: Duration) -> Result<reqwest::C
         .map_err(|e| e.to_string())
 }
 
+/// [`client`] for another member of this cluster at `addrs`: members share the cluster's
+/// server certificate, made out to the cluster's name `name`, so the connection goes to the
+/// member's own address while the certificate is checked against that name.
+///
+/// # Errors
+/// A client that cannot be built (a message for the caller's error).
+pub fn member_client(
+    keys: &ClusterKeys,
+    name: &str,
+    addrs: &[std::net::SocketAddr],
+) -> Result<reqwest::Client, String> {
+    builder(keys)
+        .resolve_to_addrs(name, addrs)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 fn builder(keys: &ClusterKeys) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .use_preconfigured_tls((*keys.client_tls).clone())

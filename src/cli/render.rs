@@ -16,6 +16,15 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
         ),
         None => out!("no current version"),
     }
+    if let Some(c) = &s.cluster_version {
+        if s.current.as_ref().map(|p| p.root) != Some(c.root) {
+            out!(
+                "the cluster published version {} (root {}): this node fetches it from a member that holds it, and serves it once it holds all of it",
+                c.number,
+                c.root
+            );
+        }
+    }
     if let Some(w) = &s.warning {
         out!("WARNING: {w}");
     }
@@ -38,7 +47,7 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     for m in &s.members {
         let m_ = &m.member;
         out!(
-            "member {}: updhub {}, listening {}, root {}, last seen {}{}",
+            "member {}: updhub {}, reached at {}, root {}, last seen {}{}",
             m_.node_id,
             m_.updhub_version,
             m_.listen,

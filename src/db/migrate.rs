@@ -24,6 +24,7 @@ const SQLITE: Dialect = Dialect {
         include_str!("../../schemas/sqlite/002-licenses.sql"),
         include_str!("../../schemas/sqlite/003-clock.sql"),
         include_str!("../../schemas/sqlite/004-cluster.sql"),
+        include_str!("../../schemas/sqlite/005-cluster-versions.sql"),
     ],
     has_meta: "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
 };
@@ -34,6 +35,7 @@ const POSTGRES: Dialect = Dialect {
         include_str!("../../schemas/postgres/002-licenses.sql"),
         include_str!("../../schemas/postgres/003-clock.sql"),
         include_str!("../../schemas/postgres/004-cluster.sql"),
+        include_str!("../../schemas/postgres/005-cluster-versions.sql"),
     ],
     has_meta: "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'",
 };
@@ -228,6 +230,58 @@ mod tests {
         drop(Db::create(&path, ServerId::new("n1").unwrap()).unwrap());
         Connection::open(&path).unwrap().execute(sql, []).unwrap();
         path
+    }
+
+    #[test]
+    fn schema_5_gives_the_cluster_the_latest_published_version_and_every_version_row() {
+        use super::{digest_of, SQLITE};
+        use crate::id::{BlobId, Root};
+        use crate::repo::Published;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let conn = Connection::open(&path).unwrap();
+        for sql in &SQLITE.migrations[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        // Two nodes of schema 4 on one database, n1 made it; n2 published further.
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let exp = chrono::Utc::now() + chrono::Duration::hours(1);
+        let p1 = Published::sign(Root(BlobId::of(b"1")), 3, exp, &key);
+        let p2 = Published::sign(Root(BlobId::of(b"2")), 5, exp, &key);
+        for (node, p) in [("n1", &p1), ("n2", &p2)] {
+            conn.execute(
+                "INSERT INTO published(server_id, number, root, expires, document, updated, validity) VALUES (?1, ?2, ?3, 0, ?4, 0, 600)",
+                rusqlite::params![node, p.number, p.root.to_string(), serde_json::to_string(p).unwrap()],
+            )
+            .unwrap();
+            for n in 1..=p.number {
+                conn.execute(
+                    "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES (?1, ?2, ?3, 1, 1, 0)",
+                    rusqlite::params![node, n, Root(BlobId::of(format!("{node}-{n}").as_bytes())).to_string()],
+                )
+                .unwrap();
+            }
+        }
+        conn.execute_batch(&format!(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', '4'), ('updhub_version', '{}'), ('schema_digest', '{}'), ('cluster_id', 'n1')",
+            env!("CARGO_PKG_VERSION"),
+            digest_of(&SQLITE, 4)
+        ))
+        .unwrap();
+        drop(conn);
+        let db = Db::open(&path, ServerId::new("n1").unwrap()).unwrap();
+        assert_eq!(db.cluster_published().unwrap(), Some(p2));
+        assert_eq!(
+            db.published().unwrap(),
+            Some(p1),
+            "each node keeps what it holds"
+        );
+        let numbers: Vec<u64> = db.versions().unwrap().iter().map(|v| v.number).collect();
+        assert_eq!(numbers, vec![5, 4, 3, 2, 1]);
+        assert_eq!(
+            db.published_validity().unwrap(),
+            Some(std::time::Duration::from_secs(600))
+        );
     }
 
     #[test]

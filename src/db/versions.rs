@@ -1,5 +1,6 @@
-//! Versions: the last mirror run, the published (or, on a child, accepted) version with its
-//! signed document, every version's row, and a child's last sync attempt.
+//! Versions: the last mirror run (per node: it names blobs in the node's own store), the
+//! cluster's versions and its published (on a child cluster, accepted) pointer, the version
+//! each node holds in full and serves, and a child's last sync attempt.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -50,6 +51,13 @@ pub struct Mirrored {
     pub bytes: u64,
 }
 
+/// The advisory lock that serializes publishing on PostgreSQL ("updpub" in ASCII).
+const PUBLISH_LOCK: i64 = 0x7570_6470_7562;
+
+fn doc(p: &Published) -> String {
+    serde_json::to_string(p).expect("published serializes")
+}
+
 impl Db {
     /// Record a completed mirror run.
     ///
@@ -92,70 +100,112 @@ impl Db {
         .transpose()
     }
 
-    /// The current (published or accepted) version.
+    /// The version this node holds in full and serves: on a parent the one it published
+    /// (or fetched from the member that published it), on a child the signed document it
+    /// accepted from its parent (and serves on to its own children unchanged).
     ///
     /// # Errors
     /// Database errors or a damaged document.
     pub fn published(&self) -> Result<Option<Published>, DbError> {
-        let doc: Option<String> = self.read(|c| {
-            c.value(
-                "SELECT document FROM published WHERE server_id=$1",
-                args![self.server.as_str()],
-            )
-        })?;
+        self.document(
+            "SELECT document FROM published WHERE server_id=$1",
+            &self.server,
+        )
+    }
+
+    /// The cluster's published (on a child cluster: accepted) version, shared by every node
+    /// on this database. A member serves it once its own store holds all of it.
+    ///
+    /// # Errors
+    /// Database errors or a damaged document.
+    pub fn cluster_published(&self) -> Result<Option<Published>, DbError> {
+        self.document(
+            "SELECT document FROM cluster_published WHERE cluster_id=$1",
+            &self.cluster,
+        )
+    }
+
+    fn document(
+        &self,
+        sql: &'static str,
+        key: &crate::id::ServerId,
+    ) -> Result<Option<Published>, DbError> {
+        let doc: Option<String> = self.read(|c| c.value(sql, args![key.as_str()]))?;
         doc.map(|d| {
             Published::parse(d.as_bytes(), "the database").map_err(|e| self.damaged("published", e))
         })
         .transpose()
     }
 
-    /// Insert or replace the published document; `validity` (seconds) is kept as it is when
-    /// `None` (a re-signature keeps the span chosen at publish time).
-    fn upsert_published(
-        tx: &Conn<'_>,
-        id: &str,
-        p: &Published,
-        validity: Option<u64>,
-        now: DateTime<Utc>,
-    ) -> Result<(), SqlError> {
-        let doc = serde_json::to_string(p).expect("published serializes");
-        // `validity` NULL keeps the stored span (a re-signature); a new row gets 0 then.
+    /// This node now holds `p` in full: it serves it from now on.
+    fn hold(tx: &Conn<'_>, node: &str, p: &Published, now: DateTime<Utc>) -> Result<(), SqlError> {
         tx.exec(
             "INSERT INTO published(server_id, number, root, expires, document, updated, validity)
-             VALUES ($1,$2,$3,$4,$5,$6,coalesce($7, 0))
+             VALUES ($1,$2,$3,$4,$5,$6,0)
              ON CONFLICT(server_id) DO UPDATE SET number=excluded.number, root=excluded.root,
+               expires=excluded.expires, document=excluded.document, updated=excluded.updated",
+            args![node, p.number, p.root.to_string(), p.expires, doc(p), now],
+        )?;
+        // The membership shows it at once: members that lag look there for a source.
+        tx.exec(
+            "UPDATE members SET active_root=$2 WHERE node_id=$1",
+            args![node, p.root.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Point the cluster at an accepted `p`, unless it already points at a later version
+    /// (or at the same one with a later signature): two members accepting from their
+    /// parents, or a late re-signature, never move the cluster back.
+    fn point_cluster(
+        tx: &Conn<'_>,
+        cluster: &str,
+        node: &str,
+        p: &Published,
+        now: DateTime<Utc>,
+    ) -> Result<(), SqlError> {
+        tx.exec(
+            "INSERT INTO cluster_published(cluster_id, number, root, expires, document, updated, validity, set_by)
+             VALUES ($1,$2,$3,$4,$5,$6,0,$7)
+             ON CONFLICT(cluster_id) DO UPDATE SET number=excluded.number, root=excluded.root,
                expires=excluded.expires, document=excluded.document, updated=excluded.updated,
-               validity=coalesce($7, published.validity)",
+               set_by=excluded.set_by
+             WHERE excluded.number > cluster_published.number
+                OR (excluded.number = cluster_published.number
+                    AND excluded.root = cluster_published.root
+                    AND excluded.expires > cluster_published.expires)",
             args![
-                id,
+                cluster,
                 p.number,
                 p.root.to_string(),
                 p.expires,
-                doc,
+                doc(p),
                 now,
-                validity
+                node
             ],
         )?;
         Ok(())
     }
 
-    /// The validity span chosen when the current version was published here (None on a
-    /// child, or before anything was published).
+    /// The validity span chosen when the cluster's current version was published (None on
+    /// a child cluster, or before anything was published).
     ///
     /// # Errors
     /// Database errors.
     pub fn published_validity(&self) -> Result<Option<std::time::Duration>, DbError> {
         let v: Option<u64> = self.read(|c| {
             c.value(
-                "SELECT validity FROM published WHERE server_id=$1",
-                args![self.server.as_str()],
+                "SELECT validity FROM cluster_published WHERE cluster_id=$1",
+                args![self.cluster.as_str()],
             )
         })?;
         Ok(v.filter(|s| *s > 0).map(std::time::Duration::from_secs))
     }
 
-    /// Publish `root` as the next version number, signed by `sign`, in one transaction.
-    /// If `root` is already the published root, only the signature is renewed.
+    /// Publish `root` as the cluster's next version number, signed by `sign`, in one
+    /// transaction; this node (whose store holds `root`) serves it at once. If `root` is
+    /// already the cluster's published root, only the signature is renewed. Members
+    /// publishing at the same moment are serialized, so no number is given twice.
     ///
     /// # Errors
     /// Database errors.
@@ -168,51 +218,111 @@ impl Db {
         now: DateTime<Utc>,
         sign: impl Fn(u64) -> Published + Send + Sync,
     ) -> Result<(Published, bool), DbError> {
-        let id = self.server.as_str();
+        let (node, cluster) = (self.server.as_str(), self.cluster.as_str());
         self.write(|tx| {
+            if tx.is_postgres() {
+                tx.exec("SELECT pg_advisory_xact_lock($1)", args![PUBLISH_LOCK])?;
+            }
             let current = tx
                 .row(
-                    "SELECT number, root FROM published WHERE server_id=$1",
-                    args![id],
+                    "SELECT number, root FROM cluster_published WHERE cluster_id=$1",
+                    args![cluster],
                 )?
                 .map(|r| Ok::<(u64, String), SqlError>((r.get(0)?, r.get(1)?)))
                 .transpose()?;
             let (number, new) = match current {
                 Some((n, ref r)) if *r == root.to_string() => (n, false),
                 _ => {
+                    // After every number the cluster gave, and after what this node held
+                    // (a node that served alone before it joined keeps counting up).
                     let max_v: u64 = tx
                         .value(
                             "SELECT coalesce(max(number), 0) FROM versions WHERE server_id=$1",
-                            args![id],
+                            args![cluster],
+                        )?
+                        .unwrap_or(0);
+                    let held: u64 = tx
+                        .value(
+                            "SELECT coalesce(max(number), 0) FROM published WHERE server_id=$1",
+                            args![node],
                         )?
                         .unwrap_or(0);
                     let max_p = current.as_ref().map_or(0, |(n, _)| *n);
-                    (max_v.max(max_p) + 1, true)
+                    (max_v.max(max_p).max(held) + 1, true)
                 }
             };
             if new {
                 tx.exec(
                     "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES ($1,$2,$3,$4,$5,$6)",
-                    args![id, number, root.to_string(), files, bytes, now],
+                    args![cluster, number, root.to_string(), files, bytes, now],
                 )?;
             }
             let p = sign(number);
-            Self::upsert_published(tx, id, &p, Some(validity.as_secs()), now)?;
+            // Under the lock, with a number at least the cluster's: the admin's publish
+            // (and its validity) wins even over a longer-lived signature of the same root.
+            tx.exec(
+                "INSERT INTO cluster_published(cluster_id, number, root, expires, document, updated, validity, set_by)
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+                 ON CONFLICT(cluster_id) DO UPDATE SET number=excluded.number, root=excluded.root,
+                   expires=excluded.expires, document=excluded.document, updated=excluded.updated,
+                   validity=excluded.validity, set_by=excluded.set_by",
+                args![
+                    cluster,
+                    p.number,
+                    p.root.to_string(),
+                    p.expires,
+                    doc(&p),
+                    now,
+                    validity.as_secs(),
+                    node
+                ],
+            )?;
+            Self::hold(tx, node, &p, now)?;
             Ok((p, new))
         })
     }
 
-    /// Replace the published document (a re-signature of the same version).
+    /// Replace the document this node serves, as it is: tests play a parent that serves an
+    /// old, expired or forged document. Nodes use [`Db::publish`], [`Db::renew`] and
+    /// [`Db::accept`].
     ///
     /// # Errors
     /// Database errors.
+    #[doc(hidden)]
     pub fn set_published(&self, p: &Published, now: DateTime<Utc>) -> Result<(), DbError> {
-        let id = self.server.as_str();
-        self.write(|tx| Self::upsert_published(tx, id, p, None, now))
+        let node = self.server.as_str();
+        self.write(|tx| Self::hold(tx, node, p, now))
     }
 
-    /// A child switches to a verified version: record it and its signed document in one
-    /// transaction, so the node serves either the old version or the new one, never a mix.
+    /// A fresher signature of a version: the cluster's pointer and this node's held
+    /// document take it where they name the same version with an earlier expiry (a member
+    /// that re-signed, or a child that heard it from its parent). Returns whether the
+    /// cluster's pointer changed (false: another member was first, or it moved on).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn renew(&self, p: &Published, now: DateTime<Utc>) -> Result<bool, DbError> {
+        let (node, cluster) = (self.server.as_str(), self.cluster.as_str());
+        self.write(|tx| {
+            let root = p.root.to_string();
+            let changed = tx.exec(
+                "UPDATE cluster_published SET expires=$4, document=$5, updated=$6, set_by=$7
+                 WHERE cluster_id=$1 AND number=$2 AND root=$3 AND expires < $4",
+                args![cluster, p.number, root, p.expires, doc(p), now, node],
+            )?;
+            tx.exec(
+                "UPDATE published SET expires=$4, document=$5, updated=$6
+                 WHERE server_id=$1 AND number=$2 AND root=$3 AND expires < $4",
+                args![node, p.number, root, p.expires, doc(p), now],
+            )?;
+            Ok(changed > 0)
+        })
+    }
+
+    /// This node switches to a verified version it now holds in full (from its parent, or
+    /// from a member of its cluster): record it and its signed document in one transaction,
+    /// so the node serves either the old version or the new one, never a mix; the cluster's
+    /// pointer follows unless it is already further.
     ///
     /// # Errors
     /// Database errors.
@@ -223,14 +333,15 @@ impl Db {
         bytes: u64,
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        let id = self.server.as_str();
+        let (node, cluster) = (self.server.as_str(), self.cluster.as_str());
         self.write(|tx| {
             tx.exec(
                 "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES ($1,$2,$3,$4,$5,$6)
                  ON CONFLICT(server_id, number) DO NOTHING",
-                args![id, p.number, p.root.to_string(), files, bytes, now],
+                args![cluster, p.number, p.root.to_string(), files, bytes, now],
             )?;
-            Self::upsert_published(tx, id, p, Some(0), now)
+            Self::point_cluster(tx, cluster, node, p, now)?;
+            Self::hold(tx, node, p, now)
         })
     }
 
@@ -242,7 +353,7 @@ impl Db {
         let rows: Vec<(u64, String, u64, u64, DateTime<Utc>)> = self.read(|c| {
             c.map_rows(
                 "SELECT number, root, files, bytes, created FROM versions WHERE server_id=$1 ORDER BY number DESC",
-                args![self.server.as_str()],
+                args![self.cluster.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
         })?;

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::hub::Hub;
 use crate::server::{self, Face, Limits, Stats};
 
-pub use tasks::{LicenseSweep, Membership, Resign, Task};
+pub use tasks::{CatchUp, LicenseSweep, Membership, Resign, Task, CATCH_UP_EVERY};
 
 /// Run a node until `shutdown` completes, with the bounds of its configuration.
 ///
@@ -53,7 +53,7 @@ pub async fn run_with(
                 .map_err(std::io::Error::other)?
         },
         started: chrono::Utc::now(),
-        listen: listener.local_addr()?.to_string(),
+        listen: reach_at(&hub.config.server, listener.local_addr()?),
     };
     {
         let (hub, instance, started, listen) = (
@@ -81,6 +81,7 @@ pub async fn run_with(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(tasks::run(LicenseSweep(hub.clone()), stop_rx.clone()));
     tasks.spawn(tasks::run(membership, stop_rx.clone()));
+    tasks.spawn(tasks::run(CatchUp(hub.clone()), stop_rx.clone()));
     if let Some(l) = stations {
         let (hub, stats, limits) = (hub.clone(), stats.clone(), limits.clone());
         let mut stop = stop_rx.clone();
@@ -105,4 +106,46 @@ pub async fn run_with(
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     result
+}
+
+/// Where the other members reach this node's interserver port: `server.advertise`, else the
+/// listening address, with the host name in place of an unspecified address.
+fn reach_at(server: &crate::config::ServerSection, local: std::net::SocketAddr) -> String {
+    if let Some(a) = &server.advertise {
+        return a.clone();
+    }
+    if !local.ip().is_unspecified() {
+        return local.to_string();
+    }
+    match hostname() {
+        Some(h) => format!("{h}:{}", local.port()),
+        None => local.to_string(),
+    }
+}
+
+/// This machine's host name (Linux), if it has one.
+fn hostname() -> Option<String> {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let h = h.trim();
+    (!h.is_empty() && h != "(none)").then(|| h.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_reached_at_the_advertised_address_or_a_routable_listen_address() {
+        let mut c = crate::config::Config::new(crate::id::ServerId::new("n1").unwrap(), None);
+        let local: std::net::SocketAddr = "127.0.0.1:8443".parse().unwrap();
+        assert_eq!(reach_at(&c.server, local), "127.0.0.1:8443");
+        let any: std::net::SocketAddr = "0.0.0.0:8443".parse().unwrap();
+        let reached = reach_at(&c.server, any);
+        assert!(reached.ends_with(":8443"), "{reached}");
+        if hostname().is_some() {
+            assert!(!reached.starts_with("0.0.0.0"), "{reached}");
+        }
+        c.server.advertise = Some("node1.example.net:9443".into());
+        assert_eq!(reach_at(&c.server, any), "node1.example.net:9443");
+    }
 }

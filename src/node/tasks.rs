@@ -120,6 +120,81 @@ impl Task for Resign {
     }
 }
 
+/// A member serves the cluster's published version once its own store holds all of it:
+/// it fetches what it lacks from a live member that serves it (see
+/// [`crate::child::catch_up`]), and takes fresher signatures of the version it serves.
+pub struct CatchUp(pub Arc<Hub>);
+
+/// How often a member compares what it serves with the cluster's published version.
+pub const CATCH_UP_EVERY: Duration = Duration::from_secs(2);
+
+impl Task for CatchUp {
+    fn name(&self) -> &'static str {
+        "catch up"
+    }
+
+    fn every(&self) -> Duration {
+        CATCH_UP_EVERY
+    }
+
+    fn at_start(&self) -> bool {
+        true
+    }
+
+    async fn round(&mut self) {
+        let hub = &self.0;
+        let found = blocking(self.name(), hub, |h| {
+            let Some(want) = h.db.cluster_published()? else {
+                return Ok(None);
+            };
+            let alive = chrono::Duration::from_std(crate::hub::MEMBER_ALIVE).expect("small");
+            let now = chrono::Utc::now();
+            let root = want.root.to_string();
+            let mut sources: Vec<(String, String)> =
+                h.db.members()?
+                    .into_iter()
+                    .filter(|m| {
+                        m.node_id != h.id().as_str()
+                            && now - m.last_seen < alive
+                            && m.active_root.as_deref() == Some(root.as_str())
+                    })
+                    .map(|m| (m.node_id, m.listen))
+                    .collect();
+            // Members that lag fetch from different sources, not all from the first one.
+            rand::seq::SliceRandom::shuffle(&mut sources[..], &mut rand::thread_rng());
+            Ok::<_, crate::db::DbError>(Some((want, sources)))
+        })
+        .await;
+        let (want, sources) = match found {
+            Some(Ok(Some(x))) => x,
+            Some(Ok(None)) | None => return,
+            Some(Err(e)) => {
+                tracing::warn!("catch up: {e}");
+                return;
+            }
+        };
+        match crate::child::catch_up(hub, &want, &sources).await {
+            Ok(crate::child::CatchUp::Current) => {}
+            Ok(crate::child::CatchUp::Switched(r, from)) => tracing::info!(
+                "switched to the cluster's version {} (root {}): {} blobs, {} bytes fetched from {} in {:.2} s",
+                r.number,
+                r.root,
+                r.blobs,
+                r.bytes,
+                from.map_or("nobody (this node's store held it all)".to_owned(), |f| format!("member {f}")),
+                r.seconds
+            ),
+            Ok(crate::child::CatchUp::NoSource(n)) => tracing::info!(
+                "the cluster published version {n}; no live member serves it yet: this node keeps serving the version it holds"
+            ),
+            Err(e) => tracing::warn!(
+                "catching up with the cluster's version {}: {e}",
+                want.number
+            ),
+        }
+    }
+}
+
 /// The membership row: refreshed every [`crate::hub::MEMBER_EVERY`], so the others see this
 /// node alive, with what it runs; and the cluster's shared settings, applied when their
 /// revision changed.
