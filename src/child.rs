@@ -64,12 +64,18 @@ pub enum SyncError {
     },
     /// The parent and this node do not trust each other's certificates: they were made with
     /// different cluster keys.
-    #[error("parent {url}: {why}; this node and the parent were made with different cluster keys, so neither trusts the other's certificate; on the parent run `updhub keys export --to DIR`, then make this node again with `updhub init --keys-from DIR`")]
+    #[error("parent {url}: {why}; this node and the parent are of different trust domains: enroll this node by link (`updhub link invite` on the parent, then `updhub link join {url} TOKEN` here); only a member of the parent's own cluster shares its keys (`updhub keys export --to DIR` there, `updhub init --keys-from DIR` here)")]
     ForeignCluster {
         /// The parent URL.
         url: String,
         /// Which side refused, and the TLS error.
         why: String,
+    },
+    /// The parent refused this node's link certificate: the link was removed there.
+    #[error("parent {url} refused this node's certificate: the parent's admin removed this node's link (`updhub link remove`); ask for a new token (`updhub link invite` there) and enroll again with `updhub link join URL TOKEN`")]
+    LinkRemoved {
+        /// The parent URL.
+        url: String,
     },
     /// The parent stayed busy through every retry.
     #[error("parent {url} stayed busy ({why}) through {attempts} attempts over {waited:?}; it serves at most server.max_connections at once: the next sync tries again, or give the parent more server.max_connections")]
@@ -200,7 +206,10 @@ impl Parent {
             .ok_or_else(|| setup("the member's address resolves to nothing".into()))?;
         let name = hub.config.server.name.clone();
         let (base, client) = if name.parse::<std::net::IpAddr>().is_ok() {
-            (format!("https://{addr}/"), hub.client().map_err(setup)?)
+            (
+                format!("https://{addr}/"),
+                crate::peer::client(&hub.keys).map_err(setup)?,
+            )
         } else {
             (
                 format!("https://{name}:{port}/"),
@@ -370,7 +379,7 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     if let Some(why) = foreign_cluster(e) {
         s.push_str(" (");
         s.push_str(&why);
-        s.push_str("; the two nodes were made with different cluster keys: export the keys of the node you connect to with `updhub keys export --to DIR` and make this node with `updhub init --keys-from DIR`)");
+        s.push_str("; the two nodes are of different trust domains: a node of another domain enrolls by link (`updhub link invite` there, `updhub link join URL TOKEN` here); only members of one cluster share keys (`updhub keys export` / `init --keys-from`))");
     }
     s
 }
@@ -418,6 +427,16 @@ fn foreign_cluster(e: &(dyn std::error::Error + 'static)) -> Option<String> {
 /// A failed request to the parent as a [`SyncError`]: a certificate of another cluster is
 /// named as such, anything else is a network error worth retrying.
 fn network_error(url: &reqwest::Url, e: &reqwest::Error) -> SyncError {
+    if matches!(
+        tls_error(e),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRevoked
+        ))
+    ) {
+        return SyncError::LinkRemoved {
+            url: url.to_string(),
+        };
+    }
     match foreign_cluster(e) {
         Some(why) => SyncError::ForeignCluster {
             url: url.to_string(),
@@ -550,10 +569,15 @@ pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, S
     .await?;
     // Grants travel with every sync, whatever became of the repository: new ones, renewals,
     // revocations, pending returns.
-    if !matches!(result, Err(SyncError::Network { .. })) {
+    if !matches!(
+        result,
+        Err(SyncError::Network { .. }
+            | SyncError::LinkRemoved { .. }
+            | SyncError::ForeignCluster { .. })
+    ) {
         match crate::license::api::refresh_from_parent(
             &hub.ledger,
-            &hub.keys.verifying,
+            &hub.keys.donor(),
             &parent.client,
             &parent.base,
         )
@@ -611,7 +635,7 @@ async fn sync_inner(
         });
     }
     let p = Published::parse(&doc, parent_url)?;
-    p.verify(&hub.keys.verifying, Utc::now(), parent_url)?;
+    p.verify_any(&hub.keys.publishers(), Utc::now(), parent_url)?;
     let current = blocking(hub, |h| h.db.published()).await?;
     p.check_follows(current.as_ref().map(|c| (c.number, c.root)), parent_url)?;
     *hub.chain.lock().unwrap_or_else(|e| e.into_inner()) = chain.clone();
@@ -718,13 +742,13 @@ pub async fn catch_up(
     let held = blocking(hub, |h| h.db.published()).await?;
     if held.as_ref().map(|h| h.root) == Some(want.root) {
         if held.as_ref().is_some_and(|h| h.expires < want.expires) {
-            want.verify(&hub.keys.verifying, Utc::now(), FROM)?;
+            want.verify_any(&hub.keys.publishers(), Utc::now(), FROM)?;
             let fresh = want.clone();
             blocking(hub, move |h| h.db.renew(&fresh, Utc::now())).await?;
         }
         return Ok(CatchUp::Current);
     }
-    want.verify(&hub.keys.verifying, Utc::now(), FROM)?;
+    want.verify_any(&hub.keys.publishers(), Utc::now(), FROM)?;
     want.check_follows(held.as_ref().map(|c| (c.number, c.root)), FROM)?;
     let started = Instant::now();
     let mut report = SyncReport::nothing_yet(want);

@@ -67,6 +67,8 @@ pub struct Hub {
     /// The interserver HTTPS client, built on first use and shared by every sync, so its
     /// connections are reused.
     client: std::sync::OnceLock<reqwest::Client>,
+    /// The cluster's links in force, re-read every [`crate::node::LINKS_EVERY`].
+    links: std::sync::RwLock<LinkCache>,
 }
 
 /// A node being made in a temporary folder (see [`Hub::begin_init`]).
@@ -106,6 +108,38 @@ impl NewNode {
     }
 }
 
+/// The links in force, by certificate and by id.
+#[derive(Debug, Default)]
+struct LinkCache {
+    /// Certificate fingerprint (hex) -> (id, kind).
+    by_fp: std::collections::HashMap<String, (String, String)>,
+    /// Id -> certificate fingerprint (hex).
+    by_id: std::collections::HashMap<String, String>,
+}
+
+/// Who a peer on the interserver port is, from its verified certificate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerIdentity {
+    /// A node enrolled by link: the id bound to this very certificate.
+    Linked {
+        /// Its id.
+        id: String,
+        /// "child" or "peer".
+        kind: String,
+    },
+    /// A certificate naming the id of an enrolled node, with another key: refused.
+    Conflict {
+        /// The id it claims.
+        id: String,
+        /// Its fingerprint.
+        fp: String,
+        /// The fingerprint bound to that id.
+        bound: String,
+    },
+    /// A member of this cluster, or a child that shares its keys: the certificate's name.
+    Member(String),
+}
+
 /// What `status` shows.
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -115,6 +149,10 @@ pub struct Status {
     pub role: &'static str,
     /// The current version.
     pub current: Option<Published>,
+    /// The cluster's links to nodes of other trust domains.
+    pub links: Vec<crate::db::Link>,
+    /// How this node trusts its parent: "link with PARENT (CA fp)" when enrolled by link.
+    pub upstream_trust: Option<String>,
     /// The cluster's published version (the same as `current` once this node holds it).
     pub cluster_version: Option<Published>,
     /// A warning, if the version is about to expire.
@@ -303,9 +341,65 @@ impl Hub {
             ledger,
             chain: Mutex::new(Vec::new()),
             client: std::sync::OnceLock::new(),
+            links: std::sync::RwLock::new(LinkCache::default()),
         };
         hub.refresh_settings()?;
+        hub.refresh_links()?;
         Ok(hub)
+    }
+
+    /// Re-read the cluster's links: who is bound to which certificate, and which
+    /// certificates were removed (refused from then on at the handshake).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn refresh_links(&self) -> Result<(), Error> {
+        let st = self.db.link_state()?;
+        let mut cache = LinkCache::default();
+        for (id, kind, fp) in st.live {
+            cache.by_id.insert(id.clone(), fp.clone());
+            cache.by_fp.insert(fp, (id, kind));
+        }
+        let removed = st
+            .removed
+            .iter()
+            .filter_map(|fp| hex::decode(fp).ok()?.try_into().ok())
+            .collect();
+        *self.keys.removed.write().unwrap_or_else(|p| p.into_inner()) = removed;
+        *self.links.write().unwrap_or_else(|p| p.into_inner()) = cache;
+        Ok(())
+    }
+
+    /// Who presents `cert` (already verified against the cluster CA): ids come from the
+    /// binding made at enrollment, never from a name alone.
+    pub fn peer_identity(&self, cert: &rustls::pki_types::CertificateDer<'_>) -> PeerIdentity {
+        let fp = hex::encode(keys::cert_fp(cert));
+        let name = keys::peer_name(cert).unwrap_or_else(|| "unknown".to_owned());
+        let cache = self.links.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((id, kind)) = cache.by_fp.get(&fp) {
+            return PeerIdentity::Linked {
+                id: id.clone(),
+                kind: kind.clone(),
+            };
+        }
+        if let Some(bound) = cache.by_id.get(&name) {
+            return PeerIdentity::Conflict {
+                id: name,
+                fp,
+                bound: bound.clone(),
+            };
+        }
+        PeerIdentity::Member(name)
+    }
+
+    /// Whether the certificate with fingerprint `fp` was removed (checked on every request,
+    /// so a connection opened before the removal ends too).
+    pub fn is_removed(&self, fp: &[u8; 32]) -> bool {
+        self.keys
+            .removed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(fp)
     }
 
     /// The configuration in force: updhub.toml with the cluster's shared settings applied.
@@ -362,7 +456,8 @@ impl Hub {
         Ok(rev)
     }
 
-    /// The node's interserver HTTPS client (see [`crate::peer::client`]), built once.
+    /// The node's HTTPS client for its parent (see [`crate::peer::upstream_client`]), built
+    /// once and reused by every sync.
     ///
     /// # Errors
     /// The client cannot be built (a message for the caller's error).
@@ -370,7 +465,7 @@ impl Hub {
         if let Some(c) = self.client.get() {
             return Ok(c.clone());
         }
-        let c = crate::peer::client(&self.keys)?;
+        let c = crate::peer::upstream_client(&self.keys)?;
         Ok(self.client.get_or_init(|| c).clone())
     }
 
@@ -660,6 +755,16 @@ impl Hub {
             warning: current.as_ref().and_then(|p| self.expiry_warning(p)),
             current,
             cluster_version: self.db.cluster_published()?,
+            links: self.db.links()?,
+            upstream_trust: self.keys.upstream.as_ref().map(|u| {
+                format!(
+                    "{} link with {}, whose CA {} issued this node's certificate; versions are accepted from {} publisher key(s)",
+                    u.kind,
+                    u.parent_id,
+                    &u.ca_fp[..16],
+                    u.publishers.len()
+                )
+            }),
             mirrored: self.db.mirrored()?,
             sync: self.db.sync_state()?,
             children,

@@ -225,13 +225,7 @@ pub fn copy_shared(from: &Path, to: &Path) -> Result<(), KeyError> {
 /// # Errors
 /// Unreadable CA files or generation errors.
 pub fn issue_node_cert(dir: &Path, id: &ServerId) -> Result<(), KeyError> {
-    let ca_pem = String::from_utf8_lossy(&read(&dir.join("ca.crt"))?).into_owned();
-    let ca_key_pem = String::from_utf8_lossy(&read(&dir.join("ca.key"))?).into_owned();
-    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|e| bad(&dir.join("ca.key"), e))?;
-    let ca = CertificateParams::from_ca_cert_pem(&ca_pem)
-        .map_err(|e| bad(&dir.join("ca.crt"), e))?
-        .self_signed(&ca_key)
-        .map_err(|e| bad(&dir.join("ca.key"), format!("does not match ca.crt: {e}")))?;
+    let (ca, ca_key) = load_ca(dir)?;
     let key = KeyPair::generate().map_err(gen_err("the node key"))?;
     let mut p =
         CertificateParams::new(Vec::<String>::new()).map_err(gen_err("the node certificate"))?;
@@ -244,6 +238,94 @@ pub fn issue_node_cert(dir: &Path, id: &ServerId) -> Result<(), KeyError> {
     write(&dir.join("node.crt"), cert.pem().as_bytes(), false)?;
     write(&dir.join("node.key"), key.serialize_pem().as_bytes(), true)?;
     Ok(())
+}
+
+/// The cluster CA, to issue certificates with.
+fn load_ca(dir: &Path) -> Result<(rcgen::Certificate, KeyPair), KeyError> {
+    let ca_pem = String::from_utf8_lossy(&read(&dir.join("ca.crt"))?).into_owned();
+    let ca_key_pem = String::from_utf8_lossy(&read(&dir.join("ca.key"))?).into_owned();
+    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|e| bad(&dir.join("ca.key"), e))?;
+    let ca = CertificateParams::from_ca_cert_pem(&ca_pem)
+        .map_err(|e| bad(&dir.join("ca.crt"), e))?
+        .self_signed(&ca_key)
+        .map_err(|e| bad(&dir.join("ca.key"), format!("does not match ca.crt: {e}")))?;
+    Ok((ca, ca_key))
+}
+
+/// A node enrolling by link: a new key pair of its own and a certificate request for `id`.
+/// Returns (private key PEM, request PEM); the key never leaves this node.
+///
+/// # Errors
+/// Generation errors.
+pub fn link_request(id: &str) -> Result<(String, String), KeyError> {
+    let key = KeyPair::generate().map_err(gen_err("the link key"))?;
+    let mut p =
+        CertificateParams::new(Vec::<String>::new()).map_err(gen_err("the link request"))?;
+    p.distinguished_name.push(DnType::CommonName, id);
+    let csr = p
+        .serialize_request(&key)
+        .map_err(gen_err("the link request"))?;
+    let pem = csr.pem().map_err(gen_err("the link request"))?;
+    Ok((key.serialize_pem(), pem))
+}
+
+/// Issue a client certificate from the cluster CA in `dir` for the key in the certificate
+/// request `csr_pem`, made out to `id` whatever the request asks (only the key is taken
+/// from it): client authentication only, valid for two years. Returns its PEM.
+///
+/// # Errors
+/// A request that does not parse or whose signature does not verify, or CA errors.
+pub fn issue_link_cert(dir: &Path, csr_pem: &str, id: &str) -> Result<String, String> {
+    let (ca, ca_key) = load_ca(dir).map_err(|e| e.to_string())?;
+    let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+        .map_err(|e| format!("the certificate request does not parse or verify ({e})"))?;
+    let mut p = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    p.distinguished_name.push(DnType::CommonName, id);
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.is_ca = IsCa::ExplicitNoCa;
+    validity(&mut p, 2);
+    csr.params = p;
+    let cert = csr
+        .signed_by(&ca, &ca_key)
+        .map_err(|e| format!("issuing the certificate failed ({e})"))?;
+    Ok(cert.pem())
+}
+
+/// Write the files of a link enrollment into `dir/upstream/` (replacing an older link),
+/// after checking that they load together.
+///
+/// # Errors
+/// Files that do not fit together, or write errors.
+pub fn write_upstream(
+    dir: &Path,
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+    link: &LinkFile,
+) -> Result<(), KeyError> {
+    let check = tempfile::tempdir_in(dir).map_err(|source| KeyError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let staged = check.path().join("upstream");
+    let write_all = |to: &Path| -> Result<(), KeyError> {
+        fs::create_dir_all(to).map_err(|source| KeyError::Write {
+            path: to.to_owned(),
+            source,
+        })?;
+        write(&to.join("ca.crt"), ca_pem.as_bytes(), false)?;
+        write(&to.join("link.crt"), cert_pem.as_bytes(), false)?;
+        write(&to.join("link.key"), key_pem.as_bytes(), true)?;
+        write(
+            &to.join("link.json"),
+            &serde_json::to_vec_pretty(link).expect("a link file serializes"),
+            false,
+        )
+    };
+    write_all(&staged)?;
+    load_upstream(check.path())?;
+    write_all(&dir.join("upstream"))
 }
 
 /// The loaded shared keys.
@@ -311,6 +393,186 @@ pub struct ClusterKeys {
     /// The station listener: the same server certificate, no client certificate asked
     /// (stations authenticate with their own credentials).
     pub station_tls: Arc<rustls::ServerConfig>,
+    /// The link to a parent in another trust domain, when this node enrolled by link
+    /// (`keys/upstream/`); None for a top parent, a cluster member, or a child that shares
+    /// its parent's keys.
+    pub upstream: Option<Arc<Upstream>>,
+    /// Fingerprints of the client certificates of removed links: refused at the handshake.
+    pub removed: Arc<std::sync::RwLock<std::collections::HashSet<[u8; 32]>>>,
+}
+
+/// What a node enrolled by link trusts of its parent, and how it proves itself to it
+/// (`keys/upstream/`: `ca.crt`, `link.crt`, `link.key`, `link.json`). It holds no private
+/// key of the parent.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The parent's node id.
+    pub parent_id: String,
+    /// "child" or "peer".
+    pub kind: String,
+    /// The publisher keys whose signed versions this node accepts (the origin's).
+    pub publishers: Vec<VerifyingKey>,
+    /// The parent's own key, which signs the grants it donates.
+    pub donor: VerifyingKey,
+    /// Fingerprint of the parent's CA certificate.
+    pub ca_fp: String,
+    /// mTLS to the parent: trusts only the parent's CA, presents the link certificate.
+    pub client_tls: Arc<rustls::ClientConfig>,
+}
+
+/// What `keys/upstream/link.json` holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct LinkFile {
+    /// The parent's node id.
+    pub parent_id: String,
+    /// "child" or "peer".
+    pub kind: String,
+    /// Publisher keys (hex).
+    pub publishers: Vec<String>,
+    /// The parent's own key (hex).
+    pub donor: String,
+    /// When this node enrolled.
+    pub enrolled: chrono::DateTime<chrono::Utc>,
+}
+
+/// The fingerprint of a certificate (blake3 of its DER), as bound at enrollment.
+pub fn cert_fp(cert: &CertificateDer<'_>) -> [u8; 32] {
+    *blake3::hash(cert.as_ref()).as_bytes()
+}
+
+/// The fingerprint of the first certificate of a PEM file's bytes, as hex: how `status`,
+/// `cluster check` and enrollment tokens name a CA.
+///
+/// # Errors
+/// Bytes that hold no PEM certificate.
+pub fn pem_fp(pem: &[u8]) -> Result<String, String> {
+    let cert = CertificateDer::pem_slice_iter(pem)
+        .next()
+        .ok_or("holds no certificate")?
+        .map_err(|e| format!("is not a PEM certificate ({e})"))?;
+    Ok(hex::encode(cert_fp(&cert)))
+}
+
+fn parse_hex_key(path: &Path, hex_key: &str) -> Result<VerifyingKey, KeyError> {
+    let bytes: [u8; 32] = hex::decode(hex_key.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            bad(
+                path,
+                format!("{hex_key:?} is not a 64-hex-digit ed25519 key"),
+            )
+        })?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| bad(path, format!("{hex_key:?}: {e}")))
+}
+
+/// Load `dir/upstream/` if this node enrolled by link.
+fn load_upstream(dir: &Path) -> Result<Option<Upstream>, KeyError> {
+    let up = dir.join("upstream");
+    let json_path = up.join("link.json");
+    if !json_path.exists() {
+        return Ok(None);
+    }
+    let link: LinkFile = serde_json::from_slice(&read(&json_path)?)
+        .map_err(|e| bad(&json_path, format!("is not a link file ({e})")))?;
+    let publishers = link
+        .publishers
+        .iter()
+        .map(|k| parse_hex_key(&json_path, k))
+        .collect::<Result<Vec<_>, _>>()?;
+    if publishers.is_empty() {
+        return Err(bad(&json_path, "names no publisher key"));
+    }
+    let donor = parse_hex_key(&json_path, &link.donor)?;
+    let ca_path = up.join("ca.crt");
+    let ca_pem = read(&ca_path)?;
+    let ca = load_cert(&ca_path)?.remove(0);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(ca)
+        .map_err(|e| bad(&ca_path, format!("is not a usable CA ({e})")))?;
+    let chain = load_cert(&up.join("link.crt"))?;
+    let key = load_key(&up.join("link.key"))?;
+    let client_tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| KeyError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| bad(&up.join("link.key"), format!("does not fit link.crt ({e})")))?;
+    Ok(Some(Upstream {
+        parent_id: link.parent_id,
+        kind: link.kind,
+        publishers,
+        donor,
+        ca_fp: pem_fp(&ca_pem).map_err(|e| bad(&ca_path, e))?,
+        client_tls: Arc::new(client_tls),
+    }))
+}
+
+/// The interserver port's client check: the cluster CA's (webpki), then the certificates of
+/// removed links are refused, at the handshake, so a removed child gets no byte.
+#[derive(Debug)]
+struct LinkAwareVerifier {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    removed: Arc<std::sync::RwLock<std::collections::HashSet<[u8; 32]>>>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for LinkAwareVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self
+            .removed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&cert_fp(end_entity))
+        {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Revoked,
+            ));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 impl std::fmt::Debug for ClusterKeys {
@@ -334,10 +596,16 @@ impl ClusterKeys {
             .add(shared.ca.clone())
             .map_err(|e| bad(&dir.join("ca.crt"), format!("is not a usable CA ({e})")))?;
         let roots = Arc::new(roots);
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
-                .build()
-                .map_err(|e| KeyError::Tls(e.to_string()))?;
+        let removed = Arc::new(std::sync::RwLock::new(std::collections::HashSet::new()));
+        let verifier = Arc::new(LinkAwareVerifier {
+            inner: rustls::server::WebPkiClientVerifier::builder_with_provider(
+                roots.clone(),
+                provider(),
+            )
+            .build()
+            .map_err(|e| KeyError::Tls(e.to_string()))?,
+            removed: removed.clone(),
+        });
         let mut station_tls = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| KeyError::Tls(e.to_string()))?
@@ -363,6 +631,11 @@ impl ClusterKeys {
             })?;
         let mut server_tls = server_tls;
         server_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // No session resumption: a resumed session skips the client certificate check, so a
+        // link removed since would get through the handshake (the per-request check would
+        // still cut it, but without telling the node why).
+        server_tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        server_tls.send_tls13_tickets = 0;
         let client_tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| KeyError::Tls(e.to_string()))?
@@ -380,7 +653,31 @@ impl ClusterKeys {
             server_tls: Arc::new(server_tls),
             client_tls: Arc::new(client_tls),
             station_tls: Arc::new(station_tls),
+            upstream: load_upstream(dir)?.map(Arc::new),
+            removed,
         })
+    }
+
+    /// The keys whose signature on a published version this node accepts: the origin's
+    /// publisher keys learned at enrollment, or this cluster's own.
+    pub fn publishers(&self) -> Vec<VerifyingKey> {
+        match &self.upstream {
+            Some(u) => u.publishers.clone(),
+            None => vec![self.verifying],
+        }
+    }
+
+    /// The key that signs the grants this node receives from its parent.
+    pub fn donor(&self) -> VerifyingKey {
+        self.upstream.as_ref().map_or(self.verifying, |u| u.donor)
+    }
+
+    /// The TLS client for the parent (or an upstream zone): the link's when enrolled by
+    /// link, else the cluster's own.
+    pub fn upstream_tls(&self) -> Arc<rustls::ClientConfig> {
+        self.upstream
+            .as_ref()
+            .map_or_else(|| self.client_tls.clone(), |u| u.client_tls.clone())
     }
 }
 

@@ -30,6 +30,7 @@ pub mod hub;
 pub mod id;
 pub mod keys;
 pub mod license;
+pub mod link;
 pub mod lock;
 pub mod mirror;
 pub mod node;

@@ -19,16 +19,27 @@ pub const POOL_IDLE: Duration = Duration::from_secs(15);
 /// # Errors
 /// A client that cannot be built (a message for the caller's error).
 pub fn client(keys: &ClusterKeys) -> Result<reqwest::Client, String> {
-    builder(keys).build().map_err(|e| e.to_string())
+    builder(&keys.client_tls).build().map_err(|e| e.to_string())
 }
 
-/// [`client`], whose every read gives up when no byte came for `stall`: a stalled upstream
+/// An HTTPS client for this node's parent: through the link when the node enrolled by link
+/// (the parent's CA, the link certificate), else as [`client`].
+///
+/// # Errors
+/// A client that cannot be built (a message for the caller's error).
+pub fn upstream_client(keys: &ClusterKeys) -> Result<reqwest::Client, String> {
+    builder(&keys.upstream_tls())
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// [`upstream_client`] (an upstream zone is another updhub), whose every read gives up when no byte came for `stall`: a stalled upstream
 /// ends a run with an error instead of hanging it.
 ///
 /// # Errors
 /// A client that cannot be built (a message for the caller's error).
 pub fn stalling_client(keys: &ClusterKeys, stall: Duration) -> Result<reqwest::Client, String> {
-    builder(keys)
+    builder(&keys.upstream_tls())
         .read_timeout(stall)
         .build()
         .map_err(|e| e.to_string())
@@ -45,15 +56,15 @@ pub fn member_client(
     name: &str,
     addrs: &[std::net::SocketAddr],
 ) -> Result<reqwest::Client, String> {
-    builder(keys)
+    builder(&keys.client_tls)
         .resolve_to_addrs(name, addrs)
         .build()
         .map_err(|e| e.to_string())
 }
 
-fn builder(keys: &ClusterKeys) -> reqwest::ClientBuilder {
+fn builder(tls: &rustls::ClientConfig) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
-        .use_preconfigured_tls((*keys.client_tls).clone())
+        .use_preconfigured_tls(tls.clone())
         .connect_timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(16)
         .pool_idle_timeout(POOL_IDLE)

@@ -359,6 +359,31 @@ impl Published {
         Ok(())
     }
 
+    /// [`Published::verify`] against any of `keys` (the publisher keys this node trusts);
+    /// a bad signature is reported when none of them signed it.
+    ///
+    /// # Errors
+    /// [`RepoError::BadSignature`] or [`RepoError::Expired`].
+    pub fn verify_any(
+        &self,
+        keys: &[VerifyingKey],
+        now: DateTime<Utc>,
+        from: &str,
+    ) -> Result<(), RepoError> {
+        let mut last = RepoError::BadSignature {
+            from: from.to_owned(),
+            number: self.number,
+        };
+        for k in keys {
+            match self.verify(k, now, from) {
+                Ok(()) => return Ok(()),
+                Err(e @ RepoError::Expired { .. }) => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     /// Check that this document may follow the last accepted (number, root): never a lower
     /// number, never another root under the same number.
     ///

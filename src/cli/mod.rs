@@ -7,6 +7,7 @@
 //! - `render`: tables printed by `status` and friends.
 
 mod license;
+mod link;
 mod render;
 mod serve;
 
@@ -97,6 +98,11 @@ pub enum Command {
         /// database (written into updhub.toml; default: an SQLite file in the data folder).
         #[arg(long)]
         database: Option<String>,
+        /// Enroll with the parent (--parent) by link, with the token its admin printed
+        /// (`updhub link invite`): this node gets its own keys and a certificate from the
+        /// parent, and no private key of the parent.
+        #[arg(long, conflicts_with = "keys_from")]
+        token: Option<String>,
     },
     /// The cluster keys.
     Keys {
@@ -129,6 +135,11 @@ pub enum Command {
         /// Station listen address (default: server.station_listen, 127.0.0.1:8843).
         #[arg(long, env = "UPDHUB_STATION_LISTEN")]
         station_listen: Option<SocketAddr>,
+    },
+    /// Links to nodes of other trust domains: enrollment tokens, enrolled nodes, removal.
+    Link {
+        #[command(subcommand)]
+        command: link::LinkCommand,
     },
     /// Station licenses: keys, donations to other servers, the audit log.
     License {
@@ -252,8 +263,27 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             parent,
             zone,
             database,
+            token,
         } => {
-            let hub = Hub::init(
+            let token = token
+                .as_deref()
+                .map(crate::link::Token::decode)
+                .transpose()?;
+            if let Some(t) = &token {
+                if t.kind == "child" && parent.is_none() {
+                    return Err(crate::error::Error::State(
+                        "a child token needs the parent's interserver URL: add --parent https://HOST:PORT".into(),
+                    ));
+                }
+            }
+            // A token made for an id gives the node that id unless --id says otherwise.
+            let id = id.or_else(|| {
+                token
+                    .as_ref()
+                    .and_then(|t| t.id.as_deref())
+                    .and_then(|i| ServerId::new(i).ok())
+            });
+            let new = Hub::begin_init(
                 &data,
                 InitOptions {
                     keys_from,
@@ -264,6 +294,17 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     database,
                 },
             )?;
+            if let Some(t) = &token {
+                let reply =
+                    crate::link::join(&new.hub.data.join("keys"), new.hub.id().as_str(), t).await?;
+                out!(
+                    "enrolled as {} ({} of {}) with a certificate for this node's own key",
+                    reply.id,
+                    reply.kind,
+                    reply.parent_id
+                );
+            }
+            let hub = new.finish()?;
             out!(
                 "initialized {} as server {} (cluster name {})",
                 data.display(),
@@ -313,6 +354,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             station_listen,
         } => serve::serve(&data, default_data, listen, station_listen).await?,
         Command::License { command } => license::license(&data, command).await?,
+        Command::Link { command } => link::link(&data, command).await?,
         Command::Stations { json } => {
             let rows = Hub::open(&data)?.ledger.stations()?;
             if json {

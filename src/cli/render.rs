@@ -42,6 +42,12 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
                 .unwrap_or_default()
         );
     }
+    if let Some(u) = &s.upstream_trust {
+        out!("upstream: {u}");
+    }
+    for l in s.links.iter().filter(|l| l.removed_at.is_none()) {
+        out!("link {}", link(l));
+    }
     out!("config digest {}", s.config_digest);
     out!("database {} (cluster {})", s.database, s.cluster_id);
     for m in &s.members {
@@ -256,4 +262,26 @@ pub(super) fn shared_settings(
         }
     }
     Ok(())
+}
+
+/// One link, as `link list` and `status` show it.
+pub(super) fn link(l: &crate::db::Link) -> String {
+    format!(
+        "{} ({}): certificate {}, enrolled {} by {}{}{}",
+        l.peer_id,
+        l.kind,
+        &l.cert_fp[..16.min(l.cert_fp.len())],
+        l.enrolled_at,
+        l.enrolled_by,
+        l.removed_at
+            .map(|t| format!(", REMOVED {t}"))
+            .unwrap_or_default(),
+        l.refused
+            .as_ref()
+            .map(|(fp, at)| format!(
+                "; REFUSED at {at}: another key (certificate {}) claimed this id",
+                &fp[..16.min(fp.len())]
+            ))
+            .unwrap_or_default()
+    )
 }

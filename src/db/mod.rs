@@ -14,6 +14,7 @@ pub mod grants;
 pub mod ledger;
 pub mod license_log;
 pub mod license_sources;
+mod links;
 mod migrate;
 pub mod postgres;
 mod settings;
@@ -32,6 +33,7 @@ use sql::{Conn, SqlError};
 
 pub use children::ChildReport;
 pub use cluster::{IdTaken, Member};
+pub use links::{Link, LinkState, Refusal};
 pub use settings::SharedSetting;
 pub use sqlite::connect;
 pub use versions::{Mirrored, SyncState, VersionRow};

@@ -12,7 +12,9 @@ use tokio::net::TcpListener;
 use crate::hub::Hub;
 use crate::server::{self, Face, Limits, Stats};
 
-pub use tasks::{CatchUp, LicenseSweep, Membership, Resign, Task, CATCH_UP_EVERY};
+pub use tasks::{
+    CatchUp, LicenseSweep, Links, Membership, Resign, Task, CATCH_UP_EVERY, LINKS_EVERY,
+};
 
 /// Run a node until `shutdown` completes, with the bounds of its configuration.
 ///
@@ -82,6 +84,7 @@ pub async fn run_with(
     tasks.spawn(tasks::run(LicenseSweep(hub.clone()), stop_rx.clone()));
     tasks.spawn(tasks::run(membership, stop_rx.clone()));
     tasks.spawn(tasks::run(CatchUp(hub.clone()), stop_rx.clone()));
+    tasks.spawn(tasks::run(Links(hub.clone()), stop_rx.clone()));
     if let Some(l) = stations {
         let (hub, stats, limits) = (hub.clone(), stats.clone(), limits.clone());
         let mut stop = stop_rx.clone();
@@ -117,14 +120,14 @@ fn reach_at(server: &crate::config::ServerSection, local: std::net::SocketAddr) 
     if !local.ip().is_unspecified() {
         return local.to_string();
     }
-    match hostname() {
+    match host_name() {
         Some(h) => format!("{h}:{}", local.port()),
         None => local.to_string(),
     }
 }
 
 /// This machine's host name (Linux), if it has one.
-fn hostname() -> Option<String> {
+pub fn host_name() -> Option<String> {
     let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let h = h.trim();
     (!h.is_empty() && h != "(none)").then(|| h.to_owned())
@@ -142,7 +145,7 @@ mod tests {
         let any: std::net::SocketAddr = "0.0.0.0:8443".parse().unwrap();
         let reached = reach_at(&c.server, any);
         assert!(reached.ends_with(":8443"), "{reached}");
-        if hostname().is_some() {
+        if host_name().is_some() {
             assert!(!reached.starts_with("0.0.0.0"), "{reached}");
         }
         c.server.advertise = Some("node1.example.net:9443".into());

@@ -195,6 +195,34 @@ impl Task for CatchUp {
     }
 }
 
+/// How often a node re-reads the cluster's links (a link removed on any member is refused
+/// by every member within this time).
+pub const LINKS_EVERY: Duration = Duration::from_secs(2);
+
+/// The cluster's links: re-read, so enrollments and removals made on any member (or by the
+/// CLI) take effect here.
+pub struct Links(pub Arc<Hub>);
+
+impl Task for Links {
+    fn name(&self) -> &'static str {
+        "links"
+    }
+
+    fn every(&self) -> Duration {
+        LINKS_EVERY
+    }
+
+    fn at_start(&self) -> bool {
+        false
+    }
+
+    async fn round(&mut self) {
+        if let Some(Err(e)) = blocking(self.name(), &self.0, |h| h.refresh_links()).await {
+            tracing::warn!("re-reading the links: {e}");
+        }
+    }
+}
+
 /// The membership row: refreshed every [`crate::hub::MEMBER_EVERY`], so the others see this
 /// node alive, with what it runs; and the cluster's shared settings, applied when their
 /// revision changed.

@@ -172,16 +172,21 @@ pub async fn run_face(
                 }
             };
             drop(handshake);
-            let peer = match face {
-                Face::Interserver => tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .and_then(crate::keys::peer_name)
-                    .unwrap_or_else(|| "unknown".to_owned()),
+            // Who the peer is comes from its verified certificate: the id bound to it at
+            // enrollment (a link), or its name (a member of this cluster).
+            let (caller, cert_fp) = match face {
+                Face::Interserver => {
+                    let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first())
+                    else {
+                        return;
+                    };
+                    (
+                        routes::Caller::Peer(state.hub.peer_identity(cert)),
+                        Some(crate::keys::cert_fp(cert)),
+                    )
+                }
                 // Stations are told apart by address for rate limiting only.
-                Face::Stations => remote.ip().to_string(),
+                Face::Stations => (routes::Caller::Station(remote.ip().to_string()), None),
             };
             let head = state.limits.request_head;
             let io = admission::WriteStall::new(tls, state.limits.send_stall, state.stats.clone());
@@ -189,7 +194,17 @@ pub async fn run_face(
                 drop(address.lock().unwrap_or_else(|p| p.into_inner()).take());
                 let stall = state.limits.body_stall;
                 let req = req.map(|b| routes::ReqBody::new(b, stall));
-                routes::handle(state.clone(), face, peer.clone(), req)
+                let (state, caller) = (state.clone(), caller.clone());
+                async move {
+                    // A link removed while this connection was open: no byte more, the
+                    // connection is cut.
+                    if cert_fp.is_some_and(|fp| state.hub.is_removed(&fp)) {
+                        return Err(RemovedLink);
+                    }
+                    routes::handle(state, face, caller, req)
+                        .await
+                        .map_err(|never| match never {})
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -209,6 +224,19 @@ pub async fn run_face(
     }
     Ok(())
 }
+
+/// A request on a connection whose certificate was removed meanwhile: hyper closes the
+/// connection without an answer.
+#[derive(Debug)]
+struct RemovedLink;
+
+impl std::fmt::Display for RemovedLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the peer's link was removed")
+    }
+}
+
+impl std::error::Error for RemovedLink {}
 
 impl State {
     /// Forget the rate-limiter keys whose bucket is full again (they would be recreated

@@ -109,13 +109,36 @@ fn json(v: &impl serde::Serialize) -> Response<Body> {
     )
 }
 
-/// Route one request from `peer` (the server id in its client certificate).
+/// Who sent a request: on the interserver port, who its verified certificate is (see
+/// [`crate::hub::Hub::peer_identity`]); on the station port, its address.
+#[derive(Debug, Clone)]
+pub(crate) enum Caller {
+    /// A peer on the interserver port.
+    Peer(crate::hub::PeerIdentity),
+    /// A station (or an enrolling node) on the station port, by address.
+    Station(String),
+}
+
+impl Caller {
+    /// The key it is rate limited and known by.
+    fn key(&self) -> String {
+        match self {
+            Caller::Peer(crate::hub::PeerIdentity::Linked { id, .. })
+            | Caller::Peer(crate::hub::PeerIdentity::Conflict { id, .. })
+            | Caller::Peer(crate::hub::PeerIdentity::Member(id)) => id.clone(),
+            Caller::Station(addr) => addr.clone(),
+        }
+    }
+}
+
+/// Route one request from `caller`.
 pub(crate) async fn handle(
     state: Arc<State>,
     face: super::Face,
-    peer: String,
+    caller: Caller,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
+    let peer = caller.key();
     if state.limiter.check_key(&peer).is_err() {
         let mut r = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -133,12 +156,39 @@ pub(crate) async fn handle(
                 let action = action.to_string();
                 station(&state, &action, req).await
             }
+            (&Method::GET, ["v1", "link", "ca"]) => link_ca(&state).await,
+            (&Method::POST, ["v1", "link", "enroll"]) => link_enroll(&state, req).await,
             _ => error(
                 StatusCode::NOT_FOUND,
                 format!("no station route {} {path}", req.method()),
             ),
         };
         return Ok(resp);
+    }
+    match &caller {
+        Caller::Peer(crate::hub::PeerIdentity::Conflict { id, fp, bound }) => {
+            let hub = state.hub.clone();
+            let (i, f) = (id.clone(), fp.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                hub.db.record_link_refusal(&i, &f, chrono::Utc::now())
+            })
+            .await;
+            tracing::warn!("refused a certificate for node id {id} with another key ({fp}); {id} is enrolled with certificate {bound}");
+            return Ok(error(
+                StatusCode::FORBIDDEN,
+                format!("node id {id} is enrolled at {} with another key (certificate {bound}); this certificate ({fp}) is refused: every node needs its own id; if this node replaces the enrolled one, have the parent's admin run `updhub link remove {id}` and enroll again", state.hub.id()),
+            ));
+        }
+        Caller::Peer(crate::hub::PeerIdentity::Linked { kind, .. })
+            if kind == "peer"
+                && !matches!(parts.as_slice(), ["v1", "licenses", ..] | ["v1", "report"]) =>
+        {
+            return Ok(error(
+                StatusCode::FORBIDDEN,
+                "a peer link carries licenses only, no updates; for updates enroll as a child (`updhub link invite` without --peer)",
+            ));
+        }
+        _ => {}
     }
     let resp = match (req.method(), parts.as_slice()) {
         (&Method::GET, ["v1", "licenses", "grants"]) => {
@@ -171,6 +221,32 @@ pub(crate) async fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// The station port's `GET /v1/link/ca`: this cluster's CA certificate, which an enrolling
+/// node checks against the fingerprint in its token before it sends anything.
+async fn link_ca(state: &State) -> Response<Body> {
+    let path = state.hub.data.join("keys").join("ca.crt");
+    match tokio::fs::read(&path).await {
+        Ok(pem) => full(StatusCode::OK, "application/x-pem-file", pem),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// The station port's `POST /v1/link/enroll` (see [`crate::link::enroll`]).
+async fn link_enroll(state: &State, req: Request<ReqBody>) -> Response<Body> {
+    let body: crate::link::EnrollRequest = match read_json(state, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let hub = state.hub.clone();
+    match tokio::task::spawn_blocking(move || crate::link::enroll(&hub, &body)).await {
+        Ok(Ok(reply)) => json(&reply),
+        Ok(Err(crate::link::EnrollError::Refused(r))) => error(StatusCode::FORBIDDEN, r),
+        Ok(Err(crate::link::EnrollError::Bad(why))) => error(StatusCode::BAD_REQUEST, why),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 /// Run a database or store call on the blocking pool: a slow read or commit (an fsync) must

@@ -1,0 +1,309 @@
+//! Interserver links: the enrollment tokens a cluster hands out, and the nodes of other
+//! trust domains enrolled with them, each bound to the certificate it was issued.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::sql::{args, Row, SqlError};
+use super::{Db, DbError};
+
+/// One enrolled node.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Link {
+    /// Its node id, bound to its certificate.
+    pub peer_id: String,
+    /// "child" or "peer".
+    pub kind: String,
+    /// Fingerprint of its certificate (blake3 of the DER, hex).
+    pub cert_fp: String,
+    /// When it enrolled.
+    pub enrolled_at: DateTime<Utc>,
+    /// The member that issued its certificate.
+    pub enrolled_by: String,
+    /// When it was removed (its certificate is refused since).
+    pub removed_at: Option<DateTime<Utc>>,
+    /// The last certificate refused for this id (another key), and when.
+    pub refused: Option<(String, DateTime<Utc>)>,
+}
+
+/// Why a token does not enroll.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// No such token.
+    #[error("the token is not known here: check you copied all of it, or ask the parent's admin for a new one (`updhub link invite`)")]
+    Unknown,
+    /// Used before.
+    #[error("the token was used at {at} by {by}; a token enrolls one node once: ask the parent's admin for a new one (`updhub link invite`)")]
+    Used {
+        /// When.
+        at: DateTime<Utc>,
+        /// By which node id.
+        by: String,
+    },
+    /// Expired.
+    #[error("the token expired at {0}; ask the parent's admin for a new one (`updhub link invite --valid-for 1h`)")]
+    Expired(DateTime<Utc>),
+    /// The token is for another id.
+    #[error("the token is for node id {bound}, not {asked}; enroll the node with id {bound}, or ask for a token for {asked}")]
+    WrongId {
+        /// The id the token binds.
+        bound: String,
+        /// The id asked for.
+        asked: String,
+    },
+    /// The id is bound to another node's key.
+    #[error("node id {id} is already enrolled here with another key (certificate {fp}, enrolled {at}); every node needs its own id: enroll this one under another id, or have the parent's admin run `updhub link remove {id}` if the first one is gone")]
+    IdTaken {
+        /// The id.
+        id: String,
+        /// The bound certificate's fingerprint.
+        fp: String,
+        /// When it enrolled.
+        at: DateTime<Utc>,
+    },
+}
+
+/// The links in force, for the interserver port's checks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkState {
+    /// Live links: (peer id, kind, certificate fingerprint).
+    pub live: Vec<(String, String, String)>,
+    /// Fingerprints of removed links' certificates.
+    pub removed: Vec<String>,
+}
+
+fn link(r: &Row) -> Result<Link, SqlError> {
+    let refused_fp: Option<String> = r.get(7)?;
+    let refused_at: Option<DateTime<Utc>> = r.get(8)?;
+    Ok(Link {
+        peer_id: r.get(0)?,
+        kind: r.get(1)?,
+        cert_fp: r.get(2)?,
+        enrolled_at: r.get(3)?,
+        enrolled_by: r.get(4)?,
+        removed_at: r.get(5)?,
+        refused: refused_fp.zip(refused_at),
+    })
+}
+
+const COLUMNS: &str =
+    "peer_id, kind, cert_fp, enrolled_at, enrolled_by, removed_at, removed_by, refused_fp, refused_at";
+
+impl Db {
+    /// Store a new enrollment token (its hash) for `peer_id` (None: the enrolling node names
+    /// itself), valid until `expires`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn create_link_token(
+        &self,
+        hash: &str,
+        peer_id: Option<&str>,
+        kind: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        let (cluster, by) = (self.cluster.as_str(), self.server.as_str());
+        self.write(|c| {
+            c.exec(
+                "INSERT INTO link_tokens(cluster_id, token_hash, peer_id, kind, created_at, created_by, expires)
+                 VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                args![cluster, hash, peer_id, kind, now, by, expires],
+            )
+            .map(drop)
+        })
+    }
+
+    /// What a token allows, before a certificate is issued for it: the id to bind (the
+    /// token's own, else `requested`) and the link's kind; or why it does not enroll.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn check_link_token(
+        &self,
+        hash: &str,
+        requested: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(String, String), Refusal>, DbError> {
+        let cluster = self.cluster.as_str();
+        self.read(|c| token_allows(c, cluster, hash, requested, now))
+    }
+
+    /// Enroll: in one transaction, check the token again, bind its id to the certificate
+    /// `cert_fp` (`cert`, PEM) and use the token up.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn redeem_link_token(
+        &self,
+        hash: &str,
+        requested: &str,
+        cert_fp: &str,
+        cert: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Link, Refusal>, DbError> {
+        let (cluster, by) = (self.cluster.as_str(), self.server.as_str());
+        self.write(|c| {
+            let (id, kind) = match token_allows(c, cluster, hash, requested, now)? {
+                Ok(x) => x,
+                Err(r) => return Ok(Err(r)),
+            };
+            c.exec(
+                "INSERT INTO links(cluster_id, peer_id, kind, cert_fp, cert, enrolled_at, enrolled_by)
+                 VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                args![cluster, id, kind, cert_fp, cert, now, by],
+            )?;
+            c.exec(
+                "UPDATE link_tokens SET used_at=$3, used_by=$4 WHERE cluster_id=$1 AND token_hash=$2",
+                args![cluster, hash, now, id],
+            )?;
+            Ok(Ok(Link {
+                peer_id: id,
+                kind,
+                cert_fp: cert_fp.to_owned(),
+                enrolled_at: now,
+                enrolled_by: by.to_owned(),
+                removed_at: None,
+                refused: None,
+            }))
+        })
+    }
+
+    /// Every link, live and removed, by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn links(&self) -> Result<Vec<Link>, DbError> {
+        self.read(|c| {
+            c.map_rows(
+                &format!(
+                    "SELECT {COLUMNS} FROM links WHERE cluster_id=$1 ORDER BY peer_id, enrolled_at"
+                ),
+                args![self.cluster.as_str()],
+                link,
+            )
+        })
+    }
+
+    /// Remove the live link of `peer_id`: its certificate is refused from now on. Returns
+    /// the removed link, None when there is no live link with that id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn remove_link(&self, peer_id: &str, now: DateTime<Utc>) -> Result<Option<Link>, DbError> {
+        let (cluster, by) = (self.cluster.as_str(), self.server.as_str());
+        self.write(|c| {
+            let found = c
+                .row(
+                    &format!("SELECT {COLUMNS} FROM links WHERE cluster_id=$1 AND peer_id=$2 AND removed_at IS NULL"),
+                    args![cluster, peer_id],
+                )?
+                .map(|r| link(&r))
+                .transpose()?;
+            if found.is_some() {
+                c.exec(
+                    "UPDATE links SET removed_at=$3, removed_by=$4 WHERE cluster_id=$1 AND peer_id=$2 AND removed_at IS NULL",
+                    args![cluster, peer_id, now, by],
+                )?;
+            }
+            Ok(found.map(|l| Link {
+                removed_at: Some(now),
+                ..l
+            }))
+        })
+    }
+
+    /// The links in force and the removed certificates.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn link_state(&self) -> Result<LinkState, DbError> {
+        let all = self.links()?;
+        let mut st = LinkState::default();
+        for l in all {
+            if l.removed_at.is_some() {
+                st.removed.push(l.cert_fp);
+            } else {
+                st.live.push((l.peer_id, l.kind, l.cert_fp));
+            }
+        }
+        Ok(st)
+    }
+
+    /// Note that a certificate with fingerprint `fp` claimed the id of `peer_id`'s live
+    /// link with another key (shown by `link list` and `status`).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record_link_refusal(
+        &self,
+        peer_id: &str,
+        fp: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        let cluster = self.cluster.as_str();
+        self.write(|c| {
+            c.exec(
+                "UPDATE links SET refused_fp=$3, refused_at=$4 WHERE cluster_id=$1 AND peer_id=$2 AND removed_at IS NULL",
+                args![cluster, peer_id, fp, now],
+            )
+            .map(drop)
+        })
+    }
+}
+
+/// Inside a transaction: what the token `hash` allows `requested` (see
+/// [`Db::check_link_token`]).
+fn token_allows(
+    c: &super::sql::Conn<'_>,
+    cluster: &str,
+    hash: &str,
+    requested: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<(String, String), Refusal>, SqlError> {
+    let token = c
+        .row(
+            "SELECT peer_id, kind, expires, used_at, used_by FROM link_tokens WHERE cluster_id=$1 AND token_hash=$2",
+            args![cluster, hash],
+        )?
+        .map(|r| {
+            Ok::<_, SqlError>((
+                r.get::<Option<String>>(0)?,
+                r.get::<String>(1)?,
+                r.get::<DateTime<Utc>>(2)?,
+                r.get::<Option<DateTime<Utc>>>(3)?,
+                r.get::<Option<String>>(4)?,
+            ))
+        })
+        .transpose()?;
+    let Some((id, kind, expires, used_at, used_by)) = token else {
+        return Ok(Err(Refusal::Unknown));
+    };
+    if let Some(at) = used_at {
+        return Ok(Err(Refusal::Used {
+            at,
+            by: used_by.unwrap_or_default(),
+        }));
+    }
+    if expires <= now {
+        return Ok(Err(Refusal::Expired(expires)));
+    }
+    if let Some(bound) = id.as_ref().filter(|b| b.as_str() != requested) {
+        return Ok(Err(Refusal::WrongId {
+            bound: bound.clone(),
+            asked: requested.to_owned(),
+        }));
+    }
+    let id = id.unwrap_or_else(|| requested.to_owned());
+    let bound = c
+        .row(
+            "SELECT cert_fp, enrolled_at FROM links WHERE cluster_id=$1 AND peer_id=$2 AND removed_at IS NULL",
+            args![cluster, id],
+        )?
+        .map(|r| Ok::<_, SqlError>((r.get::<String>(0)?, r.get::<DateTime<Utc>>(1)?)))
+        .transpose()?;
+    if let Some((fp, at)) = bound {
+        return Ok(Err(Refusal::IdTaken { id, fp, at }));
+    }
+    Ok(Ok((id, kind)))
+}

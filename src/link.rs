@@ -1,0 +1,357 @@
+//! Interserver links between trust domains (`updhub link ...`). A node of another trust
+//! domain (a child in a branch office, a peer) enrolls with a one-time token: it makes its
+//! own key pair, sends a certificate request, and receives a client certificate issued by
+//! this cluster's CA and bound to its id, this cluster's CA certificate and the publisher
+//! keys this cluster trusts. No private key of the parent ever leaves it.
+//!
+//! Enrollment runs over the station port (server-only TLS: the enrolling node has no
+//! client certificate yet; the interserver port stays closed to anyone without one). The
+//! token carries that port's URL and the fingerprint of the parent's CA: the child fetches
+//! the CA, checks the fingerprint, and only then sends the token's secret over a connection
+//! that verifies the parent's server certificate against that CA.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use rustls::pki_types::pem::PemObject;
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Link, Refusal};
+use crate::error::Error;
+use crate::hub::Hub;
+use crate::id::ServerId;
+use crate::keys::{self, LinkFile};
+
+/// What a token starts with.
+const TOKEN_PREFIX: &str = "updhub-link-1.";
+
+/// Link kinds.
+pub const KINDS: [&str; 2] = ["child", "peer"];
+
+/// What a token carries (base64url JSON after [`TOKEN_PREFIX`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    /// The parent's enrollment URL (its station port), https://HOST:PORT/.
+    pub url: String,
+    /// Fingerprint of the parent's CA certificate (blake3 of the DER, hex).
+    pub ca: String,
+    /// The one-time secret (hex); the parent keeps only its hash.
+    pub secret: String,
+    /// The id the token is for, if the parent's admin named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// "child" or "peer".
+    pub kind: String,
+}
+
+impl Token {
+    /// The text an admin copies.
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a token serializes");
+        format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        )
+    }
+
+    /// Read a token as an admin pasted it.
+    ///
+    /// # Errors
+    /// Text that is not an updhub link token, named with the fix.
+    pub fn decode(text: &str) -> Result<Token, Error> {
+        let bad = |why: &str| {
+            Error::State(format!(
+                "the link token {why}; copy the whole token that `updhub link invite` printed on the parent (it starts with {TOKEN_PREFIX})"
+            ))
+        };
+        let body = text
+            .trim()
+            .strip_prefix(TOKEN_PREFIX)
+            .ok_or_else(|| bad("does not start with the right prefix"))?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| bad("is damaged (not base64url)"))?;
+        let t: Token = serde_json::from_slice(&json).map_err(|_| bad("is damaged"))?;
+        if !t.url.starts_with("https://") || t.ca.len() != 64 || t.secret.len() != 64 {
+            return Err(bad("is damaged"));
+        }
+        Ok(t)
+    }
+
+    fn hash(&self) -> String {
+        secret_hash(&self.secret)
+    }
+}
+
+fn secret_hash(secret: &str) -> String {
+    blake3::hash(secret.as_bytes()).to_hex().to_string()
+}
+
+/// `link invite`: a one-time token for a node of another trust domain, valid for
+/// `valid_for`, enrolling through `enroll_url` (this node's station port).
+///
+/// # Errors
+/// Unreadable keys, a bad kind, or database errors.
+pub fn invite(
+    hub: &Hub,
+    id: Option<&ServerId>,
+    kind: &str,
+    valid_for: Duration,
+    enroll_url: &str,
+) -> Result<(Token, DateTime<Utc>), Error> {
+    if !KINDS.contains(&kind) {
+        return Err(Error::State(format!(
+            "link kind {kind:?} is unknown; use \"child\" (updates and licenses) or \"peer\" (licenses only)"
+        )));
+    }
+    if !enroll_url.starts_with("https://") {
+        return Err(Error::State(format!(
+            "the enrollment URL {enroll_url:?} is not https://HOST:PORT/ (this node's station port, as the enrolling node reaches it)"
+        )));
+    }
+    let ca = hub.data.join("keys").join("ca.crt");
+    let ca_pem = std::fs::read(&ca).map_err(|source| Error::Io {
+        what: format!("reading {}", ca.display()),
+        source,
+    })?;
+    let token = Token {
+        url: if enroll_url.ends_with('/') {
+            enroll_url.to_owned()
+        } else {
+            format!("{enroll_url}/")
+        },
+        ca: keys::pem_fp(&ca_pem).map_err(|e| Error::State(format!("{}: {e}", ca.display())))?,
+        secret: hex::encode(rand::random::<[u8; 32]>()),
+        id: id.map(|i| i.to_string()),
+        kind: kind.to_owned(),
+    };
+    let now = Utc::now();
+    let expires = now + chrono::Duration::from_std(valid_for).unwrap_or(chrono::Duration::hours(1));
+    hub.db
+        .create_link_token(&token.hash(), token.id.as_deref(), kind, expires, now)?;
+    Ok((token, expires))
+}
+
+/// What an enrolling node sends.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The token's secret.
+    pub secret: String,
+    /// The id it asks for (a token made for an id binds that one).
+    pub id: String,
+    /// Its certificate request (PEM).
+    pub csr: String,
+}
+
+/// What it gets back.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnrollReply {
+    /// The parent's node id.
+    pub parent_id: String,
+    /// The id bound to the certificate.
+    pub id: String,
+    /// "child" or "peer".
+    pub kind: String,
+    /// Its client certificate (PEM), issued by the parent's CA.
+    pub cert: String,
+    /// The parent's CA certificate (PEM).
+    pub ca: String,
+    /// The publisher keys the parent trusts (hex): the origin's.
+    pub publishers: Vec<String>,
+    /// The parent's own key (hex), which signs the grants it donates.
+    pub donor: String,
+}
+
+/// Why an enrollment was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// The token does not enroll.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The request is malformed.
+    #[error("{0}")]
+    Bad(String),
+    /// A fault on this side.
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// The parent's side of an enrollment (the station port's `POST /v1/link/enroll`).
+///
+/// # Errors
+/// A refused token, a bad request, or faults.
+pub fn enroll(hub: &Hub, req: &EnrollRequest) -> Result<EnrollReply, EnrollError> {
+    ServerId::new(&req.id).map_err(|e| EnrollError::Bad(format!("the requested id: {e}")))?;
+    let hash = secret_hash(&req.secret);
+    let now = Utc::now();
+    let (id, _) = hub
+        .db
+        .check_link_token(&hash, &req.id, now)
+        .map_err(Error::from)??;
+    let keys_dir = hub.data.join("keys");
+    let cert = keys::issue_link_cert(&keys_dir, &req.csr, &id).map_err(EnrollError::Bad)?;
+    let fp = keys::pem_fp(cert.as_bytes()).map_err(|e| EnrollError::Bad(e.to_string()))?;
+    let link = hub
+        .db
+        .redeem_link_token(&hash, &req.id, &fp, &cert, now)
+        .map_err(Error::from)??;
+    hub.refresh_links().map_err(EnrollError::Internal)?;
+    tracing::info!(
+        "enrolled {} ({}) by link, certificate {}",
+        link.peer_id,
+        link.kind,
+        link.cert_fp
+    );
+    let ca = keys_dir.join("ca.crt");
+    Ok(EnrollReply {
+        parent_id: hub.id().to_string(),
+        id: link.peer_id,
+        kind: link.kind,
+        cert,
+        ca: std::fs::read_to_string(&ca).map_err(|source| Error::Io {
+            what: format!("reading {}", ca.display()),
+            source,
+        })?,
+        publishers: hub
+            .keys
+            .publishers()
+            .iter()
+            .map(|k| hex::encode(k.as_bytes()))
+            .collect(),
+        donor: hex::encode(hub.keys.verifying.as_bytes()),
+    })
+}
+
+/// The child's side: enroll `id` whose keys live in `keys_dir` with the parent named in
+/// `token`; on success the link's files are in `keys_dir/upstream/`.
+///
+/// # Errors
+/// An unreachable parent, a CA that does not match the token's fingerprint, a refusal
+/// (named by the parent), or write errors.
+pub async fn join(
+    keys_dir: &std::path::Path,
+    id: &str,
+    token: &Token,
+) -> Result<EnrollReply, Error> {
+    if let Some(bound) = &token.id {
+        if bound != id {
+            return Err(Error::State(format!(
+                "the token is for node id {bound}, this node is {id}; ask for a token for {id} (`updhub link invite --id {id}`), or give this node the id {bound}"
+            )));
+        }
+    }
+    let at = |why: String| Error::State(format!("enrolling with {}: {why}", token.url));
+    // 1. The parent's CA, over a connection not yet verified: the CA proves itself by the
+    //    fingerprint the token pins. Nothing secret is sent.
+    let probe = reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| at(e.to_string()))?;
+    let ca_pem = probe
+        .get(format!("{}v1/link/ca", token.url))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| at(format!("cannot fetch the parent's CA certificate ({e}); check that the parent serves and that the URL in the token reaches its station port")))?;
+    let ca_pem = crate::peer::read_body(ca_pem, crate::peer::MAX_DOCUMENT)
+        .await
+        .map_err(|e| at(format!("reading the CA certificate: {e:?}")))?;
+    let fp = keys::pem_fp(&ca_pem).map_err(|e| at(format!("the CA certificate {e}")))?;
+    if fp != token.ca {
+        return Err(at(format!(
+            "the server's CA certificate has fingerprint {fp}, the token pins {}; this is not the parent that issued the token (or someone is in between): nothing was sent",
+            token.ca
+        )));
+    }
+    // 2. The request, over TLS verified against that CA.
+    let ca = rustls::pki_types::CertificateDer::pem_slice_iter(&ca_pem)
+        .next()
+        .and_then(Result::ok)
+        .ok_or_else(|| at("the CA certificate does not parse".into()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(ca)
+        .map_err(|e| at(format!("the CA certificate is not usable ({e})")))?;
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| at(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| at(e.to_string()))?;
+    let (key_pem, csr) = keys::link_request(id)?;
+    let resp = client
+        .post(format!("{}v1/link/enroll", token.url))
+        .json(&EnrollRequest {
+            secret: token.secret.clone(),
+            id: id.to_owned(),
+            csr,
+        })
+        .send()
+        .await
+        .map_err(|e| at(format!("{e}")))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let text = crate::peer::error_text(resp).await;
+        let why = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+            .unwrap_or(text);
+        return Err(at(format!("refused ({}): {why}", status.as_u16())));
+    }
+    let body = crate::peer::read_body(resp, crate::peer::MAX_DOCUMENT)
+        .await
+        .map_err(|e| at(format!("reading the answer: {e:?}")))?;
+    let reply: EnrollReply = serde_json::from_slice(&body)
+        .map_err(|e| at(format!("the answer is not an enrollment ({e})")))?;
+    if keys::pem_fp(reply.ca.as_bytes()).ok().as_deref() != Some(token.ca.as_str()) {
+        return Err(at(
+            "the answer carries another CA than the token pins".into()
+        ));
+    }
+    keys::write_upstream(
+        keys_dir,
+        &reply.ca,
+        &reply.cert,
+        &key_pem,
+        &LinkFile {
+            parent_id: reply.parent_id.clone(),
+            kind: reply.kind.clone(),
+            publishers: reply.publishers.clone(),
+            donor: reply.donor.clone(),
+            enrolled: Utc::now(),
+        },
+    )?;
+    Ok(reply)
+}
+
+/// `link list`.
+///
+/// # Errors
+/// Database errors.
+pub fn list(hub: &Hub) -> Result<Vec<Link>, Error> {
+    Ok(hub.db.links()?)
+}
+
+/// `link remove ID`: the node's certificate is refused from now on, by every member (each
+/// re-reads the links within [`crate::node::LINKS_EVERY`]).
+///
+/// # Errors
+/// No live link with that id, or database errors.
+pub fn remove(hub: &Hub, id: &str) -> Result<Link, Error> {
+    let link = hub.db.remove_link(id, Utc::now())?.ok_or_else(|| {
+        Error::State(format!(
+            "no live link with id {id}; `updhub link list` shows the links"
+        ))
+    })?;
+    hub.refresh_links()?;
+    Ok(link)
+}

@@ -1,0 +1,459 @@
+//! Interserver links: nodes of other trust domains enroll with a one-time token and hold
+//! no private key of their parent; their ids are bound to their certificates; a removed
+//! link gets no byte; a child cannot sign versions its siblings or its own children accept.
+//! Tried as an attacker would: forged certificates, replayed and tampered tokens, a second
+//! node with the same id.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::*;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use updhub::child::{sync_once, SyncError};
+use updhub::link::{self, Token};
+use updhub::repo::{Published, RepoError};
+use updhub::Hub;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A new node (its own keys: another trust domain) enrolled with `parent` at `srv` by a
+/// fresh token, reopened so it uses the link.
+async fn enrolled(dir: &Path, id: &str, parent: &Hub, srv: &Running) -> Arc<Hub> {
+    let token = invite(parent, srv, None);
+    join(dir, id, srv, &token).await.unwrap()
+}
+
+fn invite(parent: &Hub, srv: &Running, id: Option<&str>) -> Token {
+    let id = id.map(|i| updhub::id::ServerId::new(i).unwrap());
+    link::invite(
+        parent,
+        id.as_ref(),
+        "child",
+        HOUR,
+        srv.stations_url.as_deref().unwrap(),
+    )
+    .unwrap()
+    .0
+}
+
+async fn join(dir: &Path, id: &str, srv: &Running, token: &Token) -> Result<Arc<Hub>, String> {
+    let n = node(
+        dir,
+        id,
+        NodeOpts {
+            parent: Some(srv.url.clone()),
+            ..Default::default()
+        },
+    );
+    let data = n.data.clone();
+    drop(n);
+    link::join(&data.join("keys"), id, token)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(Hub::open(&data).unwrap()))
+}
+
+/// A client presenting `cert`/`key` and trusting `ca` (PEM files).
+fn client_with(ca: &Path, cert: &Path, key: &Path) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_file(cert).unwrap()],
+        PrivateKeyDer::from_pem_file(key).unwrap(),
+    )
+    .unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_enrolled_by_link_syncs_and_holds_no_private_key_of_its_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    let v1 = mirror_and_publish(&parent).await;
+    let srv = start_with_stations(parent.clone()).await;
+
+    let child = enrolled(dir.path(), "branch", &parent, &srv).await;
+    let report = sync_once(&child, &srv.url).await.unwrap();
+    assert!(report.changed, "{report}");
+    assert_eq!(child.db.published().unwrap().as_ref(), Some(&v1));
+    assert_eq!(
+        tree(&checkout(&child, dir.path(), "c")),
+        tree(&checkout(&parent, dir.path(), "p"))
+    );
+    // Its own trust domain: none of the parent's private keys, its own CA and publisher key.
+    let pk = parent.data.join("keys");
+    let ck = child.data.join("keys");
+    for secret in ["ca.key", "cluster.key", "server.key", "node.key"] {
+        assert_ne!(
+            std::fs::read(pk.join(secret)).unwrap(),
+            std::fs::read(ck.join(secret)).unwrap(),
+            "{secret}"
+        );
+    }
+    assert_ne!(child.keys.verifying, parent.keys.verifying);
+    assert_eq!(child.keys.publishers(), vec![parent.keys.verifying]);
+    let walk = walkdir(&ck);
+    assert!(
+        walk.iter()
+            .filter(|f| f.ends_with(".key"))
+            .all(|f| !std::fs::read(f).unwrap().is_empty()
+                && std::fs::read(f).unwrap() != std::fs::read(pk.join("ca.key")).unwrap()
+                && std::fs::read(f).unwrap() != std::fs::read(pk.join("cluster.key")).unwrap()),
+        "{walk:?}"
+    );
+    // The parent knows it by the certificate it issued.
+    let links = link::list(&parent).unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].peer_id, "branch");
+    assert_eq!(
+        parent.db.children().unwrap()[0].child_id,
+        "branch",
+        "the report came from the bound id"
+    );
+    srv.stop().await;
+}
+
+fn walkdir(d: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn used_expired_and_tampered_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    mirror_and_publish(&parent).await;
+    let srv = start_with_stations(parent.clone()).await;
+
+    // A token whose CA fingerprint was changed (a man in the middle, a wrong paste): the
+    // node sends nothing, so the real token still works afterwards.
+    let token = invite(&parent, &srv, None);
+    let mut tampered = token.clone();
+    tampered.ca = "0".repeat(64);
+    let err = join(dir.path(), "n1", &srv, &tampered).await.err().unwrap();
+    assert!(
+        err.contains("fingerprint") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    join(dir.path(), "n2", &srv, &token).await.unwrap();
+
+    // Used once: refused the second time, naming when and by whom.
+    let err = join(dir.path(), "n3", &srv, &token).await.err().unwrap();
+    assert!(
+        err.contains("was used at") && err.contains("by n2"),
+        "{err}"
+    );
+
+    // Expired.
+    let id = updhub::id::ServerId::new("n4").unwrap();
+    let (short, _) = link::invite(
+        &parent,
+        Some(&id),
+        "child",
+        Duration::from_millis(1),
+        srv.stations_url.as_deref().unwrap(),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let err = join(dir.path(), "n4", &srv, &short).await.err().unwrap();
+    assert!(err.contains("expired"), "{err}");
+
+    // A token for another id.
+    let for_n5 = invite(&parent, &srv, Some("n5"));
+    let err = join(dir.path(), "n6", &srv, &for_n5).await.err().unwrap();
+    assert!(err.contains("the token is for node id n5"), "{err}");
+
+    // A guessed secret.
+    let mut guessed = invite(&parent, &srv, None);
+    guessed.secret = "ab".repeat(32);
+    let err = join(dir.path(), "n7", &srv, &guessed).await.err().unwrap();
+    assert!(err.contains("not known"), "{err}");
+
+    // Garbage pasted as a token.
+    let err = Token::decode("updhub-link-1.bm9wZQ")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("damaged"), "{err}");
+    assert_eq!(link::list(&parent).unwrap().len(), 1, "only n2 enrolled");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_link_gets_no_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    mirror_and_publish(&parent).await;
+    let srv = start_with_stations(parent.clone()).await;
+    let child = enrolled(dir.path(), "branch", &parent, &srv).await;
+    sync_once(&child, &srv.url).await.unwrap();
+    let served = srv.stats.blob_requests.load(Ordering::Relaxed);
+
+    // Removed from another process (the CLI): the serving node re-reads the links.
+    let cli = Hub::open(&parent.data).unwrap();
+    link::remove(&cli, "branch").unwrap();
+    tokio::time::sleep(updhub::node::LINKS_EVERY * 2).await;
+
+    // Its open connection (the client's pool) is cut, and new ones fail the handshake.
+    // Each connection still pooled by the child's client is cut at its next request; once
+    // they are used up, the handshake of a new one is refused and the child is told why.
+    let mut last = None;
+    for _ in 0..20 {
+        let err = sync_once(&child, &srv.url).await.err().unwrap();
+        assert!(
+            matches!(
+                err,
+                SyncError::Network { .. } | SyncError::LinkRemoved { .. }
+            ),
+            "{err}"
+        );
+        if matches!(err, SyncError::LinkRemoved { .. }) {
+            last = Some(err);
+            break;
+        }
+    }
+    let err = last.expect("the child is told its link was removed");
+    assert!(err.to_string().contains("link join"), "{err}");
+    let fresh = updhub::peer::upstream_client(&child.keys).unwrap();
+    assert!(fresh
+        .get(format!("{}v1/published", srv.url))
+        .send()
+        .await
+        .is_err());
+    assert_eq!(srv.stats.blob_requests.load(Ordering::Relaxed), served);
+    let links = link::list(&parent).unwrap();
+    assert!(links[0].removed_at.is_some());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_forged_for_an_enrolled_id_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    mirror_and_publish(&parent).await;
+    let srv = start_with_stations(parent.clone()).await;
+    let victim = enrolled(dir.path(), "victim", &parent, &srv).await;
+    sync_once(&victim, &srv.url).await.unwrap();
+
+    // An attacker who got hold of the parent's CA key (as every child did when children
+    // shared keys) makes a certificate for "victim" with a key of its own.
+    let stolen = dir.path().join("stolen");
+    parent.export_keys(&stolen).unwrap();
+    updhub::keys::issue_node_cert(&stolen, &updhub::id::ServerId::new("victim").unwrap()).unwrap();
+    let forged = client_with(
+        &stolen.join("ca.crt"),
+        &stolen.join("node.crt"),
+        &stolen.join("node.key"),
+    );
+    for path in ["v1/published", "v1/licenses/grants"] {
+        let r = forged
+            .get(format!("{}{path}", srv.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("node id victim is enrolled") && body.contains("another key"),
+            "{body}"
+        );
+    }
+    let r = forged
+        .post(format!("{}v1/licenses/return", srv.url))
+        .json(&serde_json::json!({"grant_id": "g-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The parent shows the refusal; the real victim keeps working.
+    let links = link::list(&parent).unwrap();
+    let (fp, _) = links[0].refused.clone().expect("the refusal is recorded");
+    assert_ne!(fp, links[0].cert_fp);
+    sync_once(&victim, &srv.url).await.unwrap();
+
+    // Another enrolled child presenting a certificate for "victim" from its own CA: refused
+    // at the handshake (the parent trusts only its own CA).
+    let other = enrolled(dir.path(), "other", &parent, &srv).await;
+    let own = dir.path().join("other-own");
+    std::fs::create_dir_all(&own).unwrap();
+    for f in [
+        "ca.crt",
+        "ca.key",
+        "cluster.key",
+        "cluster.pub",
+        "server.crt",
+        "server.key",
+    ] {
+        std::fs::copy(other.data.join("keys").join(f), own.join(f)).unwrap();
+    }
+    updhub::keys::issue_node_cert(&own, &updhub::id::ServerId::new("victim").unwrap()).unwrap();
+    let self_made = client_with(
+        &parent.data.join("keys/ca.crt"),
+        &own.join("node.crt"),
+        &own.join("node.key"),
+    );
+    assert!(self_made
+        .get(format!("{}v1/published", srv.url))
+        .send()
+        .await
+        .is_err());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_with_an_enrolled_id_is_refused_and_the_first_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    mirror_and_publish(&parent).await;
+    let srv = start_with_stations(parent.clone()).await;
+    let first = enrolled(dir.path(), "branch", &parent, &srv).await;
+    sync_once(&first, &srv.url).await.unwrap();
+
+    let token = invite(&parent, &srv, None);
+    let twin_dir = dir.path().join("twin");
+    let err = join(&twin_dir, "branch", &srv, &token).await.err().unwrap();
+    assert!(
+        err.contains("node id branch is already enrolled here with another key"),
+        "{err}"
+    );
+    assert!(err.contains("link remove branch"), "{err}");
+    sync_once(&first, &srv.url).await.unwrap();
+    assert_eq!(link::list(&parent).unwrap().len(), 1);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_cannot_sign_a_version_its_own_children_or_siblings_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    let v1 = mirror_and_publish(&parent).await;
+    let srv = start_with_stations(parent.clone()).await;
+    let child = enrolled(dir.path(), "child", &parent, &srv).await;
+    let sibling = enrolled(dir.path(), "sibling", &parent, &srv).await;
+    sync_once(&child, &srv.url).await.unwrap();
+
+    // The child serves on; a grandchild enrolls with it and learns the origin's publisher
+    // key through that enrollment.
+    let csrv = start_with_stations(child.clone()).await;
+    let grandchild = enrolled(dir.path(), "grandchild", &child, &csrv).await;
+    assert_eq!(grandchild.keys.publishers(), vec![parent.keys.verifying]);
+    sync_once(&grandchild, &csrv.url).await.unwrap();
+    assert_eq!(
+        grandchild.db.published().unwrap().as_ref(),
+        Some(&v1),
+        "the signed document passes unchanged"
+    );
+
+    // The child turns hostile and signs a version 2 with its own key.
+    let forged = Published::sign(
+        v1.root,
+        2,
+        Utc::now() + chrono::Duration::hours(1),
+        &child.keys.signing,
+    );
+    child.db.set_published(&forged, Utc::now()).unwrap();
+    let err = sync_once(&grandchild, &csrv.url).await.err().unwrap();
+    assert!(
+        matches!(
+            err,
+            SyncError::Repo(RepoError::BadSignature { number: 2, .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(grandchild.db.published().unwrap().unwrap().number, 1);
+    // Its siblings do not accept its signature either.
+    assert!(forged
+        .verify_any(&sibling.keys.publishers(), Utc::now(), "test")
+        .is_err());
+    csrv.stop().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn licenses_flow_down_links_each_grant_verified_with_its_donors_key() {
+    use updhub::license::ledger::Donation;
+    let dir = tempfile::tempdir().unwrap();
+    let iss = issuer();
+    let zone = sample_zone();
+    let parent = node(
+        dir.path(),
+        "parent",
+        NodeOpts {
+            zone: Some(&zone),
+            issuers: vec![issuer_hex(&iss)],
+            ..Default::default()
+        },
+    );
+    mirror_and_publish(&parent).await;
+    updhub::hub::add_license_file(&parent, &key_file(dir.path(), &iss, "K1", 20, 365))
+        .await
+        .unwrap();
+    let srv = start_with_stations(parent.clone()).await;
+    let child = enrolled(dir.path(), "child", &parent, &srv).await;
+    sync_once(&child, &srv.url).await.unwrap();
+    let until = Utc::now() + chrono::Duration::days(1);
+    let donate = |hub: Arc<Hub>, to: &str, count: u32, until: chrono::DateTime<Utc>| {
+        let d = Donation {
+            to: to.into(),
+            count,
+            until,
+            source: None,
+            request_id: hex::encode(rand::random::<[u8; 8]>()),
+        };
+        async move {
+            hub.ledger
+                .donate(d, |id| hub.db.knows_server(id).unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let g = donate(parent.clone(), "child", 10, until).await;
+    let r = sync_once(&child, &srv.url).await.unwrap();
+    assert_eq!(r.grants, 1, "{r}");
+    assert_eq!(source(&child, &g.grant_id).total, 10);
+
+    // The child donates on to its own linked child, signing with its own key.
+    let csrv = start_with_stations(child.clone()).await;
+    let grandchild = enrolled(dir.path(), "grandchild", &child, &csrv).await;
+    sync_once(&grandchild, &csrv.url).await.unwrap();
+    // A sub-grant ends within its grant (less the skew margin).
+    let g2 = donate(
+        child.clone(),
+        "grandchild",
+        4,
+        until - chrono::Duration::hours(1),
+    )
+    .await;
+    let r = sync_once(&grandchild, &csrv.url).await.unwrap();
+    assert_eq!(r.grants, 1, "{r}");
+    assert_eq!(source(&grandchild, &g2.grant_id).total, 4);
+    assert_eq!(source(&child, &g.grant_id).donated, 4);
+    assert_conserved(&parent);
+    assert_conserved(&child);
+    csrv.stop().await;
+    srv.stop().await;
+}
