@@ -264,7 +264,7 @@ fn default_warn_before() -> Duration {
     Duration::from_secs(2 * 86400)
 }
 /// Whether `url` names a database kind updhub knows.
-fn is_db_url(url: &str) -> bool {
+pub fn is_db_url(url: &str) -> bool {
     url.strip_prefix("sqlite:").is_some_and(|f| !f.is_empty())
         || url.starts_with("postgres://")
         || url.starts_with("postgresql://")

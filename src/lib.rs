@@ -12,6 +12,7 @@
 //! - [`repo`]: manifests, roots and signed published versions.
 //! - [`db`]: the SQLite database and its migrations (`schemas/*.sql`).
 //! - [`hub`]: one node and the admin commands on it.
+//! - [`join`]: `cluster join`, a lone node's database moved into a cluster's.
 //! - [`lock`]: one server per data folder.
 //! - [`node`]: a running node: its listeners and background tasks, started and stopped together.
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
@@ -28,6 +29,7 @@ pub mod db;
 pub mod error;
 pub mod hub;
 pub mod id;
+pub mod join;
 pub mod keys;
 pub mod license;
 pub mod link;

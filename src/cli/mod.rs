@@ -4,8 +4,10 @@
 //!
 //! - `serve`: `serve`, its first-run set-up and its signals.
 //! - `license`: `license ...`.
+//! - `join`: `cluster join`'s report.
 //! - `render`: tables printed by `status` and friends.
 
+mod join;
 mod license;
 mod link;
 mod render;
@@ -246,6 +248,21 @@ pub enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move this node, which ran alone on its embedded database, into a cluster's shared
+    /// database: its keys, stations, grants, audit log, versions and reports are copied in one
+    /// transaction, then updhub.toml names that database (the old file stays as the backup).
+    /// Any conflict stops it with a report and changes nothing. Refused while the node serves.
+    Join {
+        /// The cluster's database: postgres://USER:PASSWORD@HOST:PORT/DBNAME.
+        #[arg(long)]
+        database: String,
+        /// Only list what would be added and every conflict; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Run one parsed command line. `default_data` says that `--data` was neither given nor set
@@ -442,6 +459,14 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 )));
             }
         }
+        Command::Cluster {
+            command:
+                ClusterCommand::Join {
+                    database,
+                    dry_run,
+                    json,
+                },
+        } => join::join(&data, &database, dry_run, json).await?,
         Command::Status { json } => {
             let s = Hub::open(&data)?.status()?;
             if json {

@@ -92,6 +92,48 @@ fn up_to_date(c: &Conn<'_>, d: &Dialect) -> Result<bool, SqlError> {
         && meta(c, d, "updhub_version")?.as_deref() == Some(env!("CARGO_PKG_VERSION")))
 }
 
+/// Where a database stands against this build's schema, as read without changing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// No updhub schema yet: the normal open path creates it.
+    Empty,
+    /// This build's schema.
+    Current,
+    /// Another schema: older, newer, or (`foreign`) this build's number with another build's
+    /// text.
+    Other {
+        /// The schema found.
+        found: i64,
+        /// The schema this build knows.
+        known: i64,
+        /// The updhub version that wrote it ("?" when it did not say).
+        writer: String,
+        /// Its number is one this build knows, but its text is another build's.
+        foreign: bool,
+    },
+}
+
+/// Where the database on `c` stands; only reads.
+pub(super) fn standing(c: &Conn<'_>, postgres: bool) -> Result<Standing, SqlError> {
+    let d = if postgres { &POSTGRES } else { &SQLITE };
+    let known = d.migrations.len() as i64;
+    let found = version_of(c, d)?;
+    if found == 0 {
+        return Ok(Standing::Empty);
+    }
+    let foreign = found <= known
+        && meta(c, d, "schema_digest")?.is_some_and(|s| s != digest_of(d, found as usize));
+    if found == known && !foreign {
+        return Ok(Standing::Current);
+    }
+    Ok(Standing::Other {
+        found,
+        known,
+        writer: meta(c, d, "updhub_version")?.unwrap_or_else(|| "?".to_owned()),
+        foreign,
+    })
+}
+
 /// The cluster a database belongs to (see `schemas/*/004-cluster.sql`).
 pub(super) fn cluster_id(c: &Conn<'_>) -> Result<Option<String>, SqlError> {
     c.value("SELECT value FROM meta WHERE key='cluster_id'", &[])

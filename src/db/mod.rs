@@ -6,11 +6,13 @@
 //! state; `children`: the reports of this node's children; `cluster`: the membership; for
 //! the license ledger, whose
 //! transactions `ledger` runs: `license_sources`, `stations`, `grants` and `license_log`).
+//! `join` copies a lone node's rows into a cluster's database (`cluster join`).
 //! Each state change is one transaction.
 
 mod children;
 mod cluster;
 pub mod grants;
+pub mod join;
 pub mod ledger;
 pub mod license_log;
 pub mod license_sources;
@@ -34,6 +36,7 @@ use sql::{Conn, SqlError};
 pub use children::ChildReport;
 pub use cluster::{IdTaken, Member};
 pub use links::{Link, LinkState, Refusal};
+pub use migrate::Standing;
 pub use settings::SharedSetting;
 pub use sqlite::connect;
 pub use versions::{Mirrored, SyncState, VersionRow};
@@ -122,6 +125,14 @@ pub enum DbError {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// A row copied by `cluster join` read back differently: the copy was rolled back.
+    #[error("database {at}: the join's copy was rolled back and nothing changed, because a copied row read back differently: {why}; this is a bug in updhub, please report it with this message")]
+    JoinDiffers {
+        /// The cluster's database.
+        at: String,
+        /// Which row and how.
+        why: String,
     },
     /// A stored value is damaged.
     #[error("database {at}: {what} is damaged ({why}); restore the database from a backup")]

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 /// A bound parameter or a column value. updhub stores integers and text only.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     /// SQL NULL.
     Null,
