@@ -323,9 +323,48 @@ pub fn write_upstream(
             false,
         )
     };
+    check_issued(ca_pem, cert_pem, key_pem).map_err(|why| KeyError::Bad {
+        path: dir.join("upstream"),
+        why,
+        fix: "nothing was changed; enroll again (`updhub link join URL TOKEN` with a new token, or `updhub link request` and carry the new request)",
+    })?;
     write_all(&staged)?;
     load_upstream(check.path())?;
     write_all(&dir.join("upstream"))
+}
+
+/// That the link certificate `cert_pem` was issued by the CA `ca_pem` for client
+/// authentication, and certifies the key `key_pem` (which never left this node).
+fn check_issued(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+    let first = |pem: &str, what: &str| {
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| format!("the {what} is not a PEM certificate"))
+    };
+    let cert = first(cert_pem, "link certificate")?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(first(ca_pem, "parent's CA certificate")?)
+        .map_err(|e| format!("the parent's CA certificate is not usable ({e})"))?;
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| e.to_string())?
+        .verify_client_cert(&cert, &[], rustls::pki_types::UnixTime::now())
+        .map_err(|e| {
+            format!(
+                "the link certificate is not a client certificate issued by the parent's CA ({e})"
+            )
+        })?;
+    let key = KeyPair::from_pem(key_pem).map_err(|e| format!("the link key: {e}"))?;
+    let (_, x) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|e| format!("the link certificate does not parse ({e})"))?;
+    if x.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err(
+            "the link certificate certifies another key than this node's: the answer belongs to another request".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The loaded shared keys.

@@ -196,14 +196,20 @@ pub fn enroll(hub: &Hub, req: &EnrollRequest) -> Result<EnrollReply, EnrollError
         .db
         .redeem_link_token(&hash, &req.id, &fp, &cert, now)
         .map_err(Error::from)??;
-    hub.refresh_links().map_err(EnrollError::Internal)?;
+    Ok(enrolled(hub, link, cert)?)
+}
+
+/// After a link was recorded: every member's view of the links, the log, and the answer
+/// the enrolled node keeps.
+fn enrolled(hub: &Hub, link: Link, cert: String) -> Result<EnrollReply, Error> {
+    hub.refresh_links()?;
     tracing::info!(
         "enrolled {} ({}) by link, certificate {}",
         link.peer_id,
         link.kind,
         link.cert_fp
     );
-    let ca = keys_dir.join("ca.crt");
+    let ca = hub.data.join("keys").join("ca.crt");
     Ok(EnrollReply {
         parent_id: hub.id().to_string(),
         id: link.peer_id,
@@ -223,6 +229,128 @@ pub fn enroll(hub: &Hub, req: &EnrollRequest) -> Result<EnrollReply, EnrollError
     })
 }
 
+/// What `link request` writes for an air-gapped site: the node's id and a certificate
+/// request for a key that stays on the node.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OfflineRequest {
+    /// "updhub-link-request-1".
+    pub format: String,
+    /// The node's id.
+    pub id: String,
+    /// Its certificate request (PEM).
+    pub csr: String,
+    /// When it was made.
+    pub made: DateTime<Utc>,
+}
+
+const REQUEST_FORMAT: &str = "updhub-link-request-1";
+
+/// Where a node keeps the link key of a request until the answer comes back.
+fn pending_key(keys_dir: &std::path::Path) -> std::path::PathBuf {
+    keys_dir.join("link-request.key")
+}
+
+/// `link request --out FILE` (on the node that enrolls, offline): a new link key, kept in
+/// `keys/link-request.key` until `link import`, and the request to carry to the parent.
+///
+/// # Errors
+/// Generation or write errors.
+pub fn offline_request(hub: &Hub) -> Result<OfflineRequest, Error> {
+    let keys_dir = hub.data.join("keys");
+    let (key_pem, csr) = keys::link_request(hub.id().as_str())?;
+    write_secret(&pending_key(&keys_dir), key_pem.as_bytes())?;
+    Ok(OfflineRequest {
+        format: REQUEST_FORMAT.to_owned(),
+        id: hub.id().to_string(),
+        csr,
+        made: Utc::now(),
+    })
+}
+
+fn write_secret(path: &std::path::Path, data: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        what: format!("writing {}", path.display()),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// `link accept FILE --out REPLY` (on the parent): the admin vouches for the request by
+/// carrying it; its id is bound to the certificate issued for its key, as an online
+/// enrollment would.
+///
+/// # Errors
+/// A malformed request, an id enrolled already, or faults.
+pub fn offline_accept(hub: &Hub, req: &OfflineRequest, kind: &str) -> Result<EnrollReply, Error> {
+    if req.format != REQUEST_FORMAT {
+        return Err(Error::State(format!(
+            "this is not a link request (format {:?}, expected {REQUEST_FORMAT}); give the file `updhub link request --out FILE` wrote",
+            req.format
+        )));
+    }
+    if !KINDS.contains(&kind) {
+        return Err(Error::State(format!("link kind {kind:?} is unknown")));
+    }
+    ServerId::new(&req.id).map_err(|e| Error::State(format!("the request's id: {e}")))?;
+    let cert = keys::issue_link_cert(&hub.data.join("keys"), &req.csr, &req.id)
+        .map_err(|e| Error::State(format!("the link request: {e}")))?;
+    let fp = keys::pem_fp(cert.as_bytes()).map_err(Error::State)?;
+    let link = hub
+        .db
+        .add_link(&req.id, kind, &fp, &cert, Utc::now())?
+        .map_err(|r| Error::State(r.to_string()))?;
+    enrolled(hub, link, cert)
+}
+
+/// `link import REPLY` (back on the node): check the answer (issued by the CA it carries,
+/// for this node's id and the key of its request) and keep it as the link to the parent.
+/// Returns the CA's fingerprint, which the admin compares with the one the parent's admin
+/// reads out (the files travelled by hand).
+///
+/// # Errors
+/// An answer for another node or request, or write errors.
+pub fn offline_import(hub: &Hub, reply: &EnrollReply) -> Result<String, Error> {
+    if reply.id != hub.id().as_str() {
+        return Err(Error::State(format!(
+            "this answer is for node {}, this node is {}",
+            reply.id,
+            hub.id()
+        )));
+    }
+    let keys_dir = hub.data.join("keys");
+    let path = pending_key(&keys_dir);
+    let key_pem = std::fs::read_to_string(&path).map_err(|e| {
+        Error::State(format!(
+            "{}: {e}; this node made no link request (or imported its answer already): run `updhub link request --out FILE` first",
+            path.display()
+        ))
+    })?;
+    keys::write_upstream(
+        &keys_dir,
+        &reply.ca,
+        &reply.cert,
+        &key_pem,
+        &LinkFile {
+            parent_id: reply.parent_id.clone(),
+            kind: reply.kind.clone(),
+            publishers: reply.publishers.clone(),
+            donor: reply.donor.clone(),
+            enrolled: Utc::now(),
+        },
+    )?;
+    std::fs::remove_file(&path).map_err(|source| Error::Io {
+        what: format!("removing {}", path.display()),
+        source,
+    })?;
+    keys::pem_fp(reply.ca.as_bytes()).map_err(Error::State)
+}
 /// The child's side: enroll `id` whose keys live in `keys_dir` with the parent named in
 /// `token`; on success the link's files are in `keys_dir/upstream/`.
 ///

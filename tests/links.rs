@@ -457,3 +457,53 @@ async fn licenses_flow_down_links_each_grant_verified_with_its_donors_key() {
     csrv.stop().await;
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_enrollment_round_trip_and_answers_for_other_requests_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    let v1 = mirror_and_publish(&parent).await;
+    let srv = start_with_stations(parent.clone()).await;
+    let site = node(
+        dir.path(),
+        "airgap",
+        NodeOpts {
+            parent: Some(srv.url.clone()),
+            ..Default::default()
+        },
+    );
+
+    // Request 1 travels to the parent and back, but the site made request 2 meanwhile:
+    // the answer to request 1 certifies another key, and is refused.
+    let r1 = link::offline_request(&site).unwrap();
+    let a1 = link::offline_accept(&parent, &r1, "child").unwrap();
+    let r2 = link::offline_request(&site).unwrap();
+    let err = link::offline_import(&site, &a1).unwrap_err().to_string();
+    assert!(err.contains("certifies another key"), "{err}");
+    // The id is enrolled (by answer 1): request 2 is refused until that link is removed.
+    let err = link::offline_accept(&parent, &r2, "child")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already enrolled"), "{err}");
+    link::remove(&parent, "airgap").unwrap();
+    let a2 = link::offline_accept(&parent, &r2, "child").unwrap();
+
+    // An answer for another node is refused.
+    let other = node(dir.path(), "other", NodeOpts::default());
+    let err = link::offline_import(&other, &a2).unwrap_err().to_string();
+    assert!(err.contains("this answer is for node airgap"), "{err}");
+
+    // The right one: the CA fingerprint shown is the parent's, and the site syncs.
+    let fp = link::offline_import(&site, &a2).unwrap();
+    let parent_ca = std::fs::read(parent.data.join("keys/ca.crt")).unwrap();
+    assert_eq!(fp, updhub::keys::pem_fp(&parent_ca).unwrap());
+    let data = site.data.clone();
+    drop(site);
+    let site = Arc::new(Hub::open(&data).unwrap());
+    sync_once(&site, &srv.url).await.unwrap();
+    assert_eq!(site.db.published().unwrap().as_ref(), Some(&v1));
+    // Importing twice: the request's key was used up.
+    let err = link::offline_import(&site, &a2).unwrap_err().to_string();
+    assert!(err.contains("made no link request"), "{err}");
+    srv.stop().await;
+}

@@ -1,6 +1,6 @@
 //! `link ...`: interserver links to nodes of other trust domains (see [`crate::link`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Subcommand;
@@ -51,6 +51,66 @@ pub enum LinkCommand {
         /// The enrolled node's id.
         id: String,
     },
+    /// Offline enrollment, step 1 (on the node, for an air-gapped site): write a request
+    /// for a new key of this node's own; carry the file to the parent.
+    Request {
+        /// The request file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Offline enrollment, step 2 (on the parent): accept a request, issue the node's
+    /// certificate, and write the answer to carry back.
+    Accept {
+        /// The request file.
+        request: PathBuf,
+        /// The answer file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// A peer link: licenses either way, no updates.
+        #[arg(long)]
+        peer: bool,
+    },
+    /// Offline enrollment, step 3 (back on the node): keep the answer as the link to the
+    /// parent, after checking it certifies this node's request; compare the CA fingerprint
+    /// it prints with the one the parent's admin read out.
+    Import {
+        /// The answer file.
+        reply: PathBuf,
+        /// The parent's interserver URL, for a child link (becomes upstream.parent).
+        #[arg(long)]
+        parent: Option<String>,
+    },
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        what: format!("reading {}", path.display()),
+        source,
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::State(format!("{}: not {what} ({e})", path.display())))
+}
+
+fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_vec_pretty(v).expect("serializes");
+    std::fs::write(path, text).map_err(|source| Error::Io {
+        what: format!("writing {}", path.display()),
+        source,
+    })
+}
+
+/// Point upstream.parent at `url` in the node's updhub.toml (atomically).
+fn set_parent(hub: &Hub, url: &str) -> Result<()> {
+    let mut cfg = hub.config.clone();
+    cfg.upstream.parent = Some(url.to_owned());
+    let path = hub.data.join(crate::config::FILE);
+    let text = cfg.to_commented_toml();
+    crate::config::Config::parse(&text, &path)?;
+    let tmp = hub.data.join(format!("{}.tmp", crate::config::FILE));
+    let io = |what: String| move |source| Error::Io { what, source };
+    std::fs::write(&tmp, text).map_err(io(format!("writing {}", tmp.display())))?;
+    std::fs::rename(&tmp, &path).map_err(io(format!("writing {}", path.display())))?;
+    Ok(())
 }
 
 /// The URL of this node's station port as another machine reaches it.
@@ -90,17 +150,9 @@ pub(super) async fn link(data: &Path, command: LinkCommand) -> Result<()> {
             let hub = Hub::open(data)?;
             let reply =
                 crate::link::join(&hub.data.join("keys"), hub.id().as_str(), &token).await?;
-            let mut cfg = hub.config.clone();
             if reply.kind == "child" {
-                cfg.upstream.parent = Some(url.clone());
+                set_parent(&hub, &url)?;
             }
-            let path = hub.data.join(crate::config::FILE);
-            crate::config::Config::parse(&cfg.to_commented_toml(), &path)?;
-            let tmp = hub.data.join(format!("{}.tmp", crate::config::FILE));
-            let io = |what: String| move |source| Error::Io { what, source };
-            std::fs::write(&tmp, cfg.to_commented_toml())
-                .map_err(io(format!("writing {}", tmp.display())))?;
-            std::fs::rename(&tmp, &path).map_err(io(format!("writing {}", path.display())))?;
             out!(
                 "enrolled as {} ({} of {}); certificate issued by the parent's CA, its keys stay there; restart `updhub serve` to use the link",
                 reply.id,
@@ -119,6 +171,51 @@ pub(super) async fn link(data: &Path, command: LinkCommand) -> Result<()> {
                     out!("{}", render::link(l));
                 }
             }
+        }
+        LinkCommand::Request { out } => {
+            let hub = Hub::open(data)?;
+            let req = crate::link::offline_request(&hub)?;
+            write_json(&out, &req)?;
+            out!(
+                "wrote a link request for node {} to {}; its key stays in this node's keys folder; on the parent: updhub link accept {} --out REPLY; back here: updhub link import REPLY --parent URL",
+                req.id,
+                out.display(),
+                out.display()
+            );
+        }
+        LinkCommand::Accept { request, out, peer } => {
+            let hub = Hub::open(data)?;
+            let req: crate::link::OfflineRequest = read_json(&request, "a link request")?;
+            let reply =
+                crate::link::offline_accept(&hub, &req, if peer { "peer" } else { "child" })?;
+            write_json(&out, &reply)?;
+            let ca_fp = crate::keys::pem_fp(reply.ca.as_bytes()).map_err(Error::State)?;
+            out!(
+                "enrolled {} ({}); carry {} back; its admin should see this CA fingerprint on import: {ca_fp}",
+                reply.id,
+                reply.kind,
+                out.display()
+            );
+        }
+        LinkCommand::Import { reply, parent } => {
+            let hub = Hub::open(data)?;
+            let r: crate::link::EnrollReply = read_json(&reply, "a link answer")?;
+            let ca_fp = crate::link::offline_import(&hub, &r)?;
+            if r.kind == "child" {
+                match &parent {
+                    Some(url) => set_parent(&hub, url)?,
+                    None if hub.config.upstream.parent.is_none() => {
+                        out!("note: no --parent given and upstream.parent is not set: set it before `serve`")
+                    }
+                    None => {}
+                }
+            }
+            out!(
+                "linked to {} as {} ({}); the parent's CA fingerprint is {ca_fp}: compare it with the one the parent's admin read out; restart `updhub serve` to use the link",
+                r.parent_id,
+                r.id,
+                r.kind
+            );
         }
         LinkCommand::Remove { id } => {
             let l = crate::link::remove(&Hub::open(data)?, &id)?;

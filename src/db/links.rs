@@ -149,23 +149,32 @@ impl Db {
                 Err(r) => return Ok(Err(r)),
             };
             c.exec(
-                "INSERT INTO links(cluster_id, peer_id, kind, cert_fp, cert, enrolled_at, enrolled_by)
-                 VALUES ($1,$2,$3,$4,$5,$6,$7)",
-                args![cluster, id, kind, cert_fp, cert, now, by],
-            )?;
-            c.exec(
                 "UPDATE link_tokens SET used_at=$3, used_by=$4 WHERE cluster_id=$1 AND token_hash=$2",
                 args![cluster, hash, now, id],
             )?;
-            Ok(Ok(Link {
-                peer_id: id,
-                kind,
-                cert_fp: cert_fp.to_owned(),
-                enrolled_at: now,
-                enrolled_by: by.to_owned(),
-                removed_at: None,
-                refused: None,
-            }))
+            insert_link(c, cluster, by, &id, &kind, cert_fp, cert, now).map(Ok)
+        })
+    }
+
+    /// Offline enrollment (`link accept`): bind `peer_id` to the certificate `cert_fp`
+    /// (`cert`, PEM) on the admin's say, unless a live link holds that id already.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn add_link(
+        &self,
+        peer_id: &str,
+        kind: &str,
+        cert_fp: &str,
+        cert: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Link, Refusal>, DbError> {
+        let (cluster, by) = (self.cluster.as_str(), self.server.as_str());
+        self.write(|c| {
+            if let Some(taken) = bound(c, cluster, peer_id)? {
+                return Ok(Err(taken));
+            }
+            insert_link(c, cluster, by, peer_id, kind, cert_fp, cert, now).map(Ok)
         })
     }
 
@@ -295,15 +304,51 @@ fn token_allows(
         }));
     }
     let id = id.unwrap_or_else(|| requested.to_owned());
-    let bound = c
+    if let Some(taken) = bound(c, cluster, &id)? {
+        return Ok(Err(taken));
+    }
+    Ok(Ok((id, kind)))
+}
+
+/// The refusal for `id` when a live link holds it.
+fn bound(c: &super::sql::Conn<'_>, cluster: &str, id: &str) -> Result<Option<Refusal>, SqlError> {
+    Ok(c
         .row(
             "SELECT cert_fp, enrolled_at FROM links WHERE cluster_id=$1 AND peer_id=$2 AND removed_at IS NULL",
             args![cluster, id],
         )?
         .map(|r| Ok::<_, SqlError>((r.get::<String>(0)?, r.get::<DateTime<Utc>>(1)?)))
-        .transpose()?;
-    if let Some((fp, at)) = bound {
-        return Ok(Err(Refusal::IdTaken { id, fp, at }));
-    }
-    Ok(Ok((id, kind)))
+        .transpose()?
+        .map(|(fp, at)| Refusal::IdTaken {
+            id: id.to_owned(),
+            fp,
+            at,
+        }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_link(
+    c: &super::sql::Conn<'_>,
+    cluster: &str,
+    by: &str,
+    id: &str,
+    kind: &str,
+    cert_fp: &str,
+    cert: &str,
+    now: DateTime<Utc>,
+) -> Result<Link, SqlError> {
+    c.exec(
+        "INSERT INTO links(cluster_id, peer_id, kind, cert_fp, cert, enrolled_at, enrolled_by)
+         VALUES ($1,$2,$3,$4,$5,$6,$7)",
+        args![cluster, id, kind, cert_fp, cert, now, by],
+    )?;
+    Ok(Link {
+        peer_id: id.to_owned(),
+        kind: kind.to_owned(),
+        cert_fp: cert_fp.to_owned(),
+        enrolled_at: now,
+        enrolled_by: by.to_owned(),
+        removed_at: None,
+        refused: None,
+    })
 }
