@@ -332,19 +332,7 @@ pub fn offline_import(hub: &Hub, reply: &EnrollReply) -> Result<String, Error> {
             path.display()
         ))
     })?;
-    keys::write_upstream(
-        &keys_dir,
-        &reply.ca,
-        &reply.cert,
-        &key_pem,
-        &LinkFile {
-            parent_id: reply.parent_id.clone(),
-            kind: reply.kind.clone(),
-            publishers: reply.publishers.clone(),
-            donor: reply.donor.clone(),
-            enrolled: Utc::now(),
-        },
-    )?;
+    keep(&keys_dir, reply, &key_pem)?;
     std::fs::remove_file(&path).map_err(|source| Error::Io {
         what: format!("removing {}", path.display()),
         source,
@@ -445,11 +433,18 @@ pub async fn join(
             "the answer carries another CA than the token pins".into()
         ));
     }
+    keep(keys_dir, &reply, &key_pem)?;
+    Ok(reply)
+}
+
+/// Keep an enrollment's answer (with the link key `key_pem`) as this node's link to its
+/// parent, once it checks out (see [`keys::write_upstream`]).
+fn keep(keys_dir: &std::path::Path, reply: &EnrollReply, key_pem: &str) -> Result<(), Error> {
     keys::write_upstream(
         keys_dir,
         &reply.ca,
         &reply.cert,
-        &key_pem,
+        key_pem,
         &LinkFile {
             parent_id: reply.parent_id.clone(),
             kind: reply.kind.clone(),
@@ -458,7 +453,7 @@ pub async fn join(
             enrolled: Utc::now(),
         },
     )?;
-    Ok(reply)
+    Ok(())
 }
 
 /// `link list`.
