@@ -71,6 +71,14 @@ pub enum SyncError {
         /// Which side refused, and the TLS error.
         why: String,
     },
+    /// A key rotation served by the parent does not verify.
+    #[error("parent {url}: {why}; this node keeps trusting the publisher keys it had: tell the parent's admin")]
+    Rotation {
+        /// The parent URL.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
     /// The parent refused this node's link certificate: the link was removed there.
     #[error("parent {url} refused this node's certificate: the parent's admin removed this node's link (`updhub link remove`); ask for a new token (`updhub link invite` there) and enroll again with `updhub link join URL TOKEN`")]
     LinkRemoved {
@@ -635,6 +643,12 @@ async fn sync_inner(
         });
     }
     let p = Published::parse(&doc, parent_url)?;
+    if let Err(RepoError::BadSignature { .. }) =
+        p.verify_any(&hub.keys.publishers(), Utc::now(), parent_url)
+    {
+        // Signed by a key this node does not trust (yet): the origin may have rotated it.
+        follow_rotations(hub, parent, parent_url).await?;
+    }
     p.verify_any(&hub.keys.publishers(), Utc::now(), parent_url)?;
     let current = blocking(hub, |h| h.db.published()).await?;
     p.check_follows(current.as_ref().map(|c| (c.number, c.root)), parent_url)?;
@@ -642,10 +656,14 @@ async fn sync_inner(
 
     let mut report = SyncReport::nothing_yet(&p);
     if current.as_ref().map(|c| c.root) == Some(p.root) && hub.store.contains(&p.root.0) {
-        // Same version, perhaps a fresher signature: keep the newer document.
-        if current.as_ref().map(|c| c.expires) != Some(p.expires) {
+        // Same version, perhaps a fresher signature (or one by a rotated key, which may
+        // expire in the same second): keep the newer document, verified above.
+        if current
+            .as_ref()
+            .is_some_and(|c| *c != p && p.expires >= c.expires)
+        {
             let fresh = p.clone();
-            blocking(hub, move |h| h.db.renew(&fresh, Utc::now())).await?;
+            blocking(hub, move |h| h.db.replace_signature(&fresh, Utc::now())).await?;
         }
     } else {
         fetch_and_switch(hub, Some(parent), &p, &mut report).await?;
@@ -653,6 +671,49 @@ async fn sync_inner(
     send_report(hub, parent, Some(&p), &chain).await;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// A node enrolled by link follows the origin's publisher key rotations its parent serves
+/// (`GET /v1/rotations`): each one signed by a key it trusts replaces that key, for good.
+async fn follow_rotations(hub: &Arc<Hub>, parent: &Parent, url: &str) -> Result<(), SyncError> {
+    let Some(upstream) = hub.keys.upstream.clone() else {
+        return Ok(());
+    };
+    let (body, _) = parent
+        .bytes("v1/rotations", crate::peer::MAX_DOCUMENT)
+        .await?;
+    let chain: Vec<crate::keys::Rotation> =
+        serde_json::from_slice(&body).map_err(|e| SyncError::Rotation {
+            url: url.to_owned(),
+            why: format!("the rotation list does not parse ({e})"),
+        })?;
+    let (keys, changed) =
+        crate::keys::follow_rotations(&hub.keys.publishers(), &chain).map_err(|why| {
+            SyncError::Rotation {
+                url: url.to_owned(),
+                why,
+            }
+        })?;
+    if changed {
+        let dir = hub.data.join("keys");
+        let learned = keys.clone();
+        blocking(hub, move |_| {
+            crate::keys::learn_rotations(&dir, &upstream, &chain, learned)
+        })
+        .await
+        .map_err(|e| SyncError::Rotation {
+            url: url.to_owned(),
+            why: e.to_string(),
+        })?;
+        tracing::info!(
+            "the origin's publisher key rotated: now trusting {}",
+            keys.iter()
+                .map(|k| hex::encode(&k.as_bytes()[..8]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Fetch what this node lacks of the verified version `p` from `from` (the manifest, then
@@ -741,10 +802,13 @@ pub async fn catch_up(
     const FROM: &str = "the cluster's database";
     let held = blocking(hub, |h| h.db.published()).await?;
     if held.as_ref().map(|h| h.root) == Some(want.root) {
-        if held.as_ref().is_some_and(|h| h.expires < want.expires) {
+        if held
+            .as_ref()
+            .is_some_and(|h| h != want && h.expires <= want.expires)
+        {
             want.verify_any(&hub.keys.publishers(), Utc::now(), FROM)?;
             let fresh = want.clone();
-            blocking(hub, move |h| h.db.renew(&fresh, Utc::now())).await?;
+            blocking(hub, move |h| h.db.replace_signature(&fresh, Utc::now())).await?;
         }
         return Ok(CatchUp::Current);
     }

@@ -565,6 +565,42 @@ impl Hub {
         Ok(Some(fresh))
     }
 
+    /// `keys rotate` (the node stopped): a new publisher key signed over by the old one (see
+    /// [`keys::Rotation`]), and the cluster's published version signed anew with it.
+    /// Children follow the rotation at their next sync and refuse the old key from then on.
+    /// The other members of the cluster need the new key: copy it with `keys export` /
+    /// `init --keys-from`, or they keep signing with the old one (`cluster check` shows it).
+    ///
+    /// # Errors
+    /// A serving node (the data folder's lock), a child (only the publisher rotates), or
+    /// key and database errors.
+    pub fn rotate_publisher(&self) -> Result<(keys::Rotation, Option<Published>), Error> {
+        if self.keys.upstream.is_some() || self.is_child() {
+            return Err(Error::State(
+                "this node follows a parent: only the publisher (the top parent's cluster) rotates its key; children follow its rotations".into(),
+            ));
+        }
+        let _lock = crate::lock::DataLock::take(&self.data, "keys rotate")?;
+        let dir = self.data.join("keys");
+        let r = keys::rotate(&dir)?;
+        let fresh = ClusterKeys::load(&dir)?;
+        let resigned = match self.db.cluster_published()? {
+            Some(p) => {
+                let span = self
+                    .db
+                    .published_validity()?
+                    .unwrap_or(self.live().publish.expires_in);
+                let now = Utc::now();
+                let ttl = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::days(7));
+                let p = Published::sign(p.root, p.number, now + ttl, &fresh.signing);
+                self.db.replace_signature(&p, now)?;
+                Some(p)
+            }
+            None => None,
+        };
+        Ok((r, resigned))
+    }
+
     /// A warning if the current version expires within `publish.warn_before`.
     pub fn expiry_warning(&self, p: &Published) -> Option<String> {
         let left = p.expires - Utc::now();
@@ -762,7 +798,7 @@ impl Hub {
                     u.kind,
                     u.parent_id,
                     &u.ca_fp[..16],
-                    u.publishers.len()
+                    self.keys.publishers().len()
                 )
             }),
             mirrored: self.db.mirrored()?,

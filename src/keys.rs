@@ -449,8 +449,9 @@ pub struct Upstream {
     pub parent_id: String,
     /// "child" or "peer".
     pub kind: String,
-    /// The publisher keys whose signed versions this node accepts (the origin's).
-    pub publishers: Vec<VerifyingKey>,
+    /// The publisher keys whose signed versions this node accepts (the origin's); moved on
+    /// by the origin's signed key rotations (see [`Rotation`]).
+    pub publishers: std::sync::RwLock<Vec<VerifyingKey>>,
     /// The parent's own key, which signs the grants it donates.
     pub donor: VerifyingKey,
     /// Fingerprint of the parent's CA certificate.
@@ -472,6 +473,220 @@ pub struct LinkFile {
     pub donor: String,
     /// When this node enrolled.
     pub enrolled: chrono::DateTime<chrono::Utc>,
+}
+
+/// A publisher key rotation (`updhub keys rotate`), as TUF rotates its root: the new key,
+/// signed by the old one. A node that trusts the old key follows a chain of these to the
+/// newest key, and trusts the old one no more. Signed bytes are a fixed text layout, never
+/// a serializer's output.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Rotation {
+    /// "updhub-rotation-1".
+    pub format: String,
+    /// The key rotated away from (hex).
+    pub old: String,
+    /// The key rotated to (hex).
+    pub new: String,
+    /// 1 for the first rotation of this publisher, then 2, 3 ...
+    pub number: u64,
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The old key's ed25519 signature over [`Rotation::signed_bytes`] (hex).
+    pub signature: String,
+}
+
+const ROTATION_FORMAT: &str = "updhub-rotation-1";
+
+impl Rotation {
+    fn signed_bytes(
+        old: &str,
+        new: &str,
+        number: u64,
+        at: &chrono::DateTime<chrono::Utc>,
+    ) -> Vec<u8> {
+        format!(
+            "{ROTATION_FORMAT}\nold {old}\nnew {new}\nnumber {number}\nat {}\n",
+            at.timestamp()
+        )
+        .into_bytes()
+    }
+
+    /// Rotate from `old` to `new`.
+    pub fn sign(old: &SigningKey, new: &VerifyingKey, number: u64) -> Rotation {
+        use ed25519_dalek::Signer;
+        let at = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0)
+            .expect("now is a valid time");
+        let (o, n) = (
+            hex::encode(old.verifying_key().as_bytes()),
+            hex::encode(new.as_bytes()),
+        );
+        let sig = old.sign(&Self::signed_bytes(&o, &n, number, &at));
+        Rotation {
+            format: ROTATION_FORMAT.to_owned(),
+            old: o,
+            new: n,
+            number,
+            at,
+            signature: hex::encode(sig.to_bytes()),
+        }
+    }
+
+    /// The keys, after checking that the old key signed the document.
+    ///
+    /// # Errors
+    /// A malformed document, or a signature the old key did not make.
+    pub fn verify(&self) -> Result<(VerifyingKey, VerifyingKey), String> {
+        use ed25519_dalek::Verifier;
+        let key = |h: &str| -> Result<VerifyingKey, String> {
+            let b: [u8; 32] = hex::decode(h)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| format!("{h:?} is not an ed25519 key"))?;
+            VerifyingKey::from_bytes(&b).map_err(|e| e.to_string())
+        };
+        if self.format != ROTATION_FORMAT {
+            return Err(format!("unknown format {:?}", self.format));
+        }
+        let (old, new) = (key(&self.old)?, key(&self.new)?);
+        let sig: [u8; 64] = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("the signature is not 64 bytes of hex")?;
+        old.verify(
+            &Self::signed_bytes(&self.old, &self.new, self.number, &self.at),
+            &ed25519_dalek::Signature::from_bytes(&sig),
+        )
+        .map_err(|_| {
+            format!(
+                "rotation {} to key {} is not signed by the key it rotates away from ({}): refused",
+                self.number,
+                &self.new[..16.min(self.new.len())],
+                &self.old[..16.min(self.old.len())]
+            )
+        })?;
+        Ok((old, new))
+    }
+}
+
+/// Follow `chain` from the keys in `trusted`: each rotation away from a trusted key, signed
+/// by it, replaces it by the new key. Returns the keys trusted at the end (the old ones
+/// dropped) and whether anything changed.
+///
+/// # Errors
+/// A rotation away from a trusted key that the key did not sign.
+pub fn follow_rotations(
+    trusted: &[VerifyingKey],
+    chain: &[Rotation],
+) -> Result<(Vec<VerifyingKey>, bool), String> {
+    let mut keys = trusted.to_vec();
+    let mut changed = false;
+    for r in chain {
+        let Some(at) = keys.iter().position(|k| hex::encode(k.as_bytes()) == r.old) else {
+            continue;
+        };
+        let (_, new) = r.verify()?;
+        keys[at] = new;
+        changed = true;
+    }
+    Ok((keys, changed))
+}
+
+/// The rotations file of this cluster's own publisher key, or of the origin's (learned).
+fn rotations_path(dir: &Path, upstream: bool) -> PathBuf {
+    if upstream {
+        dir.join("upstream").join("rotations.json")
+    } else {
+        dir.join("rotations.json")
+    }
+}
+
+fn read_rotations(path: &Path) -> Result<Vec<Rotation>, KeyError> {
+    match fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| bad(path, format!("is not a list of rotations ({e})"))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(bad(path, format!("cannot be read ({e})"))),
+    }
+}
+
+/// `keys rotate`: a new publisher key for this cluster, signed over by the old one. The
+/// new key replaces `cluster.key`/`cluster.pub`; the rotation joins `rotations.json`, which
+/// the interserver port serves so children follow. Returns the rotation.
+///
+/// # Errors
+/// Unreadable keys or write errors.
+pub fn rotate(dir: &Path) -> Result<Rotation, KeyError> {
+    let shared = load_shared(dir)?;
+    let path = rotations_path(dir, false);
+    let mut chain = read_rotations(&path)?;
+    let new = SigningKey::generate(&mut rand::rngs::OsRng);
+    let r = Rotation::sign(
+        &shared.signing,
+        &new.verifying_key(),
+        chain.len() as u64 + 1,
+    );
+    chain.push(r.clone());
+    let pem = new
+        .to_pkcs8_pem(Default::default())
+        .map_err(|e| KeyError::Generate {
+            what: "the new publisher key",
+            why: e.to_string(),
+        })?;
+    // The chain first: a crash between the writes leaves the old key with a rotation that
+    // names a key nobody holds, which a second `keys rotate` supersedes.
+    write(
+        &path,
+        &serde_json::to_vec_pretty(&chain).expect("rotations serialize"),
+        false,
+    )?;
+    write(&dir.join("cluster.key"), pem.as_bytes(), true)?;
+    write(
+        &dir.join("cluster.pub"),
+        format!("{}\n", hex::encode(new.verifying_key().as_bytes())).as_bytes(),
+        false,
+    )?;
+    Ok(r)
+}
+
+/// A linked node learned rotations of the origin's publisher key: keep the chain (served on
+/// to its own children) and the keys it now trusts.
+///
+/// # Errors
+/// Write errors.
+pub fn learn_rotations(
+    dir: &Path,
+    upstream: &Upstream,
+    chain: &[Rotation],
+    keys: Vec<VerifyingKey>,
+) -> Result<(), KeyError> {
+    let json_path = dir.join("upstream").join("link.json");
+    let mut link: LinkFile = serde_json::from_slice(&read(&json_path)?)
+        .map_err(|e| bad(&json_path, format!("is not a link file ({e})")))?;
+    link.publishers = keys.iter().map(|k| hex::encode(k.as_bytes())).collect();
+    write(
+        &rotations_path(dir, true),
+        &serde_json::to_vec_pretty(chain).expect("rotations serialize"),
+        false,
+    )?;
+    write(
+        &json_path,
+        &serde_json::to_vec_pretty(&link).expect("a link file serializes"),
+        false,
+    )?;
+    *upstream
+        .publishers
+        .write()
+        .unwrap_or_else(|p| p.into_inner()) = keys;
+    Ok(())
+}
+
+/// The rotation chain this node serves to its children: the origin's as learned through its
+/// link, else its own cluster's.
+///
+/// # Errors
+/// An unreadable rotations file.
+pub fn served_rotations(dir: &Path, linked: bool) -> Result<Vec<Rotation>, KeyError> {
+    read_rotations(&rotations_path(dir, linked))
 }
 
 /// The fingerprint of a certificate (blake3 of its DER), as bound at enrollment.
@@ -541,7 +756,7 @@ fn load_upstream(dir: &Path) -> Result<Option<Upstream>, KeyError> {
     Ok(Some(Upstream {
         parent_id: link.parent_id,
         kind: link.kind,
-        publishers,
+        publishers: std::sync::RwLock::new(publishers),
         donor,
         ca_fp: pem_fp(&ca_pem).map_err(|e| bad(&ca_path, e))?,
         client_tls: Arc::new(client_tls),
@@ -701,7 +916,11 @@ impl ClusterKeys {
     /// publisher keys learned at enrollment, or this cluster's own.
     pub fn publishers(&self) -> Vec<VerifyingKey> {
         match &self.upstream {
-            Some(u) => u.publishers.clone(),
+            Some(u) => u
+                .publishers
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             None => vec![self.verifying],
         }
     }
@@ -750,6 +969,44 @@ mod tests {
         assert_eq!(ka.verifying, kb.verifying);
         let node = load_cert(&b.path().join("node.crt")).unwrap().remove(0);
         assert_eq!(peer_name(&node).as_deref(), Some("n2"));
+    }
+
+    #[test]
+    fn rotations_chain_from_a_trusted_key_and_a_forged_link_is_refused() {
+        let k1 = SigningKey::generate(&mut rand::rngs::OsRng);
+        let k2 = SigningKey::generate(&mut rand::rngs::OsRng);
+        let k3 = SigningKey::generate(&mut rand::rngs::OsRng);
+        let r1 = Rotation::sign(&k1, &k2.verifying_key(), 1);
+        let r2 = Rotation::sign(&k2, &k3.verifying_key(), 2);
+        let (keys, changed) =
+            follow_rotations(&[k1.verifying_key()], &[r1.clone(), r2.clone()]).unwrap();
+        assert!(changed);
+        assert_eq!(keys, vec![k3.verifying_key()], "the old keys are dropped");
+        // Rotations away from keys not trusted here change nothing.
+        let other = SigningKey::generate(&mut rand::rngs::OsRng);
+        let (keys, changed) =
+            follow_rotations(&[other.verifying_key()], std::slice::from_ref(&r1)).unwrap();
+        assert!(!changed);
+        assert_eq!(keys, vec![other.verifying_key()]);
+        // A rotation whose signature is not the old key's, or whose fields were changed.
+        let mut forged = Rotation::sign(&k3, &k3.verifying_key(), 2);
+        forged.old = r1.new.clone();
+        let err = follow_rotations(&[k1.verifying_key()], &[r1.clone(), forged]).unwrap_err();
+        assert!(
+            err.contains("not signed by the key it rotates away from"),
+            "{err}"
+        );
+        let mut moved = r2;
+        moved.number = 7;
+        assert!(moved.verify().is_err());
+        // The signed text is stable (no serializer output inside the signature).
+        assert_eq!(
+            String::from_utf8(Rotation::signed_bytes("aa", "bb", 3, &r1.at)).unwrap(),
+            format!(
+                "updhub-rotation-1\nold aa\nnew bb\nnumber 3\nat {}\n",
+                r1.at.timestamp()
+            )
+        );
     }
 
     #[test]

@@ -507,3 +507,86 @@ async fn offline_enrollment_round_trip_and_answers_for_other_requests_refused() 
     assert!(err.contains("made no link request"), "{err}");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_key_rotation_is_followed_down_the_links_and_the_old_key_refused_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    let v1 = mirror_and_publish(&parent).await;
+    let srv = start_with_stations(parent.clone()).await;
+    let child = enrolled(dir.path(), "child", &parent, &srv).await;
+    sync_once(&child, &srv.url).await.unwrap();
+    let csrv = start_with_stations(child.clone()).await;
+    let grandchild = enrolled(dir.path(), "grandchild", &child, &csrv).await;
+    sync_once(&grandchild, &csrv.url).await.unwrap();
+
+    // The publisher rotates its key (its server stopped, as `keys rotate` requires).
+    srv.stop().await;
+    let old_key = parent.keys.signing.clone();
+    let data = parent.data.clone();
+    drop(parent);
+    let (rotation, resigned) = Hub::open(&data).unwrap().rotate_publisher().unwrap();
+    let resigned = resigned.unwrap();
+    assert_eq!((resigned.root, resigned.number), (v1.root, v1.number));
+    let parent = Arc::new(Hub::open(&data).unwrap());
+    assert_ne!(parent.keys.verifying, old_key.verifying_key());
+    let srv = start_with_stations(parent.clone()).await;
+
+    // The child follows the rotation, then its own child through it.
+    sync_once(&child, &srv.url).await.unwrap();
+    assert_eq!(child.keys.publishers(), vec![parent.keys.verifying]);
+    assert_eq!(child.db.published().unwrap().unwrap(), resigned);
+    sync_once(&grandchild, &csrv.url).await.unwrap();
+    assert_eq!(grandchild.keys.publishers(), vec![parent.keys.verifying]);
+    assert_eq!(grandchild.db.published().unwrap().unwrap(), resigned);
+    // What they learned survives a restart.
+    let reopened = Hub::open(&child.data).unwrap();
+    assert_eq!(reopened.keys.publishers(), vec![parent.keys.verifying]);
+    drop(reopened);
+
+    // The old key is trusted no more: a version 2 it signs is refused.
+    let stale = Published::sign(
+        v1.root,
+        2,
+        Utc::now() + chrono::Duration::hours(1),
+        &old_key,
+    );
+    parent.db.set_published(&stale, Utc::now()).unwrap();
+    let err = sync_once(&child, &srv.url).await.err().unwrap();
+    assert!(
+        matches!(
+            err,
+            SyncError::Repo(RepoError::BadSignature { number: 2, .. })
+        ),
+        "{err}"
+    );
+
+    // A rotation away from the new key that the new key did not sign is refused, and the
+    // child keeps trusting the key it has.
+    let attacker = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let mut forged = updhub::keys::Rotation::sign(&attacker, &attacker.verifying_key(), 2);
+    forged.old = rotation.new.clone();
+    let path = data.join("keys/rotations.json");
+    let mut chain: Vec<updhub::keys::Rotation> =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    chain.push(forged);
+    std::fs::write(&path, serde_json::to_vec(&chain).unwrap()).unwrap();
+    let evil = Published::sign(
+        v1.root,
+        3,
+        Utc::now() + chrono::Duration::hours(1),
+        &attacker,
+    );
+    parent.db.set_published(&evil, Utc::now()).unwrap();
+    let err = sync_once(&child, &srv.url).await.err().unwrap();
+    assert!(matches!(err, SyncError::Rotation { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not signed by the key it rotates away from"),
+        "{err}"
+    );
+    assert_eq!(child.keys.publishers(), vec![parent.keys.verifying]);
+    assert_eq!(child.db.published().unwrap().unwrap().number, 1);
+    csrv.stop().await;
+    srv.stop().await;
+}

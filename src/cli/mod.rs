@@ -200,12 +200,18 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
-    /// Copy the shared cluster keys and certificate to a folder, for `init --keys-from`.
+    /// Copy the shared cluster keys and certificate to a folder, for `init --keys-from`
+    /// on another member of this cluster (only members share keys; a node of another
+    /// trust domain enrolls by link: `updhub link invite`).
     Export {
         /// The folder to write.
         #[arg(long)]
         to: PathBuf,
     },
+    /// Rotate the publisher key (stop `serve` first): a new key, signed over by the old
+    /// one; the published version is signed anew; children follow the rotation at their
+    /// next sync and refuse the old key from then on.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -338,6 +344,25 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 to.display(),
                 to.display()
             );
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let (r, resigned) = Hub::open(&data)?.rotate_publisher()?;
+            out!(
+                "rotated the publisher key (rotation {}): {} -> {}, signed by the old key",
+                r.number,
+                &r.old[..16],
+                &r.new[..16]
+            );
+            if let Some(p) = resigned {
+                out!(
+                    "version {} signed anew with the new key, valid until {}",
+                    p.number,
+                    p.expires
+                );
+            }
+            out!("children follow at their next sync and refuse the old key from then on; other members of this cluster need the new key: `updhub keys export --to DIR` here, then make them again with `init --keys-from DIR` (`cluster check` shows who still has the old key)");
         }
         Command::Mirror { from } => {
             let hub = Hub::open(&data)?;

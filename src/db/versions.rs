@@ -294,6 +294,30 @@ impl Db {
         self.write(|tx| Self::hold(tx, node, p, now))
     }
 
+    /// A new signature of the same version after the publisher key rotated: the cluster's
+    /// pointer and this node's held document take `p` where they name its version,
+    /// whatever their expiry (the old signature is one the children will refuse).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn replace_signature(&self, p: &Published, now: DateTime<Utc>) -> Result<(), DbError> {
+        let (node, cluster) = (self.server.as_str(), self.cluster.as_str());
+        self.write(|tx| {
+            let root = p.root.to_string();
+            tx.exec(
+                "UPDATE cluster_published SET expires=$4, document=$5, updated=$6, set_by=$7
+                 WHERE cluster_id=$1 AND number=$2 AND root=$3",
+                args![cluster, p.number, root, p.expires, doc(p), now, node],
+            )?;
+            tx.exec(
+                "UPDATE published SET expires=$4, document=$5, updated=$6
+                 WHERE server_id=$1 AND number=$2 AND root=$3",
+                args![node, p.number, root, p.expires, doc(p), now],
+            )?;
+            Ok(())
+        })
+    }
+
     /// A fresher signature of a version: the cluster's pointer and this node's held
     /// document take it where they name the same version with an earlier expiry (a member
     /// that re-signed, or a child that heard it from its parent). Returns whether the

@@ -211,6 +211,20 @@ pub(crate) async fn handle(
             grant_call(&state, &action, peer, req).await
         }
         (&Method::GET, ["v1", "published"]) => published(&state).await,
+        (&Method::GET, ["v1", "rotations"]) => {
+            let hub = state.hub.clone();
+            match blocking(move || {
+                Ok(crate::keys::served_rotations(
+                    &hub.data.join("keys"),
+                    hub.keys.upstream.is_some(),
+                )?)
+            })
+            .await
+            {
+                Ok(chain) => json(&chain),
+                Err(r) => r,
+            }
+        }
         (&Method::GET, ["v1", "versions", root]) => version(&state, root).await,
         (&Method::GET | &Method::HEAD, ["v1", "blobs", hash]) => blob(&state, hash, &req).await,
         (&Method::POST, ["v1", "report"]) => report(&state, peer, req).await,
