@@ -134,8 +134,8 @@ impl Pg {
     /// Run `f`, which blocks on the pool's runtime, from any thread: a plain thread runs it
     /// directly; a thread of an async runtime (a worker, a blocking-pool thread, a test's
     /// `block_on`) hands it to a scoped thread and waits, so no runtime's own machinery
-    /// (`block_in_place`, nested `block_on`) is involved. The hot paths (the ledger's
-    /// writes) skip this hop with [`Pg::run_on_blocking_thread`].
+    /// (`block_in_place`, nested `block_on`) is involved. The hot path (the ledger's
+    /// writer thread) skips this hop with [`Pg::run_on_blocking_thread`].
     fn block<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         if tokio::runtime::Handle::try_current().is_err() {
             f()
@@ -157,7 +157,7 @@ impl Pg {
         self.block(|| self.run_on_blocking_thread(write, f))
     }
 
-    /// [`Pg::run`] for a caller on a thread of tokio's blocking pool (`spawn_blocking`),
+    /// [`Pg::run`] for a caller on a plain thread or one of tokio's blocking pool,
     /// where waiting on another runtime is allowed: no extra thread.
     ///
     /// # Errors

@@ -1,6 +1,6 @@
 //! The license ledger: every license state change is one database transaction, and the
 //! database itself enforces conservation (see `schemas/*/002-licenses.sql`). Where the
-//! transactions run (a group-committing writer on SQLite, the pool on PostgreSQL) is
+//! transactions run (a group-committing writer thread on either engine) is
 //! [`crate::db::ledger`]'s business.
 
 use std::sync::Arc;
