@@ -355,9 +355,25 @@ pub fn all(c: &Conn<'_>, server: &str) -> Result<Vec<SourceRow>, SqlError> {
     )
 }
 
+/// The sources in force with room for `$3` more that last at least until `$2` (NULL: now),
+/// never `$4`, for server `$1`, the one lasting longest first (fewest future moves). "In
+/// force" is judged at the transaction's time (the clock row), as the triggers judge it.
+pub(super) const PICK: &str =
+    "SELECT source_id, usable_until FROM license_sources, (SELECT now FROM clock) AS t
+          WHERE server_id=$1 AND status='active' AND not_before <= t.now AND usable_until > t.now
+            AND usable_until >= coalesce($2, t.now) AND count - used - donated >= $3
+            AND source_id <> $4
+          ORDER BY usable_until DESC, source_id";
+
+/// How PostgreSQL locks the candidates of [`PICK`]: several nodes take from the same sources
+/// at once, so every candidate is locked (always in the same order, so two pickers never
+/// deadlock) and its room judged after the lock, so the source picked still has room when
+/// the counters move. LIMIT would stop at a candidate another transaction just filled
+/// instead of trying the next.
+pub(super) const PICK_LOCK: &str = " FOR UPDATE OF license_sources";
+
 /// The source in force with room for `n` more that lasts at least until `until`, the one
-/// lasting longest first (fewest future moves); never `except`. "In force" is judged at the
-/// transaction's time (the clock row), as the triggers judge it.
+/// lasting longest first (fewest future moves); never `except`. See [`PICK`].
 ///
 /// # Errors
 /// The query failed.
@@ -368,19 +384,10 @@ pub fn pick(
     until: Option<i64>,
     except: Option<&str>,
 ) -> Result<Option<String>, SqlError> {
-    const PICK: &str = "SELECT source_id FROM license_sources, (SELECT now FROM clock) AS t
-          WHERE server_id=$1 AND status='active' AND not_before <= t.now AND usable_until > t.now
-            AND usable_until >= coalesce($2, t.now) AND count - used - donated >= $3
-            AND source_id <> $4
-          ORDER BY usable_until DESC, source_id";
     let args = args![server, until, n, except.unwrap_or("")];
     if c.is_postgres() {
-        // Several nodes take from the same sources at once: lock every candidate (always in
-        // the same order, so two pickers never deadlock) and judge its room after the lock,
-        // so the source picked still has room when the counters move. LIMIT would stop at
-        // a candidate another transaction just filled instead of trying the next.
         return Ok(c
-            .column(&format!("{PICK} FOR UPDATE OF license_sources"), args)?
+            .column(&format!("{PICK}{PICK_LOCK}"), args)?
             .into_iter()
             .next());
     }

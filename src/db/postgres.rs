@@ -3,6 +3,7 @@
 //! the ledger's jobs, a CLI command) run their transactions synchronously, and a slow commit
 //! never occupies a worker of the node's runtime.
 
+use std::cell::RefCell;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -133,8 +134,8 @@ impl Pg {
     /// Run `f`, which blocks on the pool's runtime, from any thread: a plain thread runs it
     /// directly; a thread of an async runtime (a worker, a blocking-pool thread, a test's
     /// `block_on`) hands it to a scoped thread and waits, so no runtime's own machinery
-    /// (`block_in_place`, nested `block_on`) is involved. The hot paths (the ledger's
-    /// writes) skip this hop with [`Pg::run_on_blocking_thread`].
+    /// (`block_in_place`, nested `block_on`) is involved. The hot path (the ledger's
+    /// writer thread) skips this hop with [`Pg::run_on_blocking_thread`].
     fn block<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         if tokio::runtime::Handle::try_current().is_err() {
             f()
@@ -156,7 +157,7 @@ impl Pg {
         self.block(|| self.run_on_blocking_thread(write, f))
     }
 
-    /// [`Pg::run`] for a caller on a thread of tokio's blocking pool (`spawn_blocking`),
+    /// [`Pg::run`] for a caller on a plain thread or one of tokio's blocking pool,
     /// where waiting on another runtime is allowed: no extra thread.
     ///
     /// # Errors
@@ -170,7 +171,7 @@ impl Pg {
         let mut tries = 0;
         loop {
             match self.once(handle, write, f) {
-                Err(e) if e.conflict() && tries < CONFLICT_RETRIES => tries += 1,
+                Err(e) if e.conflict().is_some() && tries < CONFLICT_RETRIES => tries += 1,
                 other => return other,
             }
         }
@@ -186,7 +187,12 @@ impl Pg {
         let tx = handle
             .block_on(client.build_transaction().read_only(!write).start())
             .map_err(classify)?;
-        let pg = PgTx { handle, tx };
+        let pg = PgTx {
+            handle,
+            tx,
+            ahead: RefCell::new(String::new()),
+            ahead_failed: RefCell::new(None),
+        };
         // A failed `f` drops the transaction, which rolls it back.
         let v = f(&Conn::Postgres(&pg))?;
         handle.block_on(pg.tx.commit()).map_err(classify)?;
@@ -231,6 +237,11 @@ fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, SqlError>
 pub struct PgTx<'a> {
     handle: &'a tokio::runtime::Handle,
     tx: deadpool_postgres::Transaction<'a>,
+    /// Statements without parameters that go to the server with the next statement, in
+    /// the same round trip (see [`PgTx::ahead`]).
+    ahead: RefCell<String>,
+    /// The first failure of statements sent ahead, kept for [`PgTx::ahead_failed`].
+    ahead_failed: RefCell<Option<SqlError>>,
 }
 
 impl PgTx<'_> {
@@ -238,10 +249,51 @@ impl PgTx<'_> {
         args.iter().map(|a| a.value()).collect()
     }
 
+    /// Send `sql` (statements without parameters) with the next statement, ahead of it, in
+    /// the same round trip: the ledger's writer opens and closes each request's savepoint
+    /// and sets the clock this way. The server runs them in order; if they fail, the next
+    /// statement fails with their error and [`PgTx::ahead_failed`] says so.
+    pub(super) fn ahead(&self, sql: &str) {
+        let mut a = self.ahead.borrow_mut();
+        if !a.is_empty() {
+            a.push_str("; ");
+        }
+        a.push_str(sql);
+    }
+
+    /// The error of statements sent ahead, if they failed (then the statement they went
+    /// with failed too, and the transaction is aborted).
+    pub(super) fn ahead_failed(&self) -> Option<SqlError> {
+        self.ahead_failed.borrow_mut().take()
+    }
+
+    /// Run `this` on the server, after what is waiting to go ahead of it: both are sent
+    /// before either answer is awaited (tokio-postgres pipelines requests polled together,
+    /// in the order polled), so the statements ahead cost no round trip of their own.
+    fn send<T>(
+        &self,
+        this: impl std::future::Future<Output = Result<T, SqlError>>,
+    ) -> Result<T, SqlError> {
+        let ahead = std::mem::take(&mut *self.ahead.borrow_mut());
+        if ahead.is_empty() {
+            return self.handle.block_on(this);
+        }
+        let (before, this) = self.handle.block_on(futures_util::future::join(
+            self.tx.batch_execute(&ahead),
+            this,
+        ));
+        if let Err(e) = before {
+            let e = classify(e);
+            *self.ahead_failed.borrow_mut() = Some(e.clone());
+            return Err(e);
+        }
+        this
+    }
+
     pub(super) fn exec(&self, sql: &str, args: &[&dyn Param]) -> Result<u64, SqlError> {
         let vals = Self::bind(args);
         let refs: Vec<&(dyn ToSql + Sync)> = vals.iter().map(|v| v as _).collect();
-        self.handle.block_on(async {
+        self.send(async {
             let st = self.tx.prepare_cached(sql).await.map_err(classify)?;
             self.tx.execute(&st, &refs).await.map_err(classify)
         })
@@ -250,17 +302,29 @@ impl PgTx<'_> {
     pub(super) fn rows(&self, sql: &str, args: &[&dyn Param]) -> Result<Vec<Row>, SqlError> {
         let vals = Self::bind(args);
         let refs: Vec<&(dyn ToSql + Sync)> = vals.iter().map(|v| v as _).collect();
-        let rows = self.handle.block_on(async {
+        let rows = self.send(async {
             let st = self.tx.prepare_cached(sql).await.map_err(classify)?;
             self.tx.query(&st, &refs).await.map_err(classify)
         })?;
         rows.iter().map(decode).collect()
     }
 
-    pub(super) fn batch(&self, sql: &str) -> Result<(), SqlError> {
+    /// Send what waits to go ahead, alone.
+    ///
+    /// # Errors
+    /// A statement failed.
+    pub(super) fn flush(&self) -> Result<(), SqlError> {
+        let ahead = std::mem::take(&mut *self.ahead.borrow_mut());
+        if ahead.is_empty() {
+            return Ok(());
+        }
         self.handle
-            .block_on(self.tx.batch_execute(sql))
+            .block_on(self.tx.batch_execute(&ahead))
             .map_err(classify)
+    }
+
+    pub(super) fn batch(&self, sql: &str) -> Result<(), SqlError> {
+        self.send(async { self.tx.batch_execute(sql).await.map_err(classify) })
     }
 }
 

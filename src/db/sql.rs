@@ -196,13 +196,13 @@ impl SqlError {
 /// The error type of a transaction's code: a database failure converts into it, and it says
 /// whether it was a lost race, after which the transaction is run again from the start.
 pub trait TxFail: From<SqlError> {
-    /// Whether this is [`SqlError::Conflict`].
-    fn conflict(&self) -> bool;
+    /// The [`SqlError::Conflict`] this is, if it is one.
+    fn conflict(&self) -> Option<&SqlError>;
 }
 
 impl TxFail for SqlError {
-    fn conflict(&self) -> bool {
-        matches!(self, SqlError::Conflict(_))
+    fn conflict(&self) -> Option<&SqlError> {
+        matches!(self, SqlError::Conflict(_)).then_some(self)
     }
 }
 
@@ -309,14 +309,24 @@ impl Conn<'_> {
                     args![now, node],
                 )
                 .map(drop),
-            Conn::Postgres(_) => self
-                .exec(
-                    "SELECT set_config('updhub.now', $1, true), set_config('updhub.node', $2, true)",
-                    args![now.timestamp().to_string(), node],
-                )
-                .map(drop),
+            Conn::Postgres(_) => self.batch(&set_now_postgres(now, node)),
         }
     }
+}
+
+/// [`Conn::set_now`] on PostgreSQL: a statement without parameters, so the ledger's writer
+/// can send it ahead of a request's first statement (see `PgTx::ahead`).
+pub(super) fn set_now_postgres(now: DateTime<Utc>, node: &str) -> String {
+    format!(
+        "SELECT set_config('updhub.now', '{}', true), set_config('updhub.node', {}, true)",
+        now.timestamp(),
+        pg_literal(node)
+    )
+}
+
+/// `s` as a PostgreSQL string literal, whatever `standard_conforming_strings` says.
+fn pg_literal(s: &str) -> String {
+    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// Rewrite PostgreSQL's `$1` placeholders as SQLite's `?1` (outside quoted text).
@@ -364,5 +374,14 @@ mod tests {
         assert!(r.get::<String>(3).is_err());
         assert_eq!(Some(3u32).value(), Value::Int(3));
         assert_eq!(None::<String>.value(), Value::Null);
+    }
+
+    #[test]
+    fn the_clock_statement_quotes_the_node() {
+        let t = chrono::TimeZone::timestamp_opt(&Utc, 1_700_000_000, 0).unwrap();
+        assert_eq!(
+            set_now_postgres(t, r"n'1\"),
+            r"SELECT set_config('updhub.now', '1700000000', true), set_config('updhub.node', E'n''1\\', true)"
+        );
     }
 }

@@ -60,6 +60,37 @@ pub fn insert(
     Ok(())
 }
 
+/// PostgreSQL only: register a new station on the source [`super::license_sources::pick`]
+/// would choose for it, in one statement (one round trip, where pick and insert take two):
+/// the source, or `None` when nothing changed because the station exists or no source has
+/// room. The same rules hold: the candidates are locked as `pick` locks them (not at all
+/// for a station that exists: the pick is never run), and the triggers judge the insert.
+///
+/// # Errors
+/// The statement failed (a conservation rule, too).
+pub fn insert_picking(
+    c: &Conn<'_>,
+    server: &str,
+    station: &str,
+    secret_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, SqlError> {
+    use super::license_sources::{PICK, PICK_LOCK};
+    debug_assert!(c.is_postgres(), "insert_picking is PostgreSQL's");
+    c.value(
+        &format!(
+            "WITH pick AS ({PICK}{PICK_LOCK})
+             INSERT INTO stations(server_id, station_id, secret_hash, source_id, registered, last_seen)
+             SELECT $1, $5, $6, source_id, $7, $7 FROM pick
+              WHERE NOT EXISTS (SELECT 1 FROM stations WHERE server_id=$1 AND station_id=$5)
+              ORDER BY usable_until DESC, source_id LIMIT 1
+             ON CONFLICT (server_id, station_id) DO NOTHING
+             RETURNING source_id"
+        ),
+        args![server, None::<i64>, 1, "", station, secret_hash, now],
+    )
+}
+
 /// A station with these credentials was seen at `now`: the source of its license, or
 /// `None` when there is no such station.
 ///

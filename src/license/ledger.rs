@@ -1,6 +1,6 @@
 //! The license ledger: every license state change is one database transaction, and the
 //! database itself enforces conservation (see `schemas/*/002-licenses.sql`). Where the
-//! transactions run (a group-committing writer on SQLite, the pool on PostgreSQL) is
+//! transactions run (a group-committing writer thread on either engine) is
 //! [`crate::db::ledger`]'s business.
 
 use std::sync::Arc;
@@ -345,6 +345,15 @@ impl Ledger {
         let server = self.server.to_string();
         self.write(move |c, now| {
             let hash = secret_hash(&station, &secret);
+            if c.is_postgres() {
+                // A new station with room for it, the usual case, in one round trip; else
+                // (it exists, or nothing has room) nothing changed and the steps below tell.
+                if let Some(source) =
+                    db::stations::insert_picking(c, &server, &station, &hash, now)?
+                {
+                    return Ok((source, true));
+                }
+            }
             if let Some((h, source)) = db::stations::get(c, &server, &station)? {
                 if h != hash {
                     return Err(LicenseError::Refused(format!(

@@ -92,11 +92,11 @@ impl LicenseError {
 }
 
 impl crate::db::sql::TxFail for LicenseError {
-    fn conflict(&self) -> bool {
-        matches!(
-            self,
-            LicenseError::Sql(crate::db::sql::SqlError::Conflict(_))
-        )
+    fn conflict(&self) -> Option<&crate::db::sql::SqlError> {
+        match self {
+            LicenseError::Sql(e) => crate::db::sql::TxFail::conflict(e),
+            _ => None,
+        }
     }
 }
 
