@@ -853,8 +853,20 @@ pub async fn catch_up(
 
 /// Tell the parent which version this node holds (its heartbeat). Failure is only logged:
 /// the sync itself succeeded.
-async fn send_report(hub: &Hub, parent: &Parent, p: Option<&Published>, chain: &[String]) {
+async fn send_report(hub: &Arc<Hub>, parent: &Parent, p: Option<&Published>, chain: &[String]) {
+    // What this node counts of each grant from this parent, for its reconciliation (a
+    // database read: off the runtime's workers).
+    let grants = match chain.first().cloned() {
+        Some(donor) => blocking(hub, move |h| h.ledger.counts_for(&donor))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("counting the received grants for the report: {e}");
+                Vec::new()
+            }),
+        None => Vec::new(),
+    };
     let body = serde_json::json!({
+        "grants": grants,
         "root": p.map(|p| p.root),
         "number": p.map(|p| p.number),
         "hub_version": env!("CARGO_PKG_VERSION"),

@@ -151,6 +151,8 @@ pub struct Status {
     pub current: Option<Published>,
     /// The cluster's links to nodes of other trust domains.
     pub links: Vec<crate::db::Link>,
+    /// Differences between what this cluster donated and what its receivers report.
+    pub license_mismatches: Vec<String>,
     /// How this node trusts its parent: "link with PARENT (CA fp)" when enrolled by link.
     pub upstream_trust: Option<String>,
     /// The cluster's published version (the same as `current` once this node holds it).
@@ -792,6 +794,10 @@ impl Hub {
             current,
             cluster_version: self.db.cluster_published()?,
             links: self.db.links()?,
+            license_mismatches: self
+                .ledger
+                .grants(self.live().licenses.warn_before)?
+                .mismatches,
             upstream_trust: self.keys.upstream.as_ref().map(|u| {
                 format!(
                     "{} link with {}, whose CA {} issued this node's certificate; versions are accepted from {} publisher key(s)",

@@ -606,3 +606,72 @@ async fn bad_license_input_is_refused_and_changes_nothing() {
     csrv.stop().await;
     psrv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_flags_a_receiver_that_counts_more_than_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (parent, psrv, _) = donor(dir.path(), 20, None).await;
+    let child = child_of(dir.path(), "child", &parent, None);
+    sync_once(&child, &psrv.url).await.unwrap();
+    let until = Utc::now() + chrono::Duration::days(1);
+    let g = donate(&parent, donation("child", 10, until, None))
+        .await
+        .unwrap();
+    sync_once(&child, &psrv.url).await.unwrap();
+    let csrv = start_with_stations(child.clone()).await;
+    let stations = csrv.stations_url.clone().unwrap();
+    for s in ["ws-1", "ws-2", "ws-3"] {
+        let (status, body) = register(&station_client(&child), &stations, s).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(source(&child, &g.grant_id).used, 3);
+
+    // The next sync reports what the child counts: the donor sees it, and all is well.
+    sync_once(&child, &psrv.url).await.unwrap();
+    let view = parent.ledger.grants(Duration::from_secs(3600)).unwrap();
+    let out = view
+        .outgoing
+        .iter()
+        .find(|o| o.grant_id == g.grant_id)
+        .unwrap();
+    let r = out.reported.as_ref().expect("the child reported the grant");
+    assert_eq!((r.count, r.counted), (10, 3));
+    assert!(view.mismatches.is_empty(), "{:?}", view.mismatches);
+
+    // A receiver that malfunctions (or lies) reports more than it was given, and a grant
+    // it was never given: both are flagged, in `license grants` and in `status`.
+    let client = updhub::peer::upstream_client(&child.keys).unwrap();
+    let forged = serde_json::json!({
+        "root": null, "number": null, "hub_version": "x", "config_digest": "x", "chain": [],
+        "grants": [
+            {"grant_id": g.grant_id, "count": 10, "counted": 12},
+            {"grant_id": "g-never", "count": 5, "counted": 5},
+        ],
+    });
+    let resp = client
+        .post(format!("{}v1/report", psrv.url))
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let view = parent.ledger.grants(Duration::from_secs(3600)).unwrap();
+    assert_eq!(view.mismatches.len(), 2, "{:?}", view.mismatches);
+    assert!(
+        view.mismatches[0].contains("child counts 12 licenses from grant"),
+        "{:?}",
+        view.mismatches
+    );
+    assert!(
+        view.mismatches[1].contains("g-never") && view.mismatches[1].contains("never gave it"),
+        "{:?}",
+        view.mismatches
+    );
+    assert_eq!(parent.status().unwrap().license_mismatches, view.mismatches);
+    // The next honest report clears them.
+    sync_once(&child, &psrv.url).await.unwrap();
+    let view = parent.ledger.grants(Duration::from_secs(3600)).unwrap();
+    assert!(view.mismatches.is_empty(), "{:?}", view.mismatches);
+    csrv.stop().await;
+    psrv.stop().await;
+}

@@ -48,6 +48,9 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     for l in s.links.iter().filter(|l| l.removed_at.is_none()) {
         out!("link {}", link(l));
     }
+    for m in &s.license_mismatches {
+        out!("LICENSE MISMATCH: {m}; see `updhub license grants`");
+    }
     out!("config digest {}", s.config_digest);
     out!("database {} (cluster {})", s.database, s.cluster_id);
     for m in &s.members {
@@ -134,14 +137,21 @@ pub(super) fn grants(g: &GrantsView) -> Result<()> {
     out!("outgoing:");
     for o in &g.outgoing {
         out!(
-            "  {} {} licenses from {} to {} until {} [{}]",
+            "  {} {} licenses from {} to {} until {} [{}]{}",
             o.grant_id,
             o.count,
             o.source_id,
             o.receiver,
             o.not_after,
-            o.status
+            o.status,
+            o.reported
+                .as_ref()
+                .map(|r| format!("; the receiver counts {} of {}", r.counted, r.count))
+                .unwrap_or_default()
         );
+    }
+    for m in &g.mismatches {
+        out!("  MISMATCH: {m}");
     }
     out!("incoming:");
     for i in &g.incoming {

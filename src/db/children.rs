@@ -27,6 +27,21 @@ pub struct ChildReport {
 }
 
 impl Db {
+    /// Keep what `receiver` (by its verified identity) reports of the grants it holds from
+    /// this cluster, for reconciliation.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record_grant_reports(
+        &self,
+        receiver: &str,
+        reports: &[crate::license::ledger::ReceiverCount],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DbError> {
+        let cluster = self.cluster.as_str();
+        self.write(|c| super::grants::record_reports(c, cluster, receiver, reports, now))
+    }
+
     /// Whether `id` is a server this one knows: a child that has reported here.
     ///
     /// # Errors

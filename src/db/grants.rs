@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::sql::{args, Conn, SqlError};
-use crate::license::ledger::OutgoingGrant;
+use crate::license::ledger::{OutgoingGrant, ReceiverCount};
 
 /// A grant this server donates, to store.
 #[derive(Debug, Clone)]
@@ -182,17 +182,79 @@ pub fn tokens_for(c: &Conn<'_>, server: &str, receiver: &str) -> Result<Vec<Stri
 /// The query failed, or a row is damaged.
 pub fn outgoing(c: &Conn<'_>, server: &str) -> Result<Vec<OutgoingGrant>, SqlError> {
     c.map_rows(
-            "SELECT grant_id, source_id, receiver, count, not_after, status FROM grants WHERE server_id=$1 ORDER BY created, grant_id",
-            args![server],
+        "SELECT g.grant_id, g.source_id, g.receiver, g.count, g.not_after, g.status,
+                r.count, r.counted, r.reported_at
+           FROM grants g
+           LEFT JOIN grant_reports r
+             ON r.server_id = g.server_id AND r.receiver = g.receiver AND r.grant_id = g.grant_id
+          WHERE g.server_id=$1 ORDER BY g.created, g.grant_id",
+        args![server],
         |r| {
+            let grant_id: String = r.get(0)?;
+            let count: Option<u64> = r.get(6)?;
+            let reported = match count {
+                Some(count) => Some(ReceiverCount {
+                    grant_id: grant_id.clone(),
+                    count,
+                    counted: r.get(7)?,
+                    reported_at: r.get(8)?,
+                }),
+                None => None,
+            };
             Ok(OutgoingGrant {
-                grant_id: r.get(0)?,
+                grant_id,
                 source_id: r.get(1)?,
                 receiver: r.get(2)?,
                 count: r.get(3)?,
                 not_after: r.get(4)?,
                 status: r.get(5)?,
+                reported,
             })
         },
     )
+}
+
+/// Receivers' reports of grants this server never gave them: (receiver, report).
+pub fn stray_reports(c: &Conn<'_>, server: &str) -> Result<Vec<(String, ReceiverCount)>, SqlError> {
+    c.map_rows(
+        "SELECT r.receiver, r.grant_id, r.count, r.counted, r.reported_at FROM grant_reports r
+          WHERE r.server_id=$1 AND NOT EXISTS (SELECT 1 FROM grants g
+                 WHERE g.server_id = r.server_id AND g.grant_id = r.grant_id AND g.receiver = r.receiver)
+          ORDER BY r.receiver, r.grant_id",
+        args![server],
+        |r| {
+            Ok((
+                r.get(0)?,
+                ReceiverCount {
+                    grant_id: r.get(1)?,
+                    count: r.get(2)?,
+                    counted: r.get(3)?,
+                    reported_at: r.get(4)?,
+                },
+            ))
+        },
+    )
+}
+
+/// Keep what `receiver` reports of the grants it holds from this server (its last report
+/// replaces the earlier one).
+pub fn record_reports(
+    c: &Conn<'_>,
+    server: &str,
+    receiver: &str,
+    reports: &[ReceiverCount],
+    now: DateTime<Utc>,
+) -> Result<(), SqlError> {
+    c.exec(
+        "DELETE FROM grant_reports WHERE server_id=$1 AND receiver=$2",
+        args![server, receiver],
+    )?;
+    for r in reports {
+        c.exec(
+            "INSERT INTO grant_reports(server_id, grant_id, receiver, count, counted, reported_at)
+             VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (server_id, receiver, grant_id) DO NOTHING",
+            args![server, r.grant_id, receiver, r.count, r.counted, now],
+        )?;
+    }
+    Ok(())
 }

@@ -62,6 +62,50 @@ pub struct OutgoingGrant {
     pub not_after: DateTime<Utc>,
     /// active, revoking, revoked, returned, expired.
     pub status: String,
+    /// What the receiver last reported of it.
+    pub reported: Option<ReceiverCount>,
+}
+
+/// What a receiver reports of one grant it holds: how many licenses it holds under it and
+/// how many it counts from it (its stations plus what it donated on).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ReceiverCount {
+    /// The grant.
+    pub grant_id: String,
+    /// Licenses it holds under it.
+    pub count: u64,
+    /// Licenses it counts from it.
+    pub counted: u64,
+    /// When it said so (set by the donor).
+    #[serde(default)]
+    pub reported_at: Option<DateTime<Utc>>,
+}
+
+impl OutgoingGrant {
+    /// What differs between this grant and its receiver's report (a malfunction or a
+    /// forgery), if anything.
+    pub fn mismatch(&self) -> Option<String> {
+        let r = self.reported.as_ref()?;
+        let counts = self.status == "active" || self.status == "revoking";
+        if r.count != self.count {
+            Some(format!(
+                "{} holds grant {} as {} licenses; {} were donated",
+                self.receiver, self.grant_id, r.count, self.count
+            ))
+        } else if r.counted > self.count {
+            Some(format!(
+                "{} counts {} licenses from grant {}, which gives it {}",
+                self.receiver, r.counted, self.grant_id, self.count
+            ))
+        } else if !counts && r.counted > 0 {
+            Some(format!(
+                "{} still counts {} licenses from grant {}, which is {}",
+                self.receiver, r.counted, self.grant_id, self.status
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// Both directions, for `license grants`.
@@ -71,6 +115,9 @@ pub struct GrantsView {
     pub outgoing: Vec<OutgoingGrant>,
     /// Grants this server received.
     pub incoming: Vec<SourceStatus>,
+    /// Every difference between what this server donated and what its receivers report
+    /// (reconciliation): each one a malfunction or a forgery to look into.
+    pub mismatches: Vec<String>,
 }
 
 /// A registered station.
@@ -485,13 +532,51 @@ impl Ledger {
     /// # Errors
     /// Database errors.
     pub fn grants(&self, warn_before: Duration) -> Result<GrantsView, LicenseError> {
-        let outgoing = self.read(|c| Ok(db::grants::outgoing(c, self.server.as_str())?))?;
+        let (outgoing, stray) = self.read(|c| {
+            Ok((
+                db::grants::outgoing(c, self.server.as_str())?,
+                db::grants::stray_reports(c, self.server.as_str())?,
+            ))
+        })?;
         let incoming = self
             .status(warn_before)?
             .into_iter()
             .filter(|s| s.kind == "grant")
             .collect();
-        Ok(GrantsView { outgoing, incoming })
+        let mut mismatches: Vec<String> = outgoing
+            .iter()
+            .filter_map(OutgoingGrant::mismatch)
+            .collect();
+        mismatches.extend(stray.into_iter().map(|(receiver, r)| {
+            format!(
+                "{receiver} reports grant {} ({} licenses, {} counted), which this server never gave it",
+                r.grant_id, r.count, r.counted
+            )
+        }));
+        Ok(GrantsView {
+            outgoing,
+            incoming,
+            mismatches,
+        })
+    }
+
+    /// What this server's received grants from `donor` are as it counts them, for its
+    /// report to that donor (reconciliation).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn counts_for(&self, donor: &str) -> Result<Vec<ReceiverCount>, LicenseError> {
+        Ok(self
+            .status(Duration::ZERO)?
+            .into_iter()
+            .filter(|s| s.kind == "grant" && s.holder == donor)
+            .map(|s| ReceiverCount {
+                grant_id: s.source_id,
+                count: s.total,
+                counted: s.used + s.donated,
+                reported_at: None,
+            })
+            .collect())
     }
 
     /// `stations`.

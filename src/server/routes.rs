@@ -489,6 +489,9 @@ pub struct ReportBody {
     pub config_digest: String,
     /// Parents it syncs through.
     pub chain: Vec<String>,
+    /// What it holds and counts of each grant it received from this server.
+    #[serde(default)]
+    pub grants: Vec<crate::license::ledger::ReceiverCount>,
 }
 
 /// The largest version number: the database stores numbers as SQLite's signed 64-bit integer.
@@ -527,7 +530,14 @@ async fn report(state: &State, peer: String, req: Request<ReqBody>) -> Response<
         reported_at: chrono::Utc::now(),
     };
     let hub = state.hub.clone();
-    match blocking(move || Ok(hub.db.record_report(&rep)?)).await {
+    let grants = r.grants;
+    match blocking(move || {
+        let now = chrono::Utc::now();
+        hub.db.record_grant_reports(&rep.child_id, &grants, now)?;
+        Ok(hub.db.record_report(&rep)?)
+    })
+    .await
+    {
         Ok(()) => json(
             &serde_json::json!({ "ok": true, "config_digest": state.hub.live().same_digest() }),
         ),

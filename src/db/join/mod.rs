@@ -139,6 +139,10 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
         "unused enrollment tokens are not carried over: make new ones with `updhub link invite`",
     ),
     (
+        "grant_reports",
+        "receivers report their counts again at their next sync",
+    ),
+    (
         "settings",
         "the cluster's shared settings apply to every member; this node's stay in its old database",
     ),

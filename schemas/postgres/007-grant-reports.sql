@@ -1,0 +1,17 @@
+-- updhub schema 7 (PostgreSQL 15): reconciliation. The twin of
+-- schemas/sqlite/007-grant-reports.sql.
+--
+-- Each report from a receiver says, for every grant it holds from this donor, how many
+-- licenses it holds under it and how many it counts (its stations plus what it donated on).
+-- The donor compares that with what it donated and flags every difference (`license
+-- grants`, `status`): a malfunction or a forgery.
+
+CREATE TABLE grant_reports (
+    server_id   TEXT NOT NULL,      -- the donor's ledger (the cluster)
+    grant_id    TEXT NOT NULL,
+    receiver    TEXT NOT NULL,      -- the reporting node, by its verified identity
+    count       BIGINT NOT NULL,   -- licenses it says it holds under the grant
+    counted     BIGINT NOT NULL,   -- licenses it says it counts from it
+    reported_at BIGINT NOT NULL,
+    PRIMARY KEY (server_id, receiver, grant_id)
+);
