@@ -293,6 +293,19 @@ pub enum GrantStatus {
     Expired,
 }
 
+impl GrantStatus {
+    /// Its name inside a grant's signed bytes: fixed here, never a formatter's output (the
+    /// same words the first tokens were signed with, so they still verify).
+    fn signed_name(self) -> &'static str {
+        match self {
+            GrantStatus::Active => "Active",
+            GrantStatus::Revoked => "Revoked",
+            GrantStatus::Returned => "Returned",
+            GrantStatus::Expired => "Expired",
+        }
+    }
+}
+
 /// A grant: `count` station licenses from `donor` to `receiver` until `not_after`, carved
 /// from `source` (a key, or a grant the donor itself received: then `parent_grant`).
 /// Signed by the donor with the cluster key; the receiver verifies it offline.
@@ -328,7 +341,7 @@ pub struct GrantToken {
 impl GrantToken {
     fn signed_bytes(&self) -> Vec<u8> {
         format!(
-            "{GRANT_FORMAT}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{:?}",
+            "{GRANT_FORMAT}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
             self.grant_id,
             self.donor,
             self.receiver,
@@ -337,7 +350,7 @@ impl GrantToken {
             self.source,
             self.parent_grant.as_deref().unwrap_or("-"),
             self.revision,
-            self.status
+            self.status.signed_name()
         )
         .into_bytes()
     }
@@ -483,5 +496,15 @@ mod tests {
         assert!(t.verify(&key.verifying_key(), "b").is_err());
         let other = SigningKey::generate(&mut rand::rngs::OsRng);
         assert!(g.verify(&other.verifying_key(), "b").is_err());
+        // The signed text is fixed (no formatter output inside a signature): tokens signed
+        // by earlier builds keep verifying.
+        let text = String::from_utf8(g.signed_bytes()).unwrap();
+        let head = format!("{GRANT_FORMAT}\n{}\na\nb\n3\n", g.grant_id);
+        assert!(text.starts_with(&head), "{text}");
+        assert!(text.ends_with("\nK1\n-\n1\nActive"), "{text}");
+        g.status = GrantStatus::Revoked;
+        assert!(String::from_utf8(g.signed_bytes())
+            .unwrap()
+            .ends_with("\nRevoked"));
     }
 }
