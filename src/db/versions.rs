@@ -301,21 +301,7 @@ impl Db {
     /// # Errors
     /// Database errors.
     pub fn replace_signature(&self, p: &Published, now: DateTime<Utc>) -> Result<(), DbError> {
-        let (node, cluster) = (self.server.as_str(), self.cluster.as_str());
-        self.write(|tx| {
-            let root = p.root.to_string();
-            tx.exec(
-                "UPDATE cluster_published SET expires=$4, document=$5, updated=$6, set_by=$7
-                 WHERE cluster_id=$1 AND number=$2 AND root=$3",
-                args![cluster, p.number, root, p.expires, doc(p), now, node],
-            )?;
-            tx.exec(
-                "UPDATE published SET expires=$4, document=$5, updated=$6
-                 WHERE server_id=$1 AND number=$2 AND root=$3",
-                args![node, p.number, root, p.expires, doc(p), now],
-            )?;
-            Ok(())
-        })
+        self.sign_again(p, now, "").map(drop)
     }
 
     /// A fresher signature of a version: the cluster's pointer and this node's held
@@ -326,17 +312,27 @@ impl Db {
     /// # Errors
     /// Database errors.
     pub fn renew(&self, p: &Published, now: DateTime<Utc>) -> Result<bool, DbError> {
+        self.sign_again(p, now, " AND expires < $4")
+    }
+
+    /// Put `p`'s signature on the rows naming its version (`and`: a further condition on
+    /// the stored row); whether the cluster's pointer changed.
+    fn sign_again(&self, p: &Published, now: DateTime<Utc>, and: &str) -> Result<bool, DbError> {
         let (node, cluster) = (self.server.as_str(), self.cluster.as_str());
         self.write(|tx| {
             let root = p.root.to_string();
             let changed = tx.exec(
-                "UPDATE cluster_published SET expires=$4, document=$5, updated=$6, set_by=$7
-                 WHERE cluster_id=$1 AND number=$2 AND root=$3 AND expires < $4",
+                &format!(
+                    "UPDATE cluster_published SET expires=$4, document=$5, updated=$6, set_by=$7
+                     WHERE cluster_id=$1 AND number=$2 AND root=$3{and}"
+                ),
                 args![cluster, p.number, root, p.expires, doc(p), now, node],
             )?;
             tx.exec(
-                "UPDATE published SET expires=$4, document=$5, updated=$6
-                 WHERE server_id=$1 AND number=$2 AND root=$3 AND expires < $4",
+                &format!(
+                    "UPDATE published SET expires=$4, document=$5, updated=$6
+                     WHERE server_id=$1 AND number=$2 AND root=$3{and}"
+                ),
                 args![node, p.number, root, p.expires, doc(p), now],
             )?;
             Ok(changed > 0)
