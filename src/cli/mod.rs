@@ -309,6 +309,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     parent,
                     zone,
                     database,
+                    issuers: Vec::new(),
                 },
             )?;
             if let Some(t) = &token {
