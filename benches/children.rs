@@ -37,6 +37,7 @@ fn main() {
                     parent: None,
                     zone: None,
                     database: None,
+                    issuers: Vec::new(),
                 },
             )
             .expect("child init");

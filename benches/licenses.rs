@@ -183,6 +183,7 @@ fn make_hub(
                 parent,
                 zone: Some(updhub::config::default_zone()),
                 database: None,
+                issuers: Vec::new(),
             },
         )
         .expect("init"),

@@ -167,8 +167,9 @@ pub struct PublishSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LicensesSection {
-    /// The same: ed25519 public keys (hex) of the license issuers this cluster trusts.
-    #[serde(default = "default_issuers")]
+    /// The same: ed25519 public keys (hex) of the license issuers this cluster trusts. None
+    /// by default: an issuer is trusted on purpose, never by default.
+    #[serde(default)]
     pub issuers: Vec<String>,
     /// The same: clock-skew allowance between servers. A receiver stops counting a grant this
     /// long before its end; the donor takes it back only this long after.
@@ -182,11 +183,14 @@ pub struct LicensesSection {
     pub warn_before: Duration,
 }
 
-/// The public key of the demo issuer whose demo license ships in `mirror/licenses/`.
+/// The public key (hex) of the demo issuer whose demo license ships, signed, in
+/// `mirror/licenses/`. No node trusts it by default: only the zero-config first `serve` on
+/// the default data folder does, and `status` then says so. Its private key is not shipped.
 pub const DEMO_ISSUER: &str = include_str!("../mirror/licenses/demo-issuer.pub");
 
-fn default_issuers() -> Vec<String> {
-    vec![DEMO_ISSUER.trim().to_owned()]
+/// Whether `issuer` (hex) is the demo issuer's public key.
+pub fn is_demo_issuer(issuer: &str) -> bool {
+    issuer.trim().eq_ignore_ascii_case(DEMO_ISSUER.trim())
 }
 fn default_skew() -> Duration {
     Duration::from_secs(300)
@@ -204,7 +208,7 @@ fn default_station_listen() -> SocketAddr {
 impl Default for LicensesSection {
     fn default() -> Self {
         LicensesSection {
-            issuers: default_issuers(),
+            issuers: Vec::new(),
             skew_margin: default_skew(),
             station_ttl: default_station_ttl(),
             warn_before: default_license_warn(),
@@ -591,6 +595,11 @@ impl Config {
         })
     }
 
+    /// Whether the demo issuer is among the trusted license issuers (`status` warns).
+    pub fn trusts_demo_issuer(&self) -> bool {
+        self.licenses.issuers.iter().any(|i| is_demo_issuer(i))
+    }
+
     /// The commented file `init` writes.
     pub fn to_commented_toml(&self) -> String {
         let d = |d: Duration| humantime::format_duration(d).to_string();
@@ -648,8 +657,8 @@ url = {db:?}
 {url_file}
 
 [licenses]
-# [same] ed25519 public keys (hex) of the license issuers this cluster trusts. The default
-# is the demo issuer of mirror/licenses/; replace it with your vendor's key.
+# [same] ed25519 public keys (hex) of the license issuers this cluster trusts, as each
+# issuer gives it; `license add` refuses the keys of any other. None by default.{demo}
 issuers = {issuers}
 # [same] Clock-skew allowance: a receiver stops counting a grant this long before its end,
 # the donor takes it back only this long after it.
@@ -679,6 +688,11 @@ warn_before = "{lwb}"
             advertise = match &self.server.advertise {
                 Some(a) => format!("advertise = {a:?}"),
                 None => "# advertise = \"node1.example.net:8443\"".to_owned(),
+            },
+            demo = if self.trusts_demo_issuer() {
+                "\n# The demo issuer of mirror/licenses/ is trusted (the demo set-up of `serve`): its keys\n# are demo licenses, not for production. Remove it from this list for production."
+            } else {
+                ""
             },
             issuers = serde_json::to_string(&self.licenses.issuers).expect("strings serialize"),
             skew = d(self.licenses.skew_margin),
@@ -744,6 +758,27 @@ mod tests {
         let back = Config::parse(&text, Path::new("t.toml")).unwrap();
         assert_eq!(back.server.name, "hub.example");
         assert_eq!(back.upstream.parent.as_deref(), Some("https://127.0.0.1:9"));
+        assert_eq!(back.same_digest(), c.same_digest());
+    }
+
+    #[test]
+    fn a_new_config_trusts_no_license_issuer_and_the_demo_issuer_is_marked_when_trusted() {
+        let mut c = Config::new(ServerId::new("n1").unwrap(), None);
+        assert!(c.licenses.issuers.is_empty());
+        assert!(!c.trusts_demo_issuer());
+        let text = c.to_commented_toml();
+        assert!(text.contains("issuers = []"), "{text}");
+        assert!(!text.contains("not for production"), "{text}");
+        // A file without the setting trusts no issuer either.
+        let bare = Config::parse("[server]\nid = \"n1\"\n", Path::new("t.toml")).unwrap();
+        assert!(bare.licenses.issuers.is_empty());
+
+        c.licenses.issuers = vec![DEMO_ISSUER.trim().to_uppercase()];
+        assert!(c.trusts_demo_issuer());
+        let text = c.to_commented_toml();
+        assert!(text.contains("not for production"), "{text}");
+        let back = Config::parse(&text, Path::new("t.toml")).unwrap();
+        assert!(back.trusts_demo_issuer());
         assert_eq!(back.same_digest(), c.same_digest());
     }
 

@@ -35,6 +35,8 @@ pub struct InitOptions {
     pub zone: Option<String>,
     /// The database URL (`database.url`); the embedded SQLite file if absent.
     pub database: Option<String>,
+    /// License issuers to trust (`licenses.issuers`, hex public keys); none if empty.
+    pub issuers: Vec<String>,
 }
 
 /// How often a serving node refreshes its membership row.
@@ -165,6 +167,9 @@ pub struct Status {
     pub sync: Option<SyncState>,
     /// Children's last reports (a parent).
     pub children: Vec<ChildStatus>,
+    /// Whether the demo license issuer is among the trusted issuers (the demo set-up of
+    /// `serve`): its keys are demo licenses, not for production.
+    pub demo_issuer_trusted: bool,
     /// Digest of this node's must-be-the-same settings.
     pub config_digest: String,
     /// The database (file or URL without password).
@@ -197,8 +202,9 @@ pub struct ChildStatus {
     pub config_matches: bool,
 }
 
-/// The demo license key shipped with the sample data (`mirror/licenses/`), built in so a
-/// new node has licenses wherever the binary runs.
+/// The demo license key shipped, signed, with the sample data (`mirror/licenses/`), built in
+/// so the zero-config first `serve` has licenses wherever the binary runs. Only a node that
+/// trusts [`crate::config::DEMO_ISSUER`] on purpose accepts it.
 pub const DEMO_LICENSE: &[u8] = include_bytes!("../mirror/licenses/demo-license.json");
 
 /// `license add FILE`: read, check (trusted issuer, signature, not expired) and store a key.
@@ -272,6 +278,7 @@ impl Hub {
         if let Some(url) = opts.database {
             cfg.database.url = url;
         }
+        cfg.licenses.issuers = opts.issuers;
         // Check the config we are about to write, so init never leaves a node that cannot start.
         let text = cfg.to_commented_toml();
         Config::parse(&text, &cfg_path)?;
@@ -776,7 +783,8 @@ impl Hub {
     /// Database errors.
     pub fn status(&self) -> Result<Status, Error> {
         let current = self.db.published()?;
-        let digest = self.live().same_digest();
+        let live = self.live();
+        let digest = live.same_digest();
         let children = self
             .db
             .children()?
@@ -810,6 +818,7 @@ impl Hub {
             mirrored: self.db.mirrored()?,
             sync: self.db.sync_state()?,
             children,
+            demo_issuer_trusted: live.trusts_demo_issuer(),
             config_digest: digest,
             database: self.db.location().to_owned(),
             cluster_id: self.db.cluster_id().to_string(),

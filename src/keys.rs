@@ -82,11 +82,19 @@ fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
 
 /// Write a file with owner-only permissions where it holds a secret.
 fn write(path: &Path, data: &[u8], secret: bool) -> Result<(), KeyError> {
+    write_file(path, data, secret, true)
+}
+
+/// [`write`], replacing an existing file only if `replace`.
+fn write_file(path: &Path, data: &[u8], secret: bool, replace: bool) -> Result<(), KeyError> {
     let w = |source| KeyError::Write {
         path: path.to_owned(),
         source,
     };
-    let folder = path.parent().unwrap_or(Path::new("."));
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(folder).map_err(w)?;
     io::Write::write_all(&mut tmp, data).map_err(w)?;
     #[cfg(unix)]
@@ -97,8 +105,26 @@ fn write(path: &Path, data: &[u8], secret: bool) -> Result<(), KeyError> {
     #[cfg(not(unix))]
     let _ = secret;
     tmp.as_file().sync_all().map_err(w)?;
-    tmp.persist(path).map_err(|e| w(e.error))?;
+    if replace {
+        tmp.persist(path).map_err(|e| w(e.error))?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| w(e.error))?;
+    }
     Ok(())
+}
+
+/// A new ed25519 key and its PKCS#8 PEM; `what` names it in errors.
+fn new_signing_key(
+    what: &'static str,
+) -> Result<(SigningKey, impl std::ops::Deref<Target = String>), KeyError> {
+    let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+    let pem = signing
+        .to_pkcs8_pem(Default::default())
+        .map_err(|e| KeyError::Generate {
+            what,
+            why: e.to_string(),
+        })?;
+    Ok((signing, pem))
 }
 
 fn gen_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> KeyError {
@@ -116,6 +142,18 @@ fn validity(params: &mut CertificateParams, years: i32) {
     params.not_after = rcgen::date_time_ymd(now.year() + years, now.month() as u8, 1);
 }
 
+/// Make a new license issuer at `path`: an ed25519 private key (PKCS#8 PEM, owner-only
+/// permissions) for `updhub license issue --issuer-key`. An existing file is never replaced:
+/// the keys it signed would lose their issuer.
+///
+/// # Errors
+/// `path` exists, or generation or write errors.
+pub fn new_issuer_key(path: &Path) -> Result<SigningKey, KeyError> {
+    let (signing, pem) = new_signing_key("the license issuer key")?;
+    write_file(path, pem.as_bytes(), true, false)?;
+    Ok(signing)
+}
+
 /// Make a fresh set of cluster keys in `dir` (the first node of a cluster).
 /// `name` is the cluster's DNS name (reference point 3), put in the server certificate.
 ///
@@ -126,13 +164,7 @@ pub fn generate(dir: &Path, name: &str) -> Result<(), KeyError> {
         path: dir.to_owned(),
         source,
     })?;
-    let signing = SigningKey::generate(&mut rand::rngs::OsRng);
-    let pem = signing
-        .to_pkcs8_pem(Default::default())
-        .map_err(|e| KeyError::Generate {
-            what: "the cluster signing key",
-            why: e.to_string(),
-        })?;
+    let (signing, pem) = new_signing_key("the cluster signing key")?;
     write(&dir.join("cluster.key"), pem.as_bytes(), true)?;
     write(
         &dir.join("cluster.pub"),

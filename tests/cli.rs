@@ -3,6 +3,18 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+fn root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 fn updhub(data: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_updhub"))
         .arg("--data")
@@ -64,6 +76,29 @@ fn serve_on_embedded_defaults_sets_up_and_prints_how_to_connect() {
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["role"], "parent");
     assert_eq!(s["current"]["root"], v[0]["root"]);
+    // The demo set-up trusts the demo issuer on purpose, in its updhub.toml, and says so.
+    assert_eq!(s["demo_issuer_trusted"], true);
+    let toml = std::fs::read_to_string(data.join("updhub.toml")).unwrap();
+    let demo = std::fs::read_to_string(root().join("mirror/licenses/demo-issuer.pub")).unwrap();
+    assert!(
+        toml.contains(&format!("issuers = [\"{}\"]", demo.trim()))
+            && toml.contains("not for production"),
+        "{toml}"
+    );
+    let out = updhub(&data, &["status"]);
+    assert!(
+        stdout(&out).contains(
+            "demo licenses: the demo issuer is trusted (licenses.issuers); not for production"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let out = updhub(&data, &["license", "status"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("DEMO-0001") && text.contains("demo licenses: the demo issuer is trusted"),
+        "{text}"
+    );
     let out = updhub(&data, &["sync", "--once"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--parent"));
@@ -89,4 +124,112 @@ fn the_container_build_context_leaves_out_build_output_and_data_folders() {
             .any(|l| l.starts_with("ENV") && l.contains("UPDHUB_DATA")),
         "an explicit data folder is never set up by serve"
     );
+}
+
+#[test]
+fn a_plain_init_trusts_no_issuer_and_an_own_issuer_made_with_issuer_key_is_trusted_on_purpose() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("n");
+    let out = updhub(&data, &["init"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let toml = std::fs::read_to_string(data.join("updhub.toml")).unwrap();
+    assert!(toml.contains("issuers = []"), "{toml}");
+
+    // The demo key is refused as the demo, with the fix.
+    let demo_key = root().join("mirror/licenses/demo-license.json");
+    let out = updhub(&data, &["license", "add", demo_key.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("demo issuer")
+            && err.contains("not for production")
+            && err.contains("updhub config set licenses.issuers"),
+        "{err}"
+    );
+    // The demo issuer's private key no longer ships.
+    assert!(!root().join("mirror/licenses/demo-issuer.key").exists());
+
+    // An issuer of one's own: the private key file, the public key on stdout. A bare file
+    // name is a file in the current folder.
+    let key = dir.path().join("issuer.key");
+    let out = Command::new(env!("CARGO_BIN_EXE_updhub"))
+        .current_dir(dir.path())
+        .args(["license", "issuer-key", "--out", "issuer.key"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let public = stdout(&out).trim().to_owned();
+    assert_eq!(public.len(), 64, "{public}");
+    assert!(
+        stderr(&out).contains("config set licenses.issuers"),
+        "{}",
+        stderr(&out)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Never overwritten.
+    let before = std::fs::read(&key).unwrap();
+    let out = updhub(
+        &data,
+        &["license", "issuer-key", "--out", key.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("exists already"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+
+    // `license issue` signs with it.
+    let file = dir.path().join("t1.json");
+    let out = updhub(
+        &data,
+        &[
+            "license",
+            "issue",
+            "--issuer-key",
+            key.to_str().unwrap(),
+            "--key-id",
+            "TRIAL-1",
+            "--holder",
+            "trial",
+            "--stations",
+            "7",
+            "--until",
+            "2099-01-01",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&public), "{}", stdout(&out));
+    let issued: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(issued["issuer"], public.as_str());
+
+    // Refused until its issuer is trusted; the error gives the command that trusts it.
+    let out = updhub(&data, &["license", "add", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let value = format!("[\"{public}\"]");
+    assert!(
+        stderr(&out).contains(&format!("updhub config set licenses.issuers '{value}'")),
+        "{}",
+        stderr(&out)
+    );
+    let out = updhub(&data, &["config", "set", "licenses.issuers", &value]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = updhub(&data, &["license", "add", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("added key TRIAL-1 (7 stations"),
+        "{}",
+        stdout(&out)
+    );
+
+    // No demo warning: the demo issuer is not trusted.
+    let out = updhub(&data, &["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["demo_issuer_trusted"], false);
+    let out = updhub(&data, &["status"]);
+    assert!(!stdout(&out).contains("demo licenses"), "{}", stdout(&out));
 }

@@ -675,3 +675,103 @@ async fn reconciliation_flags_a_receiver_that_counts_more_than_it_was_given() {
     csrv.stop().await;
     psrv.stop().await;
 }
+
+/// Add the demo license key shipped in mirror/licenses/ (as `serve` does on its first run).
+async fn add_demo_key(hub: &Hub) -> Result<updhub::license::LicenseKey, updhub::error::Error> {
+    updhub::hub::add_license_bytes(hub, updhub::hub::DEMO_LICENSE, "demo-license.json").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_trusts_no_issuer_until_told_and_a_serving_node_takes_the_change_without_a_restart(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path(), "n", NodeOpts::default());
+    assert!(n.config.licenses.issuers.is_empty());
+    let srv = start(n.clone()).await;
+    let iss = issuer();
+    let hex = issuer_hex(&iss);
+    let key = key_file(dir.path(), &iss, "K-OWN", 5, 30);
+
+    // Any key is refused, naming its issuer and the fix.
+    let err = add_license_file(&n, &key).await.unwrap_err().to_string();
+    assert!(
+        err.contains("not trusted")
+            && err.contains(&hex)
+            && err.contains("trusts no license issuer")
+            && err.contains(&format!("updhub config set licenses.issuers '[\"{hex}\"]'"))
+            && err.contains("updhub.toml"),
+        "{err}"
+    );
+    // The demo key too, as the demo: not for production.
+    let demo = updhub::config::DEMO_ISSUER.trim();
+    let err = add_demo_key(&n).await.unwrap_err().to_string();
+    assert!(
+        err.contains("demo-license.json")
+            && err.contains(demo)
+            && err.contains("demo issuer")
+            && err.contains("not for production"),
+        "{err}"
+    );
+    assert!(n.ledger.status(Duration::from_secs(1)).unwrap().is_empty());
+    assert!(!n.status().unwrap().demo_issuer_trusted);
+
+    // `config set` from another process (here another handle on the same data folder):
+    // the serving node applies it with no restart and takes the key.
+    let admin = Hub::open(&n.data).unwrap();
+    admin
+        .set_shared_setting("licenses.issuers", &format!("[\"{hex}\"]"))
+        .unwrap();
+    wait_for("the serving node to apply licenses.issuers", || {
+        n.live().licenses.issuers == [hex.clone()]
+    })
+    .await;
+    add_license_file(&n, &key).await.unwrap();
+    assert_eq!(source(&n, "K-OWN").total, 5);
+    // Still no demo: trusting one issuer trusts no other.
+    let err = add_demo_key(&n).await.unwrap_err().to_string();
+    assert!(
+        err.contains("holds 1 other issuer(s)")
+            && err.contains(&format!("'[\"{hex}\",\"{demo}\"]'")),
+        "{err}"
+    );
+    // Trusting the demo issuer on purpose takes the demo key, and status says so.
+    admin
+        .set_shared_setting("licenses.issuers", &format!("[\"{hex}\",\"{demo}\"]"))
+        .unwrap();
+    wait_for("the serving node to trust the demo issuer", || {
+        n.live().trusts_demo_issuer()
+    })
+    .await;
+    add_demo_key(&n).await.unwrap();
+    assert_eq!(source(&n, "DEMO-0001").total, 50);
+    assert!(n.status().unwrap().demo_issuer_trusted);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_issuer_in_updhub_toml_is_trusted_by_the_next_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path(), "n", NodeOpts::default());
+    let iss = issuer();
+    let key = key_file(dir.path(), &iss, "K-TOML", 3, 30);
+    let err = add_license_file(&n, &key).await.unwrap_err().to_string();
+    assert!(err.contains("not trusted"), "{err}");
+    let data = n.data.clone();
+    drop(n);
+    // What the fix says: licenses.issuers in updhub.toml; a command reads it at start.
+    let path = data.join("updhub.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("issuers = []"), "{text}");
+    std::fs::write(
+        &path,
+        text.replace(
+            "issuers = []",
+            &format!("issuers = [\"{}\"]", issuer_hex(&iss)),
+        ),
+    )
+    .unwrap();
+    let n = Hub::open(&data).unwrap();
+    add_license_file(&n, &key).await.unwrap();
+    assert_eq!(source(&n, "K-TOML").total, 3);
+    assert!(!n.status().unwrap().demo_issuer_trusted);
+}

@@ -158,10 +158,16 @@ async fn sixty_concurrent_admin_commands_wait_for_each_other_instead_of_failing(
     let dir = tempfile::tempdir().unwrap();
     let data = parent(dir.path()).await;
     {
+        // A license key of the test's own issuer, trusted on purpose.
         let hub = Hub::open(&data).unwrap();
-        updhub::hub::add_license_bytes(&hub, updhub::hub::DEMO_LICENSE, "demo")
-            .await
-            .unwrap();
+        let iss = common::issuer();
+        hub.set_shared_setting(
+            "licenses.issuers",
+            &format!("[\"{}\"]", common::issuer_hex(&iss)),
+        )
+        .unwrap();
+        let key = common::key_file(dir.path(), &iss, "K-60", 50, 365);
+        updhub::hub::add_license_file(&hub, &key).await.unwrap();
         hub.db
             .record_report(&updhub::db::ChildReport {
                 child_id: "branch".into(),
@@ -206,8 +212,7 @@ async fn sixty_concurrent_admin_commands_wait_for_each_other_instead_of_failing(
         failed.first()
     );
     let hub = Hub::open(&data).unwrap();
-    let demo = common::source(&hub, "DEMO-0001");
-    assert_eq!(demo.donated, 40);
+    assert_eq!(common::source(&hub, "K-60").donated, 40);
 }
 
 #[tokio::test]

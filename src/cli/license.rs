@@ -112,9 +112,16 @@ pub enum LicenseCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make a new license issuer of your own (for tests and trials): write its private key
+    /// to FILE and print its public key, for licenses.issuers.
+    IssuerKey {
+        /// Where to write the private key (PKCS#8 PEM, owner-only); never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Issue a signed license key (for issuers and test set-ups).
     Issue {
-        /// The issuer's ed25519 private key (PKCS#8 PEM).
+        /// The issuer's ed25519 private key (PKCS#8 PEM, e.g. from `license issuer-key`).
         #[arg(long)]
         issuer_key: PathBuf,
         /// Key id.
@@ -139,6 +146,24 @@ pub enum LicenseCommand {
 }
 
 pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
+    if let LicenseCommand::IssuerKey { out } = &cmd {
+        if out.exists() {
+            return Err(Error::Data {
+                path: out.clone(),
+                why: "exists already; an issuer key is never overwritten (the keys it signed would lose their issuer): pass another --out".into(),
+            });
+        }
+        let key = crate::keys::new_issuer_key(out)?;
+        let public = hex::encode(key.verifying_key().as_bytes());
+        out!("{public}");
+        eprintln!(
+            "wrote a new license issuer's private key to {f} (keep it secret: whoever holds it can issue license keys); its public key is printed above.\n\
+             trust it:   updhub config set licenses.issuers '[\"{public}\"]'   (or licenses.issuers in updhub.toml)\n\
+             issue keys: updhub license issue --issuer-key {f} --key-id ID --holder NAME --stations N --until DATE --out KEY.json",
+            f = out.display()
+        );
+        return Ok(());
+    }
     if let LicenseCommand::Issue {
         issuer_key,
         key_id,
@@ -175,7 +200,9 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
     let hub = Hub::open(data)?;
     let warn = hub.live().licenses.warn_before;
     match cmd {
-        LicenseCommand::Issue { .. } => unreachable!("handled above"),
+        LicenseCommand::Issue { .. } | LicenseCommand::IssuerKey { .. } => {
+            unreachable!("handled above")
+        }
         LicenseCommand::Add { file } => {
             let k = crate::hub::add_license_file(&hub, &file).await?;
             out!(
@@ -249,7 +276,7 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             if json {
                 print_json(&s)?;
             } else {
-                render::license_status(&s)?;
+                render::license_status(&s, hub.live().trusts_demo_issuer())?;
             }
         }
         LicenseCommand::Log { json } => {

@@ -315,6 +315,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     parent,
                     zone,
                     database,
+                    issuers: Vec::new(),
                 },
             )?;
             if let Some(t) = &token {

@@ -28,6 +28,9 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     if let Some(w) = &s.warning {
         out!("WARNING: {w}");
     }
+    if s.demo_issuer_trusted {
+        out!("{DEMO_LICENSES}");
+    }
     if let Some(sy) = &s.sync {
         out!(
             "parent {}: last try {}, last success {}{}",
@@ -174,7 +177,11 @@ pub(super) fn grants(g: &GrantsView) -> Result<()> {
 }
 
 /// `license status`: one row per key or received grant.
-pub(super) fn license_status(s: &[SourceStatus]) -> Result<()> {
+/// The line `status` and `license status` print while the demo issuer is trusted.
+pub(super) const DEMO_LICENSES: &str =
+    "demo licenses: the demo issuer is trusted (licenses.issuers); not for production";
+
+pub(super) fn license_status(s: &[SourceStatus], demo_issuer_trusted: bool) -> Result<()> {
     out!(
         "{:<20} {:<5} {:>6} {:>6} {:>7} {:>6}  until",
         "license",
@@ -201,6 +208,9 @@ pub(super) fn license_status(s: &[SourceStatus]) -> Result<()> {
                 ""
             }
         );
+    }
+    if demo_issuer_trusted {
+        out!("{DEMO_LICENSES}");
     }
     Ok(())
 }

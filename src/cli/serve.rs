@@ -31,7 +31,8 @@ pub(super) fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
 }
 
 /// `serve`. Run with the default data folder and none there yet, it first sets up a node on
-/// the embedded defaults (sample zone, SQLite, generated certificates), mirrors, publishes
+/// the embedded defaults (sample zone, SQLite, generated certificates), mirrors, publishes,
+/// trusts the demo license issuer explicitly (written in its updhub.toml; `status` says so)
 /// and adds the demo license, all in a temporary folder moved into place at the end, so one
 /// command runs the hub and a failure leaves nothing behind.
 pub(super) async fn serve(
@@ -51,7 +52,14 @@ pub(super) async fn serve(
                 ),
             });
         }
-        let new = Hub::begin_init(data, InitOptions::default())?;
+        // The demo set-up, and only it, trusts the demo issuer: on purpose, in updhub.toml.
+        let new = Hub::begin_init(
+            data,
+            InitOptions {
+                issuers: vec![crate::config::DEMO_ISSUER.trim().to_owned()],
+                ..InitOptions::default()
+            },
+        )?;
         let hub = &new.hub;
         eprintln!(
             "initializing a new node in {} (server {})",
@@ -65,7 +73,7 @@ pub(super) async fn serve(
         let k = crate::hub::add_license_bytes(hub, crate::hub::DEMO_LICENSE, "the demo license")
             .await?;
         eprintln!(
-            "added the demo license key {} ({} stations)",
+            "added the demo license key {} ({} stations), trusting the demo issuer (licenses.issuers in updhub.toml): demo licenses, not for production",
             k.key_id, k.stations
         );
         new.finish()?;
@@ -81,6 +89,11 @@ pub(super) async fn serve(
     }
     let hub = Arc::new(Hub::open_with(data, config)?);
     hub.db.check_integrity()?;
+    if hub.live().trusts_demo_issuer() {
+        tracing::warn!(
+            "demo licenses: the demo issuer is trusted (licenses.issuers); not for production"
+        );
+    }
     let stop = stop_signal()?;
     // Catch up on expiry missed while down before taking requests.
     hub.resign_if_due()?;

@@ -263,10 +263,7 @@ impl LicenseKey {
             return Err(bad("its validity ends before it starts".into()));
         }
         if !issuers.iter().any(|i| i.eq_ignore_ascii_case(&k.issuer)) {
-            return Err(bad(format!(
-                "its issuer {} is not trusted; add the issuer's public key to licenses.issuers in updhub.toml if you trust it",
-                k.issuer
-            )));
+            return Err(bad(untrusted_issuer(&k.issuer, issuers)));
         }
         verify_hex(&k.issuer, &k.signature, &k.signed_bytes()).map_err(&bad)?;
         if k.valid_until <= now {
@@ -277,6 +274,33 @@ impl LicenseKey {
         }
         Ok(k)
     }
+}
+
+/// Why a key of an issuer that is not in `licenses.issuers` is refused, and how to trust
+/// the issuer on purpose: the setting's new value, for the cluster or for updhub.toml.
+fn untrusted_issuer(issuer: &str, trusted: &[String]) -> String {
+    let mut list: Vec<&str> = trusted.iter().map(String::as_str).collect();
+    list.push(issuer);
+    let value = serde_json::to_string(&list).expect("strings serialize");
+    let now = if trusted.is_empty() {
+        "this cluster trusts no license issuer yet (licenses.issuers is empty)".to_owned()
+    } else {
+        format!("licenses.issuers holds {} other issuer(s)", trusted.len())
+    };
+    let (what, why) = if crate::config::is_demo_issuer(issuer) {
+        (
+            ": it is the demo issuer of mirror/licenses/, whose keys are demo licenses, not for production",
+            "To try updhub with the demo license anyway, trust the demo issuer explicitly",
+        )
+    } else {
+        (
+            "",
+            "If you trust this issuer (compare its public key with the one it gave you), add it",
+        )
+    };
+    format!(
+        "its issuer {issuer} is not trusted{what}; {now}. {why}: `updhub config set licenses.issuers '{value}'` for the whole cluster (every node applies it without a restart), or licenses.issuers = {value} in updhub.toml (this node only, and only if the cluster has not set it: see `updhub config show`)"
+    )
 }
 
 /// The state a grant token carries.
@@ -426,8 +450,41 @@ mod tests {
             LicenseKey::parse_and_check(&bytes, "k", &trusted, now).unwrap(),
             k
         );
-        let err = LicenseKey::parse_and_check(&bytes, "k", &[], now).unwrap_err();
-        assert!(err.to_string().contains("not trusted"), "{err}");
+        let err = LicenseKey::parse_and_check(&bytes, "k", &[], now)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not trusted")
+                && err.contains(&k.issuer)
+                && err.contains(&format!("config set licenses.issuers '[\"{}\"]'", k.issuer))
+                && err.contains("updhub.toml")
+                && !err.contains("demo"),
+            "{err}"
+        );
+        // The fix keeps the issuers already trusted.
+        let other = hex::encode([7u8; 32]);
+        let err = LicenseKey::parse_and_check(&bytes, "k", std::slice::from_ref(&other), now)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("'[\"{other}\",\"{}\"]'", k.issuer)),
+            "{err}"
+        );
+        // The demo key is refused as the demo, not for production.
+        let demo = LicenseKey::parse_and_check(
+            include_bytes!("../../mirror/licenses/demo-license.json"),
+            "demo-license.json",
+            &[],
+            now,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            demo.contains("demo issuer")
+                && demo.contains("not for production")
+                && demo.contains(crate::config::DEMO_ISSUER.trim()),
+            "{demo}"
+        );
         let mut forged = k.clone();
         forged.stations = 1000;
         let err =

@@ -98,7 +98,7 @@ pub struct NodeOpts<'a> {
     pub zone: Option<&'a Path>,
     /// Its parent URL.
     pub parent: Option<String>,
-    /// License issuers it trusts (hex public keys); empty keeps the default.
+    /// License issuers it trusts (hex public keys); none by default, as after `init`.
     pub issuers: Vec<String>,
     /// Clock-skew margin for grants.
     pub skew: Option<Duration>,
@@ -173,14 +173,12 @@ pub fn node(dir: &Path, id: &str, opts: NodeOpts<'_>) -> Arc<Hub> {
             parent: opts.parent,
             zone: opts.zone.map(|z| z.display().to_string()),
             database: opts.database.or_else(test_database),
+            issuers: opts.issuers,
         },
     )
     .unwrap();
     let mut cfg = Config::load(&data).unwrap();
     cfg.upstream.sync_interval = Duration::from_millis(100);
-    if !opts.issuers.is_empty() {
-        cfg.licenses.issuers = opts.issuers;
-    }
     if let Some(s) = opts.skew {
         cfg.licenses.skew_margin = s;
     }
