@@ -64,7 +64,7 @@ pub enum SyncError {
     },
     /// The parent and this node do not trust each other's certificates: they were made with
     /// different cluster keys.
-    #[error("parent {url}: {why}; this node and the parent are of different trust domains: enroll this node by link (`updhub link invite` on the parent, then `updhub link join {url} TOKEN` here); only a member of the parent's own cluster shares its keys (`updhub keys export --to DIR` there, `updhub init --keys-from DIR` here)")]
+    #[error("parent {url}: {why}; this node and the parent are of different trust domains: enroll this node by link (`updhub link invite` on the parent, then `updhub link join PARENT_URL TOKEN` here); only a member of the parent's own cluster shares its keys (`updhub keys export --to DIR` there, `updhub init --keys-from DIR` here)")]
     ForeignCluster {
         /// The parent URL.
         url: String,

@@ -87,7 +87,7 @@ async fn sigterm_with_a_transfer_in_flight_ends_cleanly_and_the_child_syncs_afte
         .trim_end_matches('/')
         .to_owned();
     let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(child.keys.client_tls.clone());
+    let tls = tokio_rustls::TlsConnector::from(child.keys.upstream_tls());
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut s = tls.connect(name, tcp).await.unwrap();
     s.write_all(format!("GET /v1/blobs/{blob} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())

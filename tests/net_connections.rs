@@ -363,7 +363,7 @@ async fn a_client_that_stops_reading_a_blob_is_cut_after_the_send_stall() {
     limits.max_transfers = 1;
     let srv = serve(parent.clone(), limits).await;
     let child = child_of(dir.path(), "child", &parent, None);
-    let tls = tokio_rustls::TlsConnector::from(child.keys.client_tls.clone());
+    let tls = tokio_rustls::TlsConnector::from(child.keys.upstream_tls());
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
 
     let sock = TcpSocket::new_v4().unwrap();
@@ -399,7 +399,7 @@ async fn a_report_that_promises_more_than_it_sends_gets_408_on_the_interserver_p
     mirror_and_publish(&parent).await;
     let srv = serve(parent.clone(), short(8)).await;
     let child = child_of(dir.path(), "child", &parent, None);
-    let tls = tokio_rustls::TlsConnector::from(child.keys.client_tls.clone());
+    let tls = tokio_rustls::TlsConnector::from(child.keys.upstream_tls());
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
     for (declared, want) in [(100u64, "HTTP/1.1 408"), (1_000_000_000, "HTTP/1.1 413")] {
         let tcp = TcpStream::connect(srv.addr).await.unwrap();

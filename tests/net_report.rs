@@ -11,7 +11,7 @@ async fn post_report(
     parent_url: &str,
     body: &serde_json::Value,
 ) -> (u16, String) {
-    let client = updhub::peer::client(&child.keys).unwrap();
+    let client = updhub::peer::upstream_client(&child.keys).unwrap();
     let r = client
         .post(format!("{parent_url}v1/report"))
         .json(body)
@@ -79,7 +79,7 @@ async fn a_grant_call_with_fields_of_a_newer_release_is_not_refused_for_them() {
     let parent = zone_node(dir.path(), "parent", &sample_zone());
     let srv = start(parent.clone()).await;
     let child = child_of(dir.path(), "newer-child", &parent, None);
-    let client = updhub::peer::client(&child.keys).unwrap();
+    let client = updhub::peer::upstream_client(&child.keys).unwrap();
     for action in ["ack", "return"] {
         let r = client
             .post(format!("{}v1/licenses/{action}", srv.url))

@@ -72,8 +72,9 @@ async fn a_node_with_another_ca_gets_no_byte() {
     })
     .await;
 
-    // A member of the cluster does get through.
-    let member = child_of(dir.path(), "member", &parent, None);
+    // A member of the cluster (its keys copied) does get through; a child enrolled by
+    // link does too (tests/links.rs).
+    let member = member_of(dir.path(), "member", &parent, NodeOpts::default());
     sync_once(&member, &srv.url).await.unwrap();
     assert!(srv.stats.blob_bytes.load(Ordering::Relaxed) > 0);
     srv.stop().await;
@@ -240,7 +241,12 @@ async fn a_node_refuses_a_parent_that_syncs_through_it() {
         mid.db.published().unwrap().is_some()
     })
     .await;
-    // The top now tries to take mid as its parent: mid's chain holds the top.
+    // The top now enrolls with mid and tries to take it as its parent: mid's chain holds
+    // the top.
+    let req = updhub::link::offline_request(&top).unwrap();
+    let reply = updhub::link::offline_accept(&mid, &req, "child").unwrap();
+    updhub::link::offline_import(&top, &reply).unwrap();
+    let top = std::sync::Arc::new(updhub::Hub::open(&top.data).unwrap());
     let err = sync_once(&top, &mid_srv.url).await.unwrap_err();
     assert!(matches!(err, SyncError::Loop { .. }), "{err}");
     mid_srv.stop().await;

@@ -177,7 +177,7 @@ pub async fn return_grant(
     let Some(parent) = parent.map(str::to_owned) else {
         return Ok(false);
     };
-    let client = crate::peer::client(keys).map_err(|why| LicenseError::Network {
+    let client = crate::peer::upstream_client(keys).map_err(|why| LicenseError::Network {
         url: parent.clone(),
         why,
     })?;

@@ -232,8 +232,26 @@ pub fn child_of(dir: &Path, id: &str, parent: &Hub, parent_url: Option<String>) 
     )
 }
 
-/// A child of `parent` in the same cluster, with more options.
+/// A child of `parent`, with more options: a node of its own trust domain (its own keys),
+/// enrolled with `parent` by link (offline, so the parent need not serve yet). Only
+/// [`member_of`] shares the parent's keys.
 pub fn child_with(dir: &Path, id: &str, parent: &Hub, opts: NodeOpts<'_>) -> Arc<Hub> {
+    assert!(
+        opts.keys_from.is_none(),
+        "a child enrolled by link has keys of its own"
+    );
+    let n = node(dir, id, opts);
+    let req = updhub::link::offline_request(&n).unwrap();
+    let reply = updhub::link::offline_accept(parent, &req, "child").unwrap();
+    updhub::link::offline_import(&n, &reply).unwrap();
+    let (data, config) = (n.data.clone(), n.config.clone());
+    drop(n);
+    Arc::new(Hub::open_with(&data, config).unwrap())
+}
+
+/// A member of `parent`'s cluster: its keys copied from `parent` (`keys export` /
+/// `init --keys-from`), as only members of one cluster do.
+pub fn member_of(dir: &Path, id: &str, parent: &Hub, opts: NodeOpts<'_>) -> Arc<Hub> {
     let keys = dir.join(format!("{id}-keys"));
     parent.export_keys(&keys).unwrap();
     node(
