@@ -139,8 +139,9 @@ pub(super) async fn link(data: &Path, command: LinkCommand) -> Result<()> {
             let (token, expires) = crate::link::invite(&hub, id.as_ref(), kind, valid_for, &url)?;
             out!("{}", token.encode());
             out!(
-                "one-time {kind} token{}, valid until {expires}; enrolls through {url}",
-                id.map(|i| format!(" for node id {i}")).unwrap_or_default()
+                "one-time {kind} token{}, valid until {}; enrolls through {url}",
+                id.map(|i| format!(" for node id {i}")).unwrap_or_default(),
+                expires.format("%Y-%m-%d %H:%M:%S UTC")
             );
             out!("on the new node: updhub --data DIR init --parent https://THIS-NODE:PORT --token TOKEN");
             out!("on an existing node: updhub link join https://THIS-NODE:PORT TOKEN");

@@ -138,16 +138,14 @@ pub(super) async fn serve(
         );
     }
     let d = data.display();
-    out!("a child connects with:");
-    out!("  updhub --data {d} keys export --to /tmp/updhub-keys");
-    out!("  updhub --data ./child init --keys-from /tmp/updhub-keys --parent {url}");
+    let station_addr = stations
+        .local_addr()
+        .map_err(io("reading the station address"))?;
+    out!("a child (its own keys, enrolled by link) connects with:");
+    out!("  updhub --data {d} link invite --url https://{station_addr}/      (prints TOKEN)");
+    out!("  updhub --data ./child init --parent {url} --token TOKEN");
     out!("  updhub --data ./child sync --once      (or, to serve on: updhub --data ./child serve --listen ADDR --station-listen ADDR)");
-    out!(
-        "stations register at https://{}/v1/stations/register",
-        stations
-            .local_addr()
-            .map_err(io("reading the station address"))?
-    );
+    out!("stations register at https://{station_addr}/v1/stations/register");
     let stats = crate::server::new_stats();
     crate::node::run(listener, Some(stations), hub.clone(), stats, stop)
         .await
