@@ -568,7 +568,11 @@ async fn fetch_blob_resuming(
 /// verify, or database errors. The current version only changes when everything verified.
 pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, SyncError> {
     let parent = Parent::new(hub, parent_url)?;
-    let mut result = sync_inner(hub, &parent, parent_url).await;
+    let inner = sync_inner(hub, &parent, parent_url).await;
+    let (mut result, held) = match inner {
+        Ok((r, p, chain)) => (Ok(r), Some((p, chain))),
+        Err(e) => (Err(e), None),
+    };
     let err = result.as_ref().err().map(|e| e.to_string());
     let url = parent_url.to_owned();
     blocking(hub, move |h| {
@@ -599,6 +603,11 @@ pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, S
             Err(e) => tracing::warn!("license grants from {parent_url}: {e}"),
         }
     }
+    // The heartbeat last, so what it says of the grants already takes this sync's
+    // revocations and renewals into account (the donor reconciles with it).
+    if let Some((p, chain)) = held {
+        send_report(hub, &parent, Some(&p), &chain).await;
+    }
     result
 }
 
@@ -616,11 +625,13 @@ async fn blocking<T: Send + 'static, E: Send + 'static>(
     }
 }
 
+/// The repository part of a sync: the report, and the version and chain the node now holds
+/// (for its report to the parent).
 async fn sync_inner(
     hub: &Arc<Hub>,
     parent: &Parent,
     parent_url: &str,
-) -> Result<SyncReport, SyncError> {
+) -> Result<(SyncReport, Published, Vec<String>), SyncError> {
     let started = Instant::now();
     let (doc, headers) = parent
         .bytes("v1/published", crate::peer::MAX_DOCUMENT)
@@ -668,9 +679,8 @@ async fn sync_inner(
     } else {
         fetch_and_switch(hub, Some(parent), &p, &mut report).await?;
     }
-    send_report(hub, parent, Some(&p), &chain).await;
     report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok((report, p, chain))
 }
 
 /// A node enrolled by link follows the origin's publisher key rotations its parent serves

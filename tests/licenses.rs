@@ -672,6 +672,20 @@ async fn reconciliation_flags_a_receiver_that_counts_more_than_it_was_given() {
     sync_once(&child, &psrv.url).await.unwrap();
     let view = parent.ledger.grants(Duration::from_secs(3600)).unwrap();
     assert!(view.mismatches.is_empty(), "{:?}", view.mismatches);
+
+    // A revocation: the sync that brings it reports after the child took it in (its three
+    // stations no longer count the grant), so there is no false alarm.
+    parent.ledger.revoke(g.grant_id.clone()).await.unwrap();
+    sync_once(&child, &psrv.url).await.unwrap();
+    let view = parent.ledger.grants(Duration::from_secs(3600)).unwrap();
+    let out = view
+        .outgoing
+        .iter()
+        .find(|o| o.grant_id == g.grant_id)
+        .unwrap();
+    assert_eq!(out.status, "revoked");
+    assert_eq!(out.reported.as_ref().map(|r| r.counted), Some(0));
+    assert!(view.mismatches.is_empty(), "{:?}", view.mismatches);
     csrv.stop().await;
     psrv.stop().await;
 }
