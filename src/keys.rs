@@ -368,12 +368,8 @@ pub fn write_upstream(
 /// That the link certificate `cert_pem` was issued by the CA `ca_pem` for client
 /// authentication, and certifies the key `key_pem` (which never left this node).
 fn check_issued(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), String> {
-    let first = |pem: &str, what: &str| {
-        CertificateDer::pem_slice_iter(pem.as_bytes())
-            .next()
-            .and_then(Result::ok)
-            .ok_or_else(|| format!("the {what} is not a PEM certificate"))
-    };
+    let first =
+        |pem: &str, what: &str| first_cert(pem.as_bytes()).map_err(|e| format!("the {what} {e}"));
     let cert = first(cert_pem, "link certificate")?;
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -732,11 +728,18 @@ pub fn cert_fp(cert: &CertificateDer<'_>) -> [u8; 32] {
 /// # Errors
 /// Bytes that hold no PEM certificate.
 pub fn pem_fp(pem: &[u8]) -> Result<String, String> {
-    let cert = CertificateDer::pem_slice_iter(pem)
+    Ok(hex::encode(cert_fp(&first_cert(pem)?)))
+}
+
+/// The first certificate of PEM bytes.
+///
+/// # Errors
+/// Bytes that hold no PEM certificate, said as the end of a sentence about them.
+pub fn first_cert(pem: &[u8]) -> Result<CertificateDer<'static>, String> {
+    CertificateDer::pem_slice_iter(pem)
         .next()
         .ok_or("holds no certificate")?
-        .map_err(|e| format!("is not a PEM certificate ({e})"))?;
-    Ok(hex::encode(cert_fp(&cert)))
+        .map_err(|e| format!("is not a PEM certificate ({e})"))
 }
 
 fn parse_hex_key(path: &Path, hex_key: &str) -> Result<VerifyingKey, KeyError> {

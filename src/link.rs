@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Link, Refusal};
@@ -383,10 +382,7 @@ pub async fn join(
         )));
     }
     // 2. The request, over TLS verified against that CA.
-    let ca = rustls::pki_types::CertificateDer::pem_slice_iter(&ca_pem)
-        .next()
-        .and_then(Result::ok)
-        .ok_or_else(|| at("the CA certificate does not parse".into()))?;
+    let ca = keys::first_cert(&ca_pem).map_err(|e| at(format!("the CA certificate {e}")))?;
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(ca)
