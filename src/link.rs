@@ -141,6 +141,9 @@ pub struct EnrollRequest {
     pub id: String,
     /// Its certificate request (PEM).
     pub csr: String,
+    /// The ed25519 key (hex) it signs grants with; absent from nodes older than schema 8.
+    #[serde(default)]
+    pub grant_key: Option<String>,
 }
 
 /// What it gets back.
@@ -184,6 +187,7 @@ pub fn enroll(hub: &Hub, req: &EnrollRequest) -> Result<EnrollReply, EnrollError
     ServerId::new(&req.id).map_err(|e| EnrollError::Bad(format!("the requested id: {e}")))?;
     let hash = secret_hash(&req.secret);
     let now = Utc::now();
+    let grant_key = checked_grant_key(req.grant_key.as_deref()).map_err(EnrollError::Bad)?;
     let (id, _) = hub
         .db
         .check_link_token(&hash, &req.id, now)
@@ -193,9 +197,43 @@ pub fn enroll(hub: &Hub, req: &EnrollRequest) -> Result<EnrollReply, EnrollError
     let fp = keys::pem_fp(cert.as_bytes()).map_err(|e| EnrollError::Bad(e.to_string()))?;
     let link = hub
         .db
-        .redeem_link_token(&hash, &req.id, &fp, &cert, now)
+        .redeem_link_token(
+            &hash,
+            &req.id,
+            crate::db::Binding {
+                cert_fp: &fp,
+                cert: &cert,
+                grant_key: grant_key.as_deref(),
+            },
+            now,
+        )
         .map_err(Error::from)??;
     Ok(enrolled(hub, link, cert)?)
+}
+
+/// The grant key an enrolling node names: 32 bytes of ed25519 public key, in hex.
+fn checked_grant_key(key: Option<&str>) -> Result<Option<String>, String> {
+    let Some(key) = key else { return Ok(None) };
+    let bytes: [u8; 32] = hex::decode(key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            format!("the grant key {key:?} is not 64 hex digits (an ed25519 public key)")
+        })?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| format!("the grant key {key} is not an ed25519 public key ({e})"))?;
+    Ok(Some(key.to_ascii_lowercase()))
+}
+
+/// The key this node signs grants with (`keys/cluster.pub`), which it names when it enrolls.
+fn own_grant_key(keys_dir: &std::path::Path) -> Result<String, Error> {
+    let path = keys_dir.join("cluster.pub");
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|source| Error::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        })
 }
 
 /// After a link was recorded: every member's view of the links, the log, and the answer
@@ -238,6 +276,9 @@ pub struct OfflineRequest {
     pub id: String,
     /// Its certificate request (PEM).
     pub csr: String,
+    /// The ed25519 key (hex) it signs grants with; absent from requests of older nodes.
+    #[serde(default)]
+    pub grant_key: Option<String>,
     /// When it was made.
     pub made: DateTime<Utc>,
 }
@@ -262,6 +303,7 @@ pub fn offline_request(hub: &Hub) -> Result<OfflineRequest, Error> {
         format: REQUEST_FORMAT.to_owned(),
         id: hub.id().to_string(),
         csr,
+        grant_key: Some(own_grant_key(&keys_dir)?),
         made: Utc::now(),
     })
 }
@@ -298,12 +340,23 @@ pub fn offline_accept(hub: &Hub, req: &OfflineRequest, kind: &str) -> Result<Enr
         return Err(Error::State(format!("link kind {kind:?} is unknown")));
     }
     ServerId::new(&req.id).map_err(|e| Error::State(format!("the request's id: {e}")))?;
+    let grant_key = checked_grant_key(req.grant_key.as_deref())
+        .map_err(|e| Error::State(format!("the link request: {e}")))?;
     let cert = keys::issue_link_cert(&hub.data.join("keys"), &req.csr, &req.id)
         .map_err(|e| Error::State(format!("the link request: {e}")))?;
     let fp = keys::pem_fp(cert.as_bytes()).map_err(Error::State)?;
     let link = hub
         .db
-        .add_link(&req.id, kind, &fp, &cert, Utc::now())?
+        .add_link(
+            &req.id,
+            kind,
+            crate::db::Binding {
+                cert_fp: &fp,
+                cert: &cert,
+                grant_key: grant_key.as_deref(),
+            },
+            Utc::now(),
+        )?
         .map_err(|r| Error::State(r.to_string()))?;
     enrolled(hub, link, cert)
 }
@@ -406,6 +459,7 @@ pub async fn join(
             secret: token.secret.clone(),
             id: id.to_owned(),
             csr,
+            grant_key: Some(own_grant_key(keys_dir)?),
         })
         .send()
         .await

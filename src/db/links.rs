@@ -24,6 +24,19 @@ pub struct Link {
     pub removed_at: Option<DateTime<Utc>>,
     /// The last certificate refused for this id (another key), and when.
     pub refused: Option<(String, DateTime<Utc>)>,
+    /// The ed25519 key (hex) it signs grants with, when it named one at enrollment.
+    pub grant_key: Option<String>,
+}
+
+/// A certificate just issued to an enrolling node, to bind to its id.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// Fingerprint of the certificate.
+    pub cert_fp: &'a str,
+    /// The certificate (PEM).
+    pub cert: &'a str,
+    /// The key the node signs grants with (hex), if it named one.
+    pub grant_key: Option<&'a str>,
 }
 
 /// Why a token does not enroll.
@@ -83,11 +96,12 @@ fn link(r: &Row) -> Result<Link, SqlError> {
         enrolled_by: r.get(4)?,
         removed_at: r.get(5)?,
         refused: refused_fp.zip(refused_at),
+        grant_key: r.get(9)?,
     })
 }
 
 const COLUMNS: &str =
-    "peer_id, kind, cert_fp, enrolled_at, enrolled_by, removed_at, removed_by, refused_fp, refused_at";
+    "peer_id, kind, cert_fp, enrolled_at, enrolled_by, removed_at, removed_by, refused_fp, refused_at, grant_key";
 
 impl Db {
     /// Store a new enrollment token (its hash) for `peer_id` (None: the enrolling node names
@@ -130,7 +144,7 @@ impl Db {
     }
 
     /// Enroll: in one transaction, check the token again, bind its id to the certificate
-    /// `cert_fp` (`cert`, PEM) and use the token up.
+    /// of `new` and use the token up.
     ///
     /// # Errors
     /// Database errors.
@@ -138,8 +152,7 @@ impl Db {
         &self,
         hash: &str,
         requested: &str,
-        cert_fp: &str,
-        cert: &str,
+        new: Binding<'_>,
         now: DateTime<Utc>,
     ) -> Result<Result<Link, Refusal>, DbError> {
         let (cluster, by) = (self.cluster.as_str(), self.server.as_str());
@@ -152,12 +165,12 @@ impl Db {
                 "UPDATE link_tokens SET used_at=$3, used_by=$4 WHERE cluster_id=$1 AND token_hash=$2",
                 args![cluster, hash, now, id],
             )?;
-            insert_link(c, cluster, by, &id, &kind, cert_fp, cert, now).map(Ok)
+            insert_link(c, cluster, by, &id, &kind, new, now).map(Ok)
         })
     }
 
-    /// Offline enrollment (`link accept`): bind `peer_id` to the certificate `cert_fp`
-    /// (`cert`, PEM) on the admin's say, unless a live link holds that id already.
+    /// Offline enrollment (`link accept`): bind `peer_id` to the certificate of `new` on the
+    /// admin's say, unless a live link holds that id already.
     ///
     /// # Errors
     /// Database errors.
@@ -165,8 +178,7 @@ impl Db {
         &self,
         peer_id: &str,
         kind: &str,
-        cert_fp: &str,
-        cert: &str,
+        new: Binding<'_>,
         now: DateTime<Utc>,
     ) -> Result<Result<Link, Refusal>, DbError> {
         let (cluster, by) = (self.cluster.as_str(), self.server.as_str());
@@ -174,7 +186,7 @@ impl Db {
             if let Some(taken) = bound(c, cluster, peer_id)? {
                 return Ok(Err(taken));
             }
-            insert_link(c, cluster, by, peer_id, kind, cert_fp, cert, now).map(Ok)
+            insert_link(c, cluster, by, peer_id, kind, new, now).map(Ok)
         })
     }
 
@@ -326,29 +338,28 @@ fn bound(c: &super::sql::Conn<'_>, cluster: &str, id: &str) -> Result<Option<Ref
         }))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn insert_link(
     c: &super::sql::Conn<'_>,
     cluster: &str,
     by: &str,
     id: &str,
     kind: &str,
-    cert_fp: &str,
-    cert: &str,
+    new: Binding<'_>,
     now: DateTime<Utc>,
 ) -> Result<Link, SqlError> {
     c.exec(
-        "INSERT INTO links(cluster_id, peer_id, kind, cert_fp, cert, enrolled_at, enrolled_by)
-         VALUES ($1,$2,$3,$4,$5,$6,$7)",
-        args![cluster, id, kind, cert_fp, cert, now, by],
+        "INSERT INTO links(cluster_id, peer_id, kind, cert_fp, cert, enrolled_at, enrolled_by, grant_key)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+        args![cluster, id, kind, new.cert_fp, new.cert, now, by, new.grant_key],
     )?;
     Ok(Link {
         peer_id: id.to_owned(),
         kind: kind.to_owned(),
-        cert_fp: cert_fp.to_owned(),
+        cert_fp: new.cert_fp.to_owned(),
         enrolled_at: now,
         enrolled_by: by.to_owned(),
         removed_at: None,
         refused: None,
+        grant_key: new.grant_key.map(str::to_owned),
     })
 }

@@ -27,6 +27,7 @@ const SQLITE: Dialect = Dialect {
         include_str!("../../schemas/sqlite/005-cluster-versions.sql"),
         include_str!("../../schemas/sqlite/006-links.sql"),
         include_str!("../../schemas/sqlite/007-grant-reports.sql"),
+        include_str!("../../schemas/sqlite/008-grant-keys.sql"),
     ],
     has_meta: "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
 };
@@ -40,6 +41,7 @@ const POSTGRES: Dialect = Dialect {
         include_str!("../../schemas/postgres/005-cluster-versions.sql"),
         include_str!("../../schemas/postgres/006-links.sql"),
         include_str!("../../schemas/postgres/007-grant-reports.sql"),
+        include_str!("../../schemas/postgres/008-grant-keys.sql"),
     ],
     has_meta: "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'",
 };

@@ -35,7 +35,7 @@ use sql::{Conn, SqlError};
 
 pub use children::ChildReport;
 pub use cluster::{IdTaken, Member};
-pub use links::{Link, LinkState, Refusal};
+pub use links::{Binding, Link, LinkState, Refusal};
 pub use migrate::Standing;
 pub use settings::SharedSetting;
 pub use sqlite::connect;
