@@ -43,13 +43,28 @@ pub fn by_request(
     )
 }
 
-/// A grant's token and status.
+/// On PostgreSQL, what locks the grants a write transaction reads to change: without it,
+/// two members changing one grant at once both read revision N and the later commit
+/// writes its N + 1 over the other's, or an N over N + 1 (a lost update; receivers keep
+/// the higher revision and never learn the donor's). SQLite has one writer.
+fn for_update(c: &Conn<'_>) -> &'static str {
+    if c.is_postgres() {
+        " FOR UPDATE"
+    } else {
+        ""
+    }
+}
+
+/// A grant's token and status, to change it (locked until the transaction ends).
 ///
 /// # Errors
 /// The query failed.
 pub fn get(c: &Conn<'_>, server: &str, grant: &str) -> Result<Option<(String, String)>, SqlError> {
     c.row(
-        "SELECT token, status FROM grants WHERE server_id=$1 AND grant_id=$2",
+        &format!(
+            "SELECT token, status FROM grants WHERE server_id=$1 AND grant_id=$2{}",
+            for_update(c)
+        ),
         args![server, grant],
     )?
     .map(|r| Ok((r.get(0)?, r.get(1)?)))
@@ -148,7 +163,8 @@ pub fn ended(
     )
 }
 
-/// The active grants carved from `source`: id and token.
+/// The active grants carved from `source`: id and token, to change them (locked until the
+/// transaction ends).
 ///
 /// # Errors
 /// The query failed.
@@ -158,7 +174,10 @@ pub fn active_from(
     source: &str,
 ) -> Result<Vec<(String, String)>, SqlError> {
     c.map_rows(
-            "SELECT grant_id, token FROM grants WHERE server_id=$1 AND source_id=$2 AND status='active' ORDER BY grant_id",
+            &format!(
+                "SELECT grant_id, token FROM grants WHERE server_id=$1 AND source_id=$2 AND status='active' ORDER BY grant_id{}",
+                for_update(c)
+            ),
             args![server, source],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
