@@ -13,8 +13,9 @@
 //! interleaved in a fixed pattern:
 //! - `register`: a new station registers with the donor (`POST /v1/stations/register`) and
 //!   takes one license (one ledger write, group-committed);
-//! - `grants-get`: the receiver's `GET /v1/licenses/grants` over mutual TLS, with the
-//!   interserver client the hub itself uses;
+//! - `grants-get`: the receiver's `GET /v1/licenses/grants?since=CURSOR` over mutual TLS, with
+//!   the interserver client the hub itself uses and the cursor the receiver holds (what its
+//!   next sync would send; `LICBENCH_FULL_GET=1`: no cursor, the full array as before);
 //! - `refresh`: what the receiver does on every sync and heartbeat
 //!   (`license::api::refresh_from_parent`): fetch, verify the tokens, apply them;
 //! - `donate`: the donor's admin donates 1 license (`Ledger::donate`, in-process, as the CLI
@@ -31,6 +32,7 @@
 //! - `LICBENCH_MIX=4,2,1,1`: register, grants-get, refresh, donate per round;
 //! - `LICBENCH_SPREAD=1`: 1 donation in N goes to the receiver, the others to N - 1 other
 //!   servers the donor knows; it sets how many tokens the receiver fetches per sync;
+//! - `LICBENCH_FULL_GET=1`: `grants-get` asks without a cursor (every grant, as before schema 9);
 //! - `LICBENCH_POOL=wide`: an interserver client that keeps every idle connection instead of
 //!   the hub's (16);
 //! - `LICBENCH_DIR`: where the data folders go (default: a temp folder);
@@ -112,6 +114,8 @@ struct Settings {
     spread: usize,
     /// Use an interserver client whose pool keeps every idle connection, instead of the hub's.
     wide_pool: bool,
+    /// `grants-get` without a cursor: the full array, as before schema 9.
+    full_get: bool,
     /// Registrations run before the measured operations.
     warmup: usize,
 }
@@ -151,6 +155,7 @@ impl Settings {
             pattern,
             spread: env_or("LICBENCH_SPREAD", 1).max(1),
             wide_pool: std::env::var("LICBENCH_POOL").is_ok_and(|v| v == "wide"),
+            full_get: std::env::var("LICBENCH_FULL_GET").is_ok_and(|v| v == "1"),
             warmup: env_or("LICBENCH_WARMUP", 2_000),
         }
     }
@@ -283,7 +288,17 @@ async fn one(s: &Shared, kind: Kind, i: usize) -> Result<(), String> {
             s.registered.fetch_add(1, Ordering::Relaxed);
         }
         Kind::GrantsGet => {
-            let url = s.donor_base.join("v1/licenses/grants").expect("joins");
+            let url = if s.settings.full_get {
+                s.donor_base.join("v1/licenses/grants").expect("joins")
+            } else {
+                // The cursor the receiver holds: what its next sync sends.
+                let since = s
+                    .receiver
+                    .ledger
+                    .grant_cursor(s.donor_base.as_str())
+                    .map_err(|e| format!("grants cursor: {e}"))?;
+                updhub::license::feed::grants_url(&s.donor_base, since.as_deref())
+            };
             let r = s
                 .interserver
                 .get(url)
@@ -691,12 +706,13 @@ async fn run() -> bool {
     let fsync_ms = fsync_probe(dir);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "updhub license load test: {} ops after {} warm-up registrations, {} in flight, mix {} (per round), 1 donation in {} to the receiver, {} interserver pool, {} cores, fdatasync {:.2} ms median in {}",
+        "updhub license load test: {} ops after {} warm-up registrations, {} in flight, mix {} (per round), 1 donation in {} to the receiver, grants-get {}, {} interserver pool, {} cores, fdatasync {:.2} ms median in {}",
         settings.ops,
         settings.warmup,
         settings.concurrency,
         settings.pattern.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
         settings.spread,
+        if settings.full_get { "without a cursor" } else { "with the receiver's cursor" },
         if settings.wide_pool { "wide" } else { "hub's" },
         cores,
         fsync_ms,

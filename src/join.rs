@@ -15,7 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::config::{self, Config};
-use crate::db::join::{Conflict, Plan, Snapshot, LEFT_OUT, TABLES};
+use crate::db::join::{Conflict, Plan, Snapshot, LEFT_OUT, TABLES, WRITTEN_BY_TRIGGERS};
 use crate::db::{Db, Location, SharedSetting, Standing};
 use crate::error::Error;
 use crate::hub::Hub;
@@ -29,7 +29,8 @@ pub struct TableCount {
     pub here: u64,
     /// Rows in the cluster's database before the join.
     pub cluster_before: u64,
-    /// Rows the join adds (would add, on a dry run); `None` for a table it leaves alone.
+    /// Rows the join adds (would add, on a dry run); `None` for a table it leaves alone (for
+    /// one the cluster's triggers write as grants are copied, `None` until it ran).
     pub added: Option<u64>,
     /// Rows in the cluster's database after the join; `None` on a dry run or a refusal.
     pub cluster_after: Option<u64>,
@@ -248,13 +249,20 @@ fn tables(snap: &Snapshot, plan: &Plan, after: Option<&[(&'static str, u64)]>) -
             }
         })
         .collect();
-    out.extend(LEFT_OUT.iter().map(|(t, why)| TableCount {
-        table: (*t).to_owned(),
-        here: count(&snap.counts, t),
-        cluster_before: count(&plan.counts, t),
-        added: None,
-        cluster_after: after.map(|a| count(a, t)),
-        note: Some(format!("not copied: {why}")),
+    out.extend(LEFT_OUT.iter().map(|(t, why)| {
+        let before = count(&plan.counts, t);
+        // Rows the cluster's own triggers wrote as the grants were copied.
+        let derived = WRITTEN_BY_TRIGGERS.contains(t);
+        TableCount {
+            table: (*t).to_owned(),
+            here: count(&snap.counts, t),
+            cluster_before: before,
+            added: after
+                .filter(|_| derived)
+                .map(|a| count(a, t).saturating_sub(before)),
+            cluster_after: after.map(|a| count(a, t)),
+            note: Some(format!("not copied: {why}")),
+        }
     }));
     out
 }

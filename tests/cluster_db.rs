@@ -161,7 +161,7 @@ async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
     assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
     let db = Db::open_postgres(&url, ServerId::new("m4").unwrap()).unwrap();
     assert_eq!(db.cluster_id().as_str(), ids[0]);
-    assert_eq!(db.schema_known(), 8);
+    assert_eq!(db.schema_known(), 9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,14 +370,14 @@ async fn a_node_never_upgrades_a_shared_database_under_older_nodes_but_db_upgrad
     // On purpose: the admin upgrades the running cluster's database.
     let loc = updhub::db::Location::Postgres(url.clone());
     let (found, now, db) = Db::upgrade_at(&loc, ServerId::new("new-node").unwrap()).unwrap();
-    assert_eq!((found, now), (3, 8));
+    assert_eq!((found, now), (3, 9));
     assert!(
         db.members().unwrap().is_empty(),
         "schema 4 and 5 tables are there"
     );
     // Again: nothing to do.
     let (found, now, _) = Db::upgrade_at(&loc, ServerId::new("new-node").unwrap()).unwrap();
-    assert_eq!((found, now), (8, 8));
+    assert_eq!((found, now), (9, 9));
     stop.send(()).unwrap();
     old.join().unwrap();
 }
@@ -448,4 +448,276 @@ async fn a_setting_changed_on_one_member_is_applied_on_the_others_without_a_rest
     for s in servers {
         s.stop().await;
     }
+}
+
+/// A donation of one license to `to`, for a day.
+fn one_license_to(to: &str, n: usize) -> updhub::license::ledger::Donation {
+    updhub::license::ledger::Donation {
+        to: to.into(),
+        count: 1,
+        until: chrono::Utc::now() + chrono::Duration::days(1),
+        source: None,
+        request_id: format!("feed-{to}-{n}-{}", rand::random::<u32>()),
+    }
+}
+
+/// What a receiver holds after applying answers: each grant's latest revision and status.
+type Held = std::collections::BTreeMap<String, (u64, String)>;
+
+/// Apply an answer's tokens to `held` as a receiver does: a token counts when it is newer
+/// than what is held.
+fn apply(held: &mut Held, tokens: &[String]) {
+    for t in tokens {
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let id = v["grant_id"].as_str().unwrap().to_owned();
+        let rev = v["revision"].as_u64().unwrap();
+        let status = v["status"].as_str().unwrap().to_owned();
+        if held.get(&id).is_none_or(|h| h.0 < rev) {
+            held.insert(id, (rev, status));
+        }
+    }
+}
+
+/// Fetch `receiver`'s feed from `hub` after `since`, apply it to `held`; the next cursor.
+fn fetch_and_apply(
+    hub: &Hub,
+    receiver: &str,
+    since: &updhub::license::feed::Since,
+    held: &mut Held,
+) -> updhub::license::feed::GrantCursor {
+    let feed = hub
+        .ledger
+        .grant_feed(receiver, since)
+        .unwrap()
+        .expect("the ledger has an epoch");
+    apply(held, &feed.tokens);
+    feed.cursor
+}
+
+/// Run SQL on the test server's database `url` on a plain connection of its own.
+async fn pg_value(url: &str, sql: &str) -> i64 {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_change_waiting_for_another_members_open_change_is_numbered_after_it_and_neither_is_skipped(
+) {
+    use updhub::license::feed::Since;
+    let Some(url) = shared_database("grant_feed_orders_by_commit") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let iss = issuer();
+    let (a, b, _) = three_members(dir.path(), &url, &iss);
+    let key = key_file(dir.path(), &iss, "K-FEED", 100, 30);
+    updhub::hub::add_license_file(&a, &key).await.unwrap();
+    let known = |_: &str| true;
+    let g1 = a
+        .ledger
+        .donate(one_license_to("r1", 1), known)
+        .await
+        .unwrap();
+    let g2 = b
+        .ledger
+        .donate(one_license_to("r1", 2), known)
+        .await
+        .unwrap();
+    a.ledger.ensure_feed_epoch().await.unwrap();
+    let mut held = Held::new();
+    let start = fetch_and_apply(&a, "r1", &Since::Start, &mut held);
+    assert_eq!((start.seq, held.len()), (2, 2));
+
+    // Member A's batch changes g1 (its trigger numbers the change 3 and holds r1's counter)
+    // and stays open.
+    let cluster = a.db.cluster_id().to_string();
+    let (changed_tx, changed) = std::sync::mpsc::channel();
+    let (commit_tx, commit) = std::sync::mpsc::channel::<()>();
+    let commit = std::sync::Mutex::new(commit);
+    let id1 = g1.grant_id.clone();
+    let a2 = a.clone();
+    let open = tokio::spawn(async move {
+        a2.ledger
+            .write(move |c, _| {
+                c.exec(
+            "UPDATE grants SET updated = updated + 1 WHERE server_id = $1 AND grant_id = $2",
+            updhub::db::sql::args![cluster, id1],
+        )?;
+                let _ = changed_tx.send(());
+                let _ = commit.lock().unwrap().recv();
+                Ok(())
+            })
+            .await
+    });
+    tokio::task::spawn_blocking(move || changed.recv().unwrap())
+        .await
+        .unwrap();
+    // Member B renews g2 meanwhile: its change waits for A's counter lock.
+    let b2 = b.clone();
+    let id2 = g2.grant_id.clone();
+    let renew = tokio::spawn(async move {
+        b2.ledger
+            .renew(id2, chrono::Utc::now() + chrono::Duration::days(2))
+            .await
+    });
+    while pg_value(
+        &url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .await
+        == 0
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A reader now sees neither change: its cursor does not pass A's open one.
+    let mid = fetch_and_apply(&a, "r1", &Since::After(start.clone()), &mut held);
+    assert_eq!(mid, start, "no change is visible while the first is open");
+    // A commits; then B's change is numbered after it, and the next fetch has both.
+    commit_tx.send(()).unwrap();
+    open.await.unwrap().unwrap();
+    let renewed = renew.await.unwrap().unwrap();
+    let end = fetch_and_apply(&a, "r1", &Since::After(mid), &mut held);
+    assert_eq!(end.seq, 4, "A's change is 3, B's 4");
+    let seqs: Vec<i64> = {
+        let mut v = Vec::new();
+        for g in [&g1.grant_id, &g2.grant_id] {
+            v.push(
+                pg_value(
+                    &url,
+                    &format!("SELECT seq FROM grant_changes WHERE grant_id = '{g}'"),
+                )
+                .await,
+            );
+        }
+        v
+    };
+    assert_eq!(seqs, [3, 4]);
+    assert_eq!(held[&g2.grant_id].0, u64::from(renewed.revision));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_fetching_while_two_members_change_grants_at_once_ends_with_the_donors_state() {
+    use updhub::license::feed::Since;
+    let Some(url) = shared_database("grant_feed_concurrent") else {
+        return;
+    };
+    const GRANTS: usize = 40;
+    const CHANGES: usize = 120;
+    let dir = tempfile::tempdir().unwrap();
+    let iss = issuer();
+    let (a, b, c) = three_members(dir.path(), &url, &iss);
+    let key = key_file(dir.path(), &iss, "K-FEED", 10_000, 30);
+    updhub::hub::add_license_file(&a, &key).await.unwrap();
+    let known = |_: &str| true;
+    let mut ids = Vec::new();
+    for n in 0..GRANTS {
+        let m = if n % 2 == 0 { &a } else { &b };
+        ids.push(
+            m.ledger
+                .donate(one_license_to("r1", n), known)
+                .await
+                .unwrap()
+                .grant_id,
+        );
+    }
+    c.ledger.ensure_feed_epoch().await.unwrap();
+    let ids = Arc::new(ids);
+    // The writers: on each member, several tasks at once (so batches fill), each change one
+    // of: renew a grant to r1, revoke one, donate a new one to r1, or one to r2 (another
+    // receiver's counter).
+    let later = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let mut writers = Vec::new();
+    for (m, member) in [a.clone(), b.clone()].into_iter().enumerate() {
+        for w in 0..4 {
+            let (member, ids, later) = (member.clone(), ids.clone(), later.clone());
+            writers.push(tokio::spawn(async move {
+                for i in 0..CHANGES / 8 {
+                    let n = (m * 4 + w) * 1000 + i;
+                    let g = ids[(n * 7) % ids.len()].clone();
+                    let res = match n % 4 {
+                        0 | 1 => {
+                            let s = later.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let until = chrono::Utc::now()
+                                + chrono::Duration::days(2)
+                                + chrono::Duration::seconds(s);
+                            member.ledger.renew(g, until).await.map(drop)
+                        }
+                        2 if i % 3 == 0 => member.ledger.revoke(g).await.map(drop),
+                        2 => member
+                            .ledger
+                            .donate(one_license_to("r1", n), known)
+                            .await
+                            .map(drop),
+                        _ => member
+                            .ledger
+                            .donate(one_license_to("r2", n), known)
+                            .await
+                            .map(drop),
+                    };
+                    // A renewal that lost to a later one, or of a revoked grant, is refused:
+                    // that is the rule, not a failure of the feed.
+                    if let Err(e) = res {
+                        assert!(
+                            matches!(e, updhub::license::LicenseError::Refused(_)),
+                            "{e}"
+                        );
+                    }
+                }
+            }));
+        }
+    }
+    // The reader, on the third member, fetches in a loop while they write.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (c, stop) = (c.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut held = Held::new();
+            let mut since = fetch_and_apply(&c, "r1", &Since::Start, &mut held);
+            let mut fetches = 1;
+            loop {
+                let done = stop.load(std::sync::atomic::Ordering::SeqCst);
+                let next = fetch_and_apply(&c, "r1", &Since::After(since.clone()), &mut held);
+                fetches += 1;
+                let moved = next != since;
+                since = next;
+                // Once the writers are done, until a fetch brings nothing new.
+                if done && !moved {
+                    return (held, since, fetches);
+                }
+            }
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (held, _, fetches) = reader.await.unwrap();
+    // The donor's state: every grant r1 has to act on, read in full.
+    let mut donor = Held::new();
+    fetch_and_apply(&a, "r1", &Since::Start, &mut donor);
+    assert!(donor.len() > GRANTS, "new grants were made meanwhile");
+    assert!(
+        donor.values().any(|(rev, _)| *rev > 1),
+        "renewals were made meanwhile"
+    );
+    assert!(
+        donor.values().any(|(_, s)| s == "revoked"),
+        "revocations were made meanwhile"
+    );
+    assert!(
+        fetches > 2,
+        "the reader fetched while they wrote ({fetches})"
+    );
+    let differ: Vec<_> = donor
+        .iter()
+        .filter(|(id, d)| held.get(*id) != Some(d))
+        .map(|(id, d)| (id, d, held.get(id)))
+        .collect();
+    assert!(
+        differ.is_empty() && held.len() == donor.len(),
+        "the reader missed changes (grant, donor's, reader's): {differ:?}"
+    );
 }

@@ -789,3 +789,136 @@ async fn an_issuer_in_updhub_toml_is_trusted_by_the_next_command() {
     assert_eq!(source(&n, "K-TOML").total, 3);
     assert!(!n.status().unwrap().demo_issuer_trusted);
 }
+
+/// `GET /v1/licenses/grants{query}` on `url` as `hub` (its interserver client, mutual TLS):
+/// the status and the JSON answer.
+async fn fetch_grants(hub: &Hub, url: &str, query: &str) -> (u16, serde_json::Value) {
+    let client = updhub::peer::upstream_client(&hub.keys).unwrap();
+    let r = client
+        .get(format!("{url}v1/licenses/grants{query}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// The grant ids of an answer's tokens.
+fn ids(tokens: &serde_json::Value) -> Vec<String> {
+    tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["grant_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_fetches_only_the_grants_changed_since_its_cursor_and_in_full_when_it_cannot_trust_it(
+) {
+    const GRANTS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let (parent, psrv, _) = donor(dir.path(), 200, None).await;
+    let child = child_of(dir.path(), "child", &parent, None);
+    sync_once(&child, &psrv.url).await.unwrap();
+    let until = Utc::now() + chrono::Duration::days(1);
+    let mut grants = Vec::new();
+    for _ in 0..GRANTS {
+        grants.push(
+            donate(&parent, donation("child", 2, until, None))
+                .await
+                .unwrap(),
+        );
+    }
+    let sync = || async { sync_once(&child, &psrv.url).await.unwrap().grants };
+    assert_eq!(sync().await, GRANTS, "the grants made since the first sync");
+    assert_eq!(sync().await, 0, "nothing changed: nothing sent");
+
+    // A renewal and a new grant after the cursor: those two, and both are applied.
+    let renewed = parent
+        .ledger
+        .renew(
+            grants[3].grant_id.clone(),
+            until + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    let extra = donate(&parent, donation("child", 1, until, None))
+        .await
+        .unwrap();
+    assert_eq!(sync().await, 2);
+    assert_eq!(
+        source(&child, &grants[3].grant_id).not_after,
+        renewed.not_after
+    );
+    assert_eq!(source(&child, &extra.grant_id).total, 1);
+
+    // A revocation is sent with every fetch until the receiver acknowledges it.
+    let revoked = &grants[5].grant_id;
+    parent.ledger.revoke(revoked.clone()).await.unwrap();
+    let cursor = child.ledger.grant_cursor(&psrv.url).unwrap().unwrap();
+    for _ in 0..2 {
+        let (status, body) = fetch_grants(&child, &psrv.url, &format!("?since={cursor}")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["full"], false);
+        assert_eq!(
+            ids(&body["tokens"]),
+            std::slice::from_ref(revoked),
+            "{body}"
+        );
+        assert_eq!(body["tokens"][0]["status"], "revoked");
+        assert_ne!(body["cursor"], cursor.as_str(), "the revocation moved it");
+    }
+    assert_eq!(sync().await, 1, "the sync that acknowledges it");
+    assert_eq!(source(&child, revoked).status, "revoked");
+    assert_eq!(source(&parent, "K1").donated, 2 * GRANTS as u64 + 1 - 2);
+    assert_eq!(sync().await, 0, "acknowledged: no longer sent");
+    let active = GRANTS; // 40 - 1 revoked + 1 extra
+
+    // Without `since`, today's answer: the array of every grant to act on.
+    let (status, body) = fetch_grants(&child, &psrv.url, "").await;
+    assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(active)));
+    // `since=` (a receiver without a cursor): all of them, with a cursor.
+    let (status, body) = fetch_grants(&child, &psrv.url, "?since=").await;
+    assert_eq!((status, &body["full"]), (200, &serde_json::json!(true)));
+    assert_eq!(ids(&body["tokens"]).len(), active);
+    assert_eq!(body["donor"], parent.db.cluster_id().as_str());
+
+    // The cursor is kept in the receiver's database: a restart goes on from it.
+    let data = child.data.clone();
+    drop(child);
+    let child = Arc::new(Hub::open(&data).unwrap());
+    let sync = || async { sync_once(&child, &psrv.url).await.unwrap().grants };
+    assert_eq!(
+        sync().await,
+        0,
+        "a restarted receiver fetches nothing again"
+    );
+    // A lost cursor: one full answer, then only changes again.
+    child.db.exec_raw("DELETE FROM grant_cursors").unwrap();
+    assert_eq!(sync().await, active);
+    assert_eq!(sync().await, 0);
+    // The donor's ledger in another epoch (a node started serving on it, as after a restore
+    // from a backup or onto another database): one full answer.
+    parent.ledger.new_feed_epoch().await.unwrap();
+    assert_eq!(sync().await, active);
+    assert_eq!(sync().await, 0);
+
+    // A cursor of another epoch, or ahead of the ledger: the full answer.
+    let cursor = child.ledger.grant_cursor(&psrv.url).unwrap().unwrap();
+    let (epoch, _) = cursor.split_once('.').unwrap();
+    for other in [format!("{epoch}.999999"), format!("{}.1", "0".repeat(32))] {
+        let (status, body) = fetch_grants(&child, &psrv.url, &format!("?since={other}")).await;
+        assert_eq!((status, &body["full"]), (200, &serde_json::json!(true)));
+        assert_eq!(ids(&body["tokens"]).len(), active, "{other}");
+        assert_eq!(body["cursor"], cursor.as_str());
+    }
+    // A malformed one: refused, naming it and the fix.
+    let (status, body) = fetch_grants(&child, &psrv.url, "?since=not-a-cursor").await;
+    assert_eq!(status, 400);
+    let e = body["error"].as_str().unwrap();
+    assert!(
+        e.contains("not-a-cursor") && e.contains("`since=` (empty)"),
+        "{e}"
+    );
+    psrv.stop().await;
+}

@@ -5,12 +5,14 @@
 //! statements (`versions`: the mirrored, published and accepted versions and a child's sync
 //! state; `children`: the reports of this node's children; `cluster`: the membership; for
 //! the license ledger, whose
-//! transactions `ledger` runs: `license_sources`, `stations`, `grants` and `license_log`).
+//! transactions `ledger` runs: `license_sources`, `stations`, `grants`, `grant_feed` (the
+//! grants fetch's change cursor) and `license_log`).
 //! `join` copies a lone node's rows into a cluster's database (`cluster join`).
 //! Each state change is one transaction.
 
 mod children;
 mod cluster;
+pub mod grant_feed;
 pub mod grants;
 pub mod join;
 pub mod ledger;

@@ -59,7 +59,8 @@ pub fn check_credentials(c: &StationCredentials) -> Result<(), LicenseError> {
 
 /// Receiver side, run on every sync and heartbeat: fetch our grants from the parent, verify
 /// each token offline, apply them, acknowledge revocations, retry pending returns.
-/// Returns how many tokens were fetched.
+/// Returns how many tokens the donor sent: with a cursor (see [`super::feed`]) the grants
+/// changed since the last fetch and the revocations not yet acknowledged.
 ///
 /// # Errors
 /// Network errors or a refused token; nothing is applied from a batch with a bad token.
@@ -73,26 +74,34 @@ pub async fn refresh_from_parent(
         url: url.to_string(),
         why: e.to_string(),
     };
-    let url = base
-        .join("v1/licenses/grants")
-        .expect("relative path joins");
+    // From the cursor of the last answer (none yet: every grant, and a cursor).
+    let since = ledger.grant_cursor(base.as_str())?;
+    let url = super::feed::grants_url(base, since.as_deref());
     let resp = client
         .get(url.clone())
         .send()
         .await
         .map_err(|e| net(&url, &e))?;
     if !resp.status().is_success() {
-        return Err(net(&url, &format!("answered {}", resp.status())));
+        return Err(net(
+            &url,
+            &format!(
+                "answered {}: {}",
+                resp.status(),
+                crate::peer::error_text(resp).await
+            ),
+        ));
     }
-    // Every grant this server holds from its parent, each a small signed token.
+    // The grants changed since the cursor (or every one), each a small signed token.
     let body = crate::peer::read_body(resp, crate::peer::MAX_INDEX)
         .await
         .map_err(|e| match e {
             crate::peer::ReadError::TooLarge => net(&url, &"sent a grant list longer than 64 MiB"),
             crate::peer::ReadError::Network(why) => net(&url, &why),
         })?;
-    let tokens: Vec<GrantToken> = serde_json::from_slice(&body)
+    let fetched = super::feed::Fetched::<GrantToken>::parse(&body)
         .map_err(|e| net(&url, &format!("sent no grant list ({e})")))?;
+    let tokens = fetched.tokens;
     let n = tokens.len();
     // Verify and apply only what changed since the last refresh; a revoked token is always
     // passed on, as its acknowledgement may still be owed.
@@ -107,11 +116,20 @@ pub async fn refresh_from_parent(
     for t in &tokens {
         t.verify(verifying, ledger.server.as_str())?;
     }
+    // The answer's cursor is kept with the grants it brought, when it moved.
+    let keep = fetched
+        .cursor
+        .filter(|(_, c)| since.as_ref() != Some(c))
+        .map(|(donor, cursor)| super::feed::KeptCursor {
+            donor_url: base.to_string(),
+            donor,
+            cursor,
+        });
     // Nothing new: no write transaction (and no fsync) on every heartbeat.
-    let acks = if tokens.is_empty() {
+    let acks = if tokens.is_empty() && keep.is_none() {
         Vec::new()
     } else {
-        ledger.apply_tokens(tokens).await?
+        ledger.apply_fetched(tokens, keep).await?
     };
     for grant_id in acks {
         post(client, base, "v1/licenses/ack", &GrantRef { grant_id }).await?;

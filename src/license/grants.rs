@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 
+use super::feed::KeptCursor;
 use super::ledger::{damaged_token, rehome_stations, ts, Donation, Ledger, NoRoom};
 use super::{GrantStatus, GrantToken, LicenseError, GRANT_FORMAT};
 use crate::db;
@@ -327,6 +328,20 @@ impl Ledger {
     /// # Errors
     /// Database errors.
     pub async fn apply_tokens(&self, tokens: Vec<GrantToken>) -> Result<Vec<String>, LicenseError> {
+        self.apply_fetched(tokens, None).await
+    }
+
+    /// [`Ledger::apply_tokens`], keeping the cursor of the answer they came in with in the
+    /// same transaction: a crash keeps both or neither, so the next fetch starts where the
+    /// grants held stand.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn apply_fetched(
+        &self,
+        tokens: Vec<GrantToken>,
+        cursor: Option<KeptCursor>,
+    ) -> Result<Vec<String>, LicenseError> {
         let server = self.server.to_string();
         let margin = self.margin;
         let signing = self.signing.clone();
@@ -416,6 +431,9 @@ impl Ledger {
                         }
                     }
                 }
+            }
+            if let Some(k) = &cursor {
+                db::grant_feed::keep_cursor(c, &server, &k.donor_url, &k.donor, &k.cursor, now)?;
             }
             Ok(acks)
         })

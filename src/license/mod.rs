@@ -5,9 +5,11 @@
 //! - this file: the signed documents (key files, grant tokens) and the errors;
 //! - [`ledger`]: the database side, where conservation is enforced by triggers and writes
 //!   are group-committed; `grants.rs` holds its grant operations;
-//! - [`api`]: the interserver and station routes, and the receiver's fetch.
+//! - [`api`]: the interserver and station routes, and the receiver's fetch;
+//! - [`feed`]: the fetch's change cursor, so a receiver fetches only what changed.
 
 pub mod api;
+pub mod feed;
 mod grants;
 pub mod ledger;
 

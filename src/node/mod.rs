@@ -79,6 +79,13 @@ pub async fn run_with(
     if swept != crate::license::ledger::Sweep::default() {
         tracing::info!(?swept, "license sweep at start");
     }
+    // A new epoch for the grants fetch's cursors: the database may have been restored from
+    // a backup while this node was down, rewinding the numbers receivers hold; each of them
+    // fetches in full once (`license::feed`).
+    hub.ledger
+        .new_feed_epoch()
+        .await
+        .map_err(std::io::Error::other)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(tasks::run(LicenseSweep(hub.clone()), stop_rx.clone()));

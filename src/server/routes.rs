@@ -192,19 +192,7 @@ pub(crate) async fn handle(
     }
     let resp = match (req.method(), parts.as_slice()) {
         (&Method::GET, ["v1", "licenses", "grants"]) => {
-            // A database read: off the runtime's worker threads.
-            let hub = state.hub.clone();
-            let caller = peer.clone();
-            match tokio::task::spawn_blocking(move || hub.ledger.raw_tokens_for(&caller)).await {
-                // The tokens are stored as the signed JSON they are: sent as they are.
-                Ok(Ok(t)) => full(
-                    StatusCode::OK,
-                    "application/json",
-                    format!("[{}]", t.join(",")),
-                ),
-                Ok(Err(e)) => license_error(&e),
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-            }
+            grants(&state, peer.clone(), req.uri().query()).await
         }
         (&Method::POST, ["v1", "licenses", action @ ("ack" | "return")]) => {
             let action = action.to_string();
@@ -235,6 +223,48 @@ pub(crate) async fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// `GET /v1/licenses/grants[?since=CURSOR]`: the grants the calling server has to act on,
+/// all of them or what changed since its cursor (see [`crate::license::feed`]).
+async fn grants(state: &State, caller: String, query: Option<&str>) -> Response<Body> {
+    use crate::license::feed::Since;
+    let since = match Since::of_query(query) {
+        Ok(s) => s,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    // A database read: off the runtime's worker threads. The tokens are stored as the
+    // signed JSON they are: sent as they are.
+    let read = |since: Since| {
+        let (hub, caller) = (state.hub.clone(), caller.clone());
+        tokio::task::spawn_blocking(move || match since {
+            Since::Absent => hub
+                .ledger
+                .raw_tokens_for(&caller)
+                .map(|t| Some(format!("[{}]", t.join(",")))),
+            since => hub
+                .ledger
+                .grant_feed(&caller, &since)
+                .map(|f| f.map(|f| f.to_json())),
+        })
+    };
+    let mut answer = read(since.clone()).await;
+    if matches!(answer, Ok(Ok(None))) {
+        // No epoch yet (a ledger no node started serving on since schema 9): draw one.
+        if let Err(e) = state.hub.ledger.ensure_feed_epoch().await {
+            return license_error(&e);
+        }
+        answer = read(since).await;
+    }
+    match answer {
+        Ok(Ok(Some(body))) => full(StatusCode::OK, "application/json", body),
+        Ok(Ok(None)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the license ledger has no feed epoch even after drawing one; check the database",
+        ),
+        Ok(Err(e)) => license_error(&e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 /// The station port's `GET /v1/link/ca`: this cluster's CA certificate, which an enrolling

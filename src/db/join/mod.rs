@@ -116,6 +116,11 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
+/// Tables of [`LEFT_OUT`] that the cluster's database writes itself as the grants are
+/// copied (the schema's trigger numbers each grant's change): the join adds rows to them
+/// without copying any.
+pub const WRITTEN_BY_TRIGGERS: &[&str] = &["grant_feeds", "grant_changes"];
+
 /// The tables a join leaves alone, and why.
 pub const LEFT_OUT: &[(&str, &str)] = &[
     (
@@ -145,6 +150,22 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
     (
         "settings",
         "the cluster's shared settings apply to every member; this node's stay in its old database",
+    ),
+    (
+        "grant_feeds",
+        "the cluster's change counters go on: the schema's trigger numbers each copied grant in its receiver's counter as it is written, so receivers with a cursor fetch it",
+    ),
+    (
+        "grant_changes",
+        "written by the schema's trigger as each grant is copied, numbered in the cluster's counters",
+    ),
+    (
+        "grant_feed_epochs",
+        "the cluster's epoch applies: a receiver's cursor from this node carries another and gets a full answer once",
+    ),
+    (
+        "grant_cursors",
+        "the cluster's cursors apply; a donor it has none for answers in full once",
     ),
 ];
 
