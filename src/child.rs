@@ -705,10 +705,18 @@ async fn follow_rotations(hub: &Arc<Hub>, parent: &Parent, url: &str) -> Result<
             }
         })?;
     if changed {
+        // The parent's own key, when the parent is the origin, rotated with it.
+        let (donor, _) =
+            crate::keys::follow_rotations(&[hub.keys.donor()], &chain).map_err(|why| {
+                SyncError::Rotation {
+                    url: url.to_owned(),
+                    why,
+                }
+            })?;
         let dir = hub.data.join("keys");
         let learned = keys.clone();
         blocking(hub, move |_| {
-            crate::keys::learn_rotations(&dir, &upstream, &chain, learned)
+            crate::keys::learn_rotations(&dir, &upstream, &chain, learned, donor[0])
         })
         .await
         .map_err(|e| SyncError::Rotation {

@@ -339,6 +339,7 @@ impl Hub {
             keys.signing.clone(),
             config.licenses.skew_margin,
         )?;
+        ledger.trust_issuers(&config.licenses.issuers);
         let hub = Hub {
             data: data.to_owned(),
             live: std::sync::RwLock::new(std::sync::Arc::new(config.clone())),
@@ -444,6 +445,7 @@ impl Hub {
                 ),
             }
         }
+        self.ledger.trust_issuers(&cfg.licenses.issuers);
         *self
             .live
             .write()

@@ -241,6 +241,24 @@ pub fn room(
     .transpose()
 }
 
+/// A source's kind ("key" or "grant") and its signed document (the key file, or the grant
+/// token as received).
+///
+/// # Errors
+/// The query failed.
+pub fn document(
+    c: &Conn<'_>,
+    server: &str,
+    source: &str,
+) -> Result<Option<(String, String)>, SqlError> {
+    c.row(
+        "SELECT kind, document FROM license_sources WHERE server_id=$1 AND source_id=$2",
+        args![server, source],
+    )?
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .transpose()
+}
+
 /// The id of `source` if it is a received grant.
 ///
 /// # Errors

@@ -104,8 +104,9 @@ pub async fn refresh_from_parent(
                 || known.get(&t.grant_id).is_none_or(|&r| t.revision > r)
         })
         .collect();
+    let issuers = ledger.trusted_issuers();
     for t in &tokens {
-        t.verify(verifying, ledger.server.as_str())?;
+        t.verify(verifying, ledger.server.as_str(), &issuers)?;
     }
     // Nothing new: no write transaction (and no fsync) on every heartbeat.
     let acks = if tokens.is_empty() {

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 
+use super::chain::Proof;
 use super::ledger::{damaged_token, rehome_stations, ts, Donation, Ledger, NoRoom};
 use super::{GrantStatus, GrantToken, LicenseError, GRANT_FORMAT};
 use crate::db;
@@ -92,6 +93,11 @@ impl Ledger {
                 },
             };
             let parent_grant = db::license_sources::received_grant_id(c, &server, &source)?;
+            let proof = proof_of(c, &server, &source)?;
+            let own_key = hex::encode(signing.verifying_key().as_bytes());
+            if let Proof::Grant(above) = &proof {
+                check_carvable(above, &own_key)?;
+            }
             let mut token = GrantToken {
                 format: GRANT_FORMAT.into(),
                 grant_id: GrantToken::new_id(),
@@ -103,6 +109,8 @@ impl Ledger {
                 parent_grant,
                 revision: 1,
                 status: GrantStatus::Active,
+                receiver_key: receiver_key(c, &server, &d.to, &own_key)?,
+                proof: Some(proof),
                 key: String::new(),
                 signature: String::new(),
             };
@@ -489,8 +497,61 @@ impl Ledger {
     }
 }
 
-/// Re-issue a changed token: bump its revision, sign it, store it with the donor-side
-/// `status`. Every change a receiver must learn of goes through here.
+/// What `source` (a key or a received grant of `server`) proves, to carry in the grants
+/// carved from it: its signed document as this server holds it now.
+fn proof_of(c: &Conn<'_>, server: &str, source: &str) -> Result<Proof, SqlError> {
+    let damaged = |e: serde_json::Error| {
+        SqlError::Damaged(format!(
+            "the stored document of license source {source}: {e}"
+        ))
+    };
+    match db::license_sources::document(c, server, source)? {
+        Some((kind, doc)) if kind == "key" => {
+            Ok(Proof::Key(serde_json::from_str(&doc).map_err(damaged)?))
+        }
+        Some((_, doc)) => Ok(Proof::Grant(Box::new(
+            serde_json::from_str(&doc).map_err(damaged)?,
+        ))),
+        None => Err(SqlError::Damaged(format!(
+            "license source {source} is missing"
+        ))),
+    }
+}
+
+/// The key a grant to `receiver` names as its receiver's: the one its link named at
+/// enrollment, or this cluster's own when the receiver is not linked (it shares this
+/// cluster's keys). None for a link enrolled before grant keys were recorded.
+fn receiver_key(
+    c: &Conn<'_>,
+    server: &str,
+    receiver: &str,
+    own_key: &str,
+) -> Result<Option<String>, SqlError> {
+    Ok(db::links::grant_key(c, server, receiver)?.unwrap_or_else(|| Some(own_key.to_owned())))
+}
+
+/// Refuse to donate on from a received grant that names another key as its receiver's:
+/// every receiver down the chain would refuse the sub-grant.
+fn check_carvable(above: &GrantToken, own_key: &str) -> Result<(), LicenseError> {
+    if above.format == super::GRANT_FORMAT_1 {
+        return Ok(());
+    }
+    match &above.receiver_key {
+        Some(k) if k.eq_ignore_ascii_case(own_key) => Ok(()),
+        Some(k) => Err(LicenseError::Refused(format!(
+            "grant {} names the key {k} as its receiver's, but this server signs with {own_key} (its keys changed since); ask {} to enroll this server again and renew the grant, then donate",
+            above.grant_id, above.donor
+        ))),
+        None => Err(LicenseError::Refused(format!(
+            "grant {} names no receiver's key ({} enrolled this server before grant keys were recorded); enroll again (`updhub link join`) and have {} renew the grant, then donate",
+            above.grant_id, above.donor, above.donor
+        ))),
+    }
+}
+
+/// Re-issue a changed token: bump its revision, refresh the proof it carries (its source as
+/// held now: a renewed or revoked parent grant) and the receiver's key, sign it, store it
+/// with the donor-side `status`. Every change a receiver must learn of goes through here.
 fn reissue(
     c: &Conn<'_>,
     server: &str,
@@ -499,6 +560,9 @@ fn reissue(
     signing: &SigningKey,
 ) -> Result<(), SqlError> {
     t.revision += 1;
+    t.proof = Some(proof_of(c, server, &t.source)?);
+    let own_key = hex::encode(signing.verifying_key().as_bytes());
+    t.receiver_key = receiver_key(c, server, &t.receiver, &own_key)?;
     t.sign(signing);
     db::grants::reissue(
         c,

@@ -190,6 +190,8 @@ pub struct Ledger {
     pub(super) signing: Arc<SigningKey>,
     /// Clock-skew margin between servers.
     pub(super) margin: chrono::Duration,
+    /// The license issuers trusted here (received grants' chains end at one of them).
+    issuers: std::sync::RwLock<Vec<String>>,
 }
 
 /// The error a caller sees for a failed statement: a lock wait, a broken conservation rule
@@ -289,11 +291,29 @@ impl Ledger {
         })?;
         Ok(Ledger {
             server,
+            issuers: std::sync::RwLock::default(),
             at: store.location().to_owned(),
             store,
             signing,
             margin: chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::minutes(5)),
         })
+    }
+
+    /// Set the license issuers this server trusts (`licenses.issuers`), against which the
+    /// chains of received grants are checked.
+    pub fn trust_issuers(&self, issuers: &[String]) {
+        *self
+            .issuers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = issuers.to_vec();
+    }
+
+    /// The license issuers this server trusts.
+    pub fn trusted_issuers(&self) -> Vec<String> {
+        self.issuers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The clock-skew margin.
