@@ -696,3 +696,181 @@ async fn a_publisher_key_rotation_is_followed_down_the_links_and_the_old_key_ref
     csrv.stop().await;
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_link_carries_licenses_both_ways_each_chain_verified() {
+    use updhub::license::ledger::Donation;
+    let dir = tempfile::tempdir().unwrap();
+    let (hq, _, iss) = licensed_parent(dir.path()).await;
+    let srv = start_with_stations(hq.clone()).await;
+    // A neighbor: its own trust domain, its own license key of the same vendor, linked to
+    // hq as a peer. It cannot be reached by hq: everything goes over its connection.
+    let n = node(
+        dir.path(),
+        "neighbor",
+        NodeOpts {
+            issuers: vec![issuer_hex(&iss)],
+            ..Default::default()
+        },
+    );
+    let data = n.data.clone();
+    drop(n);
+    let token = link::invite(
+        &hq,
+        None,
+        "peer",
+        HOUR,
+        srv.stations_url.as_deref().unwrap(),
+    )
+    .unwrap()
+    .0;
+    link::join(&data.join("keys"), "neighbor", &token)
+        .await
+        .unwrap();
+    let neighbor = Arc::new(Hub::open(&data).unwrap());
+    assert_eq!(neighbor.keys.upstream.as_ref().unwrap().kind, "peer");
+    updhub::hub::add_license_file(&neighbor, &key_file(dir.path(), &iss, "K2", 10, 365))
+        .await
+        .unwrap();
+    let donation = |to: &str, count: u32, id: &str| Donation {
+        to: to.into(),
+        count,
+        until: Utc::now() + chrono::Duration::days(2),
+        source: None,
+        request_id: id.into(),
+    };
+    // Each side knows the other: hq by the link it enrolled, the neighbor by its upstream.
+    let to_neighbor = hq
+        .ledger
+        .donate(donation("neighbor", 5, "a"), |id| hq.knows_server(id))
+        .await
+        .unwrap();
+    let to_hq = neighbor
+        .ledger
+        .donate(donation("parent", 3, "b"), |id| neighbor.knows_server(id))
+        .await
+        .unwrap();
+    let back = neighbor
+        .ledger
+        .donate(donation("parent", 2, "c"), |id| neighbor.knows_server(id))
+        .await
+        .unwrap();
+    // The grant to hq names hq's key as its receiver's, as learned at enrollment.
+    assert_eq!(
+        to_hq.receiver_key,
+        Some(hex::encode(hq.keys.verifying.as_bytes()))
+    );
+    let url = srv.url.clone();
+    let (got, gave) = link::exchange_licenses(&neighbor, &url, "parent")
+        .await
+        .unwrap();
+    assert_eq!((got, gave), (1, 2));
+    assert_eq!(source(&neighbor, &to_neighbor.grant_id).total, 5);
+    assert_eq!(source(&hq, &to_hq.grant_id).total, 3);
+    assert_eq!(source(&hq, &back.grant_id).total, 2);
+    assert_eq!(source(&neighbor, "K2").donated, 5);
+
+    // hq donates on from the neighbor's grant to its own linked child, which verifies the
+    // chain up to the neighbor's key file.
+    let child = enrolled(dir.path(), "child", &hq, &srv).await;
+    sync_once(&child, &srv.url).await.unwrap();
+    let sub = hq
+        .ledger
+        .donate(
+            Donation {
+                source: Some(to_hq.grant_id.clone()),
+                until: Utc::now() + chrono::Duration::days(1),
+                ..donation("child", 1, "d")
+            },
+            |id| hq.knows_server(id),
+        )
+        .await
+        .unwrap();
+    sync_once(&child, &srv.url).await.unwrap();
+    assert_eq!(source(&child, &sub.grant_id).total, 1);
+
+    // Both ways back: hq returns one grant, the neighbor revokes the other.
+    updhub::license::api::return_grant(&hq.ledger, &hq.keys, None, &back.grant_id)
+        .await
+        .unwrap();
+    link::exchange_licenses(&neighbor, &url, "parent")
+        .await
+        .unwrap();
+    assert_eq!(source(&hq, &back.grant_id).status, "returned");
+    assert_eq!(source(&neighbor, "K2").donated, 3, "the return settled");
+    neighbor
+        .ledger
+        .revoke(to_hq.grant_id.clone())
+        .await
+        .unwrap();
+    link::exchange_licenses(&neighbor, &url, "parent")
+        .await
+        .unwrap();
+    assert_eq!(source(&hq, &to_hq.grant_id).status, "revoked");
+    assert_eq!(
+        source(&neighbor, "K2").donated,
+        0,
+        "revocation acknowledged"
+    );
+    for h in [&hq, &neighbor, &child] {
+        assert_conserved(h);
+    }
+
+    // The neighbor cannot offer what is not its own: a grant naming another donor, or one
+    // of a license key whose issuer hq does not trust, changes nothing at hq.
+    let client = neighbor.client().unwrap();
+    let offer = |body: String| {
+        let client = client.clone();
+        let url = format!("{url}/v1/licenses/offered");
+        async move {
+            let r = client.post(url).body(body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let before = hq.ledger.status(Duration::from_secs(3600)).unwrap();
+    let mut alien = to_neighbor.clone();
+    alien.receiver = "parent".into();
+    let (code, text) = offer(serde_json::to_string(&vec![alien]).unwrap()).await;
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("a node offers only its own grants"), "{text}");
+    // The neighbor's admin mints a key with an issuer of their own and signs a grant of it
+    // with the neighbor's real key: the chain ends at an issuer hq does not trust.
+    let rogue = issuer();
+    let k3 = updhub::license::LicenseKey::issue(
+        &rogue,
+        "K3",
+        "neighbor",
+        500,
+        Utc::now(),
+        Utc::now() + chrono::Duration::days(30),
+    );
+    let mut minted = to_hq.clone();
+    minted.grant_id = GrantToken::new_id();
+    minted.source = "K3".into();
+    minted.count = 500;
+    minted.status = updhub::license::GrantStatus::Active;
+    minted.revision = 1;
+    minted.proof = Some(updhub::license::chain::Proof::Key(k3));
+    let pem = std::fs::read_to_string(data.join("keys/cluster.key")).unwrap();
+    let neighbor_key: ed25519_dalek::SigningKey =
+        ed25519_dalek::pkcs8::DecodePrivateKey::from_pkcs8_pem(&pem).unwrap();
+    minted.sign(&neighbor_key);
+    let (code, text) = offer(serde_json::to_string(&vec![minted]).unwrap()).await;
+    assert_eq!(code, 400, "{text}");
+    assert!(
+        text.contains("license key K3") && text.contains("not trusted"),
+        "{text}"
+    );
+    let (code, text) = offer("[{\"format\":1}]".into()).await;
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("not a JSON list of grant tokens"), "{text}");
+    assert_eq!(hq.ledger.status(Duration::from_secs(3600)).unwrap(), before);
+    // A peer gets no updates.
+    let r = client
+        .get(format!("{url}/v1/published"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    srv.stop().await;
+}

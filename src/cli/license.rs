@@ -220,7 +220,7 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             key,
             request_id,
         } => {
-            let known = |id: &str| hub.db.knows_server(id).unwrap_or(false);
+            let known = |id: &str| hub.knows_server(id);
             let d = crate::license::ledger::Donation {
                 to,
                 count,
@@ -268,7 +268,7 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             {
                 out!("returned {grant_id} to its donor");
             } else {
-                out!("stopped counting {grant_id}; the donor is told on the next sync");
+                out!("stopped counting {grant_id}; the donor is told at the next sync between the two servers");
             }
         }
         LicenseCommand::Status { json } => {

@@ -234,6 +234,15 @@ impl Db {
         })
     }
 
+    /// The key the live link of `peer_id` signs grants with (see [`grant_key`]).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn link_grant_key(&self, peer_id: &str) -> Result<Option<Option<String>>, DbError> {
+        let cluster = self.cluster.as_str();
+        self.read(|c| grant_key(c, cluster, peer_id))
+    }
+
     /// The links in force and the removed certificates.
     ///
     /// # Errors

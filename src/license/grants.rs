@@ -39,6 +39,7 @@ impl Ledger {
         let known_to = known(&d.to);
         let server = self.server.to_string();
         let signing = self.signing.clone();
+        let upstream = self.upstream_grant_key();
         self.write(move |c, now| {
             // A retried request finds its grant and allocates nothing new.
             if let Some(token) = db::grants::by_request(c, &server, &d.request_id)? {
@@ -46,7 +47,7 @@ impl Ledger {
             }
             if !known_to {
                 return Err(LicenseError::Refused(format!(
-                    "server {} is unknown here: it has never synced from this server; start it with upstream.parent pointing here, then donate",
+                    "server {} is unknown here: it is not linked to this cluster and has never synced from it; enroll it by link (`updhub link invite`, with --peer for licenses only), then donate",
                     d.to
                 )));
             }
@@ -109,7 +110,14 @@ impl Ledger {
                 parent_grant,
                 revision: 1,
                 status: GrantStatus::Active,
-                receiver_key: receiver_key(c, &server, &d.to, &own_key)?,
+                receiver_key: match db::links::grant_key(c, &server, &d.to)? {
+                    Some(linked) => linked,
+                    None => Some(match &upstream {
+                        // The node this one enrolled with: its key, learned then.
+                        Some((id, key)) if *id == d.to => key.clone(),
+                        _ => own_key,
+                    }),
+                },
                 proof: Some(proof),
                 key: String::new(),
                 signature: String::new(),
@@ -398,6 +406,25 @@ impl Ledger {
                             )?;
                         }
                     }
+                    (Some((_, have)), GrantStatus::Returned) if have == "returning" => {
+                        // The donor confirms a return this server started (a donor that
+                        // offers its grants: it answers so): nothing counts it here already.
+                        db::license_sources::set_returned(c, &server, &t.grant_id)?;
+                        db::license_sources::set_revision(
+                            c,
+                            &server,
+                            &t.grant_id,
+                            t.revision,
+                            &doc,
+                        )?;
+                        db::license_log::append(
+                            c,
+                            &server,
+                            "grant_returned",
+                            &t.grant_id,
+                            "the donor took it back",
+                        )?;
+                    }
                     (Some(_), status) => {
                         let new = match status {
                             GrantStatus::Revoked => "revoked",
@@ -495,6 +522,29 @@ impl Ledger {
     pub fn pending_returns(&self) -> Result<Vec<String>, LicenseError> {
         self.read(|c| Ok(db::license_sources::returning(c, self.server.as_str())?))
     }
+
+    /// Received grants of `donor` (a node linked to this cluster) being returned: told to it
+    /// in the answer to its offer.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn pending_returns_to(&self, donor: &str) -> Result<Vec<String>, LicenseError> {
+        self.read(|c| {
+            Ok(db::license_sources::returning_to(
+                c,
+                self.server.as_str(),
+                donor,
+            )?)
+        })
+    }
+
+    /// The signed token of a grant this server donated, as stored.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn raw_token(&self, grant_id: &str) -> Result<Option<String>, LicenseError> {
+        self.read(|c| Ok(db::grants::get(c, self.server.as_str(), grant_id)?.map(|(t, _)| t)))
+    }
 }
 
 /// What `source` (a key or a received grant of `server`) proves, to carry in the grants
@@ -518,18 +568,6 @@ fn proof_of(c: &Conn<'_>, server: &str, source: &str) -> Result<Proof, SqlError>
     }
 }
 
-/// The key a grant to `receiver` names as its receiver's: the one its link named at
-/// enrollment, or this cluster's own when the receiver is not linked (it shares this
-/// cluster's keys). None for a link enrolled before grant keys were recorded.
-fn receiver_key(
-    c: &Conn<'_>,
-    server: &str,
-    receiver: &str,
-    own_key: &str,
-) -> Result<Option<String>, SqlError> {
-    Ok(db::links::grant_key(c, server, receiver)?.unwrap_or_else(|| Some(own_key.to_owned())))
-}
-
 /// Refuse to donate on from a received grant that names another key as its receiver's:
 /// every receiver down the chain would refuse the sub-grant.
 fn check_carvable(above: &GrantToken, own_key: &str) -> Result<(), LicenseError> {
@@ -550,7 +588,8 @@ fn check_carvable(above: &GrantToken, own_key: &str) -> Result<(), LicenseError>
 }
 
 /// Re-issue a changed token: bump its revision, refresh the proof it carries (its source as
-/// held now: a renewed or revoked parent grant) and the receiver's key, sign it, store it
+/// held now: a renewed or revoked parent grant) and the receiver's key, sign it (in the
+/// current format, so a format-1 token becomes one that proves its chain), store it
 /// with the donor-side `status`. Every change a receiver must learn of goes through here.
 fn reissue(
     c: &Conn<'_>,
@@ -561,8 +600,10 @@ fn reissue(
 ) -> Result<(), SqlError> {
     t.revision += 1;
     t.proof = Some(proof_of(c, server, &t.source)?);
-    let own_key = hex::encode(signing.verifying_key().as_bytes());
-    t.receiver_key = receiver_key(c, server, &t.receiver, &own_key)?;
+    // A link enrolled again since names its key anew; else the key named at donation stays.
+    if let Some(Some(key)) = db::links::grant_key(c, server, &t.receiver)? {
+        t.receiver_key = Some(key);
+    }
     t.sign(signing);
     db::grants::reissue(
         c,
