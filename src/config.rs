@@ -100,6 +100,38 @@ pub struct Config {
     /// Station licenses.
     #[serde(default)]
     pub licenses: LicensesSection,
+    /// The blob store.
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Irrelevant: `serve` rehashes the store in the background at this many MiB of content
+    /// per second; a damaged blob is quarantined (never served) and fetched again. 0: off.
+    #[serde(default = "default_scrub_rate")]
+    pub scrub_rate_mib: u64,
+    /// Irrelevant: the pause between the end of one scrub pass and the start of the next.
+    #[serde(default = "default_scrub_every", with = "humantime_serde")]
+    pub scrub_every: Duration,
+}
+
+fn default_scrub_rate() -> u64 {
+    16
+}
+fn default_scrub_every() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            scrub_rate_mib: default_scrub_rate(),
+            scrub_every: default_scrub_every(),
+        }
+    }
 }
 
 /// `[server]`.
@@ -140,6 +172,11 @@ pub struct UpstreamSection {
     /// Irrelevant: a child names its parent's URL; `serve` then follows it.
     #[serde(default)]
     pub parent: Option<String>,
+    /// Irrelevant: the interserver URL of the node this one is linked to as a peer (`link
+    /// join` with a peer token writes it); `serve` exchanges licenses with it every
+    /// `sync_interval`.
+    #[serde(default)]
+    pub peer: Option<String>,
     /// The same: how often a child asks its parent for a new version.
     #[serde(default = "default_sync_interval", with = "humantime_serde")]
     pub sync_interval: Duration,
@@ -283,6 +320,7 @@ impl Default for UpstreamSection {
         UpstreamSection {
             zone: default_zone(),
             parent: None,
+            peer: None,
             sync_interval: default_sync_interval(),
             parallel: default_parallel(),
         }
@@ -325,6 +363,7 @@ impl Config {
             publish: PublishSection::default(),
             database: DatabaseSection::default(),
             licenses: LicensesSection::default(),
+            store: StoreSection::default(),
         }
     }
 
@@ -471,6 +510,15 @@ impl Config {
                 ));
             }
         }
+        if let Some(p) = &self.upstream.peer {
+            if !p.starts_with("https://") {
+                return Err(invalid(
+                    "upstream.peer",
+                    format!("{p:?}"),
+                    "a peer is the https:// URL of its interserver port, e.g. \"https://10.0.0.1:8443\"; delete the line if this node has no peer link",
+                ));
+            }
+        }
         if !(1..=64).contains(&self.upstream.parallel) {
             return Err(invalid(
                 "upstream.parallel",
@@ -607,6 +655,10 @@ impl Config {
             Some(p) => format!("parent = {p:?}"),
             None => "# parent = \"https://parent.example:8443\"".into(),
         };
+        let peer = match &self.upstream.peer {
+            Some(p) => format!("peer = {p:?}"),
+            None => "# peer = \"https://neighbor.example:8443\"".into(),
+        };
         format!(
             r#"# updhub configuration. CLI flags override UPDHUB_* environment variables, which
 # override this file. Unknown keys are an error. Each setting says how it relates to
@@ -635,6 +687,9 @@ station_listen = "{sl}"
 zone = {zone:?}
 # [irrelevant] A child's parent. With it set, `updhub serve` also follows the parent.
 {parent}
+# [irrelevant] The node this one is linked to as a peer (licenses only, no updates);
+# `link join` writes it. `updhub serve` exchanges licenses with it every sync_interval.
+{peer}
 # [same] How often a child asks its parent for a new version.
 sync_interval = "{si}"
 # [irrelevant] Blobs fetched (child) or files ingested (mirror) at once.
@@ -667,7 +722,16 @@ skew_margin = "{skew}"
 station_ttl = "{sttl}"
 # [same] Warn when a key or received grant ends within this time.
 warn_before = "{lwb}"
+
+[store]
+# [irrelevant] `serve` rehashes the store in the background at this many MiB/s of content;
+# a damaged blob is quarantined (store/quarantine/, never served) and fetched again. 0: off.
+scrub_rate_mib = {scrub}
+# [irrelevant] The pause between two scrub passes.
+scrub_every = "{scrub_every}"
 "#,
+            scrub = self.store.scrub_rate_mib,
+            scrub_every = d(self.store.scrub_every),
             id = self.server.id.as_str(),
             name = self.server.name,
             listen = self.server.listen,
@@ -754,11 +818,23 @@ mod tests {
     fn commented_file_round_trips() {
         let mut c = Config::new(ServerId::new("n1").unwrap(), Some("hub.example".into()));
         c.upstream.parent = Some("https://127.0.0.1:9".into());
+        c.upstream.peer = Some("https://127.0.0.1:10".into());
         let text = c.to_commented_toml();
         let back = Config::parse(&text, Path::new("t.toml")).unwrap();
         assert_eq!(back.server.name, "hub.example");
         assert_eq!(back.upstream.parent.as_deref(), Some("https://127.0.0.1:9"));
+        assert_eq!(back.upstream.peer.as_deref(), Some("https://127.0.0.1:10"));
         assert_eq!(back.same_digest(), c.same_digest());
+        let err = Config::parse(
+            &text.replace("https://127.0.0.1:10", "http://127.0.0.1:10"),
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("upstream.peer") && err.contains("https://"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -31,6 +31,9 @@ const SEND_CHUNK: usize = 64 * 1024;
 
 /// Largest request body we accept (reports are a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
+/// Bound of an offer of grants (`POST /v1/licenses/offered`): each token carries its chain,
+/// a few KiB.
+const MAX_OFFER: usize = 16 << 20;
 
 /// What a busy server tells a client to wait before it retries, in seconds.
 const RETRY_AFTER_SECS: u64 = 2;
@@ -194,6 +197,7 @@ pub(crate) async fn handle(
         (&Method::GET, ["v1", "licenses", "grants"]) => {
             grants(&state, peer.clone(), req.uri().query()).await
         }
+        (&Method::POST, ["v1", "licenses", "offered"]) => offered(&state, peer, req).await,
         (&Method::POST, ["v1", "licenses", action @ ("ack" | "return")]) => {
             let action = action.to_string();
             grant_call(&state, &action, peer, req).await
@@ -215,6 +219,7 @@ pub(crate) async fn handle(
         }
         (&Method::GET, ["v1", "versions", root]) => version(&state, root).await,
         (&Method::GET | &Method::HEAD, ["v1", "blobs", hash]) => blob(&state, hash, &req).await,
+        (&Method::POST, ["v1", "blobs", hash, "damaged"]) => damaged(&state, &peer, hash).await,
         (&Method::POST, ["v1", "report"]) => report(&state, peer, req).await,
         (&Method::GET, ["v1", "zone", rest @ ..]) => zone(&state, rest).await,
         _ => error(
@@ -413,6 +418,34 @@ fn parse_range(h: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     })
 }
 
+/// `POST /v1/blobs/{hash}/damaged`: a child says what it got for this blob did not verify.
+/// The blob is rechecked at once; a damaged copy is quarantined, so no one gets it again
+/// (the answer says which). A copy that verifies stays: the damage was on the way.
+async fn damaged(state: &State, peer: &str, hash: &str) -> Response<Body> {
+    let id: BlobId = match hash.parse() {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let hub = state.hub.clone();
+    let checked = blocking(move || match hub.store.verify(&id) {
+        Ok(_) => Ok("intact"),
+        Err(crate::store::StoreError::Missing(_)) => Ok("not held"),
+        Err(e) => {
+            tracing::error!("blob {id} is damaged here ({e}); quarantined");
+            hub.store.quarantine(&id)?;
+            Ok("quarantined")
+        }
+    })
+    .await;
+    match checked {
+        Ok(verdict) => {
+            tracing::warn!("{peer} reported blob {id} damaged; rechecked: {verdict}");
+            json(&serde_json::json!({ "blob": id, "here": verdict }))
+        }
+        Err(r) => r,
+    }
+}
+
 async fn blob(state: &State, hash: &str, req: &Request<ReqBody>) -> Response<Body> {
     let id: BlobId = match hash.parse() {
         Ok(id) => id,
@@ -589,15 +622,25 @@ pub(crate) async fn read_body(
     req: Request<ReqBody>,
     what: &str,
 ) -> Result<Bytes, Response<Body>> {
+    read_body_up_to(state, req, what, MAX_BODY).await
+}
+
+/// [`read_body`] with another bound than [`MAX_BODY`].
+async fn read_body_up_to(
+    state: &State,
+    req: Request<ReqBody>,
+    what: &str,
+    max: usize,
+) -> Result<Bytes, Response<Body>> {
     use hyper::body::Body as _;
     let declared = req.body().size_hint().lower();
-    if declared > MAX_BODY as u64 {
+    if declared > max as u64 {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{what} body declares {declared} bytes but at most {MAX_BODY} are accepted; send a smaller body"),
+            format!("{what} body declares {declared} bytes but at most {max} are accepted; send a smaller body"),
         ));
     }
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) if e.is::<super::admission::BodyStalled>() => {
             state.stats.body_stalls.fetch_add(1, Ordering::Relaxed);
@@ -608,7 +651,7 @@ pub(crate) async fn read_body(
         }
         Err(e) => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{what} body: {e}; at most {MAX_BODY} bytes are accepted; send a smaller body"),
+            format!("{what} body: {e}; at most {max} bytes are accepted; send a smaller body"),
         )),
     }
 }
@@ -624,6 +667,46 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             format!("request body is not valid: {e}"),
         )
     })
+}
+
+/// `POST /v1/licenses/offered`: a node linked to this cluster (a child or a peer) offers the
+/// grants it donated to this server, signed with the key its link recorded at enrollment (a
+/// node sharing this cluster's keys signs with them).
+async fn offered(state: &State, peer: String, req: Request<ReqBody>) -> Response<Body> {
+    let body = match read_body_up_to(state, req, "offer", MAX_OFFER).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let hub = state.hub.clone();
+    let caller = peer.clone();
+    let key = match blocking(move || Ok(hub.db.link_grant_key(&caller)?)).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let donor = match key.map(|k| k.as_deref().map(parse_grant_key)) {
+        None => state.hub.keys.verifying,
+        Some(Some(Ok(k))) => k,
+        Some(Some(Err(why))) => return error(StatusCode::INTERNAL_SERVER_ERROR, why),
+        Some(None) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("{peer} enrolled here before grant keys were recorded, so its grants cannot be verified; enroll it again (`updhub link join` on {peer} with a new token)"),
+            )
+        }
+    };
+    match crate::license::api::accept_offer(&state.hub.ledger, &peer, &donor, &body).await {
+        Ok(answer) => json(&answer),
+        Err(e) => license_error(&e),
+    }
+}
+
+/// A grant key as the links table holds it (checked at enrollment).
+fn parse_grant_key(hex_key: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(hex_key, &mut k)
+        .ok()
+        .and_then(|()| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+        .ok_or_else(|| format!("the stored grant key {hex_key:?} is damaged"))
 }
 
 /// `POST /v1/licenses/ack|return`: the calling server acknowledges a revocation or returns a
