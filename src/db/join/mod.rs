@@ -106,7 +106,7 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "links", key: "cluster_id", owner: Owner::Cluster, write: Write::AsIs,
         columns: &["peer_id", "kind", "cert_fp", "cert", "enrolled_at", "enrolled_by", "removed_at",
-                   "removed_by", "refused_fp", "refused_at"],
+                   "removed_by", "refused_fp", "refused_at", "grant_key"],
         unique: &[&["cert_fp"], &["peer_id"]],
     },
     Table {
