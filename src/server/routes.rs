@@ -225,6 +225,8 @@ pub(crate) async fn handle(
                 Err(r) => r,
             }
         }
+        (&Method::GET, ["v1", "ca"]) => json(&crate::link::ca_answer(&state.hub)),
+        (&Method::POST, ["v1", "link", "renew"]) => link_renew(&state, &caller, req).await,
         (&Method::GET, ["v1", "versions", root]) => version(&state, root).await,
         (&Method::GET | &Method::HEAD, ["v1", "blobs", hash]) => blob(&state, hash, &req).await,
         (&Method::POST, ["v1", "report"]) => report(&state, peer, req).await,
@@ -247,6 +249,27 @@ async fn link_ca(state: &State) -> Response<Body> {
     }
 }
 
+/// The interserver port's `POST /v1/link/renew`: a linked node renews its certificate over
+/// its link, under this cluster's CA in force (see [`crate::link::renew`]).
+async fn link_renew(state: &State, caller: &Caller, req: Request<ReqBody>) -> Response<Body> {
+    let Caller::Peer(crate::hub::PeerIdentity::Linked { id, fp, .. }) = caller else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "only a node enrolled by link renews its certificate here; a member of this cluster gets its certificate with the cluster's keys (`updhub keys export`, `updhub init --keys-from`)",
+        );
+    };
+    let body: crate::link::RenewRequest = match read_json(state, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (hub, id, fp) = (state.hub.clone(), id.clone(), fp.clone());
+    match tokio::task::spawn_blocking(move || crate::link::renew(&hub, &id, &fp, &body.csr)).await {
+        Ok(Ok(reply)) => json(&reply),
+        Ok(Err(e)) => enroll_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
 /// The station port's `POST /v1/link/enroll` (see [`crate::link::enroll`]).
 async fn link_enroll(state: &State, req: Request<ReqBody>) -> Response<Body> {
     let body: crate::link::EnrollRequest = match read_json(state, req).await {
@@ -256,10 +279,19 @@ async fn link_enroll(state: &State, req: Request<ReqBody>) -> Response<Body> {
     let hub = state.hub.clone();
     match tokio::task::spawn_blocking(move || crate::link::enroll(&hub, &body)).await {
         Ok(Ok(reply)) => json(&reply),
-        Ok(Err(crate::link::EnrollError::Refused(r))) => error(StatusCode::FORBIDDEN, r),
-        Ok(Err(crate::link::EnrollError::Bad(why))) => error(StatusCode::BAD_REQUEST, why),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Err(e)) => enroll_error(e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// An enrollment's or a renewal's refusal, with its status.
+fn enroll_error(e: crate::link::EnrollError) -> Response<Body> {
+    use crate::link::EnrollError;
+    match e {
+        EnrollError::Refused(r) => error(StatusCode::FORBIDDEN, r),
+        EnrollError::Gone(why) => error(StatusCode::FORBIDDEN, why),
+        EnrollError::Bad(why) => error(StatusCode::BAD_REQUEST, why),
+        e @ EnrollError::Internal(_) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
@@ -292,6 +324,9 @@ async fn published(state: &State) -> Response<Body> {
             );
             if let Ok(v) = HeaderValue::from_str(&chain.join(",")) {
                 r.headers_mut().insert(crate::proto::CHAIN_HEADER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&state.hub.keys.ca.tag()) {
+                r.headers_mut().insert(crate::proto::CA_HEADER, v);
             }
             r
         }
