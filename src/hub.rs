@@ -544,6 +544,25 @@ impl Hub {
         Ok(())
     }
 
+    /// `keys import --from DIR` (the node stopped): take the cluster's shared keys exported
+    /// by another member (after a `keys rotate` or `keys rotate-ca` there), and issue this
+    /// node's own certificate anew from the cluster CA they carry. Its data stays.
+    ///
+    /// # Errors
+    /// A serving node, or keys that do not load (nothing is changed then).
+    pub fn import_keys(&self, from: &Path) -> Result<(), Error> {
+        if self.keys.upstream.is_some() {
+            return Err(Error::State(
+                "this node is linked to a parent of another trust domain; only members of one cluster share keys: a linked node follows its parent's rotations by itself".into(),
+            ));
+        }
+        let _lock = crate::lock::DataLock::take(&self.data, "keys import")?;
+        let dir = self.data.join("keys");
+        keys::copy_shared(from, &dir)?;
+        keys::issue_node_cert(&dir, self.id())?;
+        Ok(())
+    }
+
     /// `mirror`: pull the zone (`from`, or the configured one) into the store.
     ///
     /// # Errors

@@ -448,3 +448,71 @@ async fn a_removed_link_cannot_renew_its_certificate() {
     assert_eq!(link::list(&parent).unwrap(), after);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_without_the_new_ca_is_named_until_it_imports_the_keys() {
+    let Ok(_) = std::env::var("UPDHUB_TEST_PG_URL") else {
+        eprintln!("SKIPPED: members share a PostgreSQL database and UPDHUB_TEST_PG_URL is not set (run `eval \"$(bash scripts/pg-throwaway.sh start)\"` first; CI always sets it)");
+        return;
+    };
+    let url = new_pg_database().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || NodeOpts {
+        database: Some(url.clone()),
+        ..Default::default()
+    };
+    let a = node(dir.path(), "a", opts());
+    let b = member_of(dir.path(), "b", &a, opts());
+    let data = a.data.clone();
+    drop(a);
+    let r = Hub::open(&data).unwrap().rotate_ca(WEEK).unwrap();
+    let a = Hub::open(&data).unwrap();
+    let now = chrono::Utc::now();
+    a.record_member("ia", now, "127.0.0.1:1").unwrap();
+    b.record_member("ib", now, "127.0.0.1:2").unwrap();
+    let st = a.status().unwrap().ca_rotation.unwrap();
+    assert_eq!(
+        (st.new_ca, st.members_on_other_ca),
+        (r.new_fp, vec!["b".to_owned()])
+    );
+    let check = a.cluster_check().unwrap();
+    let f = check
+        .findings
+        .iter()
+        .find(|f| f.what.contains("cluster CA"))
+        .expect("cluster check names the CA difference");
+    assert!(
+        f.values.contains_key("b") && f.fix.contains("rotate-ca"),
+        "{f:?}"
+    );
+
+    // b takes the new keys (`keys export` on a, `keys import` on b): named no more, and
+    // its node certificate is the new CA's.
+    let keys = dir.path().join("exported");
+    a.export_keys(&keys).unwrap();
+    let bdata = b.data.clone();
+    drop(b);
+    Hub::open(&bdata).unwrap().import_keys(&keys).unwrap();
+    let b = Hub::open(&bdata).unwrap();
+    b.record_member("ib", now, "127.0.0.1:2").unwrap();
+    assert!(a
+        .status()
+        .unwrap()
+        .ca_rotation
+        .unwrap()
+        .members_on_other_ca
+        .is_empty());
+    assert!(!a
+        .cluster_check()
+        .unwrap()
+        .findings
+        .iter()
+        .any(|f| f.what.contains("cluster CA")));
+    let node =
+        updhub::keys::first_cert(&std::fs::read(bdata.join("keys/node.crt")).unwrap()).unwrap();
+    assert_eq!(
+        b.keys.ca.issuer_of(&node),
+        Some(Issuer::Current(b.keys.ca.current_fp()))
+    );
+    assert_eq!(b.keys.ca.current_fp(), a.keys.ca.current_fp());
+}

@@ -208,6 +208,14 @@ pub enum KeysCommand {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Take the shared cluster keys another member exported (`keys export`), after a key or
+    /// CA rotation there (stop `serve` first); this node's own certificate is issued anew
+    /// from the cluster CA they carry, and its data stays.
+    Import {
+        /// The folder `keys export` wrote.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Rotate the publisher key (stop `serve` first): a new key, signed over by the old
     /// one; the published version is signed anew; children follow the rotation at their
     /// next sync and refuse the old key from then on.
@@ -362,6 +370,16 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             );
         }
         Command::Keys {
+            command: KeysCommand::Import { from },
+        } => {
+            let hub = Hub::open(&data)?;
+            hub.import_keys(&from)?;
+            out!(
+                "took the cluster keys from {}; this node's certificate is issued anew by the cluster CA; restart `serve`",
+                from.display()
+            );
+        }
+        Command::Keys {
             command: KeysCommand::Rotate,
         } => {
             let (r, resigned) = Hub::open(&data)?.rotate_publisher()?;
@@ -401,7 +419,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     &r.new_fp[..16]
                 );
                 out!("certificates of the old CA are accepted until {} (then refused); this node's server and node certificates are issued by the new CA", r.ends);
-                out!("restart `serve`; linked children learn the new CA and renew their certificates at their next sync (`updhub link list` shows which CA issued each link's certificate); other members of this cluster need the new keys: `updhub keys export --to DIR` here, then `init --keys-from DIR` there (`cluster check` names those still on the old CA)");
+                out!("restart `serve`; linked children learn the new CA and renew their certificates at their next sync (`updhub link list` shows which CA issued each link's certificate); other members of this cluster need the new keys: `updhub keys export --to DIR` here, then `updhub keys import --from DIR` there (`cluster check` and `status` name those still on the old CA)");
             }
         }
         Command::Mirror { from } => {

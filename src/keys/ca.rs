@@ -450,3 +450,125 @@ pub(crate) fn pem_of(cert: &CertificateDer<'_>) -> String {
     out.push_str("-----END CERTIFICATE-----\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::ServerId;
+    use rustls::client::danger::ServerCertVerifier as _;
+    use rustls::server::danger::ClientCertVerifier as _;
+
+    fn at(t: DateTime<Utc>) -> UnixTime {
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(unix(t)))
+    }
+
+    fn chain(path: &Path) -> Vec<CertificateDer<'static>> {
+        rustls::pki_types::pem::PemObject::pem_file_iter(path)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn both_cas_are_trusted_until_the_overlap_ends_then_only_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        super::super::generate(d, "hub.example").unwrap();
+        let id = ServerId::new("n1").unwrap();
+        super::super::issue_node_cert(d, &id).unwrap();
+        let old_dir = tempfile::tempdir().unwrap();
+        for f in ["ca.crt", "server.crt", "node.crt"] {
+            std::fs::copy(d.join(f), old_dir.path().join(f)).unwrap();
+        }
+        let r = rotate(d, &id, "hub.example", std::time::Duration::from_secs(3600)).unwrap();
+        let trust = CaTrust::load(d).unwrap();
+        assert_eq!(trust.current_fp(), r.new_fp);
+        assert_eq!(trust.overlap.as_ref().unwrap().ends, r.ends);
+        // A second rotation waits for the first to finish.
+        let err = rotate(d, &id, "hub.example", std::time::Duration::from_secs(60))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("in progress") && err.contains("--finish"),
+            "{err}"
+        );
+
+        let (during, after) = (Utc::now(), r.ends + chrono::Duration::seconds(1));
+        let name = rustls::pki_types::ServerName::try_from("hub.example").unwrap();
+        let servers = trust.server_verifier().unwrap();
+        let (clients, old) = trust.client_verifier().unwrap();
+        let clients = super::super::LinkAwareVerifier {
+            inner: clients,
+            old,
+            removed: Default::default(),
+        };
+        let (old_server, old_node) = (
+            chain(&old_dir.path().join("server.crt")),
+            chain(&old_dir.path().join("node.crt")),
+        );
+        let (new_server, new_node) = (chain(&d.join("server.crt")), chain(&d.join("node.crt")));
+        assert_eq!(
+            new_server.len(),
+            2,
+            "the new server certificate carries the cross-certificate"
+        );
+        // During the overlap: both CAs' certificates.
+        for (c, who) in [(&old_server, "old"), (&new_server, "new")] {
+            servers
+                .verify_server_cert(&c[0], &c[1..], &name, &[], at(during))
+                .unwrap_or_else(|e| panic!("{who} server certificate: {e}"));
+        }
+        for (c, who) in [(&old_node, "old"), (&new_node, "new")] {
+            clients
+                .verify_client_cert(&c[0], &c[1..], at(during))
+                .unwrap_or_else(|e| panic!("{who} node certificate: {e}"));
+        }
+        // A node that trusts only the old CA verifies the new certificates through the
+        // cross-certificate.
+        let only_old = CaTrust::load(old_dir.path())
+            .unwrap()
+            .server_verifier()
+            .unwrap();
+        only_old
+            .verify_server_cert(&new_server[0], &new_server[1..], &name, &[], at(during))
+            .unwrap();
+        // After it: the old CA's certificates are refused, in the same running verifier.
+        assert!(servers
+            .verify_server_cert(&old_server[0], &[], &name, &[], at(after))
+            .is_err());
+        assert!(clients
+            .verify_client_cert(&old_node[0], &[], at(after))
+            .is_err());
+        servers
+            .verify_server_cert(&new_server[0], &new_server[1..], &name, &[], at(after))
+            .unwrap();
+        clients
+            .verify_client_cert(&new_node[0], &new_node[1..], at(after))
+            .unwrap();
+        assert_eq!(
+            trust.issuer_of(&old_node[0]),
+            Some(Issuer::Old {
+                fp: r.old_fp.clone(),
+                until: r.ends
+            })
+        );
+        assert_eq!(
+            trust.issuer_of(&new_node[0]),
+            Some(Issuer::Current(r.new_fp.clone()))
+        );
+
+        // The overlap travels with `keys export` to the other members, and `--finish` ends it.
+        let member = tempfile::tempdir().unwrap();
+        super::super::copy_shared(d, member.path()).unwrap();
+        assert!(CaTrust::load(member.path()).unwrap().overlap.is_some());
+        assert_eq!(finish(d).unwrap(), r.old_fp);
+        assert!(CaTrust::load(d).unwrap().overlap.is_none());
+        assert_eq!(chain(&d.join("server.crt")).len(), 1);
+        super::super::copy_shared(d, member.path()).unwrap();
+        assert!(!member.path().join(OLD).exists() && !member.path().join(CROSS).exists());
+        assert!(finish(d)
+            .unwrap_err()
+            .to_string()
+            .contains("no CA rotation"));
+    }
+}
