@@ -224,7 +224,7 @@ pub enum KeysCommand {
     /// for by the old CA with a cross-certificate; this node's server and node certificates
     /// are issued anew by it. During the overlap both CAs are trusted: linked children
     /// learn the new CA and renew their link certificates at their next sync; the other
-    /// members need the new keys (`keys export` / `init --keys-from`). After it, only the
+    /// members need the new keys (`keys export` here, `keys import` there). After it, only the
     /// new CA is trusted.
     RotateCa {
         /// How long certificates of the old CA stay accepted, e.g. 7d or 12h.
