@@ -414,14 +414,10 @@ impl Hub {
     pub fn peer_identity(&self, cert: &rustls::pki_types::CertificateDer<'_>) -> PeerIdentity {
         let fp = hex::encode(keys::cert_fp(cert));
         let name = keys::peer_name(cert).unwrap_or_else(|| "unknown".to_owned());
-        let cache = self.links.read().unwrap_or_else(|p| p.into_inner());
-        if let Some((id, kind)) = cache.by_fp.get(&fp) {
-            return PeerIdentity::Linked {
-                id: id.clone(),
-                kind: kind.clone(),
-                fp,
-            };
+        if let Some((id, kind)) = self.linked(&fp) {
+            return PeerIdentity::Linked { id, kind, fp };
         }
+        let cache = self.links.read().unwrap_or_else(|p| p.into_inner());
         if let Some(bound) = cache.by_id.get(&name) {
             return PeerIdentity::Conflict {
                 id: name,
@@ -430,6 +426,16 @@ impl Hub {
             };
         }
         PeerIdentity::Member(name)
+    }
+
+    /// The live link (id, kind) bound to the certificate with fingerprint `fp` (hex).
+    pub fn linked(&self, fp: &str) -> Option<(String, String)> {
+        self.links
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_fp
+            .get(fp)
+            .cloned()
     }
 
     /// Whether the certificate with fingerprint `fp` was removed (checked on every request,

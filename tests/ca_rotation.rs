@@ -516,3 +516,33 @@ async fn a_member_without_the_new_ca_is_named_until_it_imports_the_keys() {
     );
     assert_eq!(b.keys.ca.current_fp(), a.keys.ca.current_fp());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_renewed_through_another_process_is_served_at_once_not_refused_as_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (parent, srv, child) = parent_and_linked_child(dir.path(), "child").await;
+    let old_fp = link_of(&parent, "child").cert_fp;
+    // The renewal lands through another process on the cluster's database (as it would on
+    // another member); the serving node has not re-read the links yet.
+    let other = Hub::open(&parent.data).unwrap();
+    let up = child.data.join("keys/upstream");
+    let csr = updhub::keys::renewal::begin(&up, "child").unwrap();
+    let reply = link::renew(&other, "child", &old_fp, &csr).unwrap();
+    updhub::keys::renewal::finish(&up, &reply.cert).unwrap();
+    child
+        .keys
+        .upstream
+        .as_ref()
+        .unwrap()
+        .reload(&child.data.join("keys"))
+        .unwrap();
+    child.reset_client();
+    sync_once(&child, &srv.url).await.unwrap();
+    let row = link_of(&parent, "child");
+    assert_eq!(row.cert_fp, cert_fp_of(&up.join("link.crt")));
+    assert_eq!(
+        row.refused, None,
+        "the renewed certificate was not taken for a forgery"
+    );
+    srv.stop().await;
+}

@@ -165,14 +165,33 @@ pub(crate) async fn handle(
         };
         return Ok(resp);
     }
-    match &caller {
+    let caller = match caller {
         Caller::Peer(crate::hub::PeerIdentity::Conflict { id, fp, bound }) => {
+            // Another member may have just renewed this link (`POST /v1/link/renew`): read
+            // the links again before refusing.
             let hub = state.hub.clone();
             let (i, f) = (id.clone(), fp.clone());
-            let _ = tokio::task::spawn_blocking(move || {
-                hub.db.record_link_refusal(&i, &f, chrono::Utc::now())
+            let renewed = tokio::task::spawn_blocking(move || {
+                hub.refresh_links().ok()?;
+                let linked = hub.linked(&f);
+                if linked.is_none() {
+                    let _ = hub.db.record_link_refusal(&i, &f, chrono::Utc::now());
+                }
+                linked
             })
-            .await;
+            .await
+            .ok()
+            .flatten();
+            if let Some((id, kind)) = renewed {
+                Caller::Peer(crate::hub::PeerIdentity::Linked { id, kind, fp })
+            } else {
+                Caller::Peer(crate::hub::PeerIdentity::Conflict { id, fp, bound })
+            }
+        }
+        other => other,
+    };
+    match &caller {
+        Caller::Peer(crate::hub::PeerIdentity::Conflict { id, fp, bound }) => {
             tracing::warn!("refused a certificate for node id {id} with another key ({fp}); {id} is enrolled with certificate {bound}");
             return Ok(error(
                 StatusCode::FORBIDDEN,
