@@ -433,7 +433,7 @@ pub async fn join(
     let fp = keys::pem_fp(&ca_pem).map_err(|e| at(format!("the CA certificate {e}")))?;
     if fp != token.ca {
         return Err(at(format!(
-            "the server's CA certificate has fingerprint {fp}, the token pins {}; this is not the parent that issued the token (or someone is in between): nothing was sent",
+            "the server's CA certificate has fingerprint {fp}, the token pins {}; this is not the parent that issued the token (or someone is in between), or the parent rotated its CA since (`keys rotate-ca`): nothing was sent; ask for a new token (`updhub link invite`)",
             token.ca
         )));
     }
