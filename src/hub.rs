@@ -709,7 +709,7 @@ impl Hub {
     pub fn finish_ca_rotation(&self) -> Result<(String, Vec<String>), Error> {
         let _lock = crate::lock::DataLock::take(&self.data, "keys rotate-ca --finish")?;
         let cut = self.links_on_old_ca()?;
-        let old = keys::ca::finish(&self.data.join("keys"))?;
+        let old = keys::ca::finish(&self.data.join("keys"), self.id(), &self.config.server.name)?;
         Ok((old, cut))
     }
 

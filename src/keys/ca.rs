@@ -59,6 +59,7 @@ impl CaTrust {
     /// # Errors
     /// Unreadable files, or overlap files that do not fit the CA in force.
     pub fn load(dir: &Path) -> Result<CaTrust, KeyError> {
+        recover(dir)?;
         let path = dir.join("ca.crt");
         let current_pem = read_text(&path)?;
         let current = first_cert(current_pem.as_bytes()).map_err(|e| bad(&path, e))?;
@@ -396,24 +397,27 @@ pub fn rotate(
             }
         })?,
     };
-    // The overlap files first, the new CA pair last: until `ca.crt` changes, the node loads
-    // as before (the overlap files do not fit it and are named in the error).
+    // The new pair and the overlap files first, beside the CA in force: a crash leaves the
+    // old CA whole (the overlap files do not fit it and are ignored). Then the key and the
+    // certificate move in; a crash between the two is finished by [`recover`].
+    write(&dir.join(NEXT_KEY), key.serialize_pem().as_bytes(), true)?;
+    write(&dir.join(NEXT_CRT), new_ca.pem().as_bytes(), false)?;
     write(&dir.join(OLD), trust.current_pem.as_bytes(), false)?;
     write(&dir.join(CROSS), cross.pem().as_bytes(), false)?;
-    write(&dir.join("ca.key"), key.serialize_pem().as_bytes(), true)?;
-    write(&dir.join("ca.crt"), new_ca.pem().as_bytes(), false)?;
+    rename(dir, NEXT_KEY, "ca.key")?;
+    rename(dir, NEXT_CRT, "ca.crt")?;
     super::issue_server_cert(dir, name)?;
     super::issue_node_cert(dir, id)?;
     Ok(rotated)
 }
 
 /// `keys rotate-ca --finish`: end a rotation now (or tidy one whose overlap ended): the old
-/// CA and the cross-certificate go, and this node's certificates drop the cross-certificate
-/// from their chains. Returns the old CA's fingerprint.
+/// CA and the cross-certificate go, and this node's server and node certificates are issued
+/// anew by the CA in force, without the cross-certificate. Returns the old CA's fingerprint.
 ///
 /// # Errors
 /// No rotation to finish, or write errors.
-pub fn finish(dir: &Path) -> Result<String, KeyError> {
+pub fn finish(dir: &Path, id: &crate::id::ServerId, name: &str) -> Result<String, KeyError> {
     let trust = CaTrust::load(dir)?;
     let Some(o) = trust.overlap else {
         return Err(KeyError::Bad {
@@ -422,33 +426,54 @@ pub fn finish(dir: &Path) -> Result<String, KeyError> {
             fix: "start one with `updhub keys rotate-ca`",
         });
     };
-    for file in ["server.crt", "node.crt"] {
-        let path = dir.join(file);
-        let leaf = first_cert(&read(&path)?).map_err(|e| bad(&path, e))?;
-        write(&path, pem_of(&leaf).as_bytes(), false)?;
+    for name in [CROSS, OLD] {
+        std::fs::remove_file(dir.join(name)).map_err(|source| KeyError::Write {
+            path: dir.join(name),
+            source,
+        })?;
     }
-    std::fs::remove_file(dir.join(CROSS)).map_err(|source| KeyError::Write {
-        path: dir.join(CROSS),
-        source,
-    })?;
-    std::fs::remove_file(dir.join(OLD)).map_err(|source| KeyError::Write {
-        path: dir.join(OLD),
-        source,
-    })?;
+    super::issue_server_cert(dir, name)?;
+    super::issue_node_cert(dir, id)?;
     pem_fp(o.old_pem.as_bytes()).map_err(|e| bad(&dir.join(OLD), e))
 }
 
-/// A certificate as PEM.
-pub(crate) fn pem_of(cert: &CertificateDer<'_>) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
+/// The new CA's key and certificate, written beside the CA in force before they move in.
+const NEXT_KEY: &str = "ca-next.key";
+const NEXT_CRT: &str = "ca-next.crt";
+
+fn rename(dir: &Path, from: &str, to: &str) -> Result<(), KeyError> {
+    std::fs::rename(dir.join(from), dir.join(to)).map_err(|source| KeyError::Write {
+        path: dir.join(to),
+        source,
+    })
+}
+
+/// Finish a rotation a crash stopped between moving the new CA's key into `ca.key` and its
+/// certificate into `ca.crt` (the old CA's key is gone by then: only going forward is
+/// possible). A crash before the key moved left the old CA whole: nothing to do.
+///
+/// # Errors
+/// Unreadable files.
+pub(super) fn recover(dir: &Path) -> Result<(), KeyError> {
+    let next = dir.join(NEXT_CRT);
+    if !next.exists() || dir.join(NEXT_KEY).exists() {
+        return Ok(());
     }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
+    let cert = first_cert(&read(&next)?).map_err(|e| bad(&next, e))?;
+    let key_pem = String::from_utf8_lossy(&read(&dir.join("ca.key"))?).into_owned();
+    let fits = KeyPair::from_pem(&key_pem).is_ok_and(|k| {
+        x509_parser::parse_x509_certificate(cert.as_ref()).is_ok_and(|(_, x)| {
+            x.public_key().subject_public_key.data.as_ref() == k.public_key_raw()
+        })
+    });
+    if fits {
+        tracing::warn!(
+            "{}: finishing a CA rotation that stopped half-way",
+            dir.display()
+        );
+        rename(dir, NEXT_CRT, "ca.crt")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -561,14 +586,39 @@ mod tests {
         let member = tempfile::tempdir().unwrap();
         super::super::copy_shared(d, member.path()).unwrap();
         assert!(CaTrust::load(member.path()).unwrap().overlap.is_some());
-        assert_eq!(finish(d).unwrap(), r.old_fp);
+        assert_eq!(finish(d, &id, "hub.example").unwrap(), r.old_fp);
         assert!(CaTrust::load(d).unwrap().overlap.is_none());
         assert_eq!(chain(&d.join("server.crt")).len(), 1);
         super::super::copy_shared(d, member.path()).unwrap();
         assert!(!member.path().join(OLD).exists() && !member.path().join(CROSS).exists());
-        assert!(finish(d)
+        assert!(finish(d, &id, "hub.example")
             .unwrap_err()
             .to_string()
             .contains("no CA rotation"));
+    }
+
+    #[test]
+    fn a_rotation_stopped_between_its_key_and_its_certificate_is_finished_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        super::super::generate(d, "hub.example").unwrap();
+        let old = CaTrust::load(d).unwrap().current_fp();
+        // As `rotate` leaves it when it stops after moving the new key in.
+        let key = KeyPair::generate().unwrap();
+        let new = ca_params("hub.example", "updhub cluster CA next")
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(d.join(NEXT_CRT), new.pem()).unwrap();
+        std::fs::write(d.join("ca.key"), key.serialize_pem()).unwrap();
+        let trust = CaTrust::load(d).unwrap();
+        assert_ne!(trust.current_fp(), old);
+        assert_eq!(trust.current, *new.der());
+        assert!(!d.join(NEXT_CRT).exists());
+        super::super::load_ca(d).expect("the CA key and certificate fit again");
+        // Stopped before the key moved: the CA in force stays whole.
+        std::fs::write(d.join(NEXT_KEY), "not yet").unwrap();
+        std::fs::write(d.join(NEXT_CRT), "not yet").unwrap();
+        assert_eq!(CaTrust::load(d).unwrap().current, *new.der());
     }
 }

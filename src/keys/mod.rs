@@ -317,6 +317,7 @@ pub fn issue_node_cert(dir: &Path, id: &ServerId) -> Result<(), KeyError> {
 
 /// The cluster CA, to issue certificates with.
 fn load_ca(dir: &Path) -> Result<(rcgen::Certificate, KeyPair), KeyError> {
+    ca::recover(dir)?;
     let ca_pem = String::from_utf8_lossy(&read(&dir.join("ca.crt"))?).into_owned();
     let ca_key_pem = String::from_utf8_lossy(&read(&dir.join("ca.key"))?).into_owned();
     let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|e| bad(&dir.join("ca.key"), e))?;
