@@ -603,6 +603,20 @@ pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, S
             }
             Err(e) => tracing::warn!("license grants from {parent_url}: {e}"),
         }
+        // Licenses donated up the link (into the parent's cluster): the parent cannot
+        // reach this node, so they travel with the sync too.
+        if let Some(u) = &hub.keys.upstream {
+            if let Err(e) = crate::license::api::offer_to(
+                &hub.ledger,
+                &parent.client,
+                &parent.base,
+                &u.parent_id,
+            )
+            .await
+            {
+                tracing::warn!("license grants to {parent_url}: {e}");
+            }
+        }
     }
     // The heartbeat last, so what it says of the grants already takes this sync's
     // revocations and renewals into account (the donor reconciles with it).
@@ -737,10 +751,21 @@ async fn follow_rotations(hub: &Arc<Hub>, parent: &Parent, url: &str) -> Result<
             }
         })?;
     if changed {
+        // The parent's own key, when the parent is the origin, rotated with it.
+        let (donor, _) =
+            crate::keys::follow_rotations(&[hub.keys.donor()], &chain).map_err(|why| {
+                SyncError::Rotation {
+                    url: url.to_owned(),
+                    why,
+                }
+            })?;
         let dir = hub.data.join("keys");
         let learned = keys.clone();
-        blocking(hub, move |_| {
-            crate::keys::learn_rotations(&dir, &upstream, &chain, learned)
+        let parent_id = upstream.parent_id.clone();
+        blocking(hub, move |h| {
+            crate::keys::learn_rotations(&dir, &upstream, &chain, learned, donor[0])?;
+            h.ledger.set_upstream_grant_key(&parent_id, &donor[0]);
+            Ok::<_, crate::keys::KeyError>(())
         })
         .await
         .map_err(|e| SyncError::Rotation {

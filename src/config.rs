@@ -140,6 +140,11 @@ pub struct UpstreamSection {
     /// Irrelevant: a child names its parent's URL; `serve` then follows it.
     #[serde(default)]
     pub parent: Option<String>,
+    /// Irrelevant: the interserver URL of the node this one is linked to as a peer (`link
+    /// join` with a peer token writes it); `serve` exchanges licenses with it every
+    /// `sync_interval`.
+    #[serde(default)]
+    pub peer: Option<String>,
     /// The same: how often a child asks its parent for a new version.
     #[serde(default = "default_sync_interval", with = "humantime_serde")]
     pub sync_interval: Duration,
@@ -283,6 +288,7 @@ impl Default for UpstreamSection {
         UpstreamSection {
             zone: default_zone(),
             parent: None,
+            peer: None,
             sync_interval: default_sync_interval(),
             parallel: default_parallel(),
         }
@@ -471,6 +477,15 @@ impl Config {
                 ));
             }
         }
+        if let Some(p) = &self.upstream.peer {
+            if !p.starts_with("https://") {
+                return Err(invalid(
+                    "upstream.peer",
+                    format!("{p:?}"),
+                    "a peer is the https:// URL of its interserver port, e.g. \"https://10.0.0.1:8443\"; delete the line if this node has no peer link",
+                ));
+            }
+        }
         if !(1..=64).contains(&self.upstream.parallel) {
             return Err(invalid(
                 "upstream.parallel",
@@ -607,6 +622,10 @@ impl Config {
             Some(p) => format!("parent = {p:?}"),
             None => "# parent = \"https://parent.example:8443\"".into(),
         };
+        let peer = match &self.upstream.peer {
+            Some(p) => format!("peer = {p:?}"),
+            None => "# peer = \"https://neighbor.example:8443\"".into(),
+        };
         format!(
             r#"# updhub configuration. CLI flags override UPDHUB_* environment variables, which
 # override this file. Unknown keys are an error. Each setting says how it relates to
@@ -635,6 +654,9 @@ station_listen = "{sl}"
 zone = {zone:?}
 # [irrelevant] A child's parent. With it set, `updhub serve` also follows the parent.
 {parent}
+# [irrelevant] The node this one is linked to as a peer (licenses only, no updates);
+# `link join` writes it. `updhub serve` exchanges licenses with it every sync_interval.
+{peer}
 # [same] How often a child asks its parent for a new version.
 sync_interval = "{si}"
 # [irrelevant] Blobs fetched (child) or files ingested (mirror) at once.
@@ -754,11 +776,23 @@ mod tests {
     fn commented_file_round_trips() {
         let mut c = Config::new(ServerId::new("n1").unwrap(), Some("hub.example".into()));
         c.upstream.parent = Some("https://127.0.0.1:9".into());
+        c.upstream.peer = Some("https://127.0.0.1:10".into());
         let text = c.to_commented_toml();
         let back = Config::parse(&text, Path::new("t.toml")).unwrap();
         assert_eq!(back.server.name, "hub.example");
         assert_eq!(back.upstream.parent.as_deref(), Some("https://127.0.0.1:9"));
+        assert_eq!(back.upstream.peer.as_deref(), Some("https://127.0.0.1:10"));
         assert_eq!(back.same_digest(), c.same_digest());
+        let err = Config::parse(
+            &text.replace("https://127.0.0.1:10", "http://127.0.0.1:10"),
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("upstream.peer") && err.contains("https://"),
+            "{err}"
+        );
     }
 
     #[test]

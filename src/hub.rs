@@ -368,6 +368,10 @@ impl Hub {
             keys.signing.clone(),
             config.licenses.skew_margin,
         )?;
+        ledger.trust_issuers(&config.licenses.issuers);
+        if let Some(u) = &keys.upstream {
+            ledger.set_upstream_grant_key(&u.parent_id, &keys.donor());
+        }
         let hub = Hub {
             data: data.to_owned(),
             live: std::sync::RwLock::new(std::sync::Arc::new(config.clone())),
@@ -481,6 +485,7 @@ impl Hub {
                 ),
             }
         }
+        self.ledger.trust_issuers(&cfg.licenses.issuers);
         *self
             .live
             .write()
@@ -534,6 +539,16 @@ impl Hub {
     /// This node's id.
     pub fn id(&self) -> &ServerId {
         &self.config.server.id
+    }
+
+    /// Whether `id` is a server this one may donate to: a child that reported here, a node
+    /// linked to this cluster, or the node this one enrolled with by link.
+    pub fn knows_server(&self, id: &str) -> bool {
+        self.keys
+            .upstream
+            .as_ref()
+            .is_some_and(|u| u.parent_id == id)
+            || self.db.knows_server(id).unwrap_or(false)
     }
 
     /// Whether this node follows a parent.

@@ -700,3 +700,33 @@ pub fn remove(hub: &Hub, id: &str) -> Result<Link, Error> {
     hub.refresh_links()?;
     Ok(link)
 }
+
+/// Licenses either way with the node this one enrolled with as a peer (at `url`, with id
+/// `peer_id`): fetch the grants it donated to this node, then offer it those this node
+/// donated to it. Returns how many grants came and went.
+///
+/// # Errors
+/// Network errors, a refused grant (nothing of its batch is applied), database errors.
+pub async fn exchange_licenses(
+    hub: &Hub,
+    url: &str,
+    peer_id: &str,
+) -> Result<(usize, usize), crate::license::LicenseError> {
+    let net = |why: String| crate::license::LicenseError::Network {
+        url: url.to_owned(),
+        why,
+    };
+    let base = reqwest::Url::parse(url).map_err(|e| net(e.to_string()))?;
+    // A peer does not sync versions: it follows its peer's CA rotation here (learning the
+    // new CA, renewing its link certificate), before the exchange.
+    let client = hub.client().map_err(net)?;
+    if let Err(e) = follow_ca(hub, &client, &base).await {
+        tracing::warn!("{e}");
+    }
+    let client = hub.client().map_err(net)?;
+    let got =
+        crate::license::api::refresh_from_parent(&hub.ledger, &hub.keys.donor(), &client, &base)
+            .await?;
+    let gave = crate::license::api::offer_to(&hub.ledger, &client, &base, peer_id).await?;
+    Ok((got, gave))
+}

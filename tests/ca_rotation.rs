@@ -546,3 +546,38 @@ async fn a_link_renewed_through_another_process_is_served_at_once_not_refused_as
     );
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_follows_the_ca_rotation_at_its_license_exchange() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    let srv = start_with_stations(parent.clone()).await;
+    let neighbor = enrolled_peer(dir.path(), "neighbor", &parent, &srv, NodeOpts::default()).await;
+    link::exchange_licenses(&neighbor, &srv.url, "parent")
+        .await
+        .unwrap();
+
+    let (parent, srv, _) = rotate(parent, srv, Some(WEEK)).await;
+    link::exchange_licenses(&neighbor, &srv.url, "parent")
+        .await
+        .unwrap();
+    let tls = upstream(&neighbor);
+    assert_eq!(tls.ca.current_fp(), parent.keys.ca.current_fp());
+    assert_eq!(
+        tls.link_issuer,
+        Some(Issuer::Current(parent.keys.ca.current_fp()))
+    );
+    assert_eq!(
+        link_of(&parent, "neighbor").issuer,
+        Some(Issuer::Current(parent.keys.ca.current_fp()))
+    );
+    // After the overlap it still exchanges, with only the new CA.
+    let (parent, srv, cut) = rotate(parent, srv, None).await;
+    assert!(cut.is_empty());
+    link::exchange_licenses(&neighbor, &srv.url, "parent")
+        .await
+        .unwrap();
+    assert!(upstream(&neighbor).ca.overlap.is_none());
+    drop(parent);
+    srv.stop().await;
+}

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::*;
 use updhub::child::{sync_once, SyncError};
+use updhub::license::GrantToken;
 use updhub::link::{self, Token};
 use updhub::repo::{Published, RepoError};
 use updhub::Hub;
@@ -325,14 +326,13 @@ async fn a_child_cannot_sign_a_version_its_own_children_or_siblings_accept() {
     srv.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn licenses_flow_down_links_each_grant_verified_with_its_donors_key() {
-    use updhub::license::ledger::Donation;
-    let dir = tempfile::tempdir().unwrap();
+/// A parent that published the sample zone and holds key K1 (20 licenses) of its own
+/// issuer, which it trusts.
+async fn licensed_parent(dir: &Path) -> (Arc<Hub>, Published, ed25519_dalek::SigningKey) {
     let iss = issuer();
     let zone = sample_zone();
     let parent = node(
-        dir.path(),
+        dir,
         "parent",
         NodeOpts {
             zone: Some(&zone),
@@ -340,10 +340,18 @@ async fn licenses_flow_down_links_each_grant_verified_with_its_donors_key() {
             ..Default::default()
         },
     );
-    mirror_and_publish(&parent).await;
-    updhub::hub::add_license_file(&parent, &key_file(dir.path(), &iss, "K1", 20, 365))
+    let v1 = mirror_and_publish(&parent).await;
+    updhub::hub::add_license_file(&parent, &key_file(dir, &iss, "K1", 20, 365))
         .await
         .unwrap();
+    (parent, v1, iss)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn licenses_flow_down_three_links_and_the_bottom_verifies_the_whole_chain_offline() {
+    use updhub::license::ledger::Donation;
+    let dir = tempfile::tempdir().unwrap();
+    let (parent, _, iss) = licensed_parent(dir.path()).await;
     let srv = start_with_stations(parent.clone()).await;
     let child = enrolled(dir.path(), "child", &parent, &srv).await;
     sync_once(&child, &srv.url).await.unwrap();
@@ -368,24 +376,89 @@ async fn licenses_flow_down_links_each_grant_verified_with_its_donors_key() {
     assert_eq!(r.grants, 1, "{r}");
     assert_eq!(source(&child, &g.grant_id).total, 10);
 
-    // The child donates on to its own linked child, signing with its own key.
-    let csrv = start_with_stations(child.clone()).await;
-    let grandchild = enrolled(dir.path(), "grandchild", &child, &csrv).await;
-    sync_once(&grandchild, &csrv.url).await.unwrap();
-    // A sub-grant ends within its grant (less the skew margin).
-    let g2 = donate(
-        child.clone(),
-        "grandchild",
-        4,
-        until - chrono::Duration::hours(1),
-    )
-    .await;
-    let r = sync_once(&grandchild, &csrv.url).await.unwrap();
-    assert_eq!(r.grants, 1, "{r}");
-    assert_eq!(source(&grandchild, &g2.grant_id).total, 4);
+    // Each level donates on to its own linked child, signing with its own key; a sub-grant
+    // ends within its grant (less the skew margin).
+    let down = |from: Arc<Hub>, to: &'static str, count: u32, hours: i64| {
+        let dir = dir.path().to_owned();
+        async move {
+            let srv = start_with_stations(from.clone()).await;
+            let below = enrolled(&dir, to, &from, &srv).await;
+            sync_once(&below, &srv.url).await.unwrap();
+            let g = donate(from, to, count, until - chrono::Duration::hours(hours)).await;
+            let r = sync_once(&below, &srv.url).await.unwrap();
+            assert_eq!(r.grants, 1, "{r}");
+            assert_eq!(source(&below, &g.grant_id).total, u64::from(count));
+            (below, srv, g)
+        }
+    };
+    let (grandchild, csrv, g2) = down(child.clone(), "grandchild", 4, 1).await;
     assert_eq!(source(&child, &g.grant_id).donated, 4);
+    // A third level.
+    let (bottom, gsrv, g3) = down(grandchild.clone(), "bottom", 3, 2).await;
+
+    // The bottom's token carries the whole chain: the grandchild's grant, the child's grant
+    // to it, the parent's grant to the child, and the license key file at the top.
+    use updhub::license::chain::Proof;
+    let above = |t: &GrantToken| match t.proof.clone() {
+        Some(Proof::Grant(g)) => *g,
+        other => panic!("a grant above {}: {other:?}", t.grant_id),
+    };
+    let (mid, top) = (above(&g3), above(&above(&g3)));
+    assert_eq!(
+        (mid.grant_id.as_str(), top.grant_id.as_str()),
+        (g2.grant_id.as_str(), g.grant_id.as_str())
+    );
+    assert!(matches!(&top.proof, Some(Proof::Key(k)) if k.key_id == "K1"));
+    // Each grant names the key of its receiver, as the link recorded it at enrollment.
+    let hexkey = |h: &Hub| hex::encode(h.keys.verifying.as_bytes());
+    assert_eq!(top.receiver_key, Some(hexkey(&child)));
+    assert_eq!(mid.receiver_key, Some(hexkey(&grandchild)));
+    assert_eq!(g3.receiver_key, Some(hexkey(&bottom)));
+    // Offline, with nothing but the grandchild's key the bottom learned at enrollment and
+    // the issuers it trusts (none, or the one that issued K1).
+    let donor = bottom.keys.donor();
+    assert_eq!(donor, grandchild.keys.verifying);
+    g3.verify(&donor, "bottom", &[]).unwrap();
+    g3.verify(&donor, "bottom", &[issuer_hex(&iss)]).unwrap();
+
+    // A tampered middle link: the child (the middle of the chain) says the parent gave it
+    // 20, re-signing its own grant over that claim. The bottom refuses, naming the link.
+    let mut forged_top = top.clone();
+    forged_top.count = 20;
+    let mut forged_mid = mid.clone();
+    forged_mid.count = 10;
+    forged_mid.proof = Some(Proof::Grant(Box::new(forged_top)));
+    let child_key = std::fs::read_to_string(dir.path().join("child/keys/cluster.key")).unwrap();
+    let child_key: ed25519_dalek::SigningKey =
+        ed25519_dalek::pkcs8::DecodePrivateKey::from_pkcs8_pem(&child_key).unwrap();
+    forged_mid.sign(&child_key);
+    let mut t = g3.clone();
+    t.proof = Some(Proof::Grant(Box::new(forged_mid)));
+    // The grandchild would have to re-sign its own grant to carry the forged chain.
+    let gc_key = std::fs::read_to_string(dir.path().join("grandchild/keys/cluster.key")).unwrap();
+    let gc_key: ed25519_dalek::SigningKey =
+        ed25519_dalek::pkcs8::DecodePrivateKey::from_pkcs8_pem(&gc_key).unwrap();
+    t.sign(&gc_key);
+    let e = t.verify(&donor, "bottom", &[]).unwrap_err().to_string();
+    assert!(e.contains(&format!("the grant {}", g.grant_id)), "{e}");
+    assert!(e.contains("tampered with or forged"), "{e}");
+    // The grandchild's sibling (another node with its own key) cannot carve from the
+    // child's grant to the grandchild either.
+    let mut t = g3.clone();
+    t.sign(&child_key);
+    let e = t
+        .verify(&child.keys.verifying, "bottom", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("the grant {}", g2.grant_id)) && e.contains("receiver's key"),
+        "{e}"
+    );
+
     assert_conserved(&parent);
     assert_conserved(&child);
+    assert_conserved(&grandchild);
+    gsrv.stop().await;
     csrv.stop().await;
     srv.stop().await;
 }
@@ -442,12 +515,30 @@ async fn offline_enrollment_round_trip_and_answers_for_other_requests_refused() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_key_rotation_is_followed_down_the_links_and_the_old_key_refused_after() {
+    use updhub::license::ledger::Donation;
     let dir = tempfile::tempdir().unwrap();
-    let parent = zone_node(dir.path(), "parent", &sample_zone());
-    let v1 = mirror_and_publish(&parent).await;
+    let (parent, v1, _) = licensed_parent(dir.path()).await;
     let srv = start_with_stations(parent.clone()).await;
     let child = enrolled(dir.path(), "child", &parent, &srv).await;
     sync_once(&child, &srv.url).await.unwrap();
+    // A grant, signed with the key about to rotate.
+    let until = Utc::now() + chrono::Duration::days(1);
+    let g = parent
+        .ledger
+        .donate(
+            Donation {
+                to: "child".into(),
+                count: 5,
+                until,
+                source: None,
+                request_id: "r1".into(),
+            },
+            |_| true,
+        )
+        .await
+        .unwrap();
+    sync_once(&child, &srv.url).await.unwrap();
+    assert_eq!(source(&child, &g.grant_id).total, 5);
     let csrv = start_with_stations(child.clone()).await;
     let grandchild = enrolled(dir.path(), "grandchild", &child, &csrv).await;
     sync_once(&grandchild, &csrv.url).await.unwrap();
@@ -471,10 +562,25 @@ async fn a_publisher_key_rotation_is_followed_down_the_links_and_the_old_key_ref
     sync_once(&grandchild, &csrv.url).await.unwrap();
     assert_eq!(grandchild.keys.publishers(), vec![parent.keys.verifying]);
     assert_eq!(grandchild.db.published().unwrap().unwrap(), resigned);
-    // What they learned survives a restart.
+    // What they learned survives a restart: the publisher key, and the donor's key,
+    // which is the same key on the origin.
     let reopened = Hub::open(&child.data).unwrap();
     assert_eq!(reopened.keys.publishers(), vec![parent.keys.verifying]);
+    assert_eq!(reopened.keys.donor(), parent.keys.verifying);
     drop(reopened);
+    // A renewal signed with the new key reaches the child.
+    let later = until + chrono::Duration::days(1);
+    parent
+        .ledger
+        .renew(g.grant_id.clone(), later)
+        .await
+        .unwrap();
+    let r = sync_once(&child, &srv.url).await.unwrap();
+    assert_eq!(r.grants, 1, "{r}");
+    assert_eq!(
+        source(&child, &g.grant_id).not_after.timestamp(),
+        later.timestamp()
+    );
 
     // The old key is trusted no more: a version 2 it signs is refused.
     let stale = Published::sign(
@@ -520,5 +626,171 @@ async fn a_publisher_key_rotation_is_followed_down_the_links_and_the_old_key_ref
     assert_eq!(child.keys.publishers(), vec![parent.keys.verifying]);
     assert_eq!(child.db.published().unwrap().unwrap().number, 1);
     csrv.stop().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_link_carries_licenses_both_ways_each_chain_verified() {
+    use updhub::license::ledger::Donation;
+    let dir = tempfile::tempdir().unwrap();
+    let (hq, _, iss) = licensed_parent(dir.path()).await;
+    let srv = start_with_stations(hq.clone()).await;
+    // A neighbor: its own trust domain, its own license key of the same vendor, linked to
+    // hq as a peer. It cannot be reached by hq: everything goes over its connection.
+    let neighbor = enrolled_peer(
+        dir.path(),
+        "neighbor",
+        &hq,
+        &srv,
+        NodeOpts {
+            issuers: vec![issuer_hex(&iss)],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(neighbor.keys.upstream.as_ref().unwrap().kind, "peer");
+    updhub::hub::add_license_file(&neighbor, &key_file(dir.path(), &iss, "K2", 10, 365))
+        .await
+        .unwrap();
+    let donation = |to: &str, count: u32, id: &str| Donation {
+        to: to.into(),
+        count,
+        until: Utc::now() + chrono::Duration::days(2),
+        source: None,
+        request_id: id.into(),
+    };
+    // Each side knows the other: hq by the link it enrolled, the neighbor by its upstream.
+    let to_neighbor = hq
+        .ledger
+        .donate(donation("neighbor", 5, "a"), |id| hq.knows_server(id))
+        .await
+        .unwrap();
+    let to_hq = neighbor
+        .ledger
+        .donate(donation("parent", 3, "b"), |id| neighbor.knows_server(id))
+        .await
+        .unwrap();
+    let back = neighbor
+        .ledger
+        .donate(donation("parent", 2, "c"), |id| neighbor.knows_server(id))
+        .await
+        .unwrap();
+    // The grant to hq names hq's key as its receiver's, as learned at enrollment.
+    assert_eq!(
+        to_hq.receiver_key,
+        Some(hex::encode(hq.keys.verifying.as_bytes()))
+    );
+    let url = srv.url.clone();
+    let (got, gave) = link::exchange_licenses(&neighbor, &url, "parent")
+        .await
+        .unwrap();
+    assert_eq!((got, gave), (1, 2));
+    assert_eq!(source(&neighbor, &to_neighbor.grant_id).total, 5);
+    assert_eq!(source(&hq, &to_hq.grant_id).total, 3);
+    assert_eq!(source(&hq, &back.grant_id).total, 2);
+    assert_eq!(source(&neighbor, "K2").donated, 5);
+
+    // hq donates on from the neighbor's grant to its own linked child, which verifies the
+    // chain up to the neighbor's key file.
+    let child = enrolled(dir.path(), "child", &hq, &srv).await;
+    sync_once(&child, &srv.url).await.unwrap();
+    let sub = hq
+        .ledger
+        .donate(
+            Donation {
+                source: Some(to_hq.grant_id.clone()),
+                until: Utc::now() + chrono::Duration::days(1),
+                ..donation("child", 1, "d")
+            },
+            |id| hq.knows_server(id),
+        )
+        .await
+        .unwrap();
+    sync_once(&child, &srv.url).await.unwrap();
+    assert_eq!(source(&child, &sub.grant_id).total, 1);
+
+    // Both ways back: hq returns one grant, the neighbor revokes the other.
+    updhub::license::api::return_grant(&hq.ledger, &hq.keys, None, &back.grant_id)
+        .await
+        .unwrap();
+    link::exchange_licenses(&neighbor, &url, "parent")
+        .await
+        .unwrap();
+    assert_eq!(source(&hq, &back.grant_id).status, "returned");
+    assert_eq!(source(&neighbor, "K2").donated, 3, "the return settled");
+    neighbor
+        .ledger
+        .revoke(to_hq.grant_id.clone())
+        .await
+        .unwrap();
+    link::exchange_licenses(&neighbor, &url, "parent")
+        .await
+        .unwrap();
+    assert_eq!(source(&hq, &to_hq.grant_id).status, "revoked");
+    assert_eq!(
+        source(&neighbor, "K2").donated,
+        0,
+        "revocation acknowledged"
+    );
+    for h in [&hq, &neighbor, &child] {
+        assert_conserved(h);
+    }
+
+    // The neighbor cannot offer what is not its own: a grant naming another donor, or one
+    // of a license key whose issuer hq does not trust, changes nothing at hq.
+    let client = neighbor.client().unwrap();
+    let offer = |body: String| {
+        let client = client.clone();
+        let url = format!("{url}/v1/licenses/offered");
+        async move {
+            let r = client.post(url).body(body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let before = hq.ledger.status(Duration::from_secs(3600)).unwrap();
+    let mut alien = to_neighbor.clone();
+    alien.receiver = "parent".into();
+    let (code, text) = offer(serde_json::to_string(&vec![alien]).unwrap()).await;
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("a node offers only its own grants"), "{text}");
+    // The neighbor's admin mints a key with an issuer of their own and signs a grant of it
+    // with the neighbor's real key: the chain ends at an issuer hq does not trust.
+    let rogue = issuer();
+    let k3 = updhub::license::LicenseKey::issue(
+        &rogue,
+        "K3",
+        "neighbor",
+        500,
+        Utc::now(),
+        Utc::now() + chrono::Duration::days(30),
+    );
+    let mut minted = to_hq.clone();
+    minted.grant_id = GrantToken::new_id();
+    minted.source = "K3".into();
+    minted.count = 500;
+    minted.status = updhub::license::GrantStatus::Active;
+    minted.revision = 1;
+    minted.proof = Some(updhub::license::chain::Proof::Key(k3));
+    let pem = std::fs::read_to_string(neighbor.data.join("keys/cluster.key")).unwrap();
+    let neighbor_key: ed25519_dalek::SigningKey =
+        ed25519_dalek::pkcs8::DecodePrivateKey::from_pkcs8_pem(&pem).unwrap();
+    minted.sign(&neighbor_key);
+    let (code, text) = offer(serde_json::to_string(&vec![minted]).unwrap()).await;
+    assert_eq!(code, 400, "{text}");
+    assert!(
+        text.contains("license key K3") && text.contains("not trusted"),
+        "{text}"
+    );
+    let (code, text) = offer("[{\"format\":1}]".into()).await;
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("not a JSON list of grant tokens"), "{text}");
+    assert_eq!(hq.ledger.status(Duration::from_secs(3600)).unwrap(), before);
+    // A peer gets no updates.
+    let r = client
+        .get(format!("{url}/v1/published"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
     srv.stop().await;
 }

@@ -220,7 +220,7 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             key,
             request_id,
         } => {
-            let known = |id: &str| hub.db.knows_server(id).unwrap_or(false);
+            let known = |id: &str| hub.knows_server(id);
             let d = crate::license::ledger::Donation {
                 to,
                 count,
@@ -229,9 +229,24 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
                 request_id: request_id.unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>())),
             };
             let t = hub.ledger.donate(d, known).await?;
+            // The node this one enrolled with cannot reach it: this node offers the grant.
+            let upstream = hub
+                .keys
+                .upstream
+                .as_ref()
+                .is_some_and(|u| u.parent_id == t.receiver);
             out!(
-                "granted {} ({} licenses from {} to {} until {}); the receiver picks it up on its next sync",
-                t.grant_id, t.count, t.source, t.receiver, t.not_after
+                "granted {} ({} licenses from {} to {} until {}); {}",
+                t.grant_id,
+                t.count,
+                t.source,
+                t.receiver,
+                t.not_after,
+                if upstream {
+                    "this node offers it to the receiver at its next sync"
+                } else {
+                    "the receiver picks it up on its next sync"
+                }
             );
         }
         LicenseCommand::Grants { json } => {
@@ -268,7 +283,7 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             {
                 out!("returned {grant_id} to its donor");
             } else {
-                out!("stopped counting {grant_id}; the donor is told on the next sync");
+                out!("stopped counting {grant_id}; the donor is told at the next sync between the two servers");
             }
         }
         LicenseCommand::Status { json } => {

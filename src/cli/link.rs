@@ -32,9 +32,10 @@ pub enum LinkCommand {
         url: Option<String>,
     },
     /// Enroll this (existing) node with a parent of another trust domain, using the token
-    /// its admin gave; the parent's URL becomes upstream.parent (restart `serve` after).
+    /// its admin gave; the parent's URL becomes upstream.parent, or upstream.peer for a peer
+    /// token (restart `serve` after).
     Join {
-        /// The parent's interserver URL, https://HOST:PORT.
+        /// The parent's (or peer's) interserver URL, https://HOST:PORT.
         url: String,
         /// The token from `updhub link invite` on the parent.
         token: String,
@@ -76,7 +77,8 @@ pub enum LinkCommand {
     Import {
         /// The answer file.
         reply: PathBuf,
-        /// The parent's interserver URL, for a child link (becomes upstream.parent).
+        /// The interserver URL of the node linked to: upstream.parent for a child link,
+        /// upstream.peer for a peer link.
         #[arg(long)]
         parent: Option<String>,
     },
@@ -100,9 +102,15 @@ fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
 }
 
 /// Point upstream.parent at `url` in the node's updhub.toml (atomically).
-fn set_parent(hub: &Hub, url: &str) -> Result<()> {
+/// Write where the node of a new link is reached: `upstream.parent` for a child link,
+/// `upstream.peer` for a peer link.
+pub(super) fn set_linked(hub: &Hub, kind: &str, url: &str) -> Result<()> {
     let mut cfg = hub.config.clone();
-    cfg.upstream.parent = Some(url.to_owned());
+    if kind == "peer" {
+        cfg.upstream.peer = Some(url.to_owned());
+    } else {
+        cfg.upstream.parent = Some(url.to_owned());
+    }
     let path = hub.data.join(crate::config::FILE);
     let text = cfg.to_commented_toml();
     crate::config::Config::parse(&text, &path)?;
@@ -151,9 +159,7 @@ pub(super) async fn link(data: &Path, command: LinkCommand) -> Result<()> {
             let hub = Hub::open(data)?;
             let reply =
                 crate::link::join(&hub.data.join("keys"), hub.id().as_str(), &token).await?;
-            if reply.kind == "child" {
-                set_parent(&hub, &url)?;
-            }
+            set_linked(&hub, &reply.kind, &url)?;
             out!(
                 "enrolled as {} ({} of {}); certificate issued by the parent's CA, its keys stay there; restart `updhub serve` to use the link",
                 reply.id,
@@ -202,14 +208,15 @@ pub(super) async fn link(data: &Path, command: LinkCommand) -> Result<()> {
             let hub = Hub::open(data)?;
             let r: crate::link::EnrollReply = read_json(&reply, "a link answer")?;
             let ca_fp = crate::link::offline_import(&hub, &r)?;
-            if r.kind == "child" {
-                match &parent {
-                    Some(url) => set_parent(&hub, url)?,
-                    None if hub.config.upstream.parent.is_none() => {
-                        out!("note: no --parent given and upstream.parent is not set: set it before `serve`")
-                    }
-                    None => {}
+            match &parent {
+                Some(url) => set_linked(&hub, &r.kind, url)?,
+                None if r.kind == "child" && hub.config.upstream.parent.is_none() => {
+                    out!("note: no --parent given and upstream.parent is not set: set it before `serve`")
                 }
+                None if r.kind == "peer" && hub.config.upstream.peer.is_none() => {
+                    out!("note: no --parent given and upstream.peer is not set: set it to the peer's interserver URL before `serve`")
+                }
+                None => {}
             }
             out!(
                 "linked to {} as {} ({}); the parent's CA fingerprint is {ca_fp}: compare it with the one the parent's admin read out; restart `updhub serve` to use the link",

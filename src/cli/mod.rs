@@ -322,6 +322,11 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     ));
                 }
             }
+            // A peer token's --parent names the peer: upstream.peer, not a parent to follow.
+            let (parent, peer) = match &token {
+                Some(t) if t.kind == "peer" => (None, parent),
+                _ => (parent, None),
+            };
             // A token made for an id gives the node that id unless --id says otherwise.
             let id = id.or_else(|| {
                 token
@@ -352,6 +357,9 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 );
             }
             let hub = new.finish()?;
+            if let Some(url) = &peer {
+                link::set_linked(&hub, "peer", url)?;
+            }
             out!(
                 "initialized {} as server {} (cluster name {})",
                 data.display(),

@@ -42,15 +42,19 @@ impl Db {
         self.write(|c| super::grants::record_reports(c, cluster, receiver, reports, now))
     }
 
-    /// Whether `id` is a server this one knows: a child that has reported here.
+    /// Whether `id` is a server this one knows: a child that has reported here, or a node
+    /// with a live link to this cluster (a child or a peer).
     ///
     /// # Errors
     /// Database errors.
     pub fn knows_server(&self, id: &str) -> Result<bool, DbError> {
         self.read(|c| {
             Ok(c.row(
-                "SELECT 1 FROM children WHERE server_id=$1 AND child_id=$2",
-                args![self.server.as_str(), id],
+                "SELECT 1 FROM children WHERE server_id=$1 AND child_id=$2
+                 UNION ALL
+                 SELECT 1 FROM links WHERE cluster_id=$3 AND peer_id=$2 AND removed_at IS NULL
+                 LIMIT 1",
+                args![self.server.as_str(), id, self.cluster.as_str()],
             )?
             .is_some())
         })

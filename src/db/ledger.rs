@@ -563,15 +563,14 @@ mod tests {
         });
         assert_eq!(locker.blocking_recv().unwrap(), Ok(()));
         assert_eq!(first.blocking_recv().unwrap(), Ok(()));
-        assert_eq!(
-            locker_runs.load(Ordering::SeqCst),
-            2,
-            "the locker ran again"
-        );
+        // On a loaded machine the re-run batch can lose a second round to the same waiter
+        // before it commits; what matters is that it ran again, and always whole.
+        let locker_ran = locker_runs.load(Ordering::SeqCst);
+        assert!(locker_ran >= 2, "the locker ran again ({locker_ran})");
         assert_eq!(
             first_runs.load(Ordering::SeqCst),
-            2,
-            "so did the rest of its batch"
+            locker_ran,
+            "so did the rest of its batch, each time"
         );
         let logged: i64 = store
             .read(|c| {

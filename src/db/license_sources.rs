@@ -241,6 +241,24 @@ pub fn room(
     .transpose()
 }
 
+/// A source's kind ("key" or "grant") and its signed document (the key file, or the grant
+/// token as received).
+///
+/// # Errors
+/// The query failed.
+pub fn document(
+    c: &Conn<'_>,
+    server: &str,
+    source: &str,
+) -> Result<Option<(String, String)>, SqlError> {
+    c.row(
+        "SELECT kind, document FROM license_sources WHERE server_id=$1 AND source_id=$2",
+        args![server, source],
+    )?
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .transpose()
+}
+
 /// The id of `source` if it is a received grant.
 ///
 /// # Errors
@@ -302,14 +320,29 @@ pub fn received_revisions(c: &Conn<'_>, server: &str) -> Result<Vec<(String, u64
     )
 }
 
-/// Received grants being returned.
+/// Received grants being returned to donors this node reaches (its parent): those of nodes
+/// linked to this cluster are left out, as such a donor learns of them when it offers its
+/// grants ([`returning_to`]).
 ///
 /// # Errors
 /// The query failed.
 pub fn returning(c: &Conn<'_>, server: &str) -> Result<Vec<String>, SqlError> {
     c.column(
-        "SELECT source_id FROM license_sources WHERE server_id=$1 AND status='returning' ORDER BY source_id",
+        "SELECT source_id FROM license_sources WHERE server_id=$1 AND status='returning'
+            AND holder NOT IN (SELECT peer_id FROM links WHERE cluster_id=$1 AND removed_at IS NULL)
+          ORDER BY source_id",
         args![server],
+    )
+}
+
+/// Received grants of `donor` being returned.
+///
+/// # Errors
+/// The query failed.
+pub fn returning_to(c: &Conn<'_>, server: &str, donor: &str) -> Result<Vec<String>, SqlError> {
+    c.column(
+        "SELECT source_id FROM license_sources WHERE server_id=$1 AND status='returning' AND holder=$2 ORDER BY source_id",
+        args![server, donor],
     )
 }
 

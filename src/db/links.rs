@@ -274,6 +274,15 @@ impl Db {
         })
     }
 
+    /// The key the live link of `peer_id` signs grants with (see [`grant_key`]).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn link_grant_key(&self, peer_id: &str) -> Result<Option<Option<String>>, DbError> {
+        let cluster = self.cluster.as_str();
+        self.read(|c| grant_key(c, cluster, peer_id))
+    }
+
     /// The links in force and the removed certificates.
     ///
     /// # Errors
@@ -315,6 +324,25 @@ impl Db {
 
 /// Inside a transaction: what the token `hash` allows `requested` (see
 /// [`Db::check_link_token`]).
+/// Inside a ledger transaction: the key the live link of `peer_id` signs grants with.
+/// None: no live link has that id; Some(None): the link named no key (enrolled before
+/// schema 8).
+///
+/// # Errors
+/// The query failed.
+pub fn grant_key(
+    c: &super::sql::Conn<'_>,
+    cluster: &str,
+    peer_id: &str,
+) -> Result<Option<Option<String>>, SqlError> {
+    c.row(
+        "SELECT grant_key FROM links WHERE cluster_id=$1 AND peer_id=$2 AND removed_at IS NULL",
+        args![cluster, peer_id],
+    )?
+    .map(|r| r.get(0))
+    .transpose()
+}
+
 fn token_allows(
     c: &super::sql::Conn<'_>,
     cluster: &str,

@@ -16,7 +16,7 @@ pub mod join;
 pub mod ledger;
 pub mod license_log;
 pub mod license_sources;
-mod links;
+pub mod links;
 mod migrate;
 pub mod postgres;
 mod settings;

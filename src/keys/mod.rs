@@ -531,8 +531,9 @@ pub struct Upstream {
     /// The publisher keys whose signed versions this node accepts (the origin's); moved on
     /// by the origin's signed key rotations (see [`Rotation`]).
     pub publishers: std::sync::RwLock<Vec<VerifyingKey>>,
-    /// The parent's own key, which signs the grants it donates.
-    pub donor: VerifyingKey,
+    /// The parent's own key, which signs the grants it donates (moved on by the rotations of
+    /// the origin's key when the parent is the origin).
+    pub donor: std::sync::RwLock<VerifyingKey>,
     /// What changes when the parent rotates its CA: replaced whole, in a running node too.
     pub tls: std::sync::RwLock<Arc<UpstreamTls>>,
 }
@@ -754,7 +755,8 @@ pub fn rotate(dir: &Path) -> Result<Rotation, KeyError> {
 }
 
 /// A linked node learned rotations of the origin's publisher key: keep the chain (served on
-/// to its own children) and the keys it now trusts.
+/// to its own children), the keys it now trusts, and its donor's key (which moves with them
+/// when its parent is the origin: one key signs both versions and grants).
 ///
 /// # Errors
 /// Write errors.
@@ -763,11 +765,13 @@ pub fn learn_rotations(
     upstream: &Upstream,
     chain: &[Rotation],
     keys: Vec<VerifyingKey>,
+    donor: VerifyingKey,
 ) -> Result<(), KeyError> {
     let json_path = dir.join("upstream").join("link.json");
     let mut link: LinkFile = serde_json::from_slice(&read(&json_path)?)
         .map_err(|e| bad(&json_path, format!("is not a link file ({e})")))?;
     link.publishers = keys.iter().map(|k| hex::encode(k.as_bytes())).collect();
+    link.donor = hex::encode(donor.as_bytes());
     write(
         &rotations_path(dir, true),
         &serde_json::to_vec_pretty(chain).expect("rotations serialize"),
@@ -782,6 +786,7 @@ pub fn learn_rotations(
         .publishers
         .write()
         .unwrap_or_else(|p| p.into_inner()) = keys;
+    *upstream.donor.write().unwrap_or_else(|p| p.into_inner()) = donor;
     Ok(())
 }
 
@@ -854,7 +859,7 @@ fn load_upstream(dir: &Path) -> Result<Option<Upstream>, KeyError> {
         parent_id: link.parent_id,
         kind: link.kind,
         publishers: std::sync::RwLock::new(publishers),
-        donor,
+        donor: std::sync::RwLock::new(donor),
         tls: std::sync::RwLock::new(Arc::new(upstream_tls(&up)?)),
     }))
 }
@@ -1031,7 +1036,9 @@ impl ClusterKeys {
 
     /// The key that signs the grants this node receives from its parent.
     pub fn donor(&self) -> VerifyingKey {
-        self.upstream.as_ref().map_or(self.verifying, |u| u.donor)
+        self.upstream.as_ref().map_or(self.verifying, |u| {
+            *u.donor.read().unwrap_or_else(|p| p.into_inner())
+        })
     }
 
     /// The TLS client for the parent (or an upstream zone): the link's when enrolled by

@@ -94,25 +94,7 @@ pub async fn refresh_from_parent(
     let tokens: Vec<GrantToken> = serde_json::from_slice(&body)
         .map_err(|e| net(&url, &format!("sent no grant list ({e})")))?;
     let n = tokens.len();
-    // Verify and apply only what changed since the last refresh; a revoked token is always
-    // passed on, as its acknowledgement may still be owed.
-    let known = ledger.received_revisions()?;
-    let tokens: Vec<GrantToken> = tokens
-        .into_iter()
-        .filter(|t| {
-            t.status == super::GrantStatus::Revoked
-                || known.get(&t.grant_id).is_none_or(|&r| t.revision > r)
-        })
-        .collect();
-    for t in &tokens {
-        t.verify(verifying, ledger.server.as_str())?;
-    }
-    // Nothing new: no write transaction (and no fsync) on every heartbeat.
-    let acks = if tokens.is_empty() {
-        Vec::new()
-    } else {
-        ledger.apply_tokens(tokens).await?
-    };
+    let acks = take_tokens(ledger, verifying, tokens).await?;
     for grant_id in acks {
         post(client, base, "v1/licenses/ack", &GrantRef { grant_id }).await?;
     }
@@ -129,6 +111,144 @@ pub async fn refresh_from_parent(
         ledger.finish_return(grant_id).await?;
     }
     Ok(n)
+}
+
+/// Verify the tokens a donor signed with `donor` and apply what changed since the last time
+/// (a revoked token is always passed on, as its acknowledgement may still be owed). Returns
+/// the revoked grant ids to acknowledge.
+///
+/// # Errors
+/// A refused token (nothing of the batch is applied), or database errors.
+async fn take_tokens(
+    ledger: &Ledger,
+    donor: &VerifyingKey,
+    tokens: Vec<GrantToken>,
+) -> Result<Vec<String>, LicenseError> {
+    let known = ledger.received_revisions()?;
+    let tokens: Vec<GrantToken> = tokens
+        .into_iter()
+        .filter(|t| {
+            t.status == super::GrantStatus::Revoked
+                || known.get(&t.grant_id).is_none_or(|&r| t.revision > r)
+        })
+        .collect();
+    let issuers = ledger.trusted_issuers();
+    for t in &tokens {
+        t.verify(donor, ledger.server.as_str(), &issuers)?;
+    }
+    // Nothing new: no write transaction (and no fsync) on every heartbeat.
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    ledger.apply_tokens(tokens).await
+}
+
+/// The answer to `POST /v1/licenses/offered`: what the receiver owes its donor.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct OfferAnswer {
+    /// Revoked grants it stopped counting: the donor takes them back.
+    pub acks: Vec<String>,
+    /// Grants it is giving back (`license return` there).
+    pub returns: Vec<String>,
+}
+
+/// Licenses donated up or across a link (point 7b: into a cluster from a server outside
+/// it): the node that enrolled offers the node it enrolled with (`to`, at `base`) the grants
+/// it donated to it, since that node cannot reach it. The receiver verifies and applies them
+/// and answers with what it owes: acknowledged revocations and returns, which are settled
+/// here; the returned grants' final tokens go back at once. Returns how many grants were
+/// offered.
+///
+/// # Errors
+/// Network errors, a refusal from the receiver, or database errors.
+pub async fn offer_to(
+    ledger: &Ledger,
+    client: &reqwest::Client,
+    base: &reqwest::Url,
+    to: &str,
+) -> Result<usize, LicenseError> {
+    let tokens = ledger.raw_tokens_for(to)?;
+    let answer = offer(client, base, &tokens).await?;
+    for grant_id in answer.acks {
+        ledger.acknowledge(to.to_owned(), grant_id).await?;
+    }
+    let mut returned = Vec::new();
+    for grant_id in answer.returns {
+        ledger
+            .accept_return(to.to_owned(), grant_id.clone())
+            .await?;
+        returned.extend(ledger.raw_token(&grant_id)?);
+    }
+    if !returned.is_empty() {
+        offer(client, base, &returned).await?;
+    }
+    Ok(tokens.len())
+}
+
+async fn offer(
+    client: &reqwest::Client,
+    base: &reqwest::Url,
+    tokens: &[String],
+) -> Result<OfferAnswer, LicenseError> {
+    let url = base
+        .join("v1/licenses/offered")
+        .expect("relative path joins");
+    let net = |why: String| LicenseError::Network {
+        url: url.to_string(),
+        why,
+    };
+    let resp = client
+        .post(url.clone())
+        .header("content-type", "application/json")
+        .body(format!("[{}]", tokens.join(",")))
+        .send()
+        .await
+        .map_err(|e| net(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(net(format!(
+            "answered {}: {}",
+            resp.status(),
+            crate::peer::error_text(resp).await
+        )));
+    }
+    let body = crate::peer::read_body(resp, crate::peer::MAX_DOCUMENT)
+        .await
+        .map_err(|e| net(format!("{e:?}")))?;
+    serde_json::from_slice(&body).map_err(|e| net(format!("sent no offer answer ({e})")))
+}
+
+/// The receiver's side of an offer from `caller` (a node linked to this cluster, whose
+/// grants are signed with `donor`): verify the offered tokens, each with the whole chain it
+/// carries, apply them, and answer with what this server owes the caller.
+///
+/// # Errors
+/// A token not signed by the caller, not for this server, or with a bad chain (nothing of
+/// the offer is applied); database errors.
+pub async fn accept_offer(
+    ledger: &Ledger,
+    caller: &str,
+    donor: &VerifyingKey,
+    body: &[u8],
+) -> Result<OfferAnswer, LicenseError> {
+    let tokens: Vec<GrantToken> =
+        serde_json::from_slice(body).map_err(|e| LicenseError::BadGrant {
+            what: "offer".into(),
+            why: format!("the body is not a JSON list of grant tokens ({e})"),
+        })?;
+    if let Some(t) = tokens.iter().find(|t| t.donor != caller) {
+        return Err(LicenseError::BadGrant {
+            what: t.grant_id.clone(),
+            why: format!(
+                "it names {} as its donor, but {caller} offered it; a node offers only its own grants",
+                t.donor
+            ),
+        });
+    }
+    let acks = take_tokens(ledger, donor, tokens).await?;
+    Ok(OfferAnswer {
+        acks,
+        returns: ledger.pending_returns_to(caller)?,
+    })
 }
 
 async fn post(
@@ -174,7 +294,10 @@ pub async fn return_grant(
     grant_id: &str,
 ) -> Result<bool, LicenseError> {
     ledger.start_return(grant_id.to_owned()).await?;
-    let Some(parent) = parent.map(str::to_owned) else {
+    // A grant of a node linked to this cluster is settled when that node offers its
+    // grants (it reaches this one, not the other way round): not the parent's business.
+    let for_parent = ledger.pending_returns()?.iter().any(|g| g == grant_id);
+    let Some(parent) = parent.filter(|_| for_parent).map(str::to_owned) else {
         return Ok(false);
     };
     let client = crate::peer::upstream_client(keys).map_err(|why| LicenseError::Network {

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 
+use super::chain::Proof;
 use super::ledger::{damaged_token, rehome_stations, ts, Donation, Ledger, NoRoom};
 use super::{GrantStatus, GrantToken, LicenseError, GRANT_FORMAT};
 use crate::db;
@@ -38,6 +39,7 @@ impl Ledger {
         let known_to = known(&d.to);
         let server = self.server.to_string();
         let signing = self.signing.clone();
+        let upstream = self.upstream_grant_key();
         self.write(move |c, now| {
             // A retried request finds its grant and allocates nothing new.
             if let Some(token) = db::grants::by_request(c, &server, &d.request_id)? {
@@ -45,7 +47,7 @@ impl Ledger {
             }
             if !known_to {
                 return Err(LicenseError::Refused(format!(
-                    "server {} is unknown here: it has never synced from this server; start it with upstream.parent pointing here, then donate",
+                    "server {} is unknown here: it is not linked to this cluster and has never synced from it; enroll it by link (`updhub link invite`, with --peer for licenses only), then donate",
                     d.to
                 )));
             }
@@ -92,6 +94,11 @@ impl Ledger {
                 },
             };
             let parent_grant = db::license_sources::received_grant_id(c, &server, &source)?;
+            let proof = proof_of(c, &server, &source)?;
+            let own_key = hex::encode(signing.verifying_key().as_bytes());
+            if let Proof::Grant(above) = &proof {
+                check_carvable(above, &own_key)?;
+            }
             let mut token = GrantToken {
                 format: GRANT_FORMAT.into(),
                 grant_id: GrantToken::new_id(),
@@ -103,6 +110,15 @@ impl Ledger {
                 parent_grant,
                 revision: 1,
                 status: GrantStatus::Active,
+                receiver_key: match db::links::grant_key(c, &server, &d.to)? {
+                    Some(linked) => linked,
+                    None => Some(match &upstream {
+                        // The node this one enrolled with: its key, learned then.
+                        Some((id, key)) if *id == d.to => key.clone(),
+                        _ => own_key,
+                    }),
+                },
+                proof: Some(proof),
                 key: String::new(),
                 signature: String::new(),
             };
@@ -390,6 +406,25 @@ impl Ledger {
                             )?;
                         }
                     }
+                    (Some((_, have)), GrantStatus::Returned) if have == "returning" => {
+                        // The donor confirms a return this server started (a donor that
+                        // offers its grants: it answers so): nothing counts it here already.
+                        db::license_sources::set_returned(c, &server, &t.grant_id)?;
+                        db::license_sources::set_revision(
+                            c,
+                            &server,
+                            &t.grant_id,
+                            t.revision,
+                            &doc,
+                        )?;
+                        db::license_log::append(
+                            c,
+                            &server,
+                            "grant_returned",
+                            &t.grant_id,
+                            "the donor took it back",
+                        )?;
+                    }
                     (Some(_), status) => {
                         let new = match status {
                             GrantStatus::Revoked => "revoked",
@@ -487,10 +522,75 @@ impl Ledger {
     pub fn pending_returns(&self) -> Result<Vec<String>, LicenseError> {
         self.read(|c| Ok(db::license_sources::returning(c, self.server.as_str())?))
     }
+
+    /// Received grants of `donor` (a node linked to this cluster) being returned: told to it
+    /// in the answer to its offer.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn pending_returns_to(&self, donor: &str) -> Result<Vec<String>, LicenseError> {
+        self.read(|c| {
+            Ok(db::license_sources::returning_to(
+                c,
+                self.server.as_str(),
+                donor,
+            )?)
+        })
+    }
+
+    /// The signed token of a grant this server donated, as stored.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn raw_token(&self, grant_id: &str) -> Result<Option<String>, LicenseError> {
+        self.read(|c| Ok(db::grants::get(c, self.server.as_str(), grant_id)?.map(|(t, _)| t)))
+    }
 }
 
-/// Re-issue a changed token: bump its revision, sign it, store it with the donor-side
-/// `status`. Every change a receiver must learn of goes through here.
+/// What `source` (a key or a received grant of `server`) proves, to carry in the grants
+/// carved from it: its signed document as this server holds it now.
+fn proof_of(c: &Conn<'_>, server: &str, source: &str) -> Result<Proof, SqlError> {
+    let damaged = |e: serde_json::Error| {
+        SqlError::Damaged(format!(
+            "the stored document of license source {source}: {e}"
+        ))
+    };
+    match db::license_sources::document(c, server, source)? {
+        Some((kind, doc)) if kind == "key" => {
+            Ok(Proof::Key(serde_json::from_str(&doc).map_err(damaged)?))
+        }
+        Some((_, doc)) => Ok(Proof::Grant(Box::new(
+            serde_json::from_str(&doc).map_err(damaged)?,
+        ))),
+        None => Err(SqlError::Damaged(format!(
+            "license source {source} is missing"
+        ))),
+    }
+}
+
+/// Refuse to donate on from a received grant that names another key as its receiver's:
+/// every receiver down the chain would refuse the sub-grant.
+fn check_carvable(above: &GrantToken, own_key: &str) -> Result<(), LicenseError> {
+    if above.format == super::GRANT_FORMAT_1 {
+        return Ok(());
+    }
+    match &above.receiver_key {
+        Some(k) if k.eq_ignore_ascii_case(own_key) => Ok(()),
+        Some(k) => Err(LicenseError::Refused(format!(
+            "grant {} names the key {k} as its receiver's, but this server signs with {own_key} (its keys changed since); ask {} to enroll this server again and renew the grant, then donate",
+            above.grant_id, above.donor
+        ))),
+        None => Err(LicenseError::Refused(format!(
+            "grant {} names no receiver's key ({} enrolled this server before grant keys were recorded); enroll again (`updhub link join`) and have {} renew the grant, then donate",
+            above.grant_id, above.donor, above.donor
+        ))),
+    }
+}
+
+/// Re-issue a changed token: bump its revision, refresh the proof it carries (its source as
+/// held now: a renewed or revoked parent grant) and the receiver's key, sign it (in the
+/// current format, so a format-1 token becomes one that proves its chain), store it
+/// with the donor-side `status`. Every change a receiver must learn of goes through here.
 fn reissue(
     c: &Conn<'_>,
     server: &str,
@@ -499,6 +599,11 @@ fn reissue(
     signing: &SigningKey,
 ) -> Result<(), SqlError> {
     t.revision += 1;
+    t.proof = Some(proof_of(c, server, &t.source)?);
+    // A link enrolled again since names its key anew; else the key named at donation stays.
+    if let Some(Some(key)) = db::links::grant_key(c, server, &t.receiver)? {
+        t.receiver_key = Some(key);
+    }
     t.sign(signing);
     db::grants::reissue(
         c,

@@ -190,6 +190,11 @@ pub struct Ledger {
     pub(super) signing: Arc<SigningKey>,
     /// Clock-skew margin between servers.
     pub(super) margin: chrono::Duration,
+    /// The license issuers trusted here (received grants' chains end at one of them).
+    issuers: std::sync::RwLock<Vec<String>>,
+    /// The node this one enrolled with by link, and the key it signs grants with: named as
+    /// the receiver's key in grants donated to it.
+    upstream: std::sync::RwLock<Option<(String, String)>>,
 }
 
 /// The error a caller sees for a failed statement: a lock wait, a broken conservation rule
@@ -289,11 +294,46 @@ impl Ledger {
         })?;
         Ok(Ledger {
             server,
+            issuers: std::sync::RwLock::default(),
+            upstream: std::sync::RwLock::default(),
             at: store.location().to_owned(),
             store,
             signing,
             margin: chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::minutes(5)),
         })
+    }
+
+    /// Set the license issuers this server trusts (`licenses.issuers`), against which the
+    /// chains of received grants are checked.
+    pub fn trust_issuers(&self, issuers: &[String]) {
+        *self
+            .issuers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = issuers.to_vec();
+    }
+
+    /// The node this one enrolled with by link (its id) and its grant key (hex).
+    pub fn set_upstream_grant_key(&self, id: &str, key: &ed25519_dalek::VerifyingKey) {
+        *self
+            .upstream
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((id.to_owned(), hex::encode(key.as_bytes())));
+    }
+
+    pub(super) fn upstream_grant_key(&self) -> Option<(String, String)> {
+        self.upstream
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The license issuers this server trusts.
+    pub fn trusted_issuers(&self) -> Vec<String> {
+        self.issuers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The clock-skew margin.

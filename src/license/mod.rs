@@ -8,6 +8,7 @@
 //! - [`api`]: the interserver and station routes, and the receiver's fetch.
 
 pub mod api;
+pub mod chain;
 mod grants;
 pub mod ledger;
 
@@ -19,8 +20,11 @@ pub use ledger::Ledger;
 
 /// Format tag of a license key file.
 pub const KEY_FORMAT: &str = "updhub-license/1";
-/// Format tag of a grant token.
-pub const GRANT_FORMAT: &str = "updhub-grant/1";
+/// Format tag of a grant token: format 2 carries its chain (see [`chain`]).
+pub const GRANT_FORMAT: &str = "updhub-grant/2";
+/// Format tag of the grant tokens of earlier builds: no chain, no receiver's key. Still
+/// verified (by the donor's signature) when received directly.
+pub const GRANT_FORMAT_1: &str = "updhub-grant/1";
 
 /// Errors about licenses. Each says what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -318,6 +322,16 @@ pub enum GrantStatus {
 }
 
 impl GrantStatus {
+    /// Its name in messages and JSON.
+    pub fn word(self) -> &'static str {
+        match self {
+            GrantStatus::Active => "active",
+            GrantStatus::Revoked => "revoked",
+            GrantStatus::Returned => "returned",
+            GrantStatus::Expired => "expired",
+        }
+    }
+
     /// Its name inside a grant's signed bytes: fixed here, never a formatter's output (the
     /// same words the first tokens were signed with, so they still verify).
     fn signed_name(self) -> &'static str {
@@ -332,7 +346,8 @@ impl GrantStatus {
 
 /// A grant: `count` station licenses from `donor` to `receiver` until `not_after`, carved
 /// from `source` (a key, or a grant the donor itself received: then `parent_grant`).
-/// Signed by the donor with the cluster key; the receiver verifies it offline.
+/// Signed by the donor with its cluster key; the receiver verifies it offline, with the
+/// whole chain it carries back to the license key (see [`chain`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrantToken {
@@ -356,6 +371,13 @@ pub struct GrantToken {
     pub revision: u32,
     /// Its state.
     pub status: GrantStatus,
+    /// The key (hex) the receiver signs grants with: only it can carve sub-grants from this
+    /// one. Format 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver_key: Option<String>,
+    /// What it is carved from: the key file, or the donor's received grant. Format 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<chain::Proof>,
     /// The signing public key, hex.
     pub key: String,
     /// Signature, hex.
@@ -363,9 +385,12 @@ pub struct GrantToken {
 }
 
 impl GrantToken {
+    /// The bytes its signature covers: a fixed text layout (never a serializer's output).
+    /// Format 1: ten lines. Format 2 adds the receiver's key and the digest of the proof.
     fn signed_bytes(&self) -> Vec<u8> {
-        format!(
-            "{GRANT_FORMAT}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        let mut text = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.format,
             self.grant_id,
             self.donor,
             self.receiver,
@@ -375,12 +400,22 @@ impl GrantToken {
             self.parent_grant.as_deref().unwrap_or("-"),
             self.revision,
             self.status.signed_name()
-        )
-        .into_bytes()
+        );
+        if self.format != GRANT_FORMAT_1 {
+            text.push_str(&format!(
+                "\n{}\n{}",
+                self.receiver_key.as_deref().unwrap_or("-"),
+                self.proof
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), chain::Proof::digest)
+            ));
+        }
+        text.into_bytes()
     }
 
-    /// (Re-)sign the token with the donor's cluster key.
+    /// (Re-)sign the token with the donor's cluster key, in the current format.
     pub fn sign(&mut self, key: &SigningKey) {
+        self.format = GRANT_FORMAT.into();
         self.not_after = self.not_after.trunc_subsecs(0);
         self.key = hex::encode(key.verifying_key().as_bytes());
         self.signature = sig_hex(key, &self.signed_bytes());
@@ -391,24 +426,31 @@ impl GrantToken {
         format!("g-{}", hex::encode(rand::random::<[u8; 8]>()))
     }
 
-    /// Verify a token received from a donor: format, the cluster key, and that it is for us.
+    /// Verify a token received from a donor: format, the donor's key, that it is for us,
+    /// and the chain it carries back to the license key (see [`chain`]) with `issuers`, the
+    /// issuers this server trusts.
     ///
     /// # Errors
-    /// [`LicenseError::BadGrant`].
-    pub fn verify(&self, cluster: &VerifyingKey, me: &str) -> Result<(), LicenseError> {
+    /// [`LicenseError::BadGrant`] naming the token, or the link of its chain, that is wrong.
+    pub fn verify(
+        &self,
+        donor: &VerifyingKey,
+        me: &str,
+        issuers: &[String],
+    ) -> Result<(), LicenseError> {
         let bad = |why: String| LicenseError::BadGrant {
             what: self.grant_id.clone(),
             why,
         };
-        if self.format != GRANT_FORMAT {
+        if self.format != GRANT_FORMAT && self.format != GRANT_FORMAT_1 {
             return Err(bad(format!(
                 "format '{}' is not '{GRANT_FORMAT}'",
                 self.format
             )));
         }
-        if self.key != hex::encode(cluster.as_bytes()) {
+        if self.key != hex::encode(donor.as_bytes()) {
             return Err(bad(
-                "it is not signed with this cluster's key; the donor belongs to another cluster"
+                "it is not signed with the key of the server this one gets its grants from (learned when it enrolled)"
                     .into(),
             ));
         }
@@ -423,7 +465,7 @@ impl GrantToken {
         if !self.grant_id.starts_with("g-") {
             return Err(bad("its id does not start with 'g-'".into()));
         }
-        Ok(())
+        chain::verify(self, issuers)
     }
 }
 
@@ -528,40 +570,207 @@ mod tests {
         LicenseKey::parse_and_check(upper.as_bytes(), "k", &trusted, now).unwrap();
     }
 
-    #[test]
-    fn grant_tokens_verify_for_their_receiver_only() {
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        let mut g = GrantToken {
+    fn grant(donor: &str, receiver: &str, count: u32, days: i64, source: &str) -> GrantToken {
+        GrantToken {
             format: GRANT_FORMAT.into(),
             grant_id: GrantToken::new_id(),
-            donor: "a".into(),
-            receiver: "b".into(),
-            count: 3,
-            not_after: Utc::now() + Duration::days(1),
-            source: "K1".into(),
+            donor: donor.into(),
+            receiver: receiver.into(),
+            count,
+            not_after: (Utc::now() + Duration::days(days)).trunc_subsecs(0),
+            source: source.into(),
             parent_grant: None,
             revision: 1,
             status: GrantStatus::Active,
+            receiver_key: None,
+            proof: None,
             key: String::new(),
             signature: String::new(),
-        };
+        }
+    }
+
+    /// Key K1 of holder a: 10 licenses for 30 days.
+    fn key_k1(issuer: &SigningKey) -> LicenseKey {
+        LicenseKey::issue(
+            issuer,
+            "K1",
+            "a",
+            10,
+            Utc::now(),
+            Utc::now() + Duration::days(30),
+        )
+    }
+
+    fn hexkey(k: &SigningKey) -> String {
+        hex::encode(k.verifying_key().as_bytes())
+    }
+
+    #[test]
+    fn grant_tokens_verify_for_their_receiver_only() {
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let issuer = SigningKey::generate(&mut rand::rngs::OsRng);
+        let k = key_k1(&issuer);
+        let mut g = grant("a", "b", 3, 1, "K1");
+        g.proof = Some(chain::Proof::Key(k));
         g.sign(&key);
-        g.verify(&key.verifying_key(), "b").unwrap();
-        assert!(g.verify(&key.verifying_key(), "c").is_err());
+        g.verify(&key.verifying_key(), "b", &[]).unwrap();
+        assert!(g.verify(&key.verifying_key(), "c", &[]).is_err());
         let mut t = g.clone();
         t.count = 30;
-        assert!(t.verify(&key.verifying_key(), "b").is_err());
+        assert!(t.verify(&key.verifying_key(), "b", &[]).is_err());
         let other = SigningKey::generate(&mut rand::rngs::OsRng);
-        assert!(g.verify(&other.verifying_key(), "b").is_err());
-        // The signed text is fixed (no formatter output inside a signature): tokens signed
-        // by earlier builds keep verifying.
+        assert!(g.verify(&other.verifying_key(), "b", &[]).is_err());
+        // Format 2 signs the receiver's key and the proof's digest after format 1's lines.
         let text = String::from_utf8(g.signed_bytes()).unwrap();
         let head = format!("{GRANT_FORMAT}\n{}\na\nb\n3\n", g.grant_id);
         assert!(text.starts_with(&head), "{text}");
+        let digest = g.proof.as_ref().unwrap().digest();
+        assert!(
+            text.ends_with(&format!("\nK1\n-\n1\nActive\n-\n{digest}")),
+            "{text}"
+        );
+        // The signed text of format 1 is fixed (no formatter output inside a signature):
+        // tokens signed by earlier builds keep verifying.
+        let mut v1 = g.clone();
+        v1.format = GRANT_FORMAT_1.into();
+        let text = String::from_utf8(v1.signed_bytes()).unwrap();
+        assert!(
+            text.starts_with(&format!("{GRANT_FORMAT_1}\n{}\na\nb\n3\n", g.grant_id)),
+            "{text}"
+        );
         assert!(text.ends_with("\nK1\n-\n1\nActive"), "{text}");
-        g.status = GrantStatus::Revoked;
-        assert!(String::from_utf8(g.signed_bytes())
+        v1.status = GrantStatus::Revoked;
+        assert!(String::from_utf8(v1.signed_bytes())
             .unwrap()
             .ends_with("\nRevoked"));
+        // A format-1 token signed by the donor still verifies (it has no chain to check).
+        v1.signature = sig_hex(&key, &v1.signed_bytes());
+        v1.verify(&key.verifying_key(), "b", &[]).unwrap();
+    }
+
+    /// A chain issuer -> key of A -> B -> C -> D, as the servers would make it.
+    fn three_levels() -> (Vec<SigningKey>, SigningKey, Vec<GrantToken>) {
+        let keys: Vec<SigningKey> = (0..4)
+            .map(|_| SigningKey::generate(&mut rand::rngs::OsRng))
+            .collect();
+        let issuer = SigningKey::generate(&mut rand::rngs::OsRng);
+        let k = key_k1(&issuer);
+        let mut ab = grant("a", "b", 6, 20, "K1");
+        ab.receiver_key = Some(hexkey(&keys[1]));
+        ab.proof = Some(chain::Proof::Key(k));
+        ab.sign(&keys[0]);
+        let mut bc = grant("b", "c", 4, 10, &ab.grant_id);
+        bc.parent_grant = Some(ab.grant_id.clone());
+        bc.receiver_key = Some(hexkey(&keys[2]));
+        bc.proof = Some(chain::Proof::Grant(Box::new(ab.clone())));
+        bc.sign(&keys[1]);
+        let mut cd = grant("c", "d", 2, 5, &bc.grant_id);
+        cd.parent_grant = Some(bc.grant_id.clone());
+        cd.receiver_key = Some(hexkey(&keys[3]));
+        cd.proof = Some(chain::Proof::Grant(Box::new(bc.clone())));
+        cd.sign(&keys[2]);
+        (keys, issuer, vec![ab, bc, cd])
+    }
+
+    fn middle(cd: &mut GrantToken) -> &mut GrantToken {
+        match cd.proof.as_mut().unwrap() {
+            chain::Proof::Grant(g) => g,
+            chain::Proof::Key(_) => panic!("a grant above"),
+        }
+    }
+
+    #[test]
+    fn a_three_level_chain_verifies_offline_and_a_bad_link_is_named() {
+        let (keys, issuer, chain) = three_levels();
+        let c = keys[2].verifying_key();
+        let cd = &chain[2];
+        cd.verify(&c, "d", &[]).unwrap();
+        cd.verify(&c, "d", &[hexkey(&issuer)]).unwrap();
+        let refused = |t: &GrantToken, issuers: &[String]| {
+            t.verify(&c, "d", issuers).unwrap_err().to_string()
+        };
+        // Its issuer is checked against the trusted ones.
+        let e = refused(cd, &[hexkey(&keys[0])]);
+        assert!(
+            e.contains("license key K1") && e.contains("not trusted"),
+            "{e}"
+        );
+        // A tampered middle link: B's grant to C said 40 licenses. C's own signature covers
+        // the digest of its proof, so the bottom sees it whoever re-signs what.
+        let mut t = cd.clone();
+        middle(&mut t).count = 40;
+        let e = refused(&t, &[]);
+        assert!(e.contains(&chain[2].grant_id), "{e}");
+        assert!(e.contains("signature does not verify"), "{e}");
+        // C re-signs its own grant over the tampered middle: the middle's signature fails.
+        t.sign(&keys[2]);
+        let e = refused(&t, &[]);
+        assert!(
+            e.contains(&format!("the grant {}", chain[1].grant_id)),
+            "{e}"
+        );
+        assert!(e.contains("tampered with or forged"), "{e}");
+        // C grants more than it holds, or longer: named at its own link.
+        let mut t = cd.clone();
+        t.count = 5;
+        t.sign(&keys[2]);
+        let e = refused(&t, &[]);
+        assert!(e.contains("more than the 4"), "{e}");
+        let mut t = cd.clone();
+        t.not_after = chain[1].not_after + Duration::days(1);
+        t.sign(&keys[2]);
+        assert!(refused(&t, &[]).contains("after grant"));
+        // Someone who is not C (a sibling with its own key) carves from B's grant to C.
+        let x = SigningKey::generate(&mut rand::rngs::OsRng);
+        let mut t = cd.clone();
+        t.sign(&x);
+        let e = t
+            .verify(&x.verifying_key(), "d", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("receiver's key") && e.contains("forged"), "{e}");
+        // B grants C more than A gave B: the middle link is named.
+        let (keys, _, chain) = three_levels();
+        let mut bc = chain[1].clone();
+        bc.count = 7;
+        bc.sign(&keys[1]);
+        let mut cd = chain[2].clone();
+        cd.proof = Some(chain::Proof::Grant(Box::new(bc.clone())));
+        cd.sign(&keys[2]);
+        let e = cd
+            .verify(&keys[2].verifying_key(), "d", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("{} (link 2 of the chain", bc.grant_id)),
+            "{e}"
+        );
+        assert!(e.contains("more than the 6"), "{e}");
+        // A grant carved from a revoked one cannot be active.
+        let mut bc = chain[1].clone();
+        bc.status = GrantStatus::Revoked;
+        bc.sign(&keys[1]);
+        let mut cd = chain[2].clone();
+        cd.proof = Some(chain::Proof::Grant(Box::new(bc)));
+        cd.sign(&keys[2]);
+        let e = cd
+            .verify(&keys[2].verifying_key(), "d", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("it is revoked"), "{e}");
+        // A key file with a forged count at the top.
+        let mut t = chain[0].clone();
+        if let Some(chain::Proof::Key(k)) = t.proof.as_mut() {
+            k.stations = 1000;
+        }
+        t.sign(&keys[0]);
+        let e = t
+            .verify(&keys[0].verifying_key(), "b", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("license key K1") && e.contains("signature does not verify"),
+            "{e}"
+        );
     }
 }

@@ -13,7 +13,8 @@ use crate::hub::Hub;
 use crate::server::{self, Face, Limits, Stats};
 
 pub use tasks::{
-    CatchUp, LicenseSweep, Links, Membership, Resign, Task, CATCH_UP_EVERY, LINKS_EVERY,
+    CatchUp, LicenseSweep, Links, Membership, PeerLicenses, Resign, Task, CATCH_UP_EVERY,
+    LINKS_EVERY,
 };
 
 /// Run a node until `shutdown` completes, with the bounds of its configuration.
@@ -85,6 +86,13 @@ pub async fn run_with(
     tasks.spawn(tasks::run(membership, stop_rx.clone()));
     tasks.spawn(tasks::run(CatchUp(hub.clone()), stop_rx.clone()));
     tasks.spawn(tasks::run(Links(hub.clone()), stop_rx.clone()));
+    if let Some(url) = hub.config.upstream.peer.clone() {
+        let peer = PeerLicenses {
+            hub: hub.clone(),
+            url,
+        };
+        tasks.spawn(tasks::run(peer, stop_rx.clone()));
+    }
     if let Some(l) = stations {
         let (hub, stats, limits) = (hub.clone(), stats.clone(), limits.clone());
         let mut stop = stop_rx.clone();

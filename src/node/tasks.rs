@@ -203,6 +203,49 @@ impl Task for CatchUp {
 /// by every member within this time).
 pub const LINKS_EVERY: Duration = Duration::from_secs(2);
 
+/// Licenses either way over a peer link (the vendor's "neighbor"): every `sync_interval`,
+/// fetch the grants the peer donated to this node and offer it those this node donated to
+/// it (the peer cannot reach this node). Both directions verify every grant's chain.
+pub struct PeerLicenses {
+    /// The node.
+    pub hub: Arc<Hub>,
+    /// The peer's interserver URL (`upstream.peer`).
+    pub url: String,
+}
+
+impl Task for PeerLicenses {
+    fn name(&self) -> &'static str {
+        "peer licenses"
+    }
+
+    fn every(&self) -> Duration {
+        self.hub.live().upstream.sync_interval
+    }
+
+    fn at_start(&self) -> bool {
+        true
+    }
+
+    async fn round(&mut self) {
+        let Some(u) = self.hub.keys.upstream.clone() else {
+            tracing::warn!(
+                "upstream.peer is {} but this node has no link (keys/upstream/): enroll with `updhub link join {} TOKEN` using a --peer token from its admin",
+                self.url,
+                self.url
+            );
+            return;
+        };
+        let exchanged = crate::link::exchange_licenses(&self.hub, &self.url, &u.parent_id);
+        match exchanged.await {
+            Ok((got, gave)) => tracing::debug!(
+                "licenses exchanged with peer {}: {got} grant(s) from it, {gave} to it",
+                u.parent_id
+            ),
+            Err(e) => tracing::warn!("licenses with peer {}: {e}", u.parent_id),
+        }
+    }
+}
+
 /// The cluster's links: re-read, so enrollments and removals made on any member (or by the
 /// CLI) take effect here.
 pub struct Links(pub Arc<Hub>);

@@ -31,6 +31,9 @@ const SEND_CHUNK: usize = 64 * 1024;
 
 /// Largest request body we accept (reports are a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
+/// Bound of an offer of grants (`POST /v1/licenses/offered`): each token carries its chain,
+/// a few KiB.
+const MAX_OFFER: usize = 16 << 20;
 
 /// What a busy server tells a client to wait before it retries, in seconds.
 const RETRY_AFTER_SECS: u64 = 2;
@@ -200,7 +203,13 @@ pub(crate) async fn handle(
         }
         Caller::Peer(crate::hub::PeerIdentity::Linked { kind, .. })
             if kind == "peer"
-                && !matches!(parts.as_slice(), ["v1", "licenses", ..] | ["v1", "report"]) =>
+                && !matches!(
+                    parts.as_slice(),
+                    ["v1", "licenses", ..]
+                        | ["v1", "report"]
+                        | ["v1", "ca"]
+                        | ["v1", "link", "renew"]
+                ) =>
         {
             return Ok(error(
                 StatusCode::FORBIDDEN,
@@ -225,6 +234,7 @@ pub(crate) async fn handle(
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
             }
         }
+        (&Method::POST, ["v1", "licenses", "offered"]) => offered(&state, peer, req).await,
         (&Method::POST, ["v1", "licenses", action @ ("ack" | "return")]) => {
             let action = action.to_string();
             grant_call(&state, &action, peer, req).await
@@ -613,15 +623,25 @@ pub(crate) async fn read_body(
     req: Request<ReqBody>,
     what: &str,
 ) -> Result<Bytes, Response<Body>> {
+    read_body_up_to(state, req, what, MAX_BODY).await
+}
+
+/// [`read_body`] with another bound than [`MAX_BODY`].
+async fn read_body_up_to(
+    state: &State,
+    req: Request<ReqBody>,
+    what: &str,
+    max: usize,
+) -> Result<Bytes, Response<Body>> {
     use hyper::body::Body as _;
     let declared = req.body().size_hint().lower();
-    if declared > MAX_BODY as u64 {
+    if declared > max as u64 {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{what} body declares {declared} bytes but at most {MAX_BODY} are accepted; send a smaller body"),
+            format!("{what} body declares {declared} bytes but at most {max} are accepted; send a smaller body"),
         ));
     }
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) if e.is::<super::admission::BodyStalled>() => {
             state.stats.body_stalls.fetch_add(1, Ordering::Relaxed);
@@ -632,7 +652,7 @@ pub(crate) async fn read_body(
         }
         Err(e) => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{what} body: {e}; at most {MAX_BODY} bytes are accepted; send a smaller body"),
+            format!("{what} body: {e}; at most {max} bytes are accepted; send a smaller body"),
         )),
     }
 }
@@ -648,6 +668,46 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             format!("request body is not valid: {e}"),
         )
     })
+}
+
+/// `POST /v1/licenses/offered`: a node linked to this cluster (a child or a peer) offers the
+/// grants it donated to this server, signed with the key its link recorded at enrollment (a
+/// node sharing this cluster's keys signs with them).
+async fn offered(state: &State, peer: String, req: Request<ReqBody>) -> Response<Body> {
+    let body = match read_body_up_to(state, req, "offer", MAX_OFFER).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let hub = state.hub.clone();
+    let caller = peer.clone();
+    let key = match blocking(move || Ok(hub.db.link_grant_key(&caller)?)).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let donor = match key.map(|k| k.as_deref().map(parse_grant_key)) {
+        None => state.hub.keys.verifying,
+        Some(Some(Ok(k))) => k,
+        Some(Some(Err(why))) => return error(StatusCode::INTERNAL_SERVER_ERROR, why),
+        Some(None) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("{peer} enrolled here before grant keys were recorded, so its grants cannot be verified; enroll it again (`updhub link join` on {peer} with a new token)"),
+            )
+        }
+    };
+    match crate::license::api::accept_offer(&state.hub.ledger, &peer, &donor, &body).await {
+        Ok(answer) => json(&answer),
+        Err(e) => license_error(&e),
+    }
+}
+
+/// A grant key as the links table holds it (checked at enrollment).
+fn parse_grant_key(hex_key: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(hex_key, &mut k)
+        .ok()
+        .and_then(|()| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+        .ok_or_else(|| format!("the stored grant key {hex_key:?} is damaged"))
 }
 
 /// `POST /v1/licenses/ack|return`: the calling server acknowledges a revocation or returns a

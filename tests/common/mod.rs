@@ -604,6 +604,33 @@ pub async fn parent_and_linked_child(dir: &Path, id: &str) -> (Arc<Hub>, Running
     (parent, srv, child)
 }
 
+/// A new node `id` (its own keys, made with `opts`) enrolled with `parent` at `srv` as a
+/// peer (licenses either way, no updates), reopened so it uses the link.
+pub async fn enrolled_peer(
+    dir: &Path,
+    id: &str,
+    parent: &Hub,
+    srv: &Running,
+    opts: NodeOpts<'_>,
+) -> Arc<Hub> {
+    let n = node(dir, id, opts);
+    let data = n.data.clone();
+    drop(n);
+    let token = updhub::link::invite(
+        parent,
+        None,
+        "peer",
+        HOUR,
+        srv.stations_url.as_deref().unwrap(),
+    )
+    .unwrap()
+    .0;
+    updhub::link::join(&data.join("keys"), id, &token)
+        .await
+        .unwrap();
+    Arc::new(Hub::open(&data).unwrap())
+}
+
 pub fn invite(parent: &Hub, srv: &Running, id: Option<&str>) -> updhub::link::Token {
     let id = id.map(|i| updhub::id::ServerId::new(i).unwrap());
     updhub::link::invite(
