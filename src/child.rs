@@ -126,6 +126,9 @@ pub struct SyncReport {
     pub root: Root,
     /// Whether the current version changed.
     pub changed: bool,
+    /// Whether blobs of the current version were missing here (damaged ones are
+    /// quarantined) and were fetched again.
+    pub repaired: bool,
     /// Blobs fetched.
     pub blobs: u64,
     /// Stored (compressed) bytes received for them.
@@ -145,6 +148,7 @@ impl SyncReport {
             number: p.number,
             root: p.root,
             changed: false,
+            repaired: false,
             blobs: 0,
             bytes: 0,
             resumed: 0,
@@ -161,6 +165,8 @@ impl std::fmt::Display for SyncReport {
             "{} version {} (root {}): fetched {} blobs, {} bytes ({} resumed), {} license grants, in {:.2} s",
             if self.changed {
                 "switched to"
+            } else if self.repaired {
+                "repaired"
             } else {
                 "already at"
             },
@@ -464,6 +470,10 @@ async fn fetch_blob(
     id: BlobId,
     size: u64,
 ) -> Result<(u64, bool), SyncError> {
+    if store.contains(&id) {
+        // Another transfer (a concurrent sync) stored it meanwhile.
+        return Ok((0, false));
+    }
     let what = format!("blob {id} from {}", parent.base);
     let st = store.clone();
     let inc = tokio::task::spawn_blocking(move || st.receive(id, size, what))
@@ -555,6 +565,31 @@ async fn fetch_blob_resuming(
                 // What arrived before the cut stays in the partial file: the next attempt
                 // asks for the rest with Range.
                 tracing::info!("resuming after: {e}");
+            }
+            Err(e @ SyncError::Store(StoreError::Busy(_))) => {
+                if backoff.wait(None, NETWORK_BUDGET).await.is_err() {
+                    return Err(e);
+                }
+            }
+            Err(
+                e @ SyncError::Store(
+                    StoreError::HashMismatch { .. }
+                    | StoreError::SizeMismatch { .. }
+                    | StoreError::TooLong { .. },
+                ),
+            ) => {
+                // What the parent sent is not the blob: its copy may have rotted. Tell it,
+                // so it rechecks the blob at once and takes it out of service.
+                let url = parent
+                    .base
+                    .join(&format!("v1/blobs/{id}/damaged"))
+                    .expect("relative path joins");
+                if let Err(report) = parent.client.post(url).send().await {
+                    tracing::warn!(
+                        "could not tell the parent that blob {id} arrived damaged: {report}"
+                    );
+                }
+                return Err(e);
             }
             r => return r,
         }
@@ -712,7 +747,20 @@ async fn sync_inner(
     *hub.chain.lock().unwrap_or_else(|e| e.into_inner()) = chain.clone();
 
     let mut report = SyncReport::nothing_yet(&p);
-    if current.as_ref().map(|c| c.root) == Some(p.root) && hub.store.contains(&p.root.0) {
+    let same = current.as_ref().map(|c| c.root) == Some(p.root);
+    let root = p.root;
+    if same && !blocking(hub, move |h| holds_all(h, root)).await? {
+        // This node's copy of its own version lost blobs (a damaged one was quarantined, or
+        // a file was removed): fetch them again, verified, and keep serving the version.
+        fetch_and_switch(hub, Some(parent), &p, &mut report).await?;
+        report.changed = false;
+        report.repaired = true;
+        tracing::warn!(
+            "version {} was missing {} blob(s) here; fetched them again from {parent_url}",
+            p.number,
+            report.blobs
+        );
+    } else if same {
         // Same version, perhaps a fresher signature (or one by a rotated key, which may
         // expire in the same second): keep the newer document, verified above.
         if current
@@ -727,6 +775,20 @@ async fn sync_inner(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok((report, p, chain))
+}
+
+/// Whether the store holds every blob of version `root` (its manifest and each file's).
+fn holds_all(hub: &Hub, root: Root) -> Result<bool, StoreError> {
+    match crate::verify::version_blobs(&hub.store, &root) {
+        Ok(blobs) => Ok(blobs.iter().all(|id| hub.store.contains(id))),
+        Err(StoreError::Missing(_)) => Ok(false),
+        Err(StoreError::Corrupt { why, .. }) => {
+            tracing::error!("the manifest of this node's version is damaged ({why}); quarantined, fetching it again");
+            hub.store.quarantine(&root.0)?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A node enrolled by link follows the origin's publisher key rotations its parent serves

@@ -100,6 +100,38 @@ pub struct Config {
     /// Station licenses.
     #[serde(default)]
     pub licenses: LicensesSection,
+    /// The blob store.
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Irrelevant: `serve` rehashes the store in the background at this many MiB of content
+    /// per second; a damaged blob is quarantined (never served) and fetched again. 0: off.
+    #[serde(default = "default_scrub_rate")]
+    pub scrub_rate_mib: u64,
+    /// Irrelevant: the pause between the end of one scrub pass and the start of the next.
+    #[serde(default = "default_scrub_every", with = "humantime_serde")]
+    pub scrub_every: Duration,
+}
+
+fn default_scrub_rate() -> u64 {
+    16
+}
+fn default_scrub_every() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            scrub_rate_mib: default_scrub_rate(),
+            scrub_every: default_scrub_every(),
+        }
+    }
 }
 
 /// `[server]`.
@@ -331,6 +363,7 @@ impl Config {
             publish: PublishSection::default(),
             database: DatabaseSection::default(),
             licenses: LicensesSection::default(),
+            store: StoreSection::default(),
         }
     }
 
@@ -689,7 +722,16 @@ skew_margin = "{skew}"
 station_ttl = "{sttl}"
 # [same] Warn when a key or received grant ends within this time.
 warn_before = "{lwb}"
+
+[store]
+# [irrelevant] `serve` rehashes the store in the background at this many MiB/s of content;
+# a damaged blob is quarantined (store/quarantine/, never served) and fetched again. 0: off.
+scrub_rate_mib = {scrub}
+# [irrelevant] The pause between two scrub passes.
+scrub_every = "{scrub_every}"
 "#,
+            scrub = self.store.scrub_rate_mib,
+            scrub_every = d(self.store.scrub_every),
             id = self.server.id.as_str(),
             name = self.server.name,
             listen = self.server.listen,

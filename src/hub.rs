@@ -168,6 +168,8 @@ pub struct Status {
     pub cluster_version: Option<Published>,
     /// A warning, if the version is about to expire.
     pub warning: Option<String>,
+    /// What the store lacks of the version this node serves, and what it quarantined.
+    pub store_damage: Option<String>,
     /// The last mirror run.
     pub mirrored: Option<crate::db::Mirrored>,
     /// The last sync attempt (a child).
@@ -949,6 +951,34 @@ impl Hub {
     ///
     /// # Errors
     /// Database errors.
+    /// The blobs of the served version the store lacks (damaged ones are quarantined) and
+    /// how many damaged blobs sit in `store/quarantine/`; None when all is well.
+    fn store_damage(&self, current: Option<&Published>) -> Option<String> {
+        let quarantined = self.store.quarantined().unwrap_or(0);
+        let missing = current.map_or(0, |p| {
+            crate::verify::version_blobs(&self.store, &p.root).map_or(1, |b| {
+                b.iter().filter(|id| !self.store.contains(id)).count()
+            })
+        });
+        if missing == 0 && quarantined == 0 {
+            return None;
+        }
+        let kept = format!(
+            "{quarantined} damaged blob(s) were quarantined to store/quarantine/ (kept for inspection; delete them when done)"
+        );
+        if missing == 0 {
+            return Some(format!("the served version is whole; {kept}"));
+        }
+        let fix = if self.is_child() {
+            "the next sync fetches what is missing from the parent"
+        } else {
+            "run `updhub verify --repair` to fetch it again from the zone, or publish a new version"
+        };
+        Some(format!(
+            "the served version misses {missing} blob(s) here, so children cannot fetch all of it; {kept}; {fix}"
+        ))
+    }
+
     pub fn status(&self) -> Result<Status, Error> {
         let current = self.db.published()?;
         let live = self.live();
@@ -967,6 +997,7 @@ impl Hub {
             server_id: self.id().to_string(),
             role: if self.is_child() { "child" } else { "parent" },
             warning: current.as_ref().and_then(|p| self.expiry_warning(p)),
+            store_damage: self.store_damage(current.as_ref()),
             current,
             cluster_version: self.db.cluster_published()?,
             links: self.links()?,

@@ -42,6 +42,7 @@ pub mod proto;
 pub mod repo;
 pub mod server;
 pub mod store;
+pub mod verify;
 pub mod zone;
 
 pub use error::Error;

@@ -59,6 +59,18 @@ pub enum MirrorError {
         actual: u64,
     },
     /// The run was stopped before it finished.
+    /// A blob of the version to publish does not verify.
+    #[error("manifest {root}: {path} (blob {id}) is damaged: {why}; nothing was published: run `updhub verify --repair` (it quarantines the blob and mirrors it again), then publish")]
+    Damaged {
+        /// The version's root.
+        root: Root,
+        /// The file that needs the blob.
+        path: String,
+        /// The blob.
+        id: BlobId,
+        /// What is wrong.
+        why: String,
+    },
     #[error("the mirror run was stopped before it finished; run it again to continue")]
     Stopped,
     /// A worker thread died.
@@ -287,23 +299,40 @@ fn check_entries(
     Ok((entries, work))
 }
 
-/// Check that every blob of manifest `m` is stored with the size the manifest declares, so
-/// no version is published that its children would refuse.
+/// Check that every blob of manifest `m` is stored, verifies (decompressed and rehashed, on
+/// every core) and has the size the manifest declares, so no version is signed that its
+/// children would refuse.
 ///
 /// # Errors
-/// A missing or corrupt blob, or [`MirrorError::ManifestSize`].
+/// A missing blob, [`MirrorError::Damaged`] or [`MirrorError::ManifestSize`].
 pub fn check_stored(store: &Store, root: Root, m: &Manifest) -> Result<(), MirrorError> {
+    let ids: Vec<BlobId> = m.blobs().into_iter().map(|(id, _)| id).collect();
+    if let Some(id) = ids.iter().find(|id| !store.contains(id)) {
+        return Err(StoreError::Missing(*id).into());
+    }
+    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    // The file that needs a blob, for the messages.
+    let path_of = |id: BlobId| {
+        m.entries
+            .iter()
+            .find(|e| e.blake3 == id)
+            .map(|e| format!("{}/{}", e.product, e.path))
+            .expect("a blob of the manifest has an entry")
+    };
+    if let Some((id, why)) = store.verify_many(&ids, threads).0.into_iter().next() {
+        return Err(MirrorError::Damaged {
+            root,
+            path: path_of(id),
+            id,
+            why,
+        });
+    }
     for (id, size) in m.blobs() {
         let actual = store.content_size(&id)?;
         if actual != size {
-            let e = m
-                .entries
-                .iter()
-                .find(|e| e.blake3 == id)
-                .expect("a blob of the manifest has an entry");
             return Err(MirrorError::ManifestSize {
                 root,
-                path: format!("{}/{}", e.product, e.path),
+                path: path_of(id),
                 id,
                 declared: size,
                 actual,

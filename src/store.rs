@@ -94,11 +94,14 @@ pub enum StoreError {
         /// Hash computed.
         actual: BlobId,
     },
+    /// Another transfer is receiving the same blob right now.
+    #[error("blob {0} is being received by another transfer right now; it is stored when that one ends (try again then)")]
+    Busy(BlobId),
     /// The blob is not in the store.
     #[error("blob {0} is not in the store; run `updhub mirror` or `updhub sync` to fetch it")]
     Missing(BlobId),
     /// A stored blob fails verification.
-    #[error("stored blob {id} is corrupt: {why}; delete {path} and run mirror or sync again")]
+    #[error("stored blob {id} ({path}) is corrupt: {why}; run `updhub verify --repair`: it quarantines the blob and fetches it again")]
     Corrupt {
         /// The blob.
         id: BlobId,
@@ -528,15 +531,22 @@ impl Store {
         })?;
         let path = self.partial_path(&id);
         let sink = HashSink::new(size, what.clone());
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        // One transfer per blob at a time: two writers appending to one partial file would
+        // interleave their bytes (each verifies only its own stream). The lock goes with the
+        // file handle, so a killed transfer leaves none.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Busy(id)),
+            // A file system without locks: go on, as temp files do.
+            Err(fs::TryLockError::Error(_)) => {}
+        }
         let mut inc = Incoming {
-            file: io::BufWriter::with_capacity(
-                CHUNK,
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .map_err(io_err(&path))?,
-            ),
+            file: io::BufWriter::with_capacity(CHUNK, file),
             path,
             decoder: zstd::stream::write::Decoder::new(sink).map_err(io_err(&self.dir))?,
             received: 0,
@@ -572,6 +582,87 @@ impl Store {
         let path = self.partial_path(&id);
         fs::remove_file(&path).map_err(io_err(&path))?;
         self.receive(id, size, what)
+    }
+
+    /// Move a damaged blob out of the store into `store/quarantine/` (kept for inspection,
+    /// never served: every route reads blobs from `blobs/`), so the next mirror or sync
+    /// fetches it again. Returns where it went; None when it was not stored.
+    ///
+    /// # Errors
+    /// File system errors.
+    pub fn quarantine(&self, id: &BlobId) -> Result<Option<PathBuf>, StoreError> {
+        let from = self.blob_path(id);
+        let dir = self.dir.join("quarantine");
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let to = dir.join(format!(
+            "{}.{}",
+            id.to_hex(),
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.fZ")
+        ));
+        match fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&from)(e)),
+        }
+        if let Some(fan) = from.parent() {
+            sync_dir(fan)?;
+        }
+        sync_dir(&dir)?;
+        Ok(Some(to))
+    }
+
+    /// How many damaged blobs sit in `store/quarantine/`.
+    ///
+    /// # Errors
+    /// The folder cannot be listed.
+    pub fn quarantined(&self) -> Result<usize, StoreError> {
+        let dir = self.dir.join("quarantine");
+        match fs::read_dir(&dir) {
+            Ok(entries) => Ok(entries.count()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io_err(&dir)(e)),
+        }
+    }
+
+    /// Verify every blob of `ids` (decompress and rehash), on `threads` threads at once.
+    /// Returns the damaged ones with what is wrong, in `ids` order, and the content bytes
+    /// verified. A blob removed meanwhile (garbage collection) is not damaged.
+    pub fn verify_many(&self, ids: &[BlobId], threads: usize) -> (Vec<(BlobId, String)>, u64) {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let bytes = std::sync::atomic::AtomicU64::new(0);
+        let damaged = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(id) = ids.get(i) else { break };
+                    match self.verify(id) {
+                        Ok(n) => {
+                            bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(StoreError::Missing(_)) => {}
+                        Err(e) => {
+                            let why = match e {
+                                StoreError::Corrupt { why, .. } => why,
+                                e => e.to_string(),
+                            };
+                            damaged
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push((i, *id, why));
+                        }
+                    }
+                });
+            }
+        });
+        let mut damaged = damaged
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        damaged.sort_by_key(|d| d.0);
+        (
+            damaged.into_iter().map(|(_, id, why)| (id, why)).collect(),
+            bytes.into_inner(),
+        )
     }
 
     /// Every stored blob id (for `verify` and garbage collection).
@@ -831,6 +922,70 @@ mod tests {
         assert!(st.stored_bytes < st.size, "compressible data must shrink");
         assert_eq!(s.read_bytes(&st.id).unwrap(), data);
         assert_eq!(s.list().unwrap(), vec![st.id]);
+    }
+
+    #[test]
+    fn verify_finds_a_flipped_byte_and_quarantine_takes_the_blob_out_of_service() {
+        let (_d, s) = store();
+        let ids: Vec<BlobId> = (0..12u32)
+            .map(|n| {
+                let data: Vec<u8> = (0..50_000u32)
+                    .map(|i| ((i * (n + 1)) % 253) as u8)
+                    .collect();
+                s.put_bytes(&data).unwrap()
+            })
+            .collect();
+        let (damaged, bytes) = s.verify_many(&ids, 3);
+        assert!(damaged.is_empty(), "{damaged:?}");
+        assert_eq!(bytes, 12 * 50_000);
+        // One byte flipped in the middle of the compressed file of blob 5.
+        let path = s.blob_path(&ids[5]);
+        let mut raw = fs::read(&path).unwrap();
+        let mid = raw.len() / 2;
+        raw[mid] ^= 0x01;
+        fs::write(&path, &raw).unwrap();
+        let (damaged, _) = s.verify_many(&ids, 3);
+        assert_eq!(damaged.len(), 1, "{damaged:?}");
+        assert_eq!(damaged[0].0, ids[5]);
+        assert!(
+            damaged[0].1.starts_with("zstd") || damaged[0].1.contains("hashes to"),
+            "{}",
+            damaged[0].1
+        );
+        let moved = s.quarantine(&ids[5]).unwrap().unwrap();
+        assert!(moved.starts_with(s.dir.join("quarantine")));
+        assert_eq!(
+            fs::read(&moved).unwrap(),
+            raw,
+            "kept as it was, for inspection"
+        );
+        assert!(!s.contains(&ids[5]));
+        assert!(matches!(s.verify(&ids[5]), Err(StoreError::Missing(_))));
+        assert_eq!(
+            s.quarantine(&ids[5]).unwrap(),
+            None,
+            "twice: nothing to move"
+        );
+        // Gone from the store: a verify run counts it neither damaged nor verified.
+        let (damaged, bytes) = s.verify_many(&ids, 2);
+        assert!(damaged.is_empty());
+        assert_eq!(bytes, 11 * 50_000);
+    }
+
+    #[test]
+    fn one_transfer_per_blob_at_a_time() {
+        let (_d, s) = store();
+        let data = b"the same blob, fetched twice at once".to_vec();
+        let id = BlobId::of(&data);
+        let first = s.receive(id, data.len() as u64, "first".into()).unwrap();
+        // A second transfer of the same blob would append to the same partial file.
+        assert!(matches!(
+            s.receive(id, data.len() as u64, "second".into()),
+            Err(StoreError::Busy(b)) if b == id
+        ));
+        drop(first);
+        let again = s.receive(id, data.len() as u64, "again".into()).unwrap();
+        assert_eq!(again.offset(), 0);
     }
 
     #[test]

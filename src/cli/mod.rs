@@ -123,6 +123,18 @@ pub enum Command {
         #[arg(long, value_parser = crate::config::parse_span)]
         expires_in: Option<Duration>,
     },
+    /// Rehash every stored blob and name the damaged ones (and the versions that need
+    /// them). Safe while `serve` runs.
+    Verify {
+        /// Take damaged blobs out of service (store/quarantine/) and fetch them again: from
+        /// the parent (a child syncs) or the upstream zone (a parent mirrors). With `serve`
+        /// running, a child's serve fetches them at its next sync.
+        #[arg(long)]
+        repair: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List repository versions.
     Versions {
         /// Print JSON.
@@ -447,6 +459,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 p.expires
             );
         }
+        Command::Verify { repair, json } => verify(&data, repair, json).await?,
         Command::Versions { json } => {
             let hub = Hub::open(&data)?;
             let current = hub.db.published()?.map(|p| p.number);
@@ -585,4 +598,88 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `updhub verify [--repair] [--json]`.
+async fn verify(data: &std::path::Path, repair: bool, json: bool) -> Result<()> {
+    let hub = Arc::new(Hub::open(data)?);
+    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let scan_hub = hub.clone();
+    let report =
+        tokio::task::spawn_blocking(move || crate::verify::scan(&scan_hub, threads, repair))
+            .await
+            .map_err(|e| Error::State(format!("verify stopped: {e}")))??;
+    let mut fetched = None;
+    if repair && !report.damaged.is_empty() {
+        fetched = Some(match &hub.config.upstream.parent {
+            Some(parent) => match crate::lock::DataLock::take(data, "verify --repair") {
+                Ok(_lock) => crate::child::sync_once(&hub, parent).await?.to_string(),
+                Err(_) => "serve runs: it fetches them from the parent at its next sync".to_owned(),
+            },
+            None => hub.mirror(None, false).await?.to_string(),
+        });
+    }
+    let still: Vec<&crate::verify::Damaged> = report
+        .damaged
+        .iter()
+        .filter(|d| !(fetched.is_some() && hub.store.verify(&d.blob).is_ok()))
+        .collect();
+    if json {
+        print_json(&serde_json::json!({
+            "report": report,
+            "repair": fetched,
+            "still_damaged": still.iter().map(|d| d.blob).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        for d in &report.damaged {
+            out!(
+                "damaged {}{}: {}{}",
+                d.blob,
+                if d.versions.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (needed by version {})",
+                        d.versions
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                d.why,
+                d.quarantined
+                    .as_ref()
+                    .map(|q| format!("; quarantined to {q}"))
+                    .unwrap_or_default()
+            );
+        }
+        for (n, why) in &report.unreadable {
+            out!("version {n}: its manifest cannot be read: {why}");
+        }
+        out!(
+            "verified {} blobs ({} bytes) in {:.2} s: {} damaged",
+            report.blobs,
+            report.bytes,
+            report.seconds,
+            report.damaged.len()
+        );
+        if let Some(f) = &fetched {
+            out!("repair: {f}");
+        }
+    }
+    if still.is_empty() {
+        return Ok(());
+    }
+    Err(Error::State(if repair {
+        format!(
+            "{} damaged blob(s) are not repaired yet; a child's serve fetches them at its next sync; on a parent the zone may no longer hold them: publish a new version (`updhub mirror` then `updhub publish`)",
+            still.len()
+        )
+    } else {
+        format!(
+            "{} damaged blob(s): run `updhub verify --repair` to quarantine them and fetch them again",
+            still.len()
+        )
+    }))
 }

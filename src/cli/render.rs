@@ -28,6 +28,9 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     if let Some(w) = &s.warning {
         out!("WARNING: {w}");
     }
+    if let Some(d) = &s.store_damage {
+        out!("STORE: {d}");
+    }
     if s.demo_issuer_trusted {
         out!("{DEMO_LICENSES}");
     }

@@ -246,6 +246,104 @@ impl Task for PeerLicenses {
     }
 }
 
+/// How often the scrub verifies its next share of the store.
+pub const SCRUB_EVERY: Duration = Duration::from_secs(1);
+
+/// The store rehashed in the background at `store.scrub_rate_mib`: each round verifies about
+/// one second's worth of blobs; a damaged one is quarantined at once, so no route serves it
+/// and the next sync (a child) or `verify --repair` (a parent) fetches it again. A pass over
+/// the whole store is followed by a pause of `store.scrub_every`.
+pub struct Scrub {
+    /// The node.
+    pub hub: Arc<Hub>,
+    queue: Arc<Vec<crate::id::BlobId>>,
+    at: usize,
+    next_pass: std::time::Instant,
+}
+
+impl Scrub {
+    /// A scrub of `hub`'s store; its first pass starts at once.
+    pub fn new(hub: Arc<Hub>) -> Scrub {
+        Scrub {
+            hub,
+            queue: Arc::default(),
+            at: 0,
+            next_pass: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Task for Scrub {
+    fn name(&self) -> &'static str {
+        "scrub"
+    }
+
+    fn every(&self) -> Duration {
+        SCRUB_EVERY
+    }
+
+    fn at_start(&self) -> bool {
+        false
+    }
+
+    async fn round(&mut self) {
+        let live = self.hub.live();
+        let budget = live.store.scrub_rate_mib.saturating_mul(1 << 20);
+        if budget == 0 {
+            return;
+        }
+        if self.at >= self.queue.len() {
+            if std::time::Instant::now() < self.next_pass {
+                return;
+            }
+            match blocking(self.name(), &self.hub, |h| h.store.list()).await {
+                Some(Ok(ids)) => self.queue = Arc::new(ids),
+                Some(Err(e)) => {
+                    tracing::warn!("scrub: listing the store: {e}");
+                    return;
+                }
+                None => return,
+            }
+            self.at = 0;
+            self.next_pass = std::time::Instant::now() + live.store.scrub_every;
+        }
+        let (queue, from) = (self.queue.clone(), self.at);
+        let done = blocking(self.name(), &self.hub, move |h| {
+            let mut spent = 0u64;
+            let mut at = from;
+            while at < queue.len() && spent < budget {
+                let id = queue[at];
+                at += 1;
+                match h.store.verify(&id) {
+                    Ok(n) => spent += n.max(1),
+                    Err(crate::store::StoreError::Missing(_)) => {}
+                    Err(e) => {
+                        tracing::error!("scrub: {e}");
+                        match h.store.quarantine(&id) {
+                            Ok(Some(to)) => tracing::error!(
+                                "scrub: blob {id} quarantined to {}; it is fetched again at the next sync (a child) or by `updhub verify --repair` (a parent)",
+                                to.display()
+                            ),
+                            Ok(None) => {}
+                            Err(e) => tracing::error!("scrub: quarantining blob {id}: {e}"),
+                        }
+                    }
+                }
+            }
+            at
+        })
+        .await;
+        if let Some(at) = done {
+            self.at = at;
+            if self.at >= self.queue.len() {
+                tracing::debug!("scrub: a pass over {} blobs is done", self.queue.len());
+                self.queue = Arc::default();
+                self.at = 0;
+            }
+        }
+    }
+}
+
 /// The cluster's links: re-read, so enrollments and removals made on any member (or by the
 /// CLI) take effect here.
 pub struct Links(pub Arc<Hub>);

@@ -258,6 +258,7 @@ pub(crate) async fn handle(
         (&Method::POST, ["v1", "link", "renew"]) => link_renew(&state, &caller, req).await,
         (&Method::GET, ["v1", "versions", root]) => version(&state, root).await,
         (&Method::GET | &Method::HEAD, ["v1", "blobs", hash]) => blob(&state, hash, &req).await,
+        (&Method::POST, ["v1", "blobs", hash, "damaged"]) => damaged(&state, &peer, hash).await,
         (&Method::POST, ["v1", "report"]) => report(&state, peer, req).await,
         (&Method::GET, ["v1", "zone", rest @ ..]) => zone(&state, rest).await,
         _ => error(
@@ -445,6 +446,34 @@ fn parse_range(h: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     } else {
         Ok(range)
     })
+}
+
+/// `POST /v1/blobs/{hash}/damaged`: a child says what it got for this blob did not verify.
+/// The blob is rechecked at once; a damaged copy is quarantined, so no one gets it again
+/// (the answer says which). A copy that verifies stays: the damage was on the way.
+async fn damaged(state: &State, peer: &str, hash: &str) -> Response<Body> {
+    let id: BlobId = match hash.parse() {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let hub = state.hub.clone();
+    let checked = blocking(move || match hub.store.verify(&id) {
+        Ok(_) => Ok("intact"),
+        Err(crate::store::StoreError::Missing(_)) => Ok("not held"),
+        Err(e) => {
+            tracing::error!("blob {id} is damaged here ({e}); quarantined");
+            hub.store.quarantine(&id)?;
+            Ok("quarantined")
+        }
+    })
+    .await;
+    match checked {
+        Ok(verdict) => {
+            tracing::warn!("{peer} reported blob {id} damaged; rechecked: {verdict}");
+            json(&serde_json::json!({ "blob": id, "here": verdict }))
+        }
+        Err(r) => r,
+    }
 }
 
 async fn blob(state: &State, hash: &str, req: &Request<ReqBody>) -> Response<Body> {
