@@ -64,7 +64,7 @@ pub enum SyncError {
     },
     /// The parent and this node do not trust each other's certificates: they were made with
     /// different cluster keys.
-    #[error("parent {url}: {why}; this node and the parent are of different trust domains: enroll this node by link (`updhub link invite` on the parent, then `updhub link join PARENT_URL TOKEN` here); only a member of the parent's own cluster shares its keys (`updhub keys export --to DIR` there, `updhub init --keys-from DIR` here)")]
+    #[error("parent {url}: {why}; this node and the parent are of different trust domains: enroll this node by link (`updhub link invite` on the parent, then `updhub link join PARENT_URL TOKEN` here; so does a linked node that did not sync during its parent's CA rotation, `keys rotate-ca`, before the overlap ended); only a member of the parent's own cluster shares its keys (`updhub keys export --to DIR` there, `updhub init --keys-from DIR` here)")]
     ForeignCluster {
         /// The parent URL.
         url: String,
@@ -608,6 +608,7 @@ pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, S
         Ok((r, p, chain)) => (Ok(r), Some((p, chain))),
         Err(e) => (Err(e), None),
     };
+    let parent = follow_parent_ca(hub, parent, parent_url).await;
     let err = result.as_ref().err().map(|e| e.to_string());
     let url = parent_url.to_owned();
     blocking(hub, move |h| {
@@ -660,6 +661,31 @@ pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, S
     result
 }
 
+/// When the parent's answers name another CA than this node last took in, follow it (see
+/// [`crate::link::follow_ca`]). A new link certificate or CA means a new client for the rest
+/// of the sync. A failure is logged and the sync goes on with what this node trusts.
+async fn follow_parent_ca(hub: &Arc<Hub>, parent: Parent, url: &str) -> Parent {
+    let (named, taken) = hub
+        .ca_seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let Some(named) = named else { return parent };
+    if hub.keys.upstream.is_none() || taken.as_ref() == Some(&named) {
+        return parent;
+    }
+    match crate::link::follow_ca(hub, &parent.client, &parent.base).await {
+        Ok(done) => {
+            hub.ca_seen.lock().unwrap_or_else(|e| e.into_inner()).1 = Some(named);
+            if done.changed() {
+                return Parent::new(hub, url).unwrap_or(parent);
+            }
+        }
+        Err(e) => tracing::warn!("{e}"),
+    }
+    parent
+}
+
 /// Run a database or store call on the blocking pool: a commit's fsync must not hold a tokio
 /// worker that streams blobs to this node's own children.
 async fn blocking<T: Send + 'static, E: Send + 'static>(
@@ -695,6 +721,12 @@ async fn sync_inner(
                 .collect()
         })
         .unwrap_or_default();
+    if let Some(tag) = headers
+        .get(crate::proto::CA_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        hub.ca_seen.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(tag.to_owned());
+    }
     if chain.iter().any(|c| c == hub.id().as_str()) {
         return Err(SyncError::Loop {
             url: parent_url.to_owned(),

@@ -81,7 +81,7 @@ pub fn check(members: &[Member], now: DateTime<Utc>, alive: std::time::Duration)
     same(
         "cluster CA certificate (fingerprint)",
         &|m| m.ca_fp.clone(),
-        "give every node the cluster's keys: `updhub keys export` on a good node, `updhub init --keys-from` for the others",
+        "give every node the cluster's keys: `updhub keys export` on a good node, `updhub init --keys-from` for the others; after `updhub keys rotate-ca`, the members still on the old CA need the new keys before its overlap ends (`updhub status` on the rotated node shows when)",
     );
     same(
         "repository root",

@@ -67,8 +67,11 @@ pub struct Hub {
     /// The ids of the parents this node syncs through, nearest first (loop detection).
     pub chain: Mutex<Vec<String>>,
     /// The interserver HTTPS client, built on first use and shared by every sync, so its
-    /// connections are reused.
-    client: std::sync::OnceLock<reqwest::Client>,
+    /// connections are reused; built anew when the link's certificate or CA changes.
+    client: std::sync::RwLock<Option<reqwest::Client>>,
+    /// The parent's CA as its last answer named it (`X-Updhub-Ca`), and the name this node
+    /// last took in (see [`crate::link::follow_ca`]).
+    pub ca_seen: Mutex<(Option<String>, Option<String>)>,
     /// The cluster's links in force, re-read every [`crate::node::LINKS_EVERY`].
     links: std::sync::RwLock<LinkCache>,
 }
@@ -128,6 +131,8 @@ pub enum PeerIdentity {
         id: String,
         /// "child" or "peer".
         kind: String,
+        /// The fingerprint of the certificate it presented (hex).
+        fp: String,
     },
     /// A certificate naming the id of an enrolled node, with another key: refused.
     Conflict {
@@ -157,6 +162,8 @@ pub struct Status {
     pub license_mismatches: Vec<String>,
     /// How this node trusts its parent: "link with PARENT (CA fp)" when enrolled by link.
     pub upstream_trust: Option<String>,
+    /// This cluster's CA rotation in progress: its end, and who still holds the old CA.
+    pub ca_rotation: Option<CaRotationStatus>,
     /// The cluster's published version (the same as `current` once this node holds it).
     pub cluster_version: Option<Published>,
     /// A warning, if the version is about to expire.
@@ -180,6 +187,28 @@ pub struct Status {
     pub cluster_id: String,
     /// The cluster's members, as they last recorded themselves.
     pub members: Vec<MemberStatus>,
+}
+
+/// How a membership row names a key or CA file: blake3 of its bytes, 16 hex digits.
+fn member_ca_fp(b: &[u8]) -> String {
+    blake3::hash(b).to_hex()[..16].to_owned()
+}
+
+/// A CA rotation in progress, as `status` shows it.
+#[derive(Debug, Serialize)]
+pub struct CaRotationStatus {
+    /// The old CA's fingerprint (hex).
+    pub old_ca: String,
+    /// The new CA's fingerprint (hex).
+    pub new_ca: String,
+    /// When certificates of the old CA stop being accepted.
+    pub ends: DateTime<Utc>,
+    /// Whether that time has passed (`keys rotate-ca --finish` tidies up).
+    pub ended: bool,
+    /// Live links whose certificate the old CA issued: cut off when the overlap ends.
+    pub links_on_old_ca: Vec<String>,
+    /// Live members whose keys hold another CA than this node's: they need the new keys.
+    pub members_on_other_ca: Vec<String>,
 }
 
 /// A member as `status` shows it.
@@ -355,7 +384,8 @@ impl Hub {
             store,
             ledger,
             chain: Mutex::new(Vec::new()),
-            client: std::sync::OnceLock::new(),
+            client: std::sync::RwLock::new(None),
+            ca_seen: Mutex::new((None, None)),
             links: std::sync::RwLock::new(LinkCache::default()),
         };
         hub.refresh_settings()?;
@@ -390,13 +420,10 @@ impl Hub {
     pub fn peer_identity(&self, cert: &rustls::pki_types::CertificateDer<'_>) -> PeerIdentity {
         let fp = hex::encode(keys::cert_fp(cert));
         let name = keys::peer_name(cert).unwrap_or_else(|| "unknown".to_owned());
-        let cache = self.links.read().unwrap_or_else(|p| p.into_inner());
-        if let Some((id, kind)) = cache.by_fp.get(&fp) {
-            return PeerIdentity::Linked {
-                id: id.clone(),
-                kind: kind.clone(),
-            };
+        if let Some((id, kind)) = self.linked(&fp) {
+            return PeerIdentity::Linked { id, kind, fp };
         }
+        let cache = self.links.read().unwrap_or_else(|p| p.into_inner());
         if let Some(bound) = cache.by_id.get(&name) {
             return PeerIdentity::Conflict {
                 id: name,
@@ -405,6 +432,16 @@ impl Hub {
             };
         }
         PeerIdentity::Member(name)
+    }
+
+    /// The live link (id, kind) bound to the certificate with fingerprint `fp` (hex).
+    pub fn linked(&self, fp: &str) -> Option<(String, String)> {
+        self.links
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_fp
+            .get(fp)
+            .cloned()
     }
 
     /// Whether the certificate with fingerprint `fp` was removed (checked on every request,
@@ -478,11 +515,27 @@ impl Hub {
     /// # Errors
     /// The client cannot be built (a message for the caller's error).
     pub fn client(&self) -> Result<reqwest::Client, String> {
-        if let Some(c) = self.client.get() {
+        if let Some(c) = self
+            .client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             return Ok(c.clone());
         }
         let c = crate::peer::upstream_client(&self.keys)?;
-        Ok(self.client.get_or_init(|| c).clone())
+        Ok(self
+            .client
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(c)
+            .clone())
+    }
+
+    /// Forget the HTTPS client and its pooled connections: the link's certificate or the
+    /// parent's CA changed, and connections opened with the old ones must not be reused.
+    pub fn reset_client(&self) {
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// This node's id.
@@ -511,6 +564,25 @@ impl Hub {
     /// Unreadable keys or a write error.
     pub fn export_keys(&self, to: &Path) -> Result<(), Error> {
         keys::copy_shared(&self.data.join("keys"), to)?;
+        Ok(())
+    }
+
+    /// `keys import --from DIR` (the node stopped): take the cluster's shared keys exported
+    /// by another member (after a `keys rotate` or `keys rotate-ca` there), and issue this
+    /// node's own certificate anew from the cluster CA they carry. Its data stays.
+    ///
+    /// # Errors
+    /// A serving node, or keys that do not load (nothing is changed then).
+    pub fn import_keys(&self, from: &Path) -> Result<(), Error> {
+        if self.keys.upstream.is_some() {
+            return Err(Error::State(
+                "this node is linked to a parent of another trust domain; only members of one cluster share keys: a linked node follows its parent's rotations by itself".into(),
+            ));
+        }
+        let _lock = crate::lock::DataLock::take(&self.data, "keys import")?;
+        let dir = self.data.join("keys");
+        keys::copy_shared(from, &dir)?;
+        keys::issue_node_cert(&dir, self.id())?;
         Ok(())
     }
 
@@ -625,6 +697,87 @@ impl Hub {
             None => None,
         };
         Ok((r, resigned))
+    }
+
+    /// `keys rotate-ca` (the node stopped): a new cluster CA, vouched for by the old one with
+    /// a cross-certificate; this node's server and node certificates issued anew by it.
+    /// Certificates of both CAs are accepted for `overlap`, then only the new CA's. The other
+    /// members need the new keys (`keys export` / `init --keys-from`); linked children learn
+    /// the new CA and renew their link certificates at their next sync.
+    ///
+    /// # Errors
+    /// A serving node (the data folder's lock), a rotation in progress, or key errors.
+    pub fn rotate_ca(&self, overlap: Duration) -> Result<keys::ca::CaRotated, Error> {
+        let _lock = crate::lock::DataLock::take(&self.data, "keys rotate-ca")?;
+        Ok(keys::ca::rotate(
+            &self.data.join("keys"),
+            self.id(),
+            &self.config.server.name,
+            overlap,
+        )?)
+    }
+
+    /// `keys rotate-ca --finish` (the node stopped): end the CA rotation's overlap now; from
+    /// then on only the new CA is trusted. Returns the old CA's fingerprint and the live
+    /// links still holding a certificate of the old CA (cut off from then on).
+    ///
+    /// # Errors
+    /// A serving node, no rotation to finish, or key and database errors.
+    pub fn finish_ca_rotation(&self) -> Result<(String, Vec<String>), Error> {
+        let _lock = crate::lock::DataLock::take(&self.data, "keys rotate-ca --finish")?;
+        let cut = self.links_on_old_ca()?;
+        let old = keys::ca::finish(&self.data.join("keys"), self.id(), &self.config.server.name)?;
+        Ok((old, cut))
+    }
+
+    /// The cluster's links, each with the CA that issued its certificate.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn links(&self) -> Result<Vec<crate::db::Link>, Error> {
+        let mut links = self.db.links()?;
+        for l in &mut links {
+            l.issuer = keys::first_cert(l.cert.as_bytes())
+                .ok()
+                .and_then(|c| self.keys.ca.issuer_of(&c));
+        }
+        Ok(links)
+    }
+
+    /// Live links whose certificate the old CA of a rotation issued.
+    fn links_on_old_ca(&self) -> Result<Vec<String>, Error> {
+        Ok(self
+            .links()?
+            .into_iter()
+            .filter(|l| {
+                l.removed_at.is_none() && matches!(l.issuer, Some(keys::ca::Issuer::Old { .. }))
+            })
+            .map(|l| l.peer_id)
+            .collect())
+    }
+
+    /// This cluster's CA rotation, while its files are there.
+    fn ca_rotation(&self) -> Result<Option<CaRotationStatus>, Error> {
+        let Some(o) = &self.keys.ca.overlap else {
+            return Ok(None);
+        };
+        let mine = member_ca_fp(self.keys.ca.current_pem.as_bytes());
+        let now = Utc::now();
+        let alive = chrono::Duration::from_std(MEMBER_ALIVE).expect("small");
+        Ok(Some(CaRotationStatus {
+            old_ca: hex::encode(keys::cert_fp(&o.old)),
+            new_ca: self.keys.ca.current_fp(),
+            ends: o.ends,
+            ended: o.ends <= now,
+            links_on_old_ca: self.links_on_old_ca()?,
+            members_on_other_ca: self
+                .db
+                .members()?
+                .into_iter()
+                .filter(|m| now - m.last_seen < alive && m.ca_fp != mine)
+                .map(|m| m.node_id)
+                .collect(),
+        }))
     }
 
     /// A warning if the current version expires within `publish.warn_before`.
@@ -750,7 +903,7 @@ impl Hub {
         started: DateTime<Utc>,
         listen: &str,
     ) -> Result<crate::db::Member, Error> {
-        let fp = |b: &[u8]| blake3::hash(b).to_hex()[..16].to_owned();
+        let fp = member_ca_fp;
         let ca = self.data.join("keys").join("ca.crt");
         let ca_pem = fs::read(&ca).map_err(|source| Error::Io {
             what: format!("reading {}", ca.display()),
@@ -847,20 +1000,36 @@ impl Hub {
             store_damage: self.store_damage(current.as_ref()),
             current,
             cluster_version: self.db.cluster_published()?,
-            links: self.db.links()?,
+            links: self.links()?,
             license_mismatches: self
                 .ledger
                 .grants(self.live().licenses.warn_before)?
                 .mismatches,
             upstream_trust: self.keys.upstream.as_ref().map(|u| {
+                let tls = u.tls();
+                let rotating = tls
+                    .ca
+                    .overlap_at(Utc::now())
+                    .map(|o| {
+                        format!(
+                            "; the parent's CA is rotating: its old CA {} is trusted too until {}",
+                            &hex::encode(keys::cert_fp(&o.old))[..16],
+                            o.ends
+                        )
+                    })
+                    .unwrap_or_default();
                 format!(
-                    "{} link with {}, whose CA {} issued this node's certificate; versions are accepted from {} publisher key(s)",
+                    "{} link with {}, trusting its CA {}; this node's certificate is from {}; versions are accepted from {} publisher key(s){rotating}",
                     u.kind,
                     u.parent_id,
-                    &u.ca_fp[..16],
+                    &tls.ca.current_fp()[..16],
+                    tls.link_issuer
+                        .as_ref()
+                        .map_or_else(|| "a CA not trusted here".to_owned(), ToString::to_string),
                     self.keys.publishers().len()
                 )
             }),
+            ca_rotation: self.ca_rotation()?,
             mirrored: self.db.mirrored()?,
             sync: self.db.sync_state()?,
             children,

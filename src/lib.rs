@@ -3,7 +3,8 @@
 //!
 //! The modules, in the order data flows through them:
 //! - [`config`]: `updhub.toml`, validated; which settings must match across a cluster.
-//! - [`keys`]: the cluster's shared signing key, CA and server certificate; node certificates.
+//! - [`keys`]: the cluster's shared signing key, CA and server certificate; node certificates;
+//!   rotating the CA with an overlap (`keys::ca`) and following a parent's (`keys::renewal`).
 //! - [`zone`]: upstream zones (folder or HTTPS) and exporting a version as a zone.
 //! - [`store`]: the content-addressed blob store (blake3 names, zstd frames, atomic writes).
 //! - [`mirror`]: zone → store, streaming, verified, incremental, resumable.

@@ -174,6 +174,9 @@ pub enum EnrollError {
     /// The request is malformed.
     #[error("{0}")]
     Bad(String),
+    /// The link is not live (removed, or renewed already with another certificate).
+    #[error("{0}")]
+    Gone(String),
     /// A fault on this side.
     #[error(transparent)]
     Internal(#[from] Error),
@@ -430,7 +433,7 @@ pub async fn join(
     let fp = keys::pem_fp(&ca_pem).map_err(|e| at(format!("the CA certificate {e}")))?;
     if fp != token.ca {
         return Err(at(format!(
-            "the server's CA certificate has fingerprint {fp}, the token pins {}; this is not the parent that issued the token (or someone is in between): nothing was sent",
+            "the server's CA certificate has fingerprint {fp}, the token pins {}; this is not the parent that issued the token (or someone is in between), or the parent rotated its CA since (`keys rotate-ca`): nothing was sent; ask for a new token (`updhub link invite`)",
             token.ca
         )));
     }
@@ -464,20 +467,7 @@ pub async fn join(
         .send()
         .await
         .map_err(|e| at(format!("{e}")))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let text = crate::peer::error_text(resp).await;
-        let why = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
-            .unwrap_or(text);
-        return Err(at(format!("refused ({}): {why}", status.as_u16())));
-    }
-    let body = crate::peer::read_body(resp, crate::peer::MAX_DOCUMENT)
-        .await
-        .map_err(|e| at(format!("reading the answer: {e:?}")))?;
-    let reply: EnrollReply = serde_json::from_slice(&body)
-        .map_err(|e| at(format!("the answer is not an enrollment ({e})")))?;
+    let reply: EnrollReply = answer(resp).await.map_err(at)?;
     if keys::pem_fp(reply.ca.as_bytes()).ok().as_deref() != Some(token.ca.as_str()) {
         return Err(at(
             "the answer carries another CA than the token pins".into()
@@ -506,12 +496,194 @@ fn keep(keys_dir: &std::path::Path, reply: &EnrollReply, key_pem: &str) -> Resul
     Ok(())
 }
 
+/// What `GET /v1/ca` answers: the CA a linked node must trust for this cluster.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CaAnswer {
+    /// The CA in force (PEM): it issues every new certificate.
+    pub ca: String,
+    /// During a CA rotation's overlap: the new CA certified by the old one (PEM), which a
+    /// child checks with the old CA it trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross: Option<String>,
+}
+
+/// This node's answer to `GET /v1/ca`.
+pub fn ca_answer(hub: &Hub) -> CaAnswer {
+    let t = &hub.keys.ca;
+    CaAnswer {
+        ca: t.current_pem.clone(),
+        cross: t.overlap_at(Utc::now()).map(|o| o.cross_pem.clone()),
+    }
+}
+
+/// What a linked node sends to renew its certificate (`POST /v1/link/renew`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RenewRequest {
+    /// A certificate request for a new key of its own (PEM).
+    pub csr: String,
+}
+
+/// The renewed certificate.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RenewReply {
+    /// The certificate (PEM), issued by the CA in force, with the cross-certificate after
+    /// it during a rotation's overlap.
+    pub cert: String,
+    /// The CA in force (PEM).
+    pub ca: String,
+}
+
+/// The parent's side of a renewal: the linked node `id`, which presented the certificate
+/// with fingerprint `fp` over its link, gets a certificate of the CA in force for the key of
+/// `csr`; its link moves to the new certificate in one transaction (the old one is bound no
+/// more). A removed link cannot renew: its certificate is refused at the handshake, and the
+/// database finds no live link for it.
+///
+/// # Errors
+/// A link that is not live, a bad request, or faults.
+pub fn renew(hub: &Hub, id: &str, fp: &str, csr: &str) -> Result<RenewReply, EnrollError> {
+    let keys_dir = hub.data.join("keys");
+    let cert = keys::issue_link_cert(&keys_dir, csr, id).map_err(EnrollError::Bad)?;
+    let new_fp = keys::pem_fp(cert.as_bytes()).map_err(EnrollError::Bad)?;
+    let Some(link) = hub
+        .db
+        .renew_link(
+            id,
+            fp,
+            crate::db::Binding {
+                cert_fp: &new_fp,
+                cert: &cert,
+                grant_key: None,
+            },
+        )
+        .map_err(Error::from)?
+    else {
+        return Err(EnrollError::Gone(format!(
+            "node {id} has no live link with the certificate it presented ({}): it was removed or renewed already; ask for a new token (`updhub link invite` on the parent) and enroll again",
+            &fp[..16.min(fp.len())]
+        )));
+    };
+    hub.refresh_links()?;
+    tracing::info!(
+        "renewed the link certificate of {}: {} -> {}",
+        link.peer_id,
+        &fp[..16.min(fp.len())],
+        &new_fp[..16]
+    );
+    Ok(RenewReply {
+        cert,
+        ca: hub.keys.ca.current_pem.clone(),
+    })
+}
+
+/// What [`follow_ca`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaFollowed {
+    /// What this node learned of its parent's CA.
+    pub learned: keys::renewal::Learned,
+    /// Whether it renewed its link certificate under the parent's CA in force.
+    pub renewed: bool,
+}
+
+impl CaFollowed {
+    /// Whether the link's TLS changed (a new client is needed).
+    pub fn changed(&self) -> bool {
+        self.renewed || self.learned != keys::renewal::Learned::Nothing
+    }
+}
+
+/// A linked node's side of its parent's CA rotation, over its existing link (`client` at
+/// `base`): ask the parent's CA (`GET /v1/ca`); trust a new one only if the CA trusted now
+/// vouched for it (a cross-certificate), both until the overlap ends; drop the old one when
+/// the parent ended its overlap; and renew the link certificate when the parent's CA in
+/// force did not issue it, keeping this node's id binding.
+///
+/// # Errors
+/// An unreachable parent, a new CA not vouched for (refused: the node keeps what it
+/// trusts), a refused renewal (a removed link), or write errors.
+pub async fn follow_ca(
+    hub: &Hub,
+    client: &reqwest::Client,
+    base: &reqwest::Url,
+) -> Result<CaFollowed, Error> {
+    let mut done = CaFollowed {
+        learned: keys::renewal::Learned::Nothing,
+        renewed: false,
+    };
+    let Some(up) = hub.keys.upstream.clone() else {
+        return Ok(done);
+    };
+    let keys_dir = hub.data.join("keys");
+    let dir = keys_dir.join("upstream");
+    let at = |why: String| Error::State(format!("the parent's CA ({base}): {why}"));
+    let resp = client
+        .get(base.join("v1/ca").map_err(|e| at(e.to_string()))?)
+        .send()
+        .await
+        .map_err(|e| at(crate::child::error_chain(&e)))?;
+    let ca: CaAnswer = answer(resp).await.map_err(at)?;
+    done.learned = keys::renewal::learn(&dir, &ca.ca, ca.cross.as_deref()).map_err(at)?;
+    if done.learned != keys::renewal::Learned::Nothing {
+        up.reload(&keys_dir)?;
+        hub.reset_client();
+        tracing::info!(
+            "the parent's CA: {}",
+            match done.learned {
+                keys::renewal::Learned::NewCa => format!(
+                    "now trusting its new CA {} (vouched for by the old one, trusted too until the overlap ends)",
+                    &up.tls().ca.current_fp()[..16]
+                ),
+                _ => "its rotation ended: trusting only its CA in force".to_owned(),
+            }
+        );
+    }
+    if matches!(up.tls().link_issuer, Some(keys::ca::Issuer::Current(_))) {
+        return Ok(done);
+    }
+    let csr = keys::renewal::begin(&dir, hub.id().as_str())?;
+    let resp = client
+        .post(base.join("v1/link/renew").map_err(|e| at(e.to_string()))?)
+        .json(&RenewRequest { csr })
+        .send()
+        .await
+        .map_err(|e| at(crate::child::error_chain(&e)))?;
+    let reply: RenewReply = answer(resp)
+        .await
+        .map_err(|why| at(format!("renewing this node's link certificate: {why}")))?;
+    keys::renewal::finish(&dir, &reply.cert)?;
+    up.reload(&keys_dir)?;
+    hub.reset_client();
+    done.renewed = true;
+    tracing::info!(
+        "renewed this node's link certificate under the parent's CA {}",
+        &up.tls().ca.current_fp()[..16]
+    );
+    Ok(done)
+}
+
+/// A JSON answer of a parent, or why not (its error text when it refused).
+async fn answer<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, String> {
+    let status = resp.status();
+    if !status.is_success() {
+        let text = crate::peer::error_text(resp).await;
+        let why = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+            .unwrap_or(text);
+        return Err(format!("refused ({}): {why}", status.as_u16()));
+    }
+    let body = crate::peer::read_body(resp, crate::peer::MAX_DOCUMENT)
+        .await
+        .map_err(|e| format!("reading the answer: {e:?}"))?;
+    serde_json::from_slice(&body).map_err(|e| format!("the answer does not parse ({e})"))
+}
+
 /// `link list`.
 ///
 /// # Errors
 /// Database errors.
 pub fn list(hub: &Hub) -> Result<Vec<Link>, Error> {
-    Ok(hub.db.links()?)
+    hub.links()
 }
 
 /// `link remove ID`: the node's certificate is refused from now on, by every member (each
@@ -544,8 +716,14 @@ pub async fn exchange_licenses(
         url: url.to_owned(),
         why,
     };
-    let client = hub.client().map_err(net)?;
     let base = reqwest::Url::parse(url).map_err(|e| net(e.to_string()))?;
+    // A peer does not sync versions: it follows its peer's CA rotation here (learning the
+    // new CA, renewing its link certificate), before the exchange.
+    let client = hub.client().map_err(net)?;
+    if let Err(e) = follow_ca(hub, &client, &base).await {
+        tracing::warn!("{e}");
+    }
+    let client = hub.client().map_err(net)?;
     let got =
         crate::license::api::refresh_from_parent(&hub.ledger, &hub.keys.donor(), &client, &base)
             .await?;

@@ -13,75 +13,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use updhub::child::{sync_once, SyncError};
 use updhub::license::GrantToken;
 use updhub::link::{self, Token};
 use updhub::repo::{Published, RepoError};
 use updhub::Hub;
-
-const HOUR: Duration = Duration::from_secs(3600);
-
-/// A new node (its own keys: another trust domain) enrolled with `parent` at `srv` by a
-/// fresh token, reopened so it uses the link.
-async fn enrolled(dir: &Path, id: &str, parent: &Hub, srv: &Running) -> Arc<Hub> {
-    let token = invite(parent, srv, None);
-    join(dir, id, srv, &token).await.unwrap()
-}
-
-fn invite(parent: &Hub, srv: &Running, id: Option<&str>) -> Token {
-    let id = id.map(|i| updhub::id::ServerId::new(i).unwrap());
-    link::invite(
-        parent,
-        id.as_ref(),
-        "child",
-        HOUR,
-        srv.stations_url.as_deref().unwrap(),
-    )
-    .unwrap()
-    .0
-}
-
-async fn join(dir: &Path, id: &str, srv: &Running, token: &Token) -> Result<Arc<Hub>, String> {
-    let n = node(
-        dir,
-        id,
-        NodeOpts {
-            parent: Some(srv.url.clone()),
-            ..Default::default()
-        },
-    );
-    let data = n.data.clone();
-    drop(n);
-    link::join(&data.join("keys"), id, token)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(Hub::open(&data).unwrap()))
-}
-
-/// A client presenting `cert`/`key` and trusting `ca` (PEM files).
-fn client_with(ca: &Path, cert: &Path, key: &Path) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca).unwrap())
-        .unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(
-        vec![CertificateDer::from_pem_file(cert).unwrap()],
-        PrivateKeyDer::from_pem_file(key).unwrap(),
-    )
-    .unwrap();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .build()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_enrolled_by_link_syncs_and_holds_no_private_key_of_its_parent() {
@@ -207,11 +143,7 @@ async fn used_expired_and_tampered_tokens_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_link_gets_no_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let parent = zone_node(dir.path(), "parent", &sample_zone());
-    mirror_and_publish(&parent).await;
-    let srv = start_with_stations(parent.clone()).await;
-    let child = enrolled(dir.path(), "branch", &parent, &srv).await;
-    sync_once(&child, &srv.url).await.unwrap();
+    let (parent, srv, child) = parent_and_linked_child(dir.path(), "branch").await;
     let served = srv.stats.blob_requests.load(Ordering::Relaxed);
 
     // Removed from another process (the CLI): the serving node re-reads the links.
@@ -705,29 +637,17 @@ async fn a_peer_link_carries_licenses_both_ways_each_chain_verified() {
     let srv = start_with_stations(hq.clone()).await;
     // A neighbor: its own trust domain, its own license key of the same vendor, linked to
     // hq as a peer. It cannot be reached by hq: everything goes over its connection.
-    let n = node(
+    let neighbor = enrolled_peer(
         dir.path(),
         "neighbor",
+        &hq,
+        &srv,
         NodeOpts {
             issuers: vec![issuer_hex(&iss)],
             ..Default::default()
         },
-    );
-    let data = n.data.clone();
-    drop(n);
-    let token = link::invite(
-        &hq,
-        None,
-        "peer",
-        HOUR,
-        srv.stations_url.as_deref().unwrap(),
     )
-    .unwrap()
-    .0;
-    link::join(&data.join("keys"), "neighbor", &token)
-        .await
-        .unwrap();
-    let neighbor = Arc::new(Hub::open(&data).unwrap());
+    .await;
     assert_eq!(neighbor.keys.upstream.as_ref().unwrap().kind, "peer");
     updhub::hub::add_license_file(&neighbor, &key_file(dir.path(), &iss, "K2", 10, 365))
         .await
@@ -851,7 +771,7 @@ async fn a_peer_link_carries_licenses_both_ways_each_chain_verified() {
     minted.status = updhub::license::GrantStatus::Active;
     minted.revision = 1;
     minted.proof = Some(updhub::license::chain::Proof::Key(k3));
-    let pem = std::fs::read_to_string(data.join("keys/cluster.key")).unwrap();
+    let pem = std::fs::read_to_string(neighbor.data.join("keys/cluster.key")).unwrap();
     let neighbor_key: ed25519_dalek::SigningKey =
         ed25519_dalek::pkcs8::DecodePrivateKey::from_pkcs8_pem(&pem).unwrap();
     minted.sign(&neighbor_key);

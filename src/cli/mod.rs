@@ -220,10 +220,33 @@ pub enum KeysCommand {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Take the shared cluster keys another member exported (`keys export`), after a key or
+    /// CA rotation there (stop `serve` first); this node's own certificate is issued anew
+    /// from the cluster CA they carry, and its data stays.
+    Import {
+        /// The folder `keys export` wrote.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Rotate the publisher key (stop `serve` first): a new key, signed over by the old
     /// one; the published version is signed anew; children follow the rotation at their
     /// next sync and refuse the old key from then on.
     Rotate,
+    /// Rotate the cluster CA (stop `serve` first): a new CA key and certificate, vouched
+    /// for by the old CA with a cross-certificate; this node's server and node certificates
+    /// are issued anew by it. During the overlap both CAs are trusted: linked children
+    /// learn the new CA and renew their link certificates at their next sync; the other
+    /// members need the new keys (`keys export` here, `keys import` there). After it, only the
+    /// new CA is trusted.
+    RotateCa {
+        /// How long certificates of the old CA stay accepted, e.g. 7d or 12h.
+        #[arg(long, default_value = "7d", value_parser = crate::config::parse_span)]
+        overlap: Duration,
+        /// End the rotation's overlap now instead (once `link list` shows every link on
+        /// the new CA): from then on only the new CA is trusted.
+        #[arg(long, conflicts_with = "overlap")]
+        finish: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -367,6 +390,16 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             );
         }
         Command::Keys {
+            command: KeysCommand::Import { from },
+        } => {
+            let hub = Hub::open(&data)?;
+            hub.import_keys(&from)?;
+            out!(
+                "took the cluster keys from {}; this node's certificate is issued anew by the cluster CA; restart `serve`",
+                from.display()
+            );
+        }
+        Command::Keys {
             command: KeysCommand::Rotate,
         } => {
             let (r, resigned) = Hub::open(&data)?.rotate_publisher()?;
@@ -384,6 +417,30 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 );
             }
             out!("children follow at their next sync and refuse the old key from then on; other members of this cluster need the new key: `updhub keys export --to DIR` here, then make them again with `init --keys-from DIR` (`cluster check` shows who still has the old key)");
+        }
+        Command::Keys {
+            command: KeysCommand::RotateCa { overlap, finish },
+        } => {
+            let hub = Hub::open(&data)?;
+            if finish {
+                let (old, cut) = hub.finish_ca_rotation()?;
+                out!(
+                    "finished the CA rotation: the old CA {} is trusted no more (restart `serve`)",
+                    &old[..16]
+                );
+                if !cut.is_empty() {
+                    out!("links still on the old CA, cut off from now on (they must enroll again): {}", cut.join(", "));
+                }
+            } else {
+                let r = hub.rotate_ca(overlap)?;
+                out!(
+                    "rotated the cluster CA: {} -> {}, the new one vouched for by the old one (keys/ca-cross.crt)",
+                    &r.old_fp[..16],
+                    &r.new_fp[..16]
+                );
+                out!("certificates of the old CA are accepted until {} (then refused); this node's server and node certificates are issued by the new CA", r.ends);
+                out!("restart `serve`; linked children learn the new CA and renew their certificates at their next sync (`updhub link list` shows which CA issued each link's certificate); other members of this cluster need the new keys: `updhub keys export --to DIR` here, then `updhub keys import --from DIR` there (`cluster check` and `status` name those still on the old CA)");
+            }
         }
         Command::Mirror { from } => {
             let hub = Hub::open(&data)?;

@@ -51,6 +51,35 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     if let Some(u) = &s.upstream_trust {
         out!("upstream: {u}");
     }
+    if let Some(r) = &s.ca_rotation {
+        if r.ended {
+            out!(
+                "CA rotation {} -> {}: its overlap ended at {}; certificates of the old CA are refused; `updhub keys rotate-ca --finish` tidies up",
+                &r.old_ca[..16],
+                &r.new_ca[..16],
+                r.ends
+            );
+        } else {
+            out!(
+                "CA ROTATION in progress: {} -> {}; certificates of the old CA are accepted until {}",
+                &r.old_ca[..16],
+                &r.new_ca[..16],
+                r.ends
+            );
+        }
+        if !r.links_on_old_ca.is_empty() {
+            out!(
+                "  links still on the old CA (they renew at their next sync; cut off when the overlap ends): {}",
+                r.links_on_old_ca.join(", ")
+            );
+        }
+        if !r.members_on_other_ca.is_empty() {
+            out!(
+                "  MEMBERS WITHOUT THIS NODE'S CA (they need the new keys: `updhub keys export --to DIR` here, `updhub init --keys-from DIR` there): {}",
+                r.members_on_other_ca.join(", ")
+            );
+        }
+    }
     for l in s.links.iter().filter(|l| l.removed_at.is_none()) {
         out!("link {}", link(l));
     }
@@ -290,10 +319,14 @@ pub(super) fn shared_settings(
 /// One link, as `link list` and `status` show it.
 pub(super) fn link(l: &crate::db::Link) -> String {
     format!(
-        "{} ({}): certificate {}, enrolled {} by {}{}{}",
+        "{} ({}): certificate {}{}, enrolled {} by {}{}{}",
         l.peer_id,
         l.kind,
         &l.cert_fp[..16.min(l.cert_fp.len())],
+        l.issuer
+            .as_ref()
+            .map(|i| format!(" from {i}"))
+            .unwrap_or_default(),
         l.enrolled_at,
         l.enrolled_by,
         l.removed_at

@@ -26,6 +26,13 @@ pub struct Link {
     pub refused: Option<(String, DateTime<Utc>)>,
     /// The ed25519 key (hex) it signs grants with, when it named one at enrollment.
     pub grant_key: Option<String>,
+    /// Its certificate (PEM), as issued.
+    #[serde(skip)]
+    pub cert: String,
+    /// Which of this cluster's CAs issued it (filled by the node, which knows its CAs;
+    /// None when read straight from the database).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<crate::keys::ca::Issuer>,
 }
 
 /// A certificate just issued to an enrolling node, to bind to its id.
@@ -97,11 +104,13 @@ fn link(r: &Row) -> Result<Link, SqlError> {
         removed_at: r.get(5)?,
         refused: refused_fp.zip(refused_at),
         grant_key: r.get(9)?,
+        cert: r.get(10)?,
+        issuer: None,
     })
 }
 
 const COLUMNS: &str =
-    "peer_id, kind, cert_fp, enrolled_at, enrolled_by, removed_at, removed_by, refused_fp, refused_at, grant_key";
+    "peer_id, kind, cert_fp, enrolled_at, enrolled_by, removed_at, removed_by, refused_fp, refused_at, grant_key, cert";
 
 impl Db {
     /// Store a new enrollment token (its hash) for `peer_id` (None: the enrolling node names
@@ -231,6 +240,37 @@ impl Db {
                 removed_at: Some(now),
                 ..l
             }))
+        })
+    }
+
+    /// Renew the certificate of `peer_id`'s live link, presented with fingerprint `old_fp`:
+    /// the link (its id, kind, grant key, enrollment) moves to the certificate of `new`, and
+    /// the old certificate is bound no more. None when there is no such live link (removed,
+    /// or renewed already with another certificate).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn renew_link(
+        &self,
+        peer_id: &str,
+        old_fp: &str,
+        new: Binding<'_>,
+    ) -> Result<Option<Link>, DbError> {
+        let cluster = self.cluster.as_str();
+        self.write(|c| {
+            let n = c.exec(
+                "UPDATE links SET cert_fp=$4, cert=$5 WHERE cluster_id=$1 AND peer_id=$2 AND cert_fp=$3 AND removed_at IS NULL",
+                args![cluster, peer_id, old_fp, new.cert_fp, new.cert],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            c.row(
+                &format!("SELECT {COLUMNS} FROM links WHERE cluster_id=$1 AND cert_fp=$2"),
+                args![cluster, new.cert_fp],
+            )?
+            .map(|r| link(&r))
+            .transpose()
         })
     }
 
@@ -389,5 +429,7 @@ fn insert_link(
         removed_at: None,
         refused: None,
         grant_key: new.grant_key.map(str::to_owned),
+        cert: new.cert.to_owned(),
+        issuer: None,
     })
 }

@@ -168,14 +168,33 @@ pub(crate) async fn handle(
         };
         return Ok(resp);
     }
-    match &caller {
+    let caller = match caller {
         Caller::Peer(crate::hub::PeerIdentity::Conflict { id, fp, bound }) => {
+            // Another member may have just renewed this link (`POST /v1/link/renew`): read
+            // the links again before refusing.
             let hub = state.hub.clone();
             let (i, f) = (id.clone(), fp.clone());
-            let _ = tokio::task::spawn_blocking(move || {
-                hub.db.record_link_refusal(&i, &f, chrono::Utc::now())
+            let renewed = tokio::task::spawn_blocking(move || {
+                hub.refresh_links().ok()?;
+                let linked = hub.linked(&f);
+                if linked.is_none() {
+                    let _ = hub.db.record_link_refusal(&i, &f, chrono::Utc::now());
+                }
+                linked
             })
-            .await;
+            .await
+            .ok()
+            .flatten();
+            if let Some((id, kind)) = renewed {
+                Caller::Peer(crate::hub::PeerIdentity::Linked { id, kind, fp })
+            } else {
+                Caller::Peer(crate::hub::PeerIdentity::Conflict { id, fp, bound })
+            }
+        }
+        other => other,
+    };
+    match &caller {
+        Caller::Peer(crate::hub::PeerIdentity::Conflict { id, fp, bound }) => {
             tracing::warn!("refused a certificate for node id {id} with another key ({fp}); {id} is enrolled with certificate {bound}");
             return Ok(error(
                 StatusCode::FORBIDDEN,
@@ -184,7 +203,13 @@ pub(crate) async fn handle(
         }
         Caller::Peer(crate::hub::PeerIdentity::Linked { kind, .. })
             if kind == "peer"
-                && !matches!(parts.as_slice(), ["v1", "licenses", ..] | ["v1", "report"]) =>
+                && !matches!(
+                    parts.as_slice(),
+                    ["v1", "licenses", ..]
+                        | ["v1", "report"]
+                        | ["v1", "ca"]
+                        | ["v1", "link", "renew"]
+                ) =>
         {
             return Ok(error(
                 StatusCode::FORBIDDEN,
@@ -217,6 +242,8 @@ pub(crate) async fn handle(
                 Err(r) => r,
             }
         }
+        (&Method::GET, ["v1", "ca"]) => json(&crate::link::ca_answer(&state.hub)),
+        (&Method::POST, ["v1", "link", "renew"]) => link_renew(&state, &caller, req).await,
         (&Method::GET, ["v1", "versions", root]) => version(&state, root).await,
         (&Method::GET | &Method::HEAD, ["v1", "blobs", hash]) => blob(&state, hash, &req).await,
         (&Method::POST, ["v1", "blobs", hash, "damaged"]) => damaged(&state, &peer, hash).await,
@@ -282,6 +309,27 @@ async fn link_ca(state: &State) -> Response<Body> {
     }
 }
 
+/// The interserver port's `POST /v1/link/renew`: a linked node renews its certificate over
+/// its link, under this cluster's CA in force (see [`crate::link::renew`]).
+async fn link_renew(state: &State, caller: &Caller, req: Request<ReqBody>) -> Response<Body> {
+    let Caller::Peer(crate::hub::PeerIdentity::Linked { id, fp, .. }) = caller else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "only a node enrolled by link renews its certificate here; a member of this cluster gets its certificate with the cluster's keys (`updhub keys export`, `updhub init --keys-from`)",
+        );
+    };
+    let body: crate::link::RenewRequest = match read_json(state, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (hub, id, fp) = (state.hub.clone(), id.clone(), fp.clone());
+    match tokio::task::spawn_blocking(move || crate::link::renew(&hub, &id, &fp, &body.csr)).await {
+        Ok(Ok(reply)) => json(&reply),
+        Ok(Err(e)) => enroll_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
 /// The station port's `POST /v1/link/enroll` (see [`crate::link::enroll`]).
 async fn link_enroll(state: &State, req: Request<ReqBody>) -> Response<Body> {
     let body: crate::link::EnrollRequest = match read_json(state, req).await {
@@ -291,10 +339,19 @@ async fn link_enroll(state: &State, req: Request<ReqBody>) -> Response<Body> {
     let hub = state.hub.clone();
     match tokio::task::spawn_blocking(move || crate::link::enroll(&hub, &body)).await {
         Ok(Ok(reply)) => json(&reply),
-        Ok(Err(crate::link::EnrollError::Refused(r))) => error(StatusCode::FORBIDDEN, r),
-        Ok(Err(crate::link::EnrollError::Bad(why))) => error(StatusCode::BAD_REQUEST, why),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Err(e)) => enroll_error(e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// An enrollment's or a renewal's refusal, with its status.
+fn enroll_error(e: crate::link::EnrollError) -> Response<Body> {
+    use crate::link::EnrollError;
+    match e {
+        EnrollError::Refused(r) => error(StatusCode::FORBIDDEN, r),
+        EnrollError::Gone(why) => error(StatusCode::FORBIDDEN, why),
+        EnrollError::Bad(why) => error(StatusCode::BAD_REQUEST, why),
+        e @ EnrollError::Internal(_) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
@@ -327,6 +384,9 @@ async fn published(state: &State) -> Response<Body> {
             );
             if let Ok(v) = HeaderValue::from_str(&chain.join(",")) {
                 r.headers_mut().insert(crate::proto::CHAIN_HEADER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&state.hub.keys.ca.tag()) {
+                r.headers_mut().insert(crate::proto::CA_HEADER, v);
             }
             r
         }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject;
 use updhub::config::Config;
 use updhub::hub::{Hub, InitOptions};
 use updhub::id::{BlobId, ServerId};
@@ -579,4 +580,111 @@ pub async fn write_answer<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, status: &
     let _ = s.write_all(head.as_bytes()).await;
     let _ = s.write_all(body).await;
     let _ = s.shutdown().await;
+}
+
+// Links between trust domains (tests/links.rs, tests/ca_rotation.rs).
+
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// A new node (its own keys: another trust domain) enrolled with `parent` at `srv` by a
+/// fresh token, reopened so it uses the link.
+pub async fn enrolled(dir: &Path, id: &str, parent: &Hub, srv: &Running) -> Arc<Hub> {
+    let token = invite(parent, srv, None);
+    join(dir, id, srv, &token).await.unwrap()
+}
+
+/// A parent serving the sample zone's version 1 (with a station port), and a child `id`
+/// enrolled with it by link that synced that version.
+pub async fn parent_and_linked_child(dir: &Path, id: &str) -> (Arc<Hub>, Running, Arc<Hub>) {
+    let parent = zone_node(dir, "parent", &sample_zone());
+    mirror_and_publish(&parent).await;
+    let srv = start_with_stations(parent.clone()).await;
+    let child = enrolled(dir, id, &parent, &srv).await;
+    updhub::child::sync_once(&child, &srv.url).await.unwrap();
+    (parent, srv, child)
+}
+
+/// A new node `id` (its own keys, made with `opts`) enrolled with `parent` at `srv` as a
+/// peer (licenses either way, no updates), reopened so it uses the link.
+pub async fn enrolled_peer(
+    dir: &Path,
+    id: &str,
+    parent: &Hub,
+    srv: &Running,
+    opts: NodeOpts<'_>,
+) -> Arc<Hub> {
+    let n = node(dir, id, opts);
+    let data = n.data.clone();
+    drop(n);
+    let token = updhub::link::invite(
+        parent,
+        None,
+        "peer",
+        HOUR,
+        srv.stations_url.as_deref().unwrap(),
+    )
+    .unwrap()
+    .0;
+    updhub::link::join(&data.join("keys"), id, &token)
+        .await
+        .unwrap();
+    Arc::new(Hub::open(&data).unwrap())
+}
+
+pub fn invite(parent: &Hub, srv: &Running, id: Option<&str>) -> updhub::link::Token {
+    let id = id.map(|i| updhub::id::ServerId::new(i).unwrap());
+    updhub::link::invite(
+        parent,
+        id.as_ref(),
+        "child",
+        HOUR,
+        srv.stations_url.as_deref().unwrap(),
+    )
+    .unwrap()
+    .0
+}
+
+pub async fn join(
+    dir: &Path,
+    id: &str,
+    srv: &Running,
+    token: &updhub::link::Token,
+) -> Result<Arc<Hub>, String> {
+    let n = node(
+        dir,
+        id,
+        NodeOpts {
+            parent: Some(srv.url.clone()),
+            ..Default::default()
+        },
+    );
+    let data = n.data.clone();
+    drop(n);
+    updhub::link::join(&data.join("keys"), id, token)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(Hub::open(&data).unwrap()))
+}
+
+/// A client presenting `cert`/`key` and trusting `ca` (PEM files).
+pub fn client_with(ca: &Path, cert: &Path, key: &Path) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![rustls::pki_types::CertificateDer::from_pem_file(cert).unwrap()],
+        rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap(),
+    )
+    .unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap()
 }

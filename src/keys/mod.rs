@@ -13,14 +13,42 @@ use std::sync::Arc;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::id::ServerId;
+
+/// The handshake-signature checks of a certificate verifier that only adds to the check of
+/// the webpki verifier in its field `$inner` (client and server verifiers alike).
+macro_rules! delegate_signatures {
+    ($inner:ident) => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.$inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.$inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.$inner.supported_verify_schemes()
+        }
+    };
+}
+
+pub mod ca;
+pub mod renewal;
 
 /// The files `keys export` carries to the other nodes.
 pub const SHARED_FILES: [&str; 6] = [
@@ -173,24 +201,20 @@ pub fn generate(dir: &Path, name: &str) -> Result<(), KeyError> {
     )?;
 
     let ca_key = KeyPair::generate().map_err(gen_err("the CA key"))?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(gen_err("the CA"))?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "updhub cluster CA");
-    ca_params
-        .distinguished_name
-        .push(DnType::OrganizationName, name);
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    let mut ca_params = ca::ca_params(name, "updhub cluster CA")?;
     validity(&mut ca_params, 20);
     let ca = ca_params.self_signed(&ca_key).map_err(gen_err("the CA"))?;
     write(&dir.join("ca.crt"), ca.pem().as_bytes(), false)?;
     write(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes(), true)?;
+    issue_server_cert(dir, name)
+}
 
+/// Issue the cluster's server certificate (for the cluster's DNS name `name`) from the CA in
+/// `dir`, with the chain the CA's trust sends (see [`ca::CaTrust::chain_tail`]).
+///
+/// # Errors
+/// Unreadable CA files, generation or write errors.
+pub fn issue_server_cert(dir: &Path, name: &str) -> Result<(), KeyError> {
     let mut sans = vec![
         name.to_owned(),
         "localhost".into(),
@@ -198,21 +222,33 @@ pub fn generate(dir: &Path, name: &str) -> Result<(), KeyError> {
         "::1".into(),
     ];
     sans.dedup();
-    let key = KeyPair::generate().map_err(gen_err("the server key"))?;
     let mut p = CertificateParams::new(sans).map_err(gen_err("the server certificate"))?;
     p.distinguished_name.push(DnType::CommonName, name);
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    validity(&mut p, 10);
-    let cert = p
+    issue_own(dir, p, "server")
+}
+
+/// Issue this node's `{file}.crt` and `{file}.key` from the CA in `dir` with `params`, valid
+/// for ten years, followed by the chain the CA's trust sends (see
+/// [`ca::CaTrust::chain_tail`]).
+fn issue_own(dir: &Path, mut params: CertificateParams, file: &str) -> Result<(), KeyError> {
+    let (ca, ca_key) = load_ca(dir)?;
+    let tail = ca::CaTrust::load(dir)?.chain_tail().to_owned();
+    let key = KeyPair::generate().map_err(gen_err("a certificate's key"))?;
+    validity(&mut params, 10);
+    let cert = params
         .signed_by(&key, &ca, &ca_key)
-        .map_err(gen_err("the server certificate"))?;
-    write(&dir.join("server.crt"), cert.pem().as_bytes(), false)?;
+        .map_err(gen_err("a certificate"))?;
     write(
-        &dir.join("server.key"),
+        &dir.join(format!("{file}.crt")),
+        format!("{}{tail}", cert.pem()).as_bytes(),
+        false,
+    )?;
+    write(
+        &dir.join(format!("{file}.key")),
         key.serialize_pem().as_bytes(),
         true,
-    )?;
-    Ok(())
+    )
 }
 
 /// Copy the shared cluster files from `from` into `to` (both ways of `keys export` / `init
@@ -225,6 +261,13 @@ pub fn copy_shared(from: &Path, to: &Path) -> Result<(), KeyError> {
     for name in SHARED_FILES {
         let p = from.join(name);
         files.push((name, read(&p)?));
+    }
+    // A CA rotation's overlap travels with the keys, so every member trusts both CAs.
+    for name in [ca::OLD, ca::CROSS] {
+        let p = from.join(name);
+        if p.exists() {
+            files.push((name, read(&p)?));
+        }
     }
     // Parse them all first, so a bad set is refused before anything changes.
     let check = tempfile::tempdir().map_err(|source| KeyError::Write {
@@ -249,6 +292,14 @@ pub fn copy_shared(from: &Path, to: &Path) -> Result<(), KeyError> {
     for (name, data) in &files {
         write(&to.join(name), data, name.ends_with(".key"))?;
     }
+    for name in [ca::OLD, ca::CROSS] {
+        if !files.iter().any(|(n, _)| *n == name) && to.join(name).exists() {
+            fs::remove_file(to.join(name)).map_err(|source| KeyError::Write {
+                path: to.join(name),
+                source,
+            })?;
+        }
+    }
     Ok(())
 }
 
@@ -257,23 +308,16 @@ pub fn copy_shared(from: &Path, to: &Path) -> Result<(), KeyError> {
 /// # Errors
 /// Unreadable CA files or generation errors.
 pub fn issue_node_cert(dir: &Path, id: &ServerId) -> Result<(), KeyError> {
-    let (ca, ca_key) = load_ca(dir)?;
-    let key = KeyPair::generate().map_err(gen_err("the node key"))?;
     let mut p =
         CertificateParams::new(Vec::<String>::new()).map_err(gen_err("the node certificate"))?;
     p.distinguished_name.push(DnType::CommonName, id.as_str());
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    validity(&mut p, 10);
-    let cert = p
-        .signed_by(&key, &ca, &ca_key)
-        .map_err(gen_err("the node certificate"))?;
-    write(&dir.join("node.crt"), cert.pem().as_bytes(), false)?;
-    write(&dir.join("node.key"), key.serialize_pem().as_bytes(), true)?;
-    Ok(())
+    issue_own(dir, p, "node")
 }
 
 /// The cluster CA, to issue certificates with.
 fn load_ca(dir: &Path) -> Result<(rcgen::Certificate, KeyPair), KeyError> {
+    ca::recover(dir)?;
     let ca_pem = String::from_utf8_lossy(&read(&dir.join("ca.crt"))?).into_owned();
     let ca_key_pem = String::from_utf8_lossy(&read(&dir.join("ca.key"))?).into_owned();
     let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|e| bad(&dir.join("ca.key"), e))?;
@@ -303,12 +347,17 @@ pub fn link_request(id: &str) -> Result<(String, String), KeyError> {
 
 /// Issue a client certificate from the cluster CA in `dir` for the key in the certificate
 /// request `csr_pem`, made out to `id` whatever the request asks (only the key is taken
-/// from it): client authentication only, valid for two years. Returns its PEM.
+/// from it): client authentication only, valid for two years. Returns its PEM, followed by
+/// the cross-certificate while a CA rotation's overlap lasts.
 ///
 /// # Errors
 /// A request that does not parse or whose signature does not verify, or CA errors.
 pub fn issue_link_cert(dir: &Path, csr_pem: &str, id: &str) -> Result<String, String> {
     let (ca, ca_key) = load_ca(dir).map_err(|e| e.to_string())?;
+    let tail = ca::CaTrust::load(dir)
+        .map_err(|e| e.to_string())?
+        .chain_tail()
+        .to_owned();
     let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
         .map_err(|e| format!("the certificate request does not parse or verify ({e})"))?;
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
@@ -321,7 +370,7 @@ pub fn issue_link_cert(dir: &Path, csr_pem: &str, id: &str) -> Result<String, St
     let cert = csr
         .signed_by(&ca, &ca_key)
         .map_err(|e| format!("issuing the certificate failed ({e})"))?;
-    Ok(cert.pem())
+    Ok(format!("{}{tail}", cert.pem()))
 }
 
 /// Write the files of a link enrollment into `dir/upstream/` (replacing an older link),
@@ -398,7 +447,7 @@ fn check_issued(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), Strin
 /// The loaded shared keys.
 struct Shared {
     signing: SigningKey,
-    ca: CertificateDer<'static>,
+    ca: ca::CaTrust,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: PrivateKeyDer<'static>,
 }
@@ -430,7 +479,7 @@ fn load_shared(dir: &Path) -> Result<Shared, KeyError> {
     if pub_hex != hex::encode(signing.verifying_key().as_bytes()) {
         return Err(bad(&pub_path, "does not match cluster.key"));
     }
-    let ca = load_cert(&dir.join("ca.crt"))?.remove(0);
+    let ca = ca::CaTrust::load(dir)?;
     let server_chain = load_cert(&dir.join("server.crt"))?;
     let server_key = load_key(&dir.join("server.key"))?;
     let _ = load_key(&dir.join("ca.key"))?;
@@ -466,6 +515,8 @@ pub struct ClusterKeys {
     pub upstream: Option<Arc<Upstream>>,
     /// Fingerprints of the client certificates of removed links: refused at the handshake.
     pub removed: Arc<std::sync::RwLock<std::collections::HashSet<[u8; 32]>>>,
+    /// This cluster's CA, and the old one while a rotation's overlap lasts.
+    pub ca: Arc<ca::CaTrust>,
 }
 
 /// What a node enrolled by link trusts of its parent, and how it proves itself to it
@@ -483,10 +534,36 @@ pub struct Upstream {
     /// The parent's own key, which signs the grants it donates (moved on by the rotations of
     /// the origin's key when the parent is the origin).
     pub donor: std::sync::RwLock<VerifyingKey>,
-    /// Fingerprint of the parent's CA certificate.
-    pub ca_fp: String,
-    /// mTLS to the parent: trusts only the parent's CA, presents the link certificate.
+    /// What changes when the parent rotates its CA: replaced whole, in a running node too.
+    pub tls: std::sync::RwLock<Arc<UpstreamTls>>,
+}
+
+/// The parent's CA as this node trusts it, and the link certificate it presents.
+#[derive(Debug)]
+pub struct UpstreamTls {
+    /// The parent's CA (and its old one during a rotation's overlap).
+    pub ca: ca::CaTrust,
+    /// Which of them issued the link certificate.
+    pub link_issuer: Option<ca::Issuer>,
+    /// mTLS to the parent: trusts only the parent's CA(s), presents the link certificate.
     pub client_tls: Arc<rustls::ClientConfig>,
+}
+
+impl Upstream {
+    /// The parent's CA, the link certificate's issuer and the TLS client in force.
+    pub fn tls(&self) -> Arc<UpstreamTls> {
+        self.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Read `dir/upstream/` again after the parent's CA or the link certificate changed.
+    ///
+    /// # Errors
+    /// Files that do not fit together.
+    pub fn reload(&self, dir: &Path) -> Result<(), KeyError> {
+        let fresh = upstream_tls(&dir.join("upstream"))?;
+        *self.tls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+        Ok(())
+    }
 }
 
 /// What `keys/upstream/link.json` holds.
@@ -778,29 +855,33 @@ fn load_upstream(dir: &Path) -> Result<Option<Upstream>, KeyError> {
         return Err(bad(&json_path, "names no publisher key"));
     }
     let donor = parse_hex_key(&json_path, &link.donor)?;
-    let ca_path = up.join("ca.crt");
-    let ca_pem = read(&ca_path)?;
-    let ca = load_cert(&ca_path)?.remove(0);
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(ca)
-        .map_err(|e| bad(&ca_path, format!("is not a usable CA ({e})")))?;
-    let chain = load_cert(&up.join("link.crt"))?;
-    let key = load_key(&up.join("link.key"))?;
-    let client_tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| KeyError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| bad(&up.join("link.key"), format!("does not fit link.crt ({e})")))?;
     Ok(Some(Upstream {
         parent_id: link.parent_id,
         kind: link.kind,
         publishers: std::sync::RwLock::new(publishers),
         donor: std::sync::RwLock::new(donor),
-        ca_fp: pem_fp(&ca_pem).map_err(|e| bad(&ca_path, e))?,
-        client_tls: Arc::new(client_tls),
+        tls: std::sync::RwLock::new(Arc::new(upstream_tls(&up)?)),
     }))
+}
+
+/// The TLS side of a link, from the folder `up` (`keys/upstream/`).
+fn upstream_tls(up: &Path) -> Result<UpstreamTls, KeyError> {
+    renewal::recover(up)?;
+    let ca = ca::CaTrust::load(up)?;
+    let chain = load_cert(&up.join("link.crt"))?;
+    let key = load_key(&up.join("link.key"))?;
+    let client_tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| KeyError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(ca.server_verifier()?)
+        .with_client_auth_cert(chain.clone(), key)
+        .map_err(|e| bad(&up.join("link.key"), format!("does not fit link.crt ({e})")))?;
+    Ok(UpstreamTls {
+        link_issuer: ca.issuer_of(&chain[0]),
+        ca,
+        client_tls: Arc::new(client_tls),
+    })
 }
 
 /// The interserver port's client check: the cluster CA's (webpki), then the certificates of
@@ -808,6 +889,8 @@ fn load_upstream(dir: &Path) -> Result<Option<Upstream>, KeyError> {
 #[derive(Debug)]
 struct LinkAwareVerifier {
     inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    /// During a CA rotation: the old CA's check, and when the overlap ends (unix seconds).
+    old: Option<(ca::ClientCheck, u64)>,
     removed: Arc<std::sync::RwLock<std::collections::HashSet<[u8; 32]>>>,
 }
 
@@ -830,9 +913,21 @@ impl rustls::server::danger::ClientCertVerifier for LinkAwareVerifier {
         intermediates: &[CertificateDer<'_>],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
-        let verified = self
+        let verified = match self
             .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            Err(_)
+                if self
+                    .old
+                    .as_ref()
+                    .is_some_and(|(_, ends)| now.as_secs() < *ends) =>
+            {
+                let (old, _) = self.old.as_ref().expect("checked above");
+                old.verify_client_cert(end_entity, intermediates, now)?
+            }
+            other => other?,
+        };
         if self
             .removed
             .read()
@@ -846,27 +941,7 @@ impl rustls::server::danger::ClientCertVerifier for LinkAwareVerifier {
         Ok(verified)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    delegate_signatures!(inner);
 }
 
 impl std::fmt::Debug for ClusterKeys {
@@ -885,19 +960,11 @@ impl ClusterKeys {
         let node_chain = load_cert(&dir.join("node.crt"))?;
         let node_key = load_key(&dir.join("node.key"))?;
 
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(shared.ca.clone())
-            .map_err(|e| bad(&dir.join("ca.crt"), format!("is not a usable CA ({e})")))?;
-        let roots = Arc::new(roots);
         let removed = Arc::new(std::sync::RwLock::new(std::collections::HashSet::new()));
+        let (inner, old) = shared.ca.client_verifier()?;
         let verifier = Arc::new(LinkAwareVerifier {
-            inner: rustls::server::WebPkiClientVerifier::builder_with_provider(
-                roots.clone(),
-                provider(),
-            )
-            .build()
-            .map_err(|e| KeyError::Tls(e.to_string()))?,
+            inner,
+            old,
             removed: removed.clone(),
         });
         let mut station_tls = rustls::ServerConfig::builder_with_provider(provider())
@@ -933,7 +1000,8 @@ impl ClusterKeys {
         let client_tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| KeyError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(shared.ca.server_verifier()?)
             .with_client_auth_cert(node_chain, node_key)
             .map_err(|e| {
                 bad(
@@ -949,6 +1017,7 @@ impl ClusterKeys {
             station_tls: Arc::new(station_tls),
             upstream: load_upstream(dir)?.map(Arc::new),
             removed,
+            ca: Arc::new(shared.ca),
         })
     }
 
@@ -977,7 +1046,7 @@ impl ClusterKeys {
     pub fn upstream_tls(&self) -> Arc<rustls::ClientConfig> {
         self.upstream
             .as_ref()
-            .map_or_else(|| self.client_tls.clone(), |u| u.client_tls.clone())
+            .map_or_else(|| self.client_tls.clone(), |u| u.tls().client_tls.clone())
     }
 }
 
