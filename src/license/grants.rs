@@ -421,10 +421,28 @@ impl Ledger {
                             )?;
                         }
                     }
-                    (Some((_, have)), GrantStatus::Returned) if have == "returning" => {
-                        // The donor confirms a return this server started (a donor that
-                        // offers its grants: it answers so): nothing counts it here already.
-                        db::license_sources::set_returned(c, &server, &t.grant_id)?;
+                    (Some((_, have)), status) => {
+                        let (event, detail) =
+                            if status == GrantStatus::Returned && have == "returning" {
+                                // The donor confirms a return this server started (a donor that
+                                // offers its grants answers so): nothing counts it here already.
+                                db::license_sources::set_returned(c, &server, &t.grant_id)?;
+                                (
+                                    "grant_returned".to_owned(),
+                                    "the donor took it back".to_owned(),
+                                )
+                            } else {
+                                let new = match status {
+                                    GrantStatus::Revoked => "revoked",
+                                    GrantStatus::Returned => "returned",
+                                    _ => "expired",
+                                };
+                                end_source(c, &server, &t.grant_id, new, &signing)?;
+                                (
+                                    format!("grant_{new}_by_donor"),
+                                    format!("{} licenses from {}", t.count, t.donor),
+                                )
+                            };
                         db::license_sources::set_revision(
                             c,
                             &server,
@@ -432,35 +450,7 @@ impl Ledger {
                             t.revision,
                             &doc,
                         )?;
-                        db::license_log::append(
-                            c,
-                            &server,
-                            "grant_returned",
-                            &t.grant_id,
-                            "the donor took it back",
-                        )?;
-                    }
-                    (Some(_), status) => {
-                        let new = match status {
-                            GrantStatus::Revoked => "revoked",
-                            GrantStatus::Returned => "returned",
-                            _ => "expired",
-                        };
-                        end_source(c, &server, &t.grant_id, new, &signing)?;
-                        db::license_sources::set_revision(
-                            c,
-                            &server,
-                            &t.grant_id,
-                            t.revision,
-                            &doc,
-                        )?;
-                        db::license_log::append(
-                            c,
-                            &server,
-                            &format!("grant_{new}_by_donor"),
-                            &t.grant_id,
-                            &format!("{} licenses from {}", t.count, t.donor),
-                        )?;
+                        db::license_log::append(c, &server, &event, &t.grant_id, &detail)?;
                         if status == GrantStatus::Revoked {
                             acks.push(t.grant_id.clone());
                         }
