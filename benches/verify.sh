@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `updhub verify` against stock tools doing the same work (issue 9's benchmark): every stored
+# blob decompressed and hashed with BLAKE3 - `zstd -dc BLOB | b3sum` for every blob, as many
+# at once as there are cores - over the 1.1 GiB benchmark zone's store. Goal: verify takes at
+# most 0.5x the stock tools' time. Figures and their reading: benches/README.md.
+#
+# Usage: benches/verify.sh          (a few minutes; the zone and store are kept for reruns)
+# Knobs (environment):
+#   RUNS=5            counted runs of each command (farm-bench pairs them A B A B ...)
+#   SIZE_MIB=1100     zone size given to scripts/make-zone.py
+#   UPDHUB_BIN=path   use this binary instead of building one (--release)
+#   UPDHUB_BENCH_DIR  where the zone and the store live (default /tmp/updhub-bench)
+# Needs: cargo, python3 with `blake3`, zstd, b3sum, farm-bench (the tool library).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=${UPDHUB_BENCH_DIR:-/tmp/updhub-bench}
+RUNS=${RUNS:-5}
+SIZE_MIB=${SIZE_MIB:-1100}
+ZONE=$BENCH/zone
+NODE=$BENCH/verify-node
+CORES=$(nproc)
+
+die() { printf 'verify.sh: %s\n' "$*" >&2; exit 2; }
+for tool in python3 zstd b3sum farm-bench; do
+    command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y zstd b3sum; farm-bench is in /work/.library)"
+done
+
+UPD=${UPDHUB_BIN:-}
+if [[ -z $UPD ]]; then
+    (cd "$REPO" && cargo build --release --quiet)
+    UPD=$REPO/target/release/updhub
+fi
+
+# The zone (the same command as e2e.sh, so both share it) and a node that mirrored it.
+ZONE_CMD=(python3 "$REPO/scripts/make-zone.py" --out "$ZONE" --force --bare --quiet --seed 1
+    --size-mib "$SIZE_MIB" --min-file 1KiB --max-file 64MiB --products 4 --revisions 1
+    --current 1)
+if [[ ! -f $ZONE/zone.json || "$(cat "$BENCH/zone.cmd" 2>/dev/null)" != "${ZONE_CMD[*]}" ]]; then
+    mkdir -p "$BENCH"
+    "${ZONE_CMD[@]}"
+    printf '%s' "${ZONE_CMD[*]}" >"$BENCH/zone.cmd"
+    rm -rf "$NODE"
+fi
+if [[ ! -f $NODE/updhub.toml ]]; then
+    "$UPD" --data "$NODE" init --zone "$ZONE" --id verify-bench >/dev/null
+    "$UPD" --data "$NODE" mirror >/dev/null
+fi
+BLOBS=$(find "$NODE/store/blobs" -type f | wc -l)
+BYTES=$(du -sb "$NODE/store/blobs" | cut -f1)
+printf 'store: %s blobs, %s stored bytes; %s cores\n' "$BLOBS" "$BYTES" "$CORES"
+
+# Both read the store from the page cache (the machine has the memory): a warm-up run each.
+farm-bench -n "$RUNS" --warmup 1 --timeout 1800 \
+    --vs "sh -c 'find $NODE/store/blobs -type f -print0 | xargs -0 -P $CORES -n 1 sh -c \"zstd -dc \\\"\\\$0\\\" | b3sum --no-names >/dev/null\"'" \
+    -- "$UPD" --data "$NODE" verify
