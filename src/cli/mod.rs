@@ -416,7 +416,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     p.expires
                 );
             }
-            out!("children follow at their next sync and refuse the old key from then on; other members of this cluster need the new key: `updhub keys export --to DIR` here, then make them again with `init --keys-from DIR` (`cluster check` shows who still has the old key)");
+            out!("children follow at their next sync and refuse the old key from then on; other members of this cluster need the new key: `updhub keys export --to DIR` here, then `updhub keys import --from DIR` on each (`cluster check` shows who still has the old key)");
         }
         Command::Keys {
             command: KeysCommand::RotateCa { overlap, finish },

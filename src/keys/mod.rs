@@ -262,12 +262,22 @@ pub fn copy_shared(from: &Path, to: &Path) -> Result<(), KeyError> {
         let p = from.join(name);
         files.push((name, read(&p)?));
     }
-    // A CA rotation's overlap travels with the keys, so every member trusts both CAs.
-    for name in [ca::OLD, ca::CROSS] {
+    // A CA rotation's overlap travels with the keys, so every member trusts both CAs; so
+    // does the chain of publisher key rotations, so every member serves it to the children
+    // that still trust an old key (`GET /v1/rotations`).
+    for name in [ca::OLD, ca::CROSS, ROTATIONS] {
         let p = from.join(name);
         if p.exists() {
             files.push((name, read(&p)?));
         }
+    }
+    if let Some((_, chain)) = files.iter().find(|(n, _)| *n == ROTATIONS) {
+        serde_json::from_slice::<Vec<Rotation>>(chain).map_err(|e| {
+            bad(
+                &from.join(ROTATIONS),
+                format!("is not a list of rotations ({e})"),
+            )
+        })?;
     }
     // Parse them all first, so a bad set is refused before anything changes.
     let check = tempfile::tempdir().map_err(|source| KeyError::Write {
@@ -697,12 +707,15 @@ pub fn follow_rotations(
     Ok((keys, changed))
 }
 
+/// The file of the chain of publisher key rotations.
+const ROTATIONS: &str = "rotations.json";
+
 /// The rotations file of this cluster's own publisher key, or of the origin's (learned).
 fn rotations_path(dir: &Path, upstream: bool) -> PathBuf {
     if upstream {
-        dir.join("upstream").join("rotations.json")
+        dir.join("upstream").join(ROTATIONS)
     } else {
-        dir.join("rotations.json")
+        dir.join(ROTATIONS)
     }
 }
 
@@ -1080,6 +1093,19 @@ mod tests {
         assert_eq!(ka.verifying, kb.verifying);
         let node = load_cert(&b.path().join("node.crt")).unwrap().remove(0);
         assert_eq!(peer_name(&node).as_deref(), Some("n2"));
+        assert!(served_rotations(b.path(), false).unwrap().is_empty());
+        // After a publisher key rotation the chain travels with the keys: a member made
+        // from them serves it to children that still trust the old key.
+        let r = rotate(a.path()).unwrap();
+        let c = tempfile::tempdir().unwrap();
+        copy_shared(a.path(), c.path()).unwrap();
+        assert_eq!(served_rotations(c.path(), false).unwrap(), vec![r]);
+        // A damaged chain is refused before anything is copied.
+        fs::write(a.path().join(ROTATIONS), "not json").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let err = copy_shared(a.path(), d.path()).unwrap_err().to_string();
+        assert!(err.contains("rotations.json"), "{err}");
+        assert!(!d.path().join("cluster.key").exists());
     }
 
     #[test]
