@@ -609,25 +609,58 @@ impl Hub {
     /// # Errors
     /// Nothing mirrored yet, a missing manifest, or database errors.
     pub fn publish(&self, expires_in: Option<Duration>) -> Result<(Published, bool), Error> {
+        let m = self.db.mirrored()?.ok_or_else(|| {
+            Error::State("nothing mirrored yet; run `updhub mirror` first".into())
+        })?;
+        self.publish_root(m.root, m.files, m.bytes, expires_in)
+    }
+
+    /// `publish --version N`: a rollback that moves forward. The content of the earlier
+    /// version `number` is published again under the cluster's next number (children never
+    /// accept a lower number), so every child goes back to it at its next sync.
+    ///
+    /// # Errors
+    /// No such version, its blobs no longer whole here, or database errors.
+    pub fn publish_version(
+        &self,
+        number: u64,
+        expires_in: Option<Duration>,
+    ) -> Result<(Published, bool), Error> {
+        let v = self
+            .versions()?
+            .into_iter()
+            .find(|v| v.number == number)
+            .ok_or_else(|| {
+                Error::State(format!(
+                    "there is no version {number}; `updhub versions` lists the versions held here"
+                ))
+            })?;
+        self.publish_root(v.root, v.files, v.bytes, expires_in)
+    }
+
+    fn publish_root(
+        &self,
+        root: crate::id::Root,
+        files: u64,
+        bytes: u64,
+        expires_in: Option<Duration>,
+    ) -> Result<(Published, bool), Error> {
         if self.is_child() {
             return Err(Error::State(
                 "this node follows a parent (upstream.parent is set); only the top parent publishes; remove upstream.parent to make it the parent".into(),
             ));
         }
-        let m = self.db.mirrored()?.ok_or_else(|| {
-            Error::State("nothing mirrored yet; run `updhub mirror` first".into())
-        })?;
         // The manifest must be whole in the store before it is offered to anyone, and every
         // blob it names stored with the size it declares, or every child would refuse it.
-        let manifest = self.manifest(&m.root)?;
-        mirror::check_stored(&self.store, m.root, &manifest)?;
+        let manifest = self.manifest(&root)?;
+        mirror::check_stored(&self.store, root, &manifest)?;
         let ttl = expires_in.unwrap_or(self.live().publish.expires_in);
         // One time for the signature's expiry and the rows the publish writes.
         let now = Utc::now();
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
         let key = self.keys.signing.clone();
-        Ok(self.db.publish(m.root, m.files, m.bytes, ttl, now, |n| {
-            Published::sign(m.root, n, expires, &key)
+        Ok(self.db.publish(root, files, bytes, ttl, now, |n| {
+            Published::sign(root, n, expires, &key)
         })?)
     }
 

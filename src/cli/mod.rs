@@ -122,6 +122,10 @@ pub enum Command {
         /// How long the signature is valid, e.g. 7d (default: publish.expires_in).
         #[arg(long, value_parser = crate::config::parse_span)]
         expires_in: Option<Duration>,
+        /// Roll back: publish the content of this earlier version again, under the next
+        /// number (children never accept a lower number, so a rollback moves forward).
+        #[arg(long)]
+        version: Option<u64>,
     },
     /// Rehash every stored blob and name the damaged ones (and the versions that need
     /// them). Safe while `serve` runs.
@@ -449,14 +453,27 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 .await?;
             out!("{s}");
         }
-        Command::Publish { expires_in } => {
-            let (p, new) = Hub::open(&data)?.publish(expires_in)?;
+        Command::Publish {
+            expires_in,
+            version,
+        } => {
+            let hub = Hub::open(&data)?;
+            let (p, new) = match version {
+                Some(n) => hub.publish_version(n, expires_in)?,
+                None => hub.publish(expires_in)?,
+            };
             out!(
-                "{} version {} root {} expires {}",
+                "{} version {} root {} expires {}{}",
                 if new { "published" } else { "re-signed" },
                 p.number,
                 p.root,
-                p.expires
+                p.expires,
+                version
+                    .filter(|_| new)
+                    .map(|n| format!(
+                        " (the content of version {n}; children switch to it at their next sync)"
+                    ))
+                    .unwrap_or_default()
             );
         }
         Command::Verify { repair, json } => verify(&data, repair, json).await?,
