@@ -217,14 +217,7 @@ pub fn enroll(hub: &Hub, req: &EnrollRequest) -> Result<EnrollReply, EnrollError
 /// The grant key an enrolling node names: 32 bytes of ed25519 public key, in hex.
 fn checked_grant_key(key: Option<&str>) -> Result<Option<String>, String> {
     let Some(key) = key else { return Ok(None) };
-    let bytes: [u8; 32] = hex::decode(key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            format!("the grant key {key:?} is not 64 hex digits (an ed25519 public key)")
-        })?;
-    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-        .map_err(|e| format!("the grant key {key} is not an ed25519 public key ({e})"))?;
+    keys::verifying_key_hex(key).map_err(|why| format!("the grant key: {why}"))?;
     Ok(Some(key.to_ascii_lowercase()))
 }
 

@@ -838,16 +838,19 @@ pub fn first_cert(pem: &[u8]) -> Result<CertificateDer<'static>, String> {
 }
 
 fn parse_hex_key(path: &Path, hex_key: &str) -> Result<VerifyingKey, KeyError> {
-    let bytes: [u8; 32] = hex::decode(hex_key.trim())
+    verifying_key_hex(hex_key.trim()).map_err(|why| bad(path, why))
+}
+
+/// An ed25519 public key written as 64 hex digits (publisher, donor and grant keys).
+///
+/// # Errors
+/// What is wrong with it, naming it.
+pub fn verifying_key_hex(hex_key: &str) -> Result<VerifyingKey, String> {
+    let bytes: [u8; 32] = hex::decode(hex_key)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            bad(
-                path,
-                format!("{hex_key:?} is not a 64-hex-digit ed25519 key"),
-            )
-        })?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| bad(path, format!("{hex_key:?}: {e}")))
+        .ok_or_else(|| format!("{hex_key:?} is not a 64-hex-digit ed25519 key"))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| format!("{hex_key:?}: {e}"))
 }
 
 /// Load `dir/upstream/` if this node enrolled by link.

@@ -762,11 +762,8 @@ async fn offered(state: &State, peer: String, req: Request<ReqBody>) -> Response
 
 /// A grant key as the links table holds it (checked at enrollment).
 fn parse_grant_key(hex_key: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
-    let mut k = [0u8; 32];
-    hex::decode_to_slice(hex_key, &mut k)
-        .ok()
-        .and_then(|()| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-        .ok_or_else(|| format!("the stored grant key {hex_key:?} is damaged"))
+    crate::keys::verifying_key_hex(hex_key)
+        .map_err(|why| format!("the stored grant key is damaged: {why}"))
 }
 
 /// `POST /v1/licenses/ack|return`: the calling server acknowledges a revocation or returns a
