@@ -34,7 +34,11 @@ pub fn parse_span(s: &str) -> Result<Duration, String> {
 /// are the node's own.
 pub const SHARED_SETTINGS: &[&str] = &[
     "upstream.sync_interval",
+    "upstream.mirror_interval",
+    "upstream.stale_after",
+    "upstream.products",
     "publish.expires_in",
+    "publish.delay",
     "publish.auto_resign",
     "publish.warn_before",
     "licenses.issuers",
@@ -183,6 +187,17 @@ pub struct UpstreamSection {
     /// Irrelevant: blobs fetched at once by a child, files ingested at once by mirror.
     #[serde(default = "default_parallel")]
     pub parallel: usize,
+    /// The same: how often a serving parent reads its zone, mirrors what changed and
+    /// publishes it. 0: never (mirror and publish by hand).
+    #[serde(default = "default_mirror_interval", with = "humantime_serde")]
+    pub mirror_interval: Duration,
+    /// The same: `status` warns when the zone was last read successfully longer ago.
+    #[serde(default = "default_stale_after", with = "humantime_serde")]
+    pub stale_after: Duration,
+    /// The same: which of the zone's products are mirrored, as glob patterns; one starting
+    /// with `!` excludes. The last pattern a product matches decides; none: excluded.
+    #[serde(default = "default_products")]
+    pub products: Vec<String>,
 }
 
 /// `[publish]`.
@@ -198,6 +213,10 @@ pub struct PublishSection {
     /// The same: a child warns when its version expires within this time.
     #[serde(default = "default_warn_before", with = "humantime_serde")]
     pub warn_before: Duration,
+    /// The same: how long a new revision of a delayed product waits before it is published
+    /// (`updhub products set P delayed`; `updhub release P` lets it go at once).
+    #[serde(default = "default_delay", with = "humantime_serde")]
+    pub delay: Duration,
 }
 
 /// `[licenses]`.
@@ -295,6 +314,18 @@ fn default_sync_interval() -> Duration {
 fn default_parallel() -> usize {
     4
 }
+fn default_mirror_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_stale_after() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_products() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_delay() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
 fn default_expires_in() -> Duration {
     Duration::from_secs(7 * 86400)
 }
@@ -323,6 +354,9 @@ impl Default for UpstreamSection {
             peer: None,
             sync_interval: default_sync_interval(),
             parallel: default_parallel(),
+            mirror_interval: default_mirror_interval(),
+            stale_after: default_stale_after(),
+            products: default_products(),
         }
     }
 }
@@ -333,6 +367,7 @@ impl Default for PublishSection {
             expires_in: default_expires_in(),
             auto_resign: true,
             warn_before: default_warn_before(),
+            delay: default_delay(),
         }
     }
 }
@@ -531,6 +566,9 @@ impl Config {
             ("upstream.sync_interval", self.upstream.sync_interval),
             ("publish.expires_in", self.publish.expires_in),
             ("publish.warn_before", self.publish.warn_before),
+            ("publish.delay", self.publish.delay),
+            ("upstream.mirror_interval", self.upstream.mirror_interval),
+            ("upstream.stale_after", self.upstream.stale_after),
             ("licenses.skew_margin", self.licenses.skew_margin),
             ("licenses.station_ttl", self.licenses.station_ttl),
             ("licenses.warn_before", self.licenses.warn_before),
@@ -548,6 +586,21 @@ impl Config {
                 "upstream.sync_interval",
                 humantime::format_duration(self.upstream.sync_interval).to_string(),
                 "must be at least 100ms, e.g. \"60s\"",
+            ));
+        }
+        let mi = self.upstream.mirror_interval;
+        if !mi.is_zero() && mi < Duration::from_secs(1) {
+            return Err(invalid(
+                "upstream.mirror_interval",
+                humantime::format_duration(mi).to_string(),
+                "must be at least 1s, e.g. \"1h\", or \"0s\" to mirror by hand only",
+            ));
+        }
+        if let Err(why) = crate::products::Filter::new(&self.upstream.products) {
+            return Err(invalid(
+                "upstream.products",
+                format!("{:?}", self.upstream.products),
+                &why,
             ));
         }
         if self.publish.expires_in < Duration::from_secs(1) {
@@ -633,9 +686,13 @@ impl Config {
             "server.name": self.server.name,
             "server.requests_per_second": self.server.requests_per_second,
             "upstream.sync_interval": self.upstream.sync_interval.as_millis() as u64,
+            "upstream.mirror_interval": self.upstream.mirror_interval.as_secs(),
+            "upstream.stale_after": self.upstream.stale_after.as_secs(),
+            "upstream.products": self.upstream.products,
             "publish.expires_in": self.publish.expires_in.as_secs(),
             "publish.auto_resign": self.publish.auto_resign,
             "publish.warn_before": self.publish.warn_before.as_secs(),
+            "publish.delay": self.publish.delay.as_secs(),
             "licenses.issuers": self.licenses.issuers,
             "licenses.skew_margin": self.licenses.skew_margin.as_secs(),
             "licenses.station_ttl": self.licenses.station_ttl.as_secs(),
@@ -694,6 +751,14 @@ zone = {zone:?}
 sync_interval = "{si}"
 # [irrelevant] Blobs fetched (child) or files ingested (mirror) at once.
 parallel = {par}
+# [same] How often a serving parent reads its zone, mirrors what changed and publishes it
+# (once it has published a version). "0s": mirror and publish by hand only.
+mirror_interval = "{mi}"
+# [same] `status` warns when the zone was last read successfully longer ago than this.
+stale_after = "{stale}"
+# [same] The zone's products to mirror, as glob patterns; "!" excludes. The last pattern a
+# product matches decides. `updhub products` lists them with their modes.
+products = {products}
 
 [publish]
 # [same] How long a signed published version stays valid.
@@ -702,6 +767,9 @@ expires_in = "{exp}"
 auto_resign = {ar}
 # [same] A child warns when its version expires within this time (parent down?).
 warn_before = "{wb}"
+# [same] How long a new revision of a delayed product (`updhub products set P delayed`)
+# waits before it is published; `updhub release P` lets it go at once.
+delay = "{delay}"
 
 [database]
 # [same] The database. "sqlite:FILE" (relative to the data folder) for a lone node; the
@@ -740,6 +808,10 @@ scrub_every = "{scrub_every}"
             zone = self.upstream.zone,
             si = d(self.upstream.sync_interval),
             par = self.upstream.parallel,
+            mi = d(self.upstream.mirror_interval),
+            stale = d(self.upstream.stale_after),
+            products = toml::Value::try_from(&self.upstream.products).expect("strings serialize"),
+            delay = d(self.publish.delay),
             exp = d(self.publish.expires_in),
             ar = self.publish.auto_resign,
             wb = d(self.publish.warn_before),

@@ -147,6 +147,15 @@ pub enum PeerIdentity {
     Member(String),
 }
 
+/// What one scheduled round (or `release`) did.
+#[derive(Debug, Serialize)]
+pub struct Update {
+    /// The mirror run.
+    pub mirrored: MirrorSummary,
+    /// The version published, if the content changed.
+    pub published: Option<Published>,
+}
+
 /// What `status` shows.
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -172,6 +181,9 @@ pub struct Status {
     pub store_damage: Option<String>,
     /// The last mirror run.
     pub mirrored: Option<crate::db::Mirrored>,
+    /// A parent whose zone was not read successfully for longer than `upstream.stale_after`,
+    /// or whose last scheduled run failed: what is wrong and what to do.
+    pub upstream_warning: Option<String>,
     /// The last sync attempt (a child).
     pub sync: Option<SyncState>,
     /// Children's last reports (a parent).
@@ -591,16 +603,197 @@ impl Hub {
     /// # Errors
     /// See [`mirror::mirror`].
     pub async fn mirror(&self, from: Option<&str>, progress: bool) -> Result<MirrorSummary, Error> {
-        let spec = from.unwrap_or(&self.config.upstream.zone);
+        self.mirror_run(from, progress, mirror::Run::Full).await
+    }
+
+    async fn mirror_run(
+        &self,
+        from: Option<&str>,
+        progress: bool,
+        run: mirror::Run,
+    ) -> Result<MirrorSummary, Error> {
+        let live = self.live();
+        let spec = from.unwrap_or(&live.upstream.zone);
         let zone = Zone::open(spec, &self.keys)?;
+        let policy = self.policy()?;
         Ok(mirror::mirror(
             &self.store,
             &self.db,
             &zone,
-            self.config.upstream.parallel,
+            live.upstream.parallel,
             progress,
+            &policy,
+            run,
         )
         .await?)
+    }
+
+    /// What decides which revision of each product the next version holds: the cluster's
+    /// settings and product modes, and the version it serves now.
+    ///
+    /// # Errors
+    /// Database errors, or the active version's manifest missing from this node's store.
+    pub fn policy(&self) -> Result<crate::products::Policy, Error> {
+        let live = self.live();
+        let active = match self.db.cluster_published()?.or(self.db.published()?) {
+            Some(p) => Some(self.manifest(&p.root).map_err(|e| {
+                Error::State(format!(
+                    "the cluster's version {} (root {}) is not whole in this node's store ({e}); a member catches up within seconds while it serves, then mirror again",
+                    p.number, p.root
+                ))
+            })?),
+            None => None,
+        };
+        Ok(crate::products::Policy {
+            filter: crate::products::Filter::new(&live.upstream.products)
+                .map_err(|e| Error::State(format!("upstream.products: {e}")))?,
+            modes: self.db.product_modes()?,
+            delay: live.publish.delay,
+            offered: self.db.offered()?,
+            active,
+        })
+    }
+
+    /// One scheduled round of a parent (and what `updhub release` runs): read the zone, mirror
+    /// what the products policy takes if it changed, and publish it if it differs from the
+    /// cluster's version. A round with nothing new reads only the zone index.
+    ///
+    /// # Errors
+    /// A child, zone, store and database errors; a failed round is recorded for `status`.
+    pub async fn update(&self) -> Result<Update, Error> {
+        if self.is_child() {
+            return Err(Error::State(
+                "this node follows a parent (upstream.parent is set): only the top parent mirrors and publishes".into(),
+            ));
+        }
+        let result = async {
+            let mirrored = self.mirror_run(None, false, mirror::Run::IfChanged).await?;
+            let active = self.db.cluster_published()?.map(|p| p.root);
+            let published = if active == Some(mirrored.root) {
+                None
+            } else {
+                Some(self.publish(None)?.0)
+            };
+            Ok::<_, Error>(Update {
+                mirrored,
+                published,
+            })
+        }
+        .await;
+        if let Err(e) = &result {
+            self.db.set_checked(Utc::now(), Some(&e.to_string()))?;
+        }
+        result
+    }
+
+    /// `products`: what the policy decides for each product, against the zone as it is now.
+    ///
+    /// # Errors
+    /// An unreadable zone, or database errors.
+    pub async fn products(&self) -> Result<Vec<crate::products::Decision>, Error> {
+        let zone = Zone::open(&self.live().upstream.zone, &self.keys)?;
+        let index = zone.index().await?;
+        Ok(self.policy()?.decide(&index, Utc::now()))
+    }
+
+    /// `products set PRODUCT MODE`, for the whole cluster.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn set_product_mode(
+        &self,
+        product: &str,
+        mode: crate::products::Mode,
+    ) -> Result<(), Error> {
+        crate::repo::check_name(product)
+            .map_err(|why| Error::State(format!("product {product:?}: {why}")))?;
+        Ok(self
+            .db
+            .set_product_mode(product, mode, self.id().as_str(), Utc::now())?)
+    }
+
+    /// `release PRODUCT`: take the zone's revision of a delayed or on-demand product now,
+    /// mirror and publish it. Returns the revision and the round's outcome.
+    ///
+    /// # Errors
+    /// A frozen product (thaw it first), a product the zone does not offer, or the round's
+    /// errors.
+    pub async fn release(&self, product: &str) -> Result<(String, Update), Error> {
+        let decision = self
+            .products()
+            .await?
+            .into_iter()
+            .find(|d| d.product == product)
+            .ok_or_else(|| {
+                Error::State(format!(
+                    "the zone offers no product {product:?}; `updhub products` lists them"
+                ))
+            })?;
+        let Some(revision) = decision.zone.clone() else {
+            return Err(Error::State(format!(
+                "the zone no longer offers {product}; nothing to release"
+            )));
+        };
+        if !decision.included {
+            return Err(Error::State(format!(
+                "{product} is excluded by upstream.products; include it there first"
+            )));
+        }
+        if decision.mode == crate::products::Mode::Frozen {
+            return Err(Error::State(format!(
+                "{product} is frozen at revision {}; `updhub products set {product} current` lets it follow the zone",
+                decision.current.as_deref().unwrap_or("(none)")
+            )));
+        }
+        self.db.release_revision(product, &revision, Utc::now())?;
+        Ok((revision, self.update().await?))
+    }
+
+    /// `publish --version N --product P`: roll one product back. The cluster's version with
+    /// `product`'s files as version `number` held them is published under the next number,
+    /// and the product is frozen there, so the next scheduled mirror does not move it again.
+    /// Returns the document, whether it is new and the product's revision.
+    ///
+    /// # Errors
+    /// No such version, a version without the product, nothing published yet, or the errors
+    /// of publishing.
+    pub fn publish_product_version(
+        &self,
+        number: u64,
+        product: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<(Published, bool, String), Error> {
+        let v = self.version_row(number)?;
+        let old = self.manifest(&v.root)?;
+        let active = self.db.cluster_published()?.ok_or_else(|| {
+            Error::State(
+                "nothing is published yet: publish a version before rolling a product back".into(),
+            )
+        })?;
+        let now = self.manifest(&active.root)?;
+        let wanted: Vec<_> = old
+            .entries
+            .iter()
+            .filter(|e| e.product == product)
+            .cloned()
+            .collect();
+        let Some(revision) = wanted.first().map(|e| e.revision.clone()) else {
+            return Err(Error::State(format!(
+                "version {number} holds no product {product:?}; `updhub versions` and `updhub products` show what each holds"
+            )));
+        };
+        let mut entries: Vec<_> = now
+            .entries
+            .into_iter()
+            .filter(|e| e.product != product)
+            .collect();
+        entries.extend(wanted);
+        let m = crate::repo::Manifest::new(entries)?;
+        let root = crate::id::Root(self.store.put_bytes(&m.canonical_bytes())?);
+        let (p, new) =
+            self.publish_root(root, m.entries.len() as u64, m.total_size(), expires_in)?;
+        self.set_product_mode(product, crate::products::Mode::Frozen)?;
+        Ok((p, new, revision))
     }
 
     /// `publish`: make the last mirrored manifest the next version and sign it.
@@ -626,16 +819,53 @@ impl Hub {
         number: u64,
         expires_in: Option<Duration>,
     ) -> Result<(Published, bool), Error> {
-        let v = self
-            .versions()?
+        self.rollback(number, expires_in)
+            .map(|(p, new, _)| (p, new))
+    }
+
+    /// [`Hub::publish_version`], which also freezes every product whose revision the rollback
+    /// changed (returned by name), so the next scheduled mirror does not undo it; `updhub
+    /// products set P current` lets a product follow the zone again.
+    ///
+    /// # Errors
+    /// See [`Hub::publish_version`].
+    pub fn rollback(
+        &self,
+        number: u64,
+        expires_in: Option<Duration>,
+    ) -> Result<(Published, bool, Vec<String>), Error> {
+        let v = self.version_row(number)?;
+        let before = match self.db.cluster_published()? {
+            Some(p) => self.manifest(&p.root)?.entries,
+            None => Vec::new(),
+        };
+        let (p, new) = self.publish_root(v.root, v.files, v.bytes, expires_in)?;
+        let revs = |entries: &[crate::repo::Entry]| -> std::collections::BTreeMap<String, String> {
+            entries
+                .iter()
+                .map(|e| (e.product.clone(), e.revision.clone()))
+                .collect()
+        };
+        let (was, now) = (revs(&before), revs(&self.manifest(&v.root)?.entries));
+        let mut frozen = Vec::new();
+        for (product, revision) in &now {
+            if was.get(product) != Some(revision) {
+                self.set_product_mode(product, crate::products::Mode::Frozen)?;
+                frozen.push(product.clone());
+            }
+        }
+        Ok((p, new, frozen))
+    }
+
+    fn version_row(&self, number: u64) -> Result<VersionRow, Error> {
+        self.versions()?
             .into_iter()
             .find(|v| v.number == number)
             .ok_or_else(|| {
                 Error::State(format!(
                     "there is no version {number}; `updhub versions` lists the versions held here"
                 ))
-            })?;
-        self.publish_root(v.root, v.files, v.bytes, expires_in)
+            })
     }
 
     fn publish_root(
@@ -834,6 +1064,42 @@ impl Hub {
         }
     }
 
+    /// `status`'s word on the upstream's freshness (a parent that mirrored at least once).
+    fn upstream_warning(&self, m: &Option<crate::db::Mirrored>) -> Option<String> {
+        let m = m.as_ref().filter(|_| !self.is_child())?;
+        let live = self.live();
+        let age = (Utc::now() - m.checked_at).to_std().unwrap_or_default();
+        let failed = m
+            .check_error
+            .as_ref()
+            .map(|e| format!("; the last scheduled run failed: {e}"))
+            .unwrap_or_default();
+        let round = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+        if age > live.upstream.stale_after {
+            let how = if live.upstream.mirror_interval.is_zero() {
+                "upstream.mirror_interval is 0, so only `updhub mirror` and `updhub publish` by hand update it".to_owned()
+            } else {
+                format!(
+                    "`serve` reads it every {}",
+                    round(live.upstream.mirror_interval)
+                )
+            };
+            return Some(format!(
+                "stale: the zone {} was last read successfully {} ago (upstream.stale_after is {}), so the anti-virus bases may be out of date; {how}{failed}",
+                m.zone,
+                round(age),
+                round(live.upstream.stale_after)
+            ));
+        }
+        (!failed.is_empty()).then(|| {
+            format!(
+                "the zone {} was last read successfully {} ago{failed}",
+                m.zone,
+                round(age)
+            )
+        })
+    }
+
     /// The current version and its manifest.
     ///
     /// # Errors
@@ -1014,6 +1280,7 @@ impl Hub {
 
     pub fn status(&self) -> Result<Status, Error> {
         let current = self.db.published()?;
+        let mirrored = self.db.mirrored()?;
         let live = self.live();
         let digest = live.same_digest();
         let children = self
@@ -1063,7 +1330,8 @@ impl Hub {
                 )
             }),
             ca_rotation: self.ca_rotation()?,
-            mirrored: self.db.mirrored()?,
+            upstream_warning: self.upstream_warning(&mirrored),
+            mirrored,
             sync: self.db.sync_state()?,
             children,
             demo_issuer_trusted: live.trusts_demo_issuer(),

@@ -38,6 +38,7 @@ pub mod lock;
 pub mod mirror;
 pub mod node;
 pub mod peer;
+pub mod products;
 pub mod proto;
 pub mod repo;
 pub mod server;

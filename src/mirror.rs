@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::{Db, DbError, Mirrored};
 use crate::id::{BlobId, Root};
+use crate::products::{Decision, Policy, Take};
 use crate::repo::{Entry, Manifest, RepoError};
 use crate::store::{Expect, Store, StoreError};
 use crate::zone::{FileList, Zone, ZoneError, ZoneFile, ZoneProduct};
@@ -95,10 +96,32 @@ pub struct MirrorSummary {
     pub stored_bytes: u64,
     /// Wall time.
     pub seconds: f64,
+    /// Whether the run stopped after the zone index: the products policy would take exactly
+    /// what was mirrored last time (a scheduled run, see [`Run::IfChanged`]).
+    pub unchanged: bool,
+    /// What the products policy decided for each product.
+    pub products: Vec<Decision>,
+}
+
+/// How much of the zone a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// Every file list, and every stored blob's size checked: `updhub mirror`.
+    Full,
+    /// Only the zone index when the policy would take what was mirrored last time: the
+    /// scheduled run of `serve`.
+    IfChanged,
 }
 
 impl std::fmt::Display for MirrorSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.unchanged {
+            return write!(
+                f,
+                "zone unchanged: {} files, {} bytes, root {} (read the zone index only, in {:.3} s)",
+                self.files, self.bytes, self.root, self.seconds
+            );
+        }
         write!(
             f,
             "mirrored {} files, {} bytes, {} new files, {} new bytes ({} stored), in {:.2} s; root {}",
@@ -107,8 +130,9 @@ impl std::fmt::Display for MirrorSummary {
     }
 }
 
-/// Mirror `zone` into `store` and record the result as the next version to publish.
-/// With `progress`, a bar is drawn on a terminal.
+/// Mirror `zone` into `store` as the products `policy` decides (each product at the zone's
+/// revision, or kept as the active version holds it, or left out) and record the result as
+/// the next version to publish. With `progress`, a bar is drawn on a terminal.
 ///
 /// # Errors
 /// A bad zone, a missing file, a size or hash mismatch, or store and database errors. The
@@ -119,21 +143,81 @@ pub async fn mirror(
     zone: &Zone,
     parallel: usize,
     progress: bool,
+    policy: &Policy,
+    run: Run,
 ) -> Result<MirrorSummary, MirrorError> {
     let started = Instant::now();
     let index = zone.index().await?;
-    // Read every file list, then check each entry the same way whether its content is new or
-    // already stored, before storing anything: a malformed zone leaves the store as it was.
+    let now = chrono::Utc::now();
+    let products = policy.decide(&index, now);
+    let waiting: Vec<(String, String)> = products
+        .iter()
+        .filter_map(|d| Some((d.product.clone(), d.waiting.as_ref()?.revision.clone())))
+        .collect();
+    db.note_offered(&waiting, now)?;
+    // A scheduled run reuses what the last run mirrored from this zone: a zone never changes
+    // a revision's files once it offered them, so only products at a new revision are read.
+    let last = match run {
+        Run::IfChanged => last_mirrored(store, db, zone)?,
+        Run::Full => None,
+    };
+    if let Some((last, manifest)) = &last {
+        if crate::products::unchanged(policy, &products, manifest) {
+            let last = last.clone();
+            db.set_checked(now, None)?;
+            return Ok(MirrorSummary {
+                root: last.root,
+                files: last.files,
+                bytes: last.bytes,
+                new_files: 0,
+                new_bytes: 0,
+                stored_bytes: 0,
+                seconds: started.elapsed().as_secs_f64(),
+                unchanged: true,
+                products,
+            });
+        }
+    }
+    // Read every file list the policy takes, then check each entry the same way whether its
+    // content is new or already stored, before storing anything: a malformed zone leaves the
+    // store as it was.
     let mut lists = Vec::new();
-    for product in &index.products {
-        lists.push((product.clone(), zone.files(product).await?));
+    let mut kept = Vec::new();
+    for d in &products {
+        let reuse = last.as_ref().map(|(_, m)| {
+            m.entries
+                .iter()
+                .filter(|e| {
+                    e.product == d.product && Some(e.revision.as_str()) == d.zone.as_deref()
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+        match d.take {
+            Take::Zone if reuse.as_ref().is_some_and(|r| !r.is_empty()) => {
+                kept.extend(reuse.expect("just checked"));
+            }
+            Take::Zone => {
+                let product = index
+                    .products
+                    .iter()
+                    .find(|p| p.name == d.product)
+                    .expect("the zone offers what the policy takes from it");
+                lists.push((product.clone(), zone.files(product).await?));
+            }
+            Take::Keep => kept.extend(policy.kept(&d.product)),
+            Take::Leave => {}
+        }
     }
     let (check_zone, check_store) = (zone.clone(), store.clone());
-    let (entries, mut work) = tokio::task::spawn_blocking(move || {
+    let (mut entries, mut work) = tokio::task::spawn_blocking(move || {
         check_entries(&check_zone, &check_store, lists, parallel)
     })
     .await
     .map_err(|e| MirrorError::Worker(e.to_string()))??;
+    // Kept and reused files are those of the active version or of the last run: their blobs
+    // are stored (publish checks them again).
+    entries.extend(kept);
     let manifest = Manifest::new(entries)?;
     // The same content may sit at several paths: read it once.
     work.sort_by_key(|w| w.1.blake3);
@@ -210,15 +294,7 @@ pub async fn mirror(
     let root = Root(store.put_bytes(&manifest.canonical_bytes())?);
     let files = manifest.entries.len() as u64;
     let bytes = manifest.total_size();
-    db.set_mirrored(
-        &Mirrored {
-            root,
-            zone: zone.describe(),
-            files,
-            bytes,
-        },
-        chrono::Utc::now(),
-    )?;
+    db.set_mirrored(root, &zone.describe(), files, bytes, chrono::Utc::now())?;
     Ok(MirrorSummary {
         root,
         files,
@@ -227,7 +303,26 @@ pub async fn mirror(
         new_bytes,
         stored_bytes: stored.iter().sum(),
         seconds: started.elapsed().as_secs_f64(),
+        unchanged: false,
+        products,
     })
+}
+
+/// The last mirror run and its manifest, if it mirrored `zone` and the manifest is still
+/// stored and whole.
+fn last_mirrored(
+    store: &Store,
+    db: &Db,
+    zone: &Zone,
+) -> Result<Option<(Mirrored, Manifest)>, MirrorError> {
+    let Some(last) = db.mirrored()? else {
+        return Ok(None);
+    };
+    if last.zone != zone.describe() || !store.contains(&last.root.0) {
+        return Ok(None);
+    }
+    let bytes = store.read_bytes(&last.root.0)?;
+    Ok(Manifest::parse(&bytes, &last.root).ok().map(|m| (last, m)))
 }
 
 /// What a zone's entries make: the manifest entries, and the files whose content is not

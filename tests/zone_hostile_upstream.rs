@@ -208,7 +208,9 @@ async fn a_stalled_https_upstream_ends_the_mirror_with_an_error_instead_of_hangi
     // The upstream sends half of a.vdb, then nothing for an hour.
     let zone =
         updhub::zone::Zone::open_with_stall(&url, &hub.keys, Duration::from_secs(1)).unwrap();
-    let err = updhub::mirror::mirror(&hub.store, &hub.db, &zone, 4, false)
+    let policy = hub.policy().unwrap();
+    let full = updhub::mirror::Run::Full;
+    let err = updhub::mirror::mirror(&hub.store, &hub.db, &zone, 4, false, &policy, full)
         .await
         .unwrap_err()
         .to_string();

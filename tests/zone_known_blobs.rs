@@ -112,15 +112,7 @@ async fn publish_refuses_a_manifest_whose_sizes_disagree_with_its_blobs() {
     let bad = updhub::repo::Manifest::new(entries).unwrap();
     let root = updhub::id::Root(hub.store.put_bytes(&bad.canonical_bytes()).unwrap());
     hub.db
-        .set_mirrored(
-            &updhub::db::Mirrored {
-                root,
-                zone: "test".into(),
-                files: 2,
-                bytes: bad.total_size(),
-            },
-            chrono::Utc::now(),
-        )
+        .set_mirrored(root, "test", 2, bad.total_size(), chrono::Utc::now())
         .unwrap();
     let err = hub.publish(None).unwrap_err().to_string();
     assert!(

@@ -10,6 +10,7 @@
 mod join;
 mod license;
 mod link;
+mod products;
 mod render;
 mod serve;
 
@@ -126,6 +127,24 @@ pub enum Command {
         /// number (children never accept a lower number, so a rollback moves forward).
         #[arg(long)]
         version: Option<u64>,
+        /// With --version: roll back only this product (the rest stays as published) and
+        /// freeze it there.
+        #[arg(long, requires = "version")]
+        product: Option<String>,
+    },
+    /// Each product: its mode, the revision published, the zone's, and what the next
+    /// version takes.
+    Products {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<products::ProductsCommand>,
+    },
+    /// Take a delayed or on-demand product's new revision now: mirror and publish it.
+    Release {
+        /// The product, as the zone names it.
+        product: String,
     },
     /// Rehash every stored blob and name the damaged ones (and the versions that need
     /// them). Safe while `serve` runs.
@@ -452,15 +471,38 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 .mirror(from.as_deref(), std::io::stderr().is_terminal())
                 .await?;
             out!("{s}");
+            products::notes(&s.products)?;
         }
         Command::Publish {
             expires_in,
-            version,
+            version: Some(n),
+            product: Some(product),
         } => {
             let hub = Hub::open(&data)?;
-            let (p, new) = match version {
-                Some(n) => hub.publish_version(n, expires_in)?,
-                None => hub.publish(expires_in)?,
+            let (p, new, revision) = hub.publish_product_version(n, &product, expires_in)?;
+            out!(
+                "{} version {} root {} expires {}: {product} at revision {revision} (as in version {n}), the other products as they were",
+                if new { "published" } else { "re-signed" },
+                p.number,
+                p.root,
+                p.expires
+            );
+            out!("{product} is now frozen at revision {revision}, so scheduled mirroring leaves it there; `updhub products set {product} current` lets it follow the zone again");
+        }
+        Command::Products { json, command } => products::products(&data, json, command).await?,
+        Command::Release { product } => products::release(&data, &product).await?,
+        Command::Publish {
+            expires_in,
+            version,
+            product: _,
+        } => {
+            let hub = Hub::open(&data)?;
+            let (p, new, frozen) = match version {
+                Some(n) => hub.rollback(n, expires_in)?,
+                None => {
+                    let (p, new) = hub.publish(expires_in)?;
+                    (p, new, Vec::new())
+                }
             };
             out!(
                 "{} version {} root {} expires {}{}",
@@ -475,6 +517,12 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     ))
                     .unwrap_or_default()
             );
+            if !frozen.is_empty() {
+                out!(
+                    "frozen where the rollback put them, so scheduled mirroring leaves them there: {}; `updhub products set PRODUCT current` lets one follow the zone again",
+                    frozen.join(", ")
+                );
+            }
         }
         Command::Verify { repair, json } => verify(&data, repair, json).await?,
         Command::Versions { json } => {

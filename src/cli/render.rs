@@ -31,6 +31,17 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     if let Some(d) = &s.store_damage {
         out!("STORE: {d}");
     }
+    if let Some(m) = s.mirrored.as_ref().filter(|_| s.role == "parent") {
+        out!(
+            "upstream {}: last read {}, content last changed {}",
+            m.zone,
+            m.checked_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            m.at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
+    if let Some(w) = &s.upstream_warning {
+        out!("UPSTREAM: {w}");
+    }
     if s.demo_issuer_trusted {
         out!("{DEMO_LICENSES}");
     }

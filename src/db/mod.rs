@@ -21,6 +21,7 @@ pub mod license_sources;
 pub mod links;
 mod migrate;
 pub mod postgres;
+mod products;
 mod settings;
 pub mod sql;
 mod sqlite;

@@ -49,6 +49,12 @@ pub struct Mirrored {
     pub files: u64,
     /// Bytes.
     pub bytes: u64,
+    /// When the mirrored content last changed.
+    pub at: DateTime<Utc>,
+    /// When the zone was last read successfully, changed or not.
+    pub checked_at: DateTime<Utc>,
+    /// Why the last scheduled run failed, if it did.
+    pub check_error: Option<String>,
 }
 
 /// The advisory lock that serializes publishing on PostgreSQL ("updpub" in ASCII).
@@ -63,15 +69,47 @@ impl Db {
     ///
     /// # Errors
     /// Database errors.
-    pub fn set_mirrored(&self, m: &Mirrored, now: DateTime<Utc>) -> Result<(), DbError> {
+    pub fn set_mirrored(
+        &self,
+        root: Root,
+        zone: &str,
+        files: u64,
+        bytes: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
         let id = self.server.as_str();
         self.write(|c| {
             c.exec(
-                "INSERT INTO mirrored(server_id, root, zone, files, bytes, at) VALUES ($1,$2,$3,$4,$5,$6)
+                "INSERT INTO mirrored(server_id, root, zone, files, bytes, at, checked_at, check_error)
+                 VALUES ($1,$2,$3,$4,$5,$6,$6,NULL)
                  ON CONFLICT(server_id) DO UPDATE SET root=excluded.root, zone=excluded.zone,
-                   files=excluded.files, bytes=excluded.bytes, at=excluded.at",
-                args![id, m.root.to_string(), m.zone, m.files, m.bytes, now],
+                   files=excluded.files, bytes=excluded.bytes, at=excluded.at,
+                   checked_at=excluded.checked_at, check_error=NULL",
+                args![id, root.to_string(), zone, files, bytes, now],
             )
+            .map(drop)
+        })
+    }
+
+    /// Record a read of the zone that changed nothing (`error` none), or a failed scheduled
+    /// run (`error`: why; the time of the last good read stays). A node that never mirrored
+    /// has no row, and nothing is recorded.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn set_checked(&self, now: DateTime<Utc>, error: Option<&str>) -> Result<(), DbError> {
+        let id = self.server.as_str();
+        self.write(|c| {
+            match error {
+                None => c.exec(
+                    "UPDATE mirrored SET checked_at=$2, check_error=NULL WHERE server_id=$1",
+                    args![id, now],
+                ),
+                Some(e) => c.exec(
+                    "UPDATE mirrored SET check_error=$2 WHERE server_id=$1",
+                    args![id, e],
+                ),
+            }
             .map(drop)
         })
     }
@@ -83,20 +121,31 @@ impl Db {
     pub fn mirrored(&self) -> Result<Option<Mirrored>, DbError> {
         let row = self.read(|c| {
             c.row(
-                "SELECT root, zone, files, bytes FROM mirrored WHERE server_id=$1",
+                "SELECT root, zone, files, bytes, at, checked_at, check_error FROM mirrored WHERE server_id=$1",
                 args![self.server.as_str()],
             )?
-            .map(|r| Ok((r.get::<String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map(|r| {
+                Ok((
+                    (r.get::<String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                    (r.get::<DateTime<Utc>>(4)?, r.get::<Option<DateTime<Utc>>>(5)?, r.get(6)?),
+                ))
+            })
             .transpose()
         })?;
-        row.map(|(root, zone, files, bytes)| {
-            Ok(Mirrored {
-                root: root.parse().map_err(|e| self.damaged("mirrored.root", e))?,
-                zone,
-                files,
-                bytes,
-            })
-        })
+        row.map(
+            |((root, zone, files, bytes), (at, checked_at, check_error))| {
+                Ok(Mirrored {
+                    root: root.parse().map_err(|e| self.damaged("mirrored.root", e))?,
+                    zone,
+                    files,
+                    bytes,
+                    at,
+                    // Rows from before schema 10 were checked when they were mirrored.
+                    checked_at: checked_at.unwrap_or(at),
+                    check_error,
+                })
+            },
+        )
         .transpose()
     }
 

@@ -119,6 +119,11 @@ pub async fn run_with(
         }
         None => {
             tasks.spawn(tasks::run(Resign(hub.clone()), stop_rx.clone()));
+            let mirror = tasks::Mirror {
+                hub: hub.clone(),
+                retry_at: None,
+            };
+            tasks.spawn(tasks::run(mirror, stop_rx.clone()));
         }
     }
     let result = server::run_face(Face::Interserver, listener, hub, stats, limits, shutdown).await;

@@ -95,7 +95,7 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         name: "mirrored", key: "server_id", owner: Owner::Node, write: Write::AsIs,
-        columns: &["root", "zone", "files", "bytes", "at"],
+        columns: &["root", "zone", "files", "bytes", "at", "checked_at", "check_error"],
         unique: &[&[]],
     },
     Table {
@@ -162,6 +162,14 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
     (
         "grant_feed_epochs",
         "the cluster's epoch applies: a receiver's cursor from this node carries another and gets a full answer once",
+    ),
+    (
+        "product_modes",
+        "the cluster's product modes apply (`updhub products`); this node's stay in its old database",
+    ),
+    (
+        "product_revisions",
+        "the cluster's delayed revisions apply; a revision this node had waiting is seen anew",
     ),
     (
         "grant_cursors",
