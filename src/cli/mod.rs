@@ -141,6 +141,10 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<products::ProductsCommand>,
     },
+    /// One round of what a parent's `serve` does every upstream.mirror_interval: read the
+    /// zone, mirror what the products policy takes if it changed, publish it if it differs
+    /// from the cluster's version (for cron, with mirror_interval "0s").
+    Update,
     /// Take a delayed or on-demand product's new revision now: mirror and publish it.
     Release {
         /// The product, as the zone names it.
@@ -491,6 +495,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         }
         Command::Products { json, command } => products::products(&data, json, command).await?,
         Command::Release { product } => products::release(&data, &product).await?,
+        Command::Update => products::update(&data).await?,
         Command::Publish {
             expires_in,
             version,

@@ -72,9 +72,18 @@ pub(super) async fn release(data: &std::path::Path, product: &str) -> Result<()>
     let hub = Hub::open(data)?;
     let (revision, u) = hub.release(product).await?;
     out!("released {product} revision {revision}");
+    round(&u)
+}
+
+/// `update`.
+pub(super) async fn update(data: &std::path::Path) -> Result<()> {
+    round(&Hub::open(data)?.update().await?)
+}
+
+fn round(u: &crate::hub::Update) -> Result<()> {
     out!("{}", u.mirrored);
     notes(&u.mirrored.products)?;
-    match u.published {
+    match &u.published {
         Some(p) => out!(
             "published version {} root {} expires {}",
             p.number,
