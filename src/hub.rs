@@ -187,6 +187,8 @@ pub struct Status {
     pub cluster_id: String,
     /// The cluster's members, as they last recorded themselves.
     pub members: Vec<MemberStatus>,
+    /// This node's last garbage collection (`updhub gc` or `serve`'s periodic one).
+    pub last_gc: Option<crate::gc::Last>,
 }
 
 /// How a membership row names a key or CA file: blake3 of its bytes, 16 hex digits.
@@ -635,6 +637,13 @@ impl Hub {
                     "there is no version {number}; `updhub versions` lists the versions held here"
                 ))
             })?;
+        if !self.store.contains(&v.root.0) {
+            return Err(Error::State(format!(
+                "version {number} (root {}) was removed by garbage collection: retention keeps the last {} versions (store.keep_versions) plus the active and mirrored ones, and its content is no longer in this store; publish a newer version from `updhub versions`, or mirror that content again (`updhub mirror --from ZONE`, then `updhub publish`); raise store.keep_versions to keep more versions for rollback",
+                v.root,
+                self.live().store.keep_versions
+            )));
+        }
         self.publish_root(v.root, v.files, v.bytes, expires_in)
     }
 
@@ -1080,6 +1089,7 @@ impl Hub {
                     member: m,
                 })
                 .collect(),
+            last_gc: crate::gc::last(&self.data),
         })
     }
 }
