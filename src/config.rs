@@ -581,6 +581,13 @@ impl Config {
                 "must be at least 1 (the active version is always kept anyway), e.g. 5",
             ));
         }
+        if !self.store.gc_every.is_zero() && self.store.gc_every < Duration::from_millis(100) {
+            return Err(invalid(
+                "store.gc_every",
+                humantime::format_duration(self.store.gc_every).to_string(),
+                "must be at least 100ms, e.g. \"1h\", or \"0s\" to turn the periodic run off",
+            ));
+        }
         if self.upstream.sync_interval < Duration::from_millis(100) {
             return Err(invalid(
                 "upstream.sync_interval",
@@ -820,6 +827,48 @@ gc_grace = "{gc_grace}"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_settings_round_trip_are_checked_and_keep_versions_is_shared() {
+        let mut c = Config::new(ServerId::new("n1").unwrap(), None);
+        assert_eq!(
+            (c.store.keep_versions, c.store.gc_every, c.store.gc_grace),
+            (5, Duration::from_secs(3600), Duration::from_secs(3600))
+        );
+        c.store.keep_versions = 2;
+        c.store.gc_every = Duration::ZERO;
+        c.store.gc_grace = Duration::from_secs(600);
+        let back = Config::parse(&c.to_commented_toml(), Path::new("t.toml")).unwrap();
+        assert_eq!(
+            (
+                back.store.keep_versions,
+                back.store.gc_every,
+                back.store.gc_grace
+            ),
+            (2, Duration::ZERO, Duration::from_secs(600))
+        );
+        assert_eq!(back.same_settings()["store.keep_versions"], 2);
+        let shared = back.with_setting("store.keep_versions", "7").unwrap();
+        assert_eq!(shared.store.keep_versions, 7);
+        let err = back
+            .with_setting("store.keep_versions", "0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.keep_versions") && err.contains("at least 1"),
+            "{err}"
+        );
+        let text = c
+            .to_commented_toml()
+            .replace("gc_every = \"0s\"", "gc_every = \"10ms\"");
+        let err = Config::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.gc_every") && err.contains("0s"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_database_url_comes_from_url_file_when_set_and_bad_urls_name_the_setting() {

@@ -742,14 +742,26 @@ impl Store {
         moved: &Path,
         grace: std::time::Duration,
     ) -> Result<Collected, StoreError> {
-        let meta = fs::metadata(moved).map_err(io_err(moved))?;
+        // Another collector (`serve`'s and `updhub gc` at once) may settle this file first.
+        let gone = |e: io::Error, path: &Path| match e.kind() {
+            io::ErrorKind::NotFound => Ok(Collected::Gone),
+            _ => Err(io_err(path)(e)),
+        };
+        let meta = match fs::metadata(moved) {
+            Ok(m) => m,
+            Err(e) => return gone(e, moved),
+        };
         let dest = self.blob_path(id);
         if age_of(&meta) < grace && !dest.exists() {
-            fs::rename(moved, &dest).map_err(io_err(&dest))?;
-            return Ok(Collected::Young);
+            return match fs::rename(moved, &dest) {
+                Ok(()) => Ok(Collected::Young),
+                Err(e) => gone(e, &dest),
+            };
         }
-        fs::remove_file(moved).map_err(io_err(moved))?;
-        Ok(Collected::Removed(meta.len()))
+        match fs::remove_file(moved) {
+            Ok(()) => Ok(Collected::Removed(meta.len())),
+            Err(e) => gone(e, moved),
+        }
     }
 
     /// Settle the blobs a collector killed mid-way left in `store/gc/` (see

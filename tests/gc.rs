@@ -352,3 +352,31 @@ async fn the_gc_command_runs_beside_a_live_serve_on_the_same_data_folder() {
     let hub = Hub::open(&data).unwrap();
     assert_eq!(tree(&checkout(&hub, dir.path(), "after")), want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_collects_by_itself_every_gc_every() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = parent_with_versions(dir.path(), 2, 3, |s| {
+        s.keep_versions = 1;
+        s.gc_grace = Duration::ZERO;
+        s.gc_every = Duration::from_millis(200);
+    })
+    .await;
+    let old: Vec<BlobId> = blobs_of(&parent, 1)
+        .difference(&blobs_of(&parent, 2))
+        .copied()
+        .collect();
+    assert!(!old.is_empty());
+    let want = tree(&checkout(&parent, dir.path(), "before"));
+    let srv = start(parent.clone()).await;
+    wait_for("serve's periodic gc to remove version 1's blobs", || {
+        old.iter().all(|b| !parent.store.contains(b))
+    })
+    .await;
+    wait_for("the last gc in status", || {
+        parent.status().unwrap().last_gc.is_some()
+    })
+    .await;
+    assert_eq!(tree(&checkout(&parent, dir.path(), "after")), want);
+    srv.stop().await;
+}
