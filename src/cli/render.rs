@@ -186,14 +186,17 @@ pub(super) fn gc(r: &crate::gc::Report, s: &crate::config::StoreSection) -> Resu
     );
     for k in &r.kept {
         out!(
-            "  {:<14} root {}  {} blobs  {}",
+            "  {:<14} root {}  {}  {}",
             if k.numbers.is_empty() {
                 "(unpublished)".to_owned()
             } else {
                 format!("version {}", numbers(&k.numbers))
             },
             k.root,
-            k.blobs,
+            match k.blobs {
+                0 => "not held here".to_owned(),
+                n => format!("{n} blobs"),
+            },
             k.reasons
                 .iter()
                 .map(ToString::to_string)
