@@ -255,13 +255,13 @@ pub fn run(hub: &Hub, dry_run: bool) -> Result<Report, GcError> {
     for (root, reasons) in &keep {
         let blobs = match crate::verify::version_blobs(&hub.store, root) {
             Ok(b) => b,
-            // Quarantined as damaged: it comes back, and so must find its blobs.
-            Err(StoreError::Missing(_)) if hub.store.is_quarantined(&root.0) => {
-                return Err(unreadable(root, reasons, "it is quarantined as damaged"))
-            }
-            // Never held here, or collected before (a child still reports it): no blob of it
-            // is needed. The version this node serves is always held.
+            // Never held here, collected before, or quarantined and beyond repair (an old
+            // version the zone no longer has): none of its blobs is needed; whatever later
+            // repairs its manifest fetches them again too. The version this node serves is
+            // different: its manifest comes back at the next sync or `verify --repair`, and
+            // must find its blobs.
             Err(StoreError::Missing(_)) if !reasons.contains(&Reason::Active) => Vec::new(),
+            // Damaged (not yet quarantined): `verify --repair` settles it either way.
             Err(e) => return Err(unreadable(root, reasons, &e.to_string())),
         };
         let mut numbers: Vec<u64> = sources

@@ -823,19 +823,6 @@ impl Store {
         Ok((n, bytes))
     }
 
-    /// Whether a copy of blob `id` sits in `store/quarantine/` (taken out of service as
-    /// damaged, to be fetched again): it is missing for now, not gone for good.
-    pub fn is_quarantined(&self, id: &BlobId) -> bool {
-        let prefix = format!("{}.", id.to_hex());
-        fs::read_dir(self.dir.join("quarantine")).is_ok_and(|entries| {
-            entries.flatten().any(|e| {
-                e.file_name()
-                    .to_str()
-                    .is_some_and(|n| n.starts_with(&prefix))
-            })
-        })
-    }
-
     /// Every stored blob id (for `verify` and garbage collection).
     ///
     /// # Errors

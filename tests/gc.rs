@@ -56,6 +56,15 @@ async fn parent_with_versions(
     parent
 }
 
+/// Store settings keeping the last `n` versions and sparing nothing for its age: the old
+/// versions' blobs are garbage the moment a run starts.
+fn keep_last(n: usize) -> impl FnOnce(&mut updhub::config::StoreSection) {
+    move |s| {
+        s.keep_versions = n;
+        s.gc_grace = Duration::ZERO;
+    }
+}
+
 /// Every blob version `number` of `hub` needs (by the one function that says it).
 fn blobs_of(hub: &Hub, number: u64) -> BTreeSet<BlobId> {
     let v = hub
@@ -73,13 +82,7 @@ fn blobs_of(hub: &Hub, number: u64) -> BTreeSet<BlobId> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_while_a_full_sync_is_running_loses_nothing_and_frees_the_old_versions_blobs() {
     let dir = tempfile::tempdir().unwrap();
-    // Keep only the newest version and spare nothing for its age: the old versions' blobs
-    // are garbage the moment the run starts.
-    let parent = parent_with_versions(dir.path(), 4, 120, |s| {
-        s.keep_versions = 1;
-        s.gc_grace = Duration::ZERO;
-    })
-    .await;
+    let parent = parent_with_versions(dir.path(), 4, 120, keep_last(1)).await;
     let live: BTreeSet<BlobId> = blobs_of(&parent, 4);
     let mut old: BTreeSet<BlobId> = BTreeSet::new();
     for n in 1..=3 {
@@ -152,11 +155,7 @@ async fn gc_while_a_full_sync_is_running_loses_nothing_and_frees_the_old_version
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_keeps_the_last_n_the_active_and_the_mirrored_and_a_dry_run_removes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let parent = parent_with_versions(dir.path(), 4, 5, |s| {
-        s.keep_versions = 2;
-        s.gc_grace = Duration::ZERO;
-    })
-    .await;
+    let parent = parent_with_versions(dir.path(), 4, 5, keep_last(2)).await;
     // Revision 5 mirrored, not published.
     zone_revision(dir.path(), 5, 5);
     let mirrored = parent.mirror(None, false).await.unwrap().root;
@@ -302,11 +301,7 @@ async fn an_unreferenced_blob_younger_than_grace_is_kept_and_a_reused_one_is_you
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_a_collected_version_says_it_is_gone_and_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    let parent = parent_with_versions(dir.path(), 3, 2, |s| {
-        s.keep_versions = 1;
-        s.gc_grace = Duration::ZERO;
-    })
-    .await;
+    let parent = parent_with_versions(dir.path(), 3, 2, keep_last(1)).await;
     let r = updhub::gc::run(&parent, false).unwrap();
     assert_eq!(r.dropped_versions, vec![1, 2]);
     let err = parent.publish_version(1, None).unwrap_err().to_string();
@@ -324,11 +319,7 @@ async fn publishing_a_collected_version_says_it_is_gone_and_what_to_do() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gc_command_runs_beside_a_live_serve_on_the_same_data_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let parent = parent_with_versions(dir.path(), 2, 2, |s| {
-        s.keep_versions = 1;
-        s.gc_grace = Duration::ZERO;
-    })
-    .await;
+    let parent = parent_with_versions(dir.path(), 2, 2, keep_last(1)).await;
     let data = parent.data.clone();
     let want = tree(&checkout(&parent, dir.path(), "before"));
     drop(parent);
@@ -357,8 +348,7 @@ async fn the_gc_command_runs_beside_a_live_serve_on_the_same_data_folder() {
 async fn serve_collects_by_itself_every_gc_every() {
     let dir = tempfile::tempdir().unwrap();
     let parent = parent_with_versions(dir.path(), 2, 3, |s| {
-        s.keep_versions = 1;
-        s.gc_grace = Duration::ZERO;
+        keep_last(1)(s);
         s.gc_every = Duration::from_millis(200);
     })
     .await;
@@ -379,4 +369,28 @@ async fn serve_collects_by_itself_every_gc_every() {
     .await;
     assert_eq!(tree(&checkout(&parent, dir.path(), "after")), want);
     srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_nothing_while_the_served_versions_manifest_is_out_of_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = parent_with_versions(dir.path(), 2, 3, keep_last(1)).await;
+    let active = parent.db.published().unwrap().unwrap().root;
+    // The scrub found the served version's manifest damaged and took it out of service:
+    // which blobs that version needs is unknown until it is fetched again.
+    parent.store.quarantine(&active.0).unwrap().unwrap();
+    let before = blobs(&parent);
+    let err = updhub::gc::run(&parent, false).unwrap_err().to_string();
+    assert!(
+        err.contains("removed nothing")
+            && err.contains(&active.to_string())
+            && err.contains("verify --repair"),
+        "{err}"
+    );
+    assert_eq!(blobs(&parent), before);
+    // The repair (a parent mirrors again) brings the manifest back; gc goes on.
+    parent.mirror(None, false).await.unwrap();
+    let r = updhub::gc::run(&parent, false).unwrap();
+    assert_eq!(r.dropped_versions, vec![1]);
+    assert!(parent.store.contains(&active.0));
 }
