@@ -5,6 +5,10 @@
 //! failure, and locked while written so that [`Store::open`] removes the ones a killed process
 //! left), fsync, rename into place, fsync the folder. Content is hashed and compressed while
 //! it streams through in [`CHUNK`]-sized pieces, so no blob is ever held whole in memory.
+//!
+//! A blob's file age (mtime) is what garbage collection ([`crate::gc`]) spares young blobs
+//! by: writing a blob or reusing it ([`Store::hold`]) makes it young, and
+//! [`Store::collect`] removes an old one in two steps that a concurrent reuse cannot race.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
