@@ -470,7 +470,7 @@ async fn fetch_blob(
     id: BlobId,
     size: u64,
 ) -> Result<(u64, bool), SyncError> {
-    if store.contains(&id) {
+    if store.hold(&id) {
         // Another transfer (a concurrent sync) stored it meanwhile.
         return Ok((0, false));
     }
@@ -854,7 +854,7 @@ async fn fetch_and_switch(
     p: &Published,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let manifest = if hub.store.contains(&p.root.0) {
+    let manifest = if hub.store.hold(&p.root.0) {
         let root = p.root;
         let bytes = blocking(hub, move |h| h.store.read_bytes(&root.0)).await?;
         Manifest::parse(&bytes, &p.root)?
@@ -870,7 +870,8 @@ async fn fetch_and_switch(
     let mut missing: Vec<(BlobId, u64)> = manifest
         .blobs()
         .into_iter()
-        .filter(|(id, _)| !hub.store.contains(id))
+        // A blob already stored is reused: `hold` refreshes its age for garbage collection.
+        .filter(|(id, _)| !hub.store.hold(id))
         .collect();
     if let (None, Some((id, _))) = (from, missing.first()) {
         return Err(StoreError::Missing(*id).into());
@@ -888,6 +889,13 @@ async fn fetch_and_switch(
         report.bytes = results.iter().map(|r| r.0).sum();
         report.resumed = results.iter().filter(|r| r.1).count() as u64;
     }
+    // Every blob once more, just before the switch: a sync longer than `store.gc_grace` may
+    // have seen an early blob collected (the version was not recorded yet); the next sync
+    // then fetches it again rather than switch to a version missing it.
+    let ids: Vec<BlobId> = std::iter::once(p.root.0)
+        .chain(manifest.blobs().into_iter().map(|(id, _)| id))
+        .collect();
+    blocking(hub, move |h| crate::mirror::hold_all(&h.store, ids)).await?;
     // Everything is verified: switch in one transaction.
     let (accepted, files, bytes) = (
         p.clone(),

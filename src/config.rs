@@ -45,6 +45,7 @@ pub const SHARED_SETTINGS: &[&str] = &[
     "licenses.skew_margin",
     "licenses.station_ttl",
     "licenses.warn_before",
+    "store.keep_versions",
 ];
 
 /// The config file's name inside the data folder.
@@ -120,6 +121,31 @@ pub struct StoreSection {
     /// Irrelevant: the pause between the end of one scrub pass and the start of the next.
     #[serde(default = "default_scrub_every", with = "humantime_serde")]
     pub scrub_every: Duration,
+    /// Same: retention keeps the last this many versions by number (plus the active, the
+    /// mirrored, those children still hold and those replaced less than `gc_grace` ago;
+    /// see `gc::keep_roots`). At least 1.
+    #[serde(default = "default_keep_versions")]
+    pub keep_versions: usize,
+    /// Irrelevant: how often `serve` collects the store's garbage. 0: never (`updhub gc`
+    /// still works).
+    #[serde(default = "default_gc_every", with = "humantime_serde")]
+    pub gc_every: Duration,
+    /// Irrelevant: garbage collection spares a blob written or reused less than this long
+    /// ago (a mirror or sync in progress has not recorded its version yet) and a version
+    /// replaced less than this long ago (a child may be syncing it). Longer than the
+    /// longest mirror or sync run.
+    #[serde(default = "default_gc_grace", with = "humantime_serde")]
+    pub gc_grace: Duration,
+}
+
+fn default_keep_versions() -> usize {
+    5
+}
+fn default_gc_every() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_gc_grace() -> Duration {
+    Duration::from_secs(3600)
 }
 
 fn default_scrub_rate() -> u64 {
@@ -134,6 +160,9 @@ impl Default for StoreSection {
         StoreSection {
             scrub_rate_mib: default_scrub_rate(),
             scrub_every: default_scrub_every(),
+            keep_versions: default_keep_versions(),
+            gc_every: default_gc_every(),
+            gc_grace: default_gc_grace(),
         }
     }
 }
@@ -572,6 +601,8 @@ impl Config {
             ("licenses.skew_margin", self.licenses.skew_margin),
             ("licenses.station_ttl", self.licenses.station_ttl),
             ("licenses.warn_before", self.licenses.warn_before),
+            ("store.gc_every", self.store.gc_every),
+            ("store.gc_grace", self.store.gc_grace),
         ] {
             if d > MAX_SPAN {
                 return Err(invalid(
@@ -580,6 +611,20 @@ impl Config {
                     "is too long: at most 100 years",
                 ));
             }
+        }
+        if self.store.keep_versions == 0 {
+            return Err(invalid(
+                "store.keep_versions",
+                "0".into(),
+                "must be at least 1 (the active version is always kept anyway), e.g. 5",
+            ));
+        }
+        if !self.store.gc_every.is_zero() && self.store.gc_every < Duration::from_millis(100) {
+            return Err(invalid(
+                "store.gc_every",
+                humantime::format_duration(self.store.gc_every).to_string(),
+                "must be at least 100ms, e.g. \"1h\", or \"0s\" to turn the periodic run off",
+            ));
         }
         if self.upstream.sync_interval < Duration::from_millis(100) {
             return Err(invalid(
@@ -697,6 +742,7 @@ impl Config {
             "licenses.skew_margin": self.licenses.skew_margin.as_secs(),
             "licenses.station_ttl": self.licenses.station_ttl.as_secs(),
             "licenses.warn_before": self.licenses.warn_before.as_secs(),
+            "store.keep_versions": self.store.keep_versions,
         })
     }
 
@@ -797,7 +843,19 @@ warn_before = "{lwb}"
 scrub_rate_mib = {scrub}
 # [irrelevant] The pause between two scrub passes.
 scrub_every = "{scrub_every}"
+# [same] Retention: the last this many versions are kept, plus the active one, the last
+# mirrored one, those children still report and those replaced less than gc_grace ago.
+keep_versions = {keep}
+# [irrelevant] How often `serve` removes the blobs no kept version needs. "0s": never
+# (`updhub gc` still does it by hand).
+gc_every = "{gc_every}"
+# [irrelevant] Blobs written or reused less than this long ago, and versions replaced less
+# than this long ago, are never collected: make it longer than the longest mirror or sync.
+gc_grace = "{gc_grace}"
 "#,
+            keep = self.store.keep_versions,
+            gc_every = d(self.store.gc_every),
+            gc_grace = d(self.store.gc_grace),
             scrub = self.store.scrub_rate_mib,
             scrub_every = d(self.store.scrub_every),
             id = self.server.id.as_str(),
@@ -841,6 +899,48 @@ scrub_every = "{scrub_every}"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_settings_round_trip_are_checked_and_keep_versions_is_shared() {
+        let mut c = Config::new(ServerId::new("n1").unwrap(), None);
+        assert_eq!(
+            (c.store.keep_versions, c.store.gc_every, c.store.gc_grace),
+            (5, Duration::from_secs(3600), Duration::from_secs(3600))
+        );
+        c.store.keep_versions = 2;
+        c.store.gc_every = Duration::ZERO;
+        c.store.gc_grace = Duration::from_secs(600);
+        let back = Config::parse(&c.to_commented_toml(), Path::new("t.toml")).unwrap();
+        assert_eq!(
+            (
+                back.store.keep_versions,
+                back.store.gc_every,
+                back.store.gc_grace
+            ),
+            (2, Duration::ZERO, Duration::from_secs(600))
+        );
+        assert_eq!(back.same_settings()["store.keep_versions"], 2);
+        let shared = back.with_setting("store.keep_versions", "7").unwrap();
+        assert_eq!(shared.store.keep_versions, 7);
+        let err = back
+            .with_setting("store.keep_versions", "0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.keep_versions") && err.contains("at least 1"),
+            "{err}"
+        );
+        let text = c
+            .to_commented_toml()
+            .replace("gc_every = \"0s\"", "gc_every = \"10ms\"");
+        let err = Config::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.gc_every") && err.contains("0s"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_database_url_comes_from_url_file_when_set_and_bad_urls_name_the_setting() {

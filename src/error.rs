@@ -5,6 +5,7 @@
 use crate::child::SyncError;
 use crate::config::ConfigError;
 use crate::db::DbError;
+use crate::gc::GcError;
 use crate::keys::KeyError;
 use crate::license::LicenseError;
 use crate::mirror::MirrorError;
@@ -42,6 +43,9 @@ pub enum Error {
     /// Licenses.
     #[error(transparent)]
     License(#[from] LicenseError),
+    /// Garbage collection.
+    #[error(transparent)]
+    Gc(#[from] GcError),
     /// A data folder problem.
     #[error("{path}: {why}")]
     Data {

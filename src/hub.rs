@@ -199,6 +199,8 @@ pub struct Status {
     pub cluster_id: String,
     /// The cluster's members, as they last recorded themselves.
     pub members: Vec<MemberStatus>,
+    /// This node's last garbage collection (`updhub gc` or `serve`'s periodic one).
+    pub last_gc: Option<crate::gc::Last>,
 }
 
 /// How a membership row names a key or CA file: blake3 of its bytes, 16 hex digits.
@@ -635,19 +637,28 @@ impl Hub {
     /// Database errors, or the active version's manifest missing from this node's store.
     pub fn policy(&self) -> Result<crate::products::Policy, Error> {
         let live = self.live();
+        let modes = self.db.product_modes()?;
         let active = match self.db.cluster_published()?.or(self.db.published()?) {
-            Some(p) => Some(self.manifest(&p.root).map_err(|e| {
-                Error::State(format!(
-                    "the cluster's version {} (root {}) is not whole in this node's store ({e}); a member catches up within seconds while it serves, then mirror again",
-                    p.number, p.root
-                ))
-            })?),
+            Some(p) => match self.manifest(&p.root) {
+                Ok(m) => Some(m),
+                // Only a product that does not follow the zone needs the active version's
+                // files; without one, a mirror (the repair of a lost manifest) goes on.
+                Err(_) if modes.is_empty() => None,
+                Err(e) => {
+                    return Err(Error::State(format!(
+                        "the cluster's version {} (root {}) is not whole in this node's store ({e}), and products {} keep their files from it; a member catches up within seconds while it serves; on the only node, `updhub verify --repair` after `updhub products set PRODUCT current` for each",
+                        p.number,
+                        p.root,
+                        modes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )))
+                }
+            },
             None => None,
         };
         Ok(crate::products::Policy {
             filter: crate::products::Filter::new(&live.upstream.products)
                 .map_err(|e| Error::State(format!("upstream.products: {e}")))?,
-            modes: self.db.product_modes()?,
+            modes,
             delay: live.publish.delay,
             offered: self.db.offered()?,
             active,
@@ -857,15 +868,25 @@ impl Hub {
         Ok((p, new, frozen))
     }
 
+    /// Version `number`, whose content this store still holds (rollback's source).
     fn version_row(&self, number: u64) -> Result<VersionRow, Error> {
-        self.versions()?
+        let v = self
+            .versions()?
             .into_iter()
             .find(|v| v.number == number)
             .ok_or_else(|| {
                 Error::State(format!(
                     "there is no version {number}; `updhub versions` lists the versions held here"
                 ))
-            })
+            })?;
+        if !self.store.contains(&v.root.0) {
+            return Err(Error::State(format!(
+                "version {number} (root {}) was removed by garbage collection: retention keeps the last {} versions (store.keep_versions) plus the active and mirrored ones, and its content is no longer in this store; publish a newer version from `updhub versions`, or mirror that content again (`updhub mirror --from ZONE`, then `updhub publish`); raise store.keep_versions to keep more versions for rollback",
+                v.root,
+                self.live().store.keep_versions
+            )));
+        }
+        Ok(v)
     }
 
     fn publish_root(
@@ -1348,6 +1369,7 @@ impl Hub {
                     member: m,
                 })
                 .collect(),
+            last_gc: crate::gc::last(&self.data),
         })
     }
 }

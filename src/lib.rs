@@ -8,6 +8,7 @@
 //! - [`zone`]: upstream zones (folder or HTTPS) and exporting a version as a zone.
 //! - [`store`]: the content-addressed blob store (blake3 names, zstd frames, atomic writes).
 //! - [`mirror`]: zone → store, streaming, verified, incremental, resumable.
+//! - [`gc`]: retention (which versions are kept) and garbage collection of the store.
 //! - [`peer`]: the interserver HTTPS client, built once per node, and bounded reads of answers.
 //! - [`proto`]: what both ends of an interserver connection agree on.
 //! - [`repo`]: manifests, roots and signed published versions.
@@ -28,6 +29,7 @@ pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gc;
 pub mod hub;
 pub mod id;
 pub mod join;

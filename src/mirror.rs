@@ -291,7 +291,24 @@ pub async fn mirror(
         return Err(e);
     }
     bar.finish_and_clear();
-    let root = Root(store.put_bytes(&manifest.canonical_bytes())?);
+    // Every blob once more, just before the run is recorded: a run longer than
+    // `store.gc_grace` may have seen an early blob collected; it is then read again next run.
+    let (st, canonical, ids) = (
+        store.clone(),
+        manifest.canonical_bytes(),
+        manifest
+            .blobs()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>(),
+    );
+    let root = tokio::task::spawn_blocking(move || {
+        hold_all(&st, ids)?;
+        st.put_bytes(&canonical)
+    })
+    .await
+    .map_err(|e| MirrorError::Worker(e.to_string()))??;
+    let root = Root(root);
     let files = manifest.entries.len() as u64;
     let bytes = manifest.total_size();
     db.set_mirrored(root, &zone.describe(), files, bytes, chrono::Utc::now())?;
@@ -352,7 +369,9 @@ fn check_entries(
                 size: f.size,
                 blake3: f.blake3,
             });
-            if store.contains(&f.blake3) {
+            // Reused: its age is refreshed so garbage collection leaves it until the version
+            // that needs it is recorded.
+            if store.hold(&f.blake3) {
                 known.push((product.clone(), f));
             } else {
                 work.push((product.clone(), f));
@@ -392,6 +411,16 @@ fn check_entries(
         })
     })?;
     Ok((entries, work))
+}
+
+/// Refresh the age of every blob of `ids` ([`Store::hold`]), so garbage collection spares
+/// them until the version that needs them is recorded.
+///
+/// # Errors
+/// [`StoreError::Missing`] for the first one not stored (collected meanwhile).
+pub fn hold_all(store: &Store, ids: impl IntoIterator<Item = BlobId>) -> Result<(), StoreError> {
+    ids.into_iter()
+        .try_for_each(|id| store.hold(&id).then_some(()).ok_or(StoreError::Missing(id)))
 }
 
 /// Check that every blob of manifest `m` is stored, verifies (decompressed and rehashed, on

@@ -5,6 +5,10 @@
 //! failure, and locked while written so that [`Store::open`] removes the ones a killed process
 //! left), fsync, rename into place, fsync the folder. Content is hashed and compressed while
 //! it streams through in [`CHUNK`]-sized pieces, so no blob is ever held whole in memory.
+//!
+//! A blob's file age (mtime) is what garbage collection ([`crate::gc`]) spares young blobs
+//! by: writing a blob or reusing it ([`Store::hold`]) makes it young, and
+//! [`Store::collect`] removes an old one in two steps that a concurrent reuse cannot race.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
@@ -365,7 +369,8 @@ impl Store {
         }
         let tmp = enc.finish().map_err(io_err(&tmp_path))?;
         let stored_bytes = tmp.as_file().metadata().map_err(io_err(&tmp_path))?.len();
-        if replace || !self.contains(&id) {
+        // Already stored: reused, so its age is refreshed like any reuse (see `hold`).
+        if replace || !self.hold(&id) {
             self.commit(tmp, &id)?;
         }
         Ok(Stored {
@@ -665,6 +670,163 @@ impl Store {
         )
     }
 
+    /// Whether blob `id` is stored, refreshing its age if it is: a mirror or a sync that
+    /// finds a blob already stored and reuses it calls this, so garbage collection (which
+    /// spares blobs younger than `store.gc_grace`) cannot remove it between the check and
+    /// the version that needs it being recorded.
+    pub fn hold(&self, id: &BlobId) -> bool {
+        let path = self.blob_path(id);
+        match File::open(&path) {
+            // Setting the time needs no write access to the file, only to own it.
+            Ok(f) => {
+                if let Err(e) = f.set_modified(std::time::SystemTime::now()) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot refresh a reused blob's age; garbage collection may take it for unused");
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// How long ago blob `id` was written or last reused ([`Store::hold`]); zero for a time
+    /// in the future (a clock set back).
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] if the blob is not stored.
+    pub fn age(&self, id: &BlobId) -> Result<std::time::Duration, StoreError> {
+        let m = fs::metadata(self.blob_path(id)).map_err(|_| StoreError::Missing(*id))?;
+        Ok(age_of(&m))
+    }
+
+    /// Remove blob `id` if it is at least `grace` old, safely against a concurrent
+    /// [`Store::hold`]: the blob is first renamed out of `blobs/` (a reader that opened it
+    /// keeps reading: the file lives on until closed), then its age is read again from the
+    /// moved file; a blob reused in between is put back. Returns what happened.
+    ///
+    /// # Errors
+    /// File system errors.
+    pub fn collect(
+        &self,
+        id: &BlobId,
+        grace: std::time::Duration,
+    ) -> Result<Collected, StoreError> {
+        let from = self.blob_path(id);
+        let meta = match fs::metadata(&from) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Collected::Gone),
+            Err(e) => return Err(io_err(&from)(e)),
+        };
+        if age_of(&meta) < grace {
+            return Ok(Collected::Young);
+        }
+        let trash = self.dir.join("gc");
+        fs::create_dir_all(&trash).map_err(io_err(&trash))?;
+        // Unique per process and call: two collectors never move onto each other's file.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let to = trash.join(format!(
+            "{}.{}.{}",
+            id.to_hex(),
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        match fs::rename(&from, &to) {
+            Ok(()) => {}
+            // Another collector was first.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Collected::Gone),
+            Err(e) => return Err(io_err(&from)(e)),
+        }
+        self.settle(id, &to, grace)
+    }
+
+    /// A blob moved to `store/gc/` by [`Store::collect`]: put back if it was reused (young
+    /// again) and no copy took its place, else removed.
+    fn settle(
+        &self,
+        id: &BlobId,
+        moved: &Path,
+        grace: std::time::Duration,
+    ) -> Result<Collected, StoreError> {
+        // Another collector (`serve`'s and `updhub gc` at once) may settle this file first.
+        let gone = |e: io::Error, path: &Path| match e.kind() {
+            io::ErrorKind::NotFound => Ok(Collected::Gone),
+            _ => Err(io_err(path)(e)),
+        };
+        let meta = match fs::metadata(moved) {
+            Ok(m) => m,
+            Err(e) => return gone(e, moved),
+        };
+        let dest = self.blob_path(id);
+        if age_of(&meta) < grace && !dest.exists() {
+            return match fs::rename(moved, &dest) {
+                Ok(()) => Ok(Collected::Young),
+                Err(e) => gone(e, &dest),
+            };
+        }
+        match fs::remove_file(moved) {
+            Ok(()) => Ok(Collected::Removed(meta.len())),
+            Err(e) => gone(e, moved),
+        }
+    }
+
+    /// Settle the blobs a collector killed mid-way left in `store/gc/` (see
+    /// [`Store::collect`]); returns how many were removed.
+    ///
+    /// # Errors
+    /// File system errors.
+    pub fn settle_collected(&self, grace: std::time::Duration) -> Result<usize, StoreError> {
+        let trash = self.dir.join("gc");
+        let entries = match fs::read_dir(&trash) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err(&trash)(e)),
+        };
+        let mut removed = 0;
+        for e in entries {
+            let path = e.map_err(io_err(&trash))?.path();
+            let id = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split('.').next())
+                .and_then(|h| h.parse::<BlobId>().ok());
+            match id {
+                Some(id) => {
+                    if matches!(self.settle(&id, &path, grace), Ok(Collected::Removed(_))) {
+                        removed += 1;
+                    }
+                }
+                None => {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Remove partial files (interrupted transfers) untouched for `grace` that no transfer
+    /// holds (the lock [`Store::receive`] takes); returns how many and their bytes.
+    ///
+    /// # Errors
+    /// The folder cannot be listed.
+    pub fn clean_partial(&self, grace: std::time::Duration) -> Result<(u64, u64), StoreError> {
+        let dir = self.dir.join("partial");
+        let (mut n, mut bytes) = (0, 0);
+        for e in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let path = e.map_err(io_err(&dir))?.path();
+            let Ok(f) = File::open(&path) else { continue };
+            let Ok(meta) = f.metadata() else { continue };
+            if !meta.is_file() || age_of(&meta) < grace {
+                continue;
+            }
+            // A live transfer holds the lock: its file is left alone. Removed while we hold
+            // it, so a transfer starting now waits (Busy) rather than append to a dead file.
+            if f.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
+                n += 1;
+                bytes += meta.len();
+            }
+        }
+        Ok((n, bytes))
+    }
+
     /// Every stored blob id (for `verify` and garbage collection).
     ///
     /// # Errors
@@ -684,6 +846,25 @@ impl Store {
         out.sort();
         Ok(out)
     }
+}
+
+/// What [`Store::collect`] did with one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collected {
+    /// Removed; its stored bytes are freed.
+    Removed(u64),
+    /// Younger than the grace delay (perhaps reused meanwhile): kept.
+    Young,
+    /// Not stored (another collector removed it first).
+    Gone,
+}
+
+/// How long ago a file was modified; zero for a time in the future.
+fn age_of(m: &fs::Metadata) -> std::time::Duration {
+    m.modified()
+        .ok()
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
 }
 
 /// Whether a locked temp file is still the file its path names.
@@ -970,6 +1151,41 @@ mod tests {
         let (damaged, bytes) = s.verify_many(&ids, 2);
         assert!(damaged.is_empty());
         assert_eq!(bytes, 11 * 50_000);
+    }
+
+    #[test]
+    fn collect_spares_young_blobs_and_a_killed_collectors_leftovers_are_settled() {
+        let (_d, s) = store();
+        let hour = std::time::Duration::from_secs(3600);
+        let age = |id: &BlobId, by: std::time::Duration| {
+            File::open(s.blob_path(id))
+                .unwrap()
+                .set_modified(std::time::SystemTime::now() - by)
+                .unwrap();
+        };
+        let a = s.put_bytes(b"blob a").unwrap();
+        assert_eq!(s.collect(&a, hour).unwrap(), Collected::Young);
+        age(&a, 2 * hour);
+        assert!(s.age(&a).unwrap() >= 2 * hour);
+        assert!(s.hold(&a), "reused: young again");
+        assert_eq!(s.collect(&a, hour).unwrap(), Collected::Young);
+        age(&a, 2 * hour);
+        let len = s.stored_len(&a).unwrap();
+        assert_eq!(s.collect(&a, hour).unwrap(), Collected::Removed(len));
+        assert!(!s.contains(&a) && !s.hold(&a));
+        assert_eq!(s.collect(&a, hour).unwrap(), Collected::Gone);
+        // A collector killed between its move and its second look: a blob reused meanwhile
+        // (young) goes back, an old one is removed.
+        let (young, old) = (s.put_bytes(b"young").unwrap(), s.put_bytes(b"old").unwrap());
+        age(&old, 2 * hour);
+        let trash = s.dir.join("gc");
+        fs::create_dir_all(&trash).unwrap();
+        for id in [young, old] {
+            fs::rename(s.blob_path(&id), trash.join(format!("{}.1.0", id.to_hex()))).unwrap();
+        }
+        assert_eq!(s.settle_collected(hour).unwrap(), 1);
+        assert!(s.contains(&young) && !s.contains(&old));
+        assert_eq!(fs::read_dir(&trash).unwrap().count(), 0);
     }
 
     #[test]

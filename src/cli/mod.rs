@@ -162,6 +162,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the blobs no kept version needs (retention: store.keep_versions and the
+    /// versions in use), sparing blobs younger than store.gc_grace. Safe while `serve` runs.
+    Gc {
+        /// Only say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List repository versions.
     Versions {
         /// Print JSON.
@@ -284,7 +294,7 @@ pub enum ConfigCommand {
     Set {
         /// One of: upstream.sync_interval, publish.expires_in, publish.auto_resign,
         /// publish.warn_before, licenses.issuers, licenses.skew_margin,
-        /// licenses.station_ttl, licenses.warn_before.
+        /// licenses.station_ttl, licenses.warn_before, store.keep_versions.
         key: String,
         /// The value.
         value: String,
@@ -530,6 +540,18 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             }
         }
         Command::Verify { repair, json } => verify(&data, repair, json).await?,
+        Command::Gc { dry_run, json } => {
+            let hub = Arc::new(Hub::open(&data)?);
+            let h = hub.clone();
+            let r = tokio::task::spawn_blocking(move || crate::gc::run(&h, dry_run))
+                .await
+                .map_err(|e| Error::State(format!("gc stopped: {e}")))??;
+            if json {
+                print_json(&r)?;
+            } else {
+                render::gc(&r, &hub.live().store)?;
+            }
+        }
         Command::Versions { json } => {
             let hub = Hub::open(&data)?;
             let current = hub.db.published()?.map(|p| p.number);
@@ -537,7 +559,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             if json {
                 print_json(&v)?;
             } else {
-                render::versions(&v, current)?;
+                render::versions(&v, current, |r| hub.store.contains(&r.root.0))?;
             }
         }
         Command::Serve {
@@ -708,14 +730,7 @@ async fn verify(data: &std::path::Path, repair: bool, json: bool) -> Result<()> 
                 if d.versions.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        " (needed by version {})",
-                        d.versions
-                            .iter()
-                            .map(u64::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
+                    format!(" (needed by version {})", render::numbers(&d.versions))
                 },
                 d.why,
                 d.quarantined

@@ -97,6 +97,22 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     for m in &s.license_mismatches {
         out!("LICENSE MISMATCH: {m}; see `updhub license grants`");
     }
+    if let Some(g) = &s.last_gc {
+        out!(
+            "last gc {}: freed {} bytes ({} blobs){}",
+            g.at,
+            g.bytes,
+            g.blobs,
+            if g.dropped_versions.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", the content of version(s) {}",
+                    numbers(&g.dropped_versions)
+                )
+            }
+        );
+    }
     out!("config digest {}", s.config_digest);
     out!("database {} (cluster {})", s.database, s.cluster_id);
     for m in &s.members {
@@ -131,8 +147,18 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     Ok(())
 }
 
-/// `versions`: one row per version, the current one marked.
-pub(super) fn versions(v: &[VersionRow], current: Option<u64>) -> Result<()> {
+/// Version numbers as "1, 2, 3".
+pub(super) fn numbers(n: &[u64]) -> String {
+    n.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// `versions`: one row per version, the current one marked, and those whose content garbage
+/// collection removed (`held` false).
+pub(super) fn versions(
+    v: &[VersionRow],
+    current: Option<u64>,
+    held: impl Fn(&VersionRow) -> bool,
+) -> Result<()> {
     out!(
         "{:>6}  {:<64}  {:>6}  {:>12}  created",
         "number",
@@ -143,6 +169,8 @@ pub(super) fn versions(v: &[VersionRow], current: Option<u64>) -> Result<()> {
     for r in v {
         let mark = if Some(r.number) == current {
             "  (current)"
+        } else if !held(r) {
+            "  (collected)"
         } else {
             ""
         };
@@ -153,6 +181,61 @@ pub(super) fn versions(v: &[VersionRow], current: Option<u64>) -> Result<()> {
             r.files,
             r.bytes,
             r.created
+        );
+    }
+    Ok(())
+}
+
+/// `gc`: the keep set with its reasons, then what was (or would be) freed.
+pub(super) fn gc(r: &crate::gc::Report, s: &crate::config::StoreSection) -> Result<()> {
+    out!(
+        "keeping {} root(s), {} blobs (store.keep_versions = {}, store.gc_grace = {}):",
+        r.kept.len(),
+        r.needed,
+        s.keep_versions,
+        humantime::format_duration(s.gc_grace)
+    );
+    for k in &r.kept {
+        out!(
+            "  {:<14} root {}  {}  {}",
+            if k.numbers.is_empty() {
+                "(unpublished)".to_owned()
+            } else {
+                format!("version {}", numbers(&k.numbers))
+            },
+            k.root,
+            match k.blobs {
+                0 => "not held here".to_owned(),
+                n => format!("{n} blobs"),
+            },
+            k.reasons
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let versions = if r.dropped_versions.is_empty() {
+        "no version's content".to_owned()
+    } else {
+        format!("the content of version(s) {}", numbers(&r.dropped_versions))
+    };
+    if r.dry_run {
+        out!(
+            "would free {} bytes: {} blobs, {versions}; {} unneeded blob(s) younger than gc_grace would stay (dry run: nothing removed)",
+            r.bytes,
+            r.blobs,
+            r.young
+        );
+    } else {
+        out!(
+            "freed {} bytes: {} blobs, {versions}, and {} partial file(s) of interrupted transfers ({} bytes); {} unneeded blob(s) younger than gc_grace stay; {:.2} s",
+            r.bytes + r.partial_bytes,
+            r.blobs,
+            r.partial_files,
+            r.partial_bytes,
+            r.young,
+            r.seconds
         );
     }
     Ok(())

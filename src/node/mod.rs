@@ -13,8 +13,8 @@ use crate::hub::Hub;
 use crate::server::{self, Face, Limits, Stats};
 
 pub use tasks::{
-    CatchUp, LicenseSweep, Links, Membership, PeerLicenses, Resign, Scrub, Task, CATCH_UP_EVERY,
-    LINKS_EVERY, SCRUB_EVERY,
+    CatchUp, Gc, LicenseSweep, Links, Membership, PeerLicenses, Resign, Scrub, Task,
+    CATCH_UP_EVERY, LINKS_EVERY, SCRUB_EVERY,
 };
 
 /// Run a node until `shutdown` completes, with the bounds of its configuration.
@@ -94,6 +94,7 @@ pub async fn run_with(
     tasks.spawn(tasks::run(CatchUp(hub.clone()), stop_rx.clone()));
     tasks.spawn(tasks::run(Links(hub.clone()), stop_rx.clone()));
     tasks.spawn(tasks::run(Scrub::new(hub.clone()), stop_rx.clone()));
+    tasks.spawn(tasks::run(Gc(hub.clone()), stop_rx.clone()));
     if let Some(url) = hub.config.upstream.peer.clone() {
         let peer = PeerLicenses {
             hub: hub.clone(),

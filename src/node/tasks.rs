@@ -344,6 +344,50 @@ impl Task for Scrub {
     }
 }
 
+/// Garbage collection of this node's store every `store.gc_every` (0: never), while it
+/// serves: see [`crate::gc::run`]. Each node collects its own store (stores are per node).
+pub struct Gc(pub Arc<Hub>);
+
+/// How often a node with `store.gc_every` = 0 looks again whether it was turned on.
+const GC_OFF_CHECK: Duration = Duration::from_secs(60);
+
+impl Task for Gc {
+    fn name(&self) -> &'static str {
+        "gc"
+    }
+
+    fn every(&self) -> Duration {
+        match self.0.live().store.gc_every {
+            Duration::ZERO => GC_OFF_CHECK,
+            d => d,
+        }
+    }
+
+    fn at_start(&self) -> bool {
+        false
+    }
+
+    async fn round(&mut self) {
+        if self.0.live().store.gc_every.is_zero() {
+            return;
+        }
+        match blocking(self.name(), &self.0, |h| crate::gc::run(h, false)).await {
+            Some(Ok(r)) if r.blobs > 0 || r.partial_files > 0 => tracing::info!(
+                "gc: freed {} bytes: {} blobs (the content of version(s) {:?}), {} partial file(s); {} young blob(s) spared; {} roots kept",
+                r.bytes + r.partial_bytes,
+                r.blobs,
+                r.dropped_versions,
+                r.partial_files,
+                r.young,
+                r.kept.len()
+            ),
+            Some(Ok(r)) => tracing::debug!("gc: nothing to free; {} roots kept", r.kept.len()),
+            Some(Err(e)) => tracing::warn!("gc: {e}"),
+            None => {}
+        }
+    }
+}
+
 /// The cluster's links: re-read, so enrollments and removals made on any member (or by the
 /// CLI) take effect here.
 pub struct Links(pub Arc<Hub>);
