@@ -9,6 +9,7 @@ use crate::keys::KeyError;
 use crate::license::LicenseError;
 use crate::mirror::MirrorError;
 use crate::repo::RepoError;
+use crate::station::StationError;
 use crate::store::StoreError;
 use crate::zone::ZoneError;
 
@@ -42,6 +43,9 @@ pub enum Error {
     /// Licenses.
     #[error(transparent)]
     License(#[from] LicenseError),
+    /// The station commands.
+    #[error(transparent)]
+    Station(#[from] StationError),
     /// A data folder problem.
     #[error("{path}: {why}")]
     Data {
@@ -68,6 +72,7 @@ impl Error {
     pub fn retryable(&self) -> bool {
         match self {
             Error::Sync(e) => e.retryable(),
+            Error::Station(e) => e.retryable(),
             Error::License(e) => {
                 matches!(
                     e,

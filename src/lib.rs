@@ -19,6 +19,7 @@
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
 //! - [`child`]: syncing from a parent.
 //! - [`license`]: license keys, stations and grants (donations between servers).
+//! - [`station`]: a station's side of the station port: register, fetch the active version.
 //! - [`cli`]: the command line, one function per command group (`main.rs` only calls it).
 //! - [`id`], [`error`]: typed ids and the crate error.
 
@@ -41,6 +42,7 @@ pub mod peer;
 pub mod proto;
 pub mod repo;
 pub mod server;
+pub mod station;
 pub mod store;
 pub mod verify;
 pub mod zone;

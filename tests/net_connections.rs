@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use updhub::hub::{add_license_file, Hub};
+use updhub::hub::Hub;
 use updhub::server::{self, Limits, Stats};
 
 /// A server started with explicit limits.
@@ -118,26 +118,6 @@ async fn short_body(
         .await
         .ok()?;
     Some(String::from_utf8_lossy(&got).into_owned())
-}
-
-/// A parent with a published version and a license for 10 stations.
-async fn licensed_parent(dir: &std::path::Path) -> Arc<Hub> {
-    let iss = issuer();
-    let zone = sample_zone_copy(dir);
-    let hub = node(
-        dir,
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            issuers: vec![issuer_hex(&iss)],
-            ..Default::default()
-        },
-    );
-    mirror_and_publish(&hub).await;
-    add_license_file(&hub, &key_file(dir, &iss, "K1", 10, 365))
-        .await
-        .unwrap();
-    hub
 }
 
 /// A TLS client for the station port trusting the cluster CA.

@@ -6,12 +6,14 @@
 //! - `license`: `license ...`.
 //! - `join`: `cluster join`'s report.
 //! - `render`: tables printed by `status` and friends.
+//! - `station`: `station ...`, a station's side of a server's station port.
 
 mod join;
 mod license;
 mod link;
 mod render;
 mod serve;
+mod station;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -163,6 +165,12 @@ pub enum Command {
     License {
         #[command(subcommand)]
         command: license::LicenseCommand,
+    },
+    /// A station's side of a server's station port: register, fetch the active version
+    /// (for admins and tests; needs no data folder).
+    Station {
+        #[command(subcommand)]
+        command: station::StationCommand,
     },
     /// Stations registered with this server.
     Stations {
@@ -493,6 +501,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         } => serve::serve(&data, default_data, listen, station_listen).await?,
         Command::License { command } => license::license(&data, command).await?,
         Command::Link { command } => link::link(&data, command).await?,
+        Command::Station { command } => station::station(command).await?,
         Command::Stations { json } => {
             let rows = Hub::open(&data)?.ledger.stations()?;
             if json {

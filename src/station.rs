@@ -1,0 +1,289 @@
+//! The station side of updates (`updhub station register|fetch`): what an agent does with a
+//! server's station port. It fetches the server's active version with the station's own
+//! credentials, verifies it (the publisher's signature, the manifest against its root, each
+//! blob's blake3 after decompression: [`crate::child::fetch_version`], the code a child
+//! syncs with) and writes its files as `checkout` writes them.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::VerifyingKey;
+use serde::Serialize;
+
+use crate::child::{Parent, SyncError};
+use crate::id::Root;
+use crate::license::api::{StationAnswer, StationCredentials};
+use crate::repo::{Published, RepoError};
+use crate::store::{Store, StoreError};
+use crate::zone::{Staging, ZoneError};
+
+/// Errors of the station commands.
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    /// An argument or a file the command reads is not usable.
+    #[error("{what}: {why}")]
+    Setup {
+        /// The argument or file.
+        what: String,
+        /// What is wrong and the fix.
+        why: String,
+    },
+    /// The server refused the station's credentials or registration.
+    #[error("{url} refused station {station}: {why}")]
+    Refused {
+        /// The station port.
+        url: String,
+        /// The station.
+        station: String,
+        /// The server's reason.
+        why: String,
+    },
+    /// Fetching or verifying the version failed (the blobs that verified stay in the
+    /// store given with --store, so the next run fetches only the rest).
+    #[error("station port: {0}")]
+    Fetch(#[from] SyncError),
+    /// The published document does not verify.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The blob store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the files.
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+}
+
+impl StationError {
+    /// Whether trying again later may help.
+    pub fn retryable(&self) -> bool {
+        match self {
+            StationError::Fetch(e) => e.retryable(),
+            _ => false,
+        }
+    }
+}
+
+/// How a station reaches a server's station port.
+pub struct Connection {
+    /// The station port, `https://HOST:PORT/`.
+    pub url: String,
+    /// The station's id and secret.
+    pub creds: StationCredentials,
+    /// The cluster CA certificate (PEM) the port's certificate is checked against.
+    pub ca_pem: Vec<u8>,
+}
+
+/// What `station fetch` does besides connecting.
+pub struct FetchOptions {
+    /// The publisher key the version must be signed with.
+    pub publisher: VerifyingKey,
+    /// The folder to write the files in: new or empty.
+    pub out: PathBuf,
+    /// A blob store kept between runs (only what it lacks is fetched); none: a temporary
+    /// one beside `out`, removed at the end.
+    pub store: Option<PathBuf>,
+    /// Blobs fetched at once.
+    pub parallel: usize,
+}
+
+/// What `station fetch` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FetchReport {
+    /// The station port.
+    pub url: String,
+    /// The version's number.
+    pub number: u64,
+    /// Its root.
+    pub root: Root,
+    /// Until when its signature holds.
+    pub expires: DateTime<Utc>,
+    /// Files written.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Blobs fetched (the others were in the store).
+    pub blobs: u64,
+    /// Bytes received for them (compressed, as stored).
+    pub received: u64,
+    /// Transfers resumed from a partial file.
+    pub resumed: u64,
+    /// Where the files are.
+    pub out: PathBuf,
+}
+
+impl std::fmt::Display for FetchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "version {} (root {}, signature valid until {}) from {}: {} files, {} bytes, written to {}; {} blob(s) fetched, {} bytes received{}",
+            self.number,
+            self.root,
+            self.expires,
+            self.url,
+            self.files,
+            self.bytes,
+            self.out.display(),
+            self.blobs,
+            self.received,
+            if self.resumed > 0 {
+                format!(", {} transfer(s) resumed", self.resumed)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+impl Connection {
+    fn base(&self) -> Result<reqwest::Url, StationError> {
+        let setup = |why: String| StationError::Setup {
+            what: format!("station port {}", self.url),
+            why,
+        };
+        if !self.url.starts_with("https://") {
+            return Err(setup(
+                "a station port is an https:// URL, e.g. https://10.0.0.1:8843 (the server's server.station_listen)".into(),
+            ));
+        }
+        let with_slash = format!("{}/", self.url.trim_end_matches('/'));
+        reqwest::Url::parse(&with_slash).map_err(|e| setup(e.to_string()))
+    }
+
+    fn client(&self) -> Result<reqwest::Client, StationError> {
+        crate::peer::station_client(&self.ca_pem, &self.creds).map_err(|why| StationError::Setup {
+            what: "--ca".into(),
+            why,
+        })
+    }
+
+    /// A refusal of the station's credentials (400, 401) or registration (409) as
+    /// [`StationError::Refused`], with the server's reason.
+    fn refused(&self, e: SyncError) -> StationError {
+        match e {
+            SyncError::Status {
+                url,
+                status: 400 | 401 | 409,
+                body,
+            } => StationError::Refused {
+                url,
+                station: self.creds.station.clone(),
+                why: reason(&body),
+            },
+            e => e.into(),
+        }
+    }
+}
+
+/// The `error` of a JSON error answer, or the answer as it is.
+fn reason(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned())
+}
+
+/// `station register`: register the station (idempotent: a registered one keeps its license).
+///
+/// # Errors
+/// A bad URL or CA, the server's refusal, or network errors.
+pub async fn register(conn: &Connection) -> Result<StationAnswer, StationError> {
+    let base = conn.base()?;
+    let url = base
+        .join("v1/stations/register")
+        .expect("relative path joins");
+    let client = conn.client()?;
+    let network = |why: String| {
+        StationError::Fetch(SyncError::Network {
+            url: url.to_string(),
+            why,
+        })
+    };
+    let resp = client
+        .post(url.clone())
+        .json(&conn.creds)
+        .send()
+        .await
+        .map_err(|e| network(crate::child::error_chain(&e)))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = crate::peer::error_text(resp).await;
+        return Err(conn.refused(SyncError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            body,
+        }));
+    }
+    let body = crate::peer::read_body(resp, crate::peer::MAX_DOCUMENT)
+        .await
+        .map_err(|e| network(format!("{e:?}")))?;
+    serde_json::from_slice(&body).map_err(|e| StationError::Setup {
+        what: url.to_string(),
+        why: format!("the answer is no registration ({e}); is this an updhub station port?"),
+    })
+}
+
+/// `station fetch`: the server's active version, verified, written under `opts.out`.
+///
+/// # Errors
+/// A bad argument, a target folder that is not new or empty, refused credentials, a version
+/// that does not verify, network or write errors. Nothing is written to `opts.out` unless
+/// every file verified.
+pub async fn fetch(conn: &Connection, opts: FetchOptions) -> Result<FetchReport, StationError> {
+    let base = conn.base()?;
+    // The target is checked before a byte is fetched.
+    let staging = Staging::new(&opts.out)?;
+    let from = Parent::station(base.clone(), conn.client()?);
+    let (doc, _) = from
+        .bytes(&from.api("published"), crate::peer::MAX_DOCUMENT)
+        .await
+        .map_err(|e| conn.refused(e))?;
+    let p = Published::parse(&doc, base.as_str())?;
+    p.verify(&opts.publisher, Utc::now(), base.as_str())?;
+    let temp;
+    let store_dir = match &opts.store {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix(".updhub-station-blobs-")
+                .tempdir_in(beside(staging.path()))
+                .map_err(|e| StationError::Setup {
+                    what: format!("a temporary blob store beside {}", opts.out.display()),
+                    why: format!("{e}; give a writable --out or a --store folder"),
+                })?;
+            temp.path().to_owned()
+        }
+    };
+    let store = Store::open(store_dir)?;
+    let (manifest, fetched) =
+        crate::child::fetch_version(Some(&from), &store, p.root, opts.parallel)
+            .await
+            .map_err(|e| conn.refused(e))?;
+    let bytes = manifest.total_size();
+    let files =
+        tokio::task::spawn_blocking(move || crate::zone::checkout_into(&store, &manifest, staging))
+            .await
+            .map_err(|e| StationError::Setup {
+                what: opts.out.display().to_string(),
+                why: e.to_string(),
+            })??;
+    Ok(FetchReport {
+        url: base.to_string(),
+        number: p.number,
+        root: p.root,
+        expires: p.expires,
+        files,
+        bytes,
+        blobs: fetched.blobs,
+        received: fetched.bytes,
+        resumed: fetched.resumed,
+        out: opts.out,
+    })
+}
+
+/// The folder a path is in ("." for a bare name).
+fn beside(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
