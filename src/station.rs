@@ -109,13 +109,15 @@ pub struct FetchReport {
     pub resumed: u64,
     /// Where the files are.
     pub out: PathBuf,
+    /// Wall time, from the first request to the last file written.
+    pub seconds: f64,
 }
 
 impl std::fmt::Display for FetchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "version {} (root {}, signature valid until {}) from {}: {} files, {} bytes, written to {}; {} blob(s) fetched, {} bytes received{}",
+            "version {} (root {}, signature valid until {}) from {}: {} files, {} bytes, written to {}; {} blob(s) fetched, {} bytes received{}, in {:.2} s",
             self.number,
             self.root,
             self.expires,
@@ -129,7 +131,8 @@ impl std::fmt::Display for FetchReport {
                 format!(", {} transfer(s) resumed", self.resumed)
             } else {
                 String::new()
-            }
+            },
+            self.seconds
         )
     }
 }
@@ -229,6 +232,7 @@ pub async fn register(conn: &Connection) -> Result<StationAnswer, StationError> 
 /// that does not verify, network or write errors. Nothing is written to `opts.out` unless
 /// every file verified.
 pub async fn fetch(conn: &Connection, opts: FetchOptions) -> Result<FetchReport, StationError> {
+    let started = std::time::Instant::now();
     let base = conn.base()?;
     // The target is checked before a byte is fetched.
     let staging = Staging::new(&opts.out)?;
@@ -277,6 +281,7 @@ pub async fn fetch(conn: &Connection, opts: FetchOptions) -> Result<FetchReport,
         received: fetched.bytes,
         resumed: fetched.resumed,
         out: opts.out,
+        seconds: started.elapsed().as_secs_f64(),
     })
 }
 
