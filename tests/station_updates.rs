@@ -319,5 +319,19 @@ async fn a_damaged_blob_is_never_served_to_a_station() {
     )
     .await;
     assert_eq!(status, 404);
+
+    // A station's reports cannot make the server rehash a blob over and over.
+    let root = s.hub.db.published().unwrap().unwrap().root;
+    let client = station_client(&s.hub);
+    let report = || {
+        client
+            .post(format!("{}v1/station/blobs/{}/damaged", s.stations, root))
+            .basic_auth("ws-1", Some(&secret))
+            .send()
+    };
+    let first: serde_json::Value = report().await.unwrap().json().await.unwrap();
+    assert_eq!(first["here"], "intact", "{first}");
+    let again: serde_json::Value = report().await.unwrap().json().await.unwrap();
+    assert_eq!(again["here"], "rechecked recently", "{again}");
     s.srv.stop().await;
 }

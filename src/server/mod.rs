@@ -51,6 +51,8 @@ pub(crate) struct State {
     pub manifest_cache: std::sync::Mutex<Option<(crate::id::Root, Arc<crate::repo::Manifest>)>>,
     /// The blobs of the active version, the only ones the station routes send.
     pub station_blobs: std::sync::Mutex<station::BlobSet>,
+    /// When stations' damage reports last had each blob rechecked.
+    pub station_rechecks: station::Rechecks,
     /// The bounds and timeouts of this listener.
     pub limits: Limits,
     /// One permit per blob body being sent: bounds the memory of transfers.
@@ -104,6 +106,7 @@ pub async fn run_face(
         limiter: RateLimiter::keyed(Quota::per_second(rps)),
         manifest_cache: std::sync::Mutex::new(None),
         station_blobs: std::sync::Mutex::new(None),
+        station_rechecks: station::Rechecks::default(),
         transfers: Arc::new(Semaphore::new(limits.max_transfers.max(1))),
         limits,
     });

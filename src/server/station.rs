@@ -3,8 +3,9 @@
 //! Basic with the id and secret they registered). Documents and blobs go through the same
 //! code, bounds and refusals as the interserver routes.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -48,15 +49,19 @@ pub(super) async fn route(
             ),
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
-        (&Method::GET | &Method::HEAD, ["blobs", hash]) => {
-            if let Err(r) = of_active(state, &p, hash).await {
-                return r;
-            }
-            routes::blob(state, hash, &req).await
-        }
+        (&Method::GET | &Method::HEAD, ["blobs", hash]) => match of_active(state, &p, hash).await {
+            Ok(_) => routes::blob(state, hash, &req).await,
+            Err(r) => r,
+        },
         (&Method::POST, ["blobs", hash, "damaged"]) => {
-            if let Err(r) = of_active(state, &p, hash).await {
-                return r;
+            let id = match of_active(state, &p, hash).await {
+                Ok(id) => id,
+                Err(r) => return r,
+            };
+            // Anyone can register a station: its reports must not make this server rehash
+            // a large blob over and over.
+            if !state.station_rechecks.due(id, std::time::Instant::now()) {
+                return json(&serde_json::json!({ "blob": id, "here": "rechecked recently" }));
             }
             routes::damaged(state, &format!("station {station}"), hash).await
         }
@@ -123,14 +128,14 @@ fn unauthorized(why: impl std::fmt::Display) -> Response<Body> {
     r
 }
 
-/// `Ok` when `hash` names a blob of the active version `p`; else the answer (400 for a bad
-/// hash, 404 for a blob of no or another version). The set of the active version's blobs is
+/// The blob `hash` names when it is one of the active version `p`; else the answer (400 for a
+/// bad hash, 404 for a blob of no or another version). The set of the active version's blobs is
 /// computed once per root ([`crate::verify::version_blobs`]), so this is a lookup.
 async fn of_active(
     state: &State,
     p: &crate::repo::Published,
     hash: &str,
-) -> Result<(), Response<Body>> {
+) -> Result<BlobId, Response<Body>> {
     let id: BlobId = hash
         .parse()
         .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
@@ -160,7 +165,7 @@ async fn of_active(
         }
     };
     if set.contains(&id) {
-        Ok(())
+        Ok(id)
     } else {
         Err(error(
             StatusCode::NOT_FOUND,
@@ -169,5 +174,54 @@ async fn of_active(
                 p.number
             ),
         ))
+    }
+}
+
+/// How long after a station's damage report a blob is not rechecked again for another.
+const RECHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// Blobs remembered at most; past that, those rechecked longer ago than [`RECHECK_EVERY`]
+/// are forgotten (a report names a blob of the active version, so they are bounded anyway).
+const RECHECKS_KEPT: usize = 4096;
+
+/// When each blob was last rechecked on a station's report.
+#[derive(Debug, Default)]
+pub(crate) struct Rechecks(Mutex<HashMap<BlobId, Instant>>);
+
+impl Rechecks {
+    /// Whether a report of `id` at `now` is rechecked (and, if so, `now` is noted): not
+    /// within [`RECHECK_EVERY`] of the last recheck of the same blob.
+    pub(crate) fn due(&self, id: BlobId, now: Instant) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if last
+            .get(&id)
+            .is_some_and(|t| now.saturating_duration_since(*t) < RECHECK_EVERY)
+        {
+            return false;
+        }
+        if last.len() >= RECHECKS_KEPT {
+            last.retain(|_, t| now.saturating_duration_since(*t) < RECHECK_EVERY);
+        }
+        last.insert(id, now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_is_rechecked_once_a_minute_whoever_reports_it() {
+        let r = Rechecks::default();
+        let (a, b) = (BlobId::of(b"a"), BlobId::of(b"b"));
+        let t = Instant::now();
+        assert!(r.due(a, t));
+        assert!(!r.due(a, t + Duration::from_secs(59)));
+        assert!(
+            r.due(b, t + Duration::from_secs(1)),
+            "another blob is its own"
+        );
+        assert!(r.due(a, t + RECHECK_EVERY));
     }
 }
