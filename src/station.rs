@@ -75,8 +75,8 @@ pub struct Connection {
 
 /// What `station fetch` does besides connecting.
 pub struct FetchOptions {
-    /// The publisher key the version must be signed with.
-    pub publisher: VerifyingKey,
+    /// The publisher keys the version must be signed with (one of them).
+    pub publishers: Vec<VerifyingKey>,
     /// The folder to write the files in: new or empty.
     pub out: PathBuf,
     /// A blob store kept between runs (only what it lacks is fetched); none: a temporary
@@ -242,7 +242,7 @@ pub async fn fetch(conn: &Connection, opts: FetchOptions) -> Result<FetchReport,
         .await
         .map_err(|e| conn.refused(e))?;
     let p = Published::parse(&doc, base.as_str())?;
-    p.verify(&opts.publisher, Utc::now(), base.as_str())?;
+    p.verify_any(&opts.publishers, Utc::now(), base.as_str())?;
     let temp;
     let store_dir = match &opts.store {
         Some(d) => d.clone(),
@@ -285,10 +285,51 @@ pub async fn fetch(conn: &Connection, opts: FetchOptions) -> Result<FetchReport,
     })
 }
 
+/// Publisher keys as `updhub keys publishers` prints them: 64 hex digits each, separated by
+/// white space (one a line).
+///
+/// # Errors
+/// A word that is no key, or no key at all, said with the fix.
+pub fn parse_publishers(text: &str) -> Result<Vec<VerifyingKey>, String> {
+    let keys = text
+        .split_whitespace()
+        .map(crate::keys::verifying_key_hex)
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err("holds no key; write in it what `updhub keys publishers` prints on a server of the cluster".into());
+    }
+    Ok(keys)
+}
+
 /// The folder a path is in ("." for a bare name).
 fn beside(p: &Path) -> PathBuf {
     match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_publishers;
+
+    #[test]
+    fn publisher_keys_are_read_one_a_line_and_a_bad_one_is_named() {
+        let a = hex::encode(
+            ed25519_dalek::SigningKey::from_bytes(&[1; 32])
+                .verifying_key()
+                .as_bytes(),
+        );
+        let b = hex::encode(
+            ed25519_dalek::SigningKey::from_bytes(&[2; 32])
+                .verifying_key()
+                .as_bytes(),
+        );
+        assert_eq!(parse_publishers(&format!("{a}\n{b}\n")).unwrap().len(), 2);
+        assert_eq!(parse_publishers(&format!("  {a}  ")).unwrap().len(), 1);
+        let e = parse_publishers(&format!("{a}\nnot-a-key\n")).unwrap_err();
+        assert!(e.contains("not-a-key"), "{e}");
+        let e = parse_publishers("\n").unwrap_err();
+        assert!(e.contains("updhub keys publishers"), "{e}");
     }
 }

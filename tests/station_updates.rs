@@ -12,8 +12,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use common::*;
-use updhub::hub::Hub;
+use updhub::child::sync_once;
+use updhub::hub::{add_license_file, Hub};
 use updhub::license::api::StationCredentials;
+use updhub::repo::RepoError;
 use updhub::station::{Connection, FetchOptions, StationError};
 
 /// A parent on a copy of the sample zone (`DIR/zone`), with a license for 10 stations,
@@ -61,7 +63,7 @@ fn connection(s: &Setup, id: &str, secret: &str) -> Connection {
 
 fn options(s: &Setup, out: &Path, store: Option<PathBuf>) -> FetchOptions {
     FetchOptions {
-        publisher: s.hub.keys.verifying,
+        publishers: s.hub.keys.publishers(),
         out: out.to_owned(),
         store,
         parallel: 4,
@@ -333,5 +335,90 @@ async fn a_damaged_blob_is_never_served_to_a_station() {
     assert_eq!(first["here"], "intact", "{first}");
     let again: serde_json::Value = report().await.unwrap().json().await.unwrap();
     assert_eq!(again["here"], "rechecked recently", "{again}");
+    s.srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_of_a_child_cluster_checks_the_origins_signature() {
+    let s = setup().await;
+    let d = s.dir.path();
+    let iss = issuer();
+    let child = child_with(
+        d,
+        "child",
+        &s.hub,
+        NodeOpts {
+            issuers: vec![issuer_hex(&iss)],
+            ..Default::default()
+        },
+    );
+    sync_once(&child, &s.srv.url).await.unwrap();
+    add_license_file(&child, &key_file(d, &iss, "C1", 5, 365))
+        .await
+        .unwrap();
+    let csrv = start_with_stations(child.clone()).await;
+    let stations = csrv.stations_url.clone().unwrap();
+    let (status, body) = register(&station_client(&child), &stations, "ws-2").await;
+    assert_eq!(status, 200, "{body}");
+
+    // What the child's admin hands its stations: the origin's key, not the child's own.
+    let data = child.data.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        updhub_bin()
+            .arg("--data")
+            .arg(data)
+            .args(["keys", "publishers"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(listed.status.success());
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert_eq!(
+        listed,
+        format!("{}\n", hex::encode(s.hub.keys.verifying.as_bytes()))
+    );
+
+    let conn = Connection {
+        url: stations,
+        creds: StationCredentials {
+            station: "ws-2".into(),
+            secret: secret_of("ws-2"),
+        },
+        ca_pem: fs::read(child.data.join("keys/ca.crt")).unwrap(),
+    };
+    let fetch = |publishers, out: &str| {
+        updhub::station::fetch(
+            &conn,
+            FetchOptions {
+                publishers,
+                out: d.join(out),
+                store: None,
+                parallel: 4,
+            },
+        )
+    };
+    let r = fetch(
+        updhub::station::parse_publishers(&listed).unwrap(),
+        "from-child",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.number, 1);
+    assert_eq!(
+        tree(&d.join("from-child")),
+        tree(&checkout(&s.hub, d, "origin"))
+    );
+    // The child's own cluster key did not sign the version: refused, nothing written.
+    let err = fetch(vec![child.keys.verifying], "never")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StationError::Repo(RepoError::BadSignature { .. })),
+        "{err}"
+    );
+    assert!(!d.join("never").exists());
+    csrv.stop().await;
     s.srv.stop().await;
 }

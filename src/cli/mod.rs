@@ -240,6 +240,10 @@ pub enum KeysCommand {
         #[arg(long)]
         from: PathBuf,
     },
+    /// The publisher keys whose signature on a version this node accepts, one a line (hex):
+    /// its cluster's own key, or on a child cluster its origin's keys. Stations check the
+    /// versions they fetch with them (`updhub station fetch --publisher-key FILE`).
+    Publishers,
     /// Rotate the publisher key (stop `serve` first): a new key, signed over by the old
     /// one; the published version is signed anew; children follow the rotation at their
     /// next sync and refuse the old key from then on.
@@ -410,6 +414,13 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 "took the cluster keys from {}; this node's certificate is issued anew by the cluster CA; restart `serve`",
                 from.display()
             );
+        }
+        Command::Keys {
+            command: KeysCommand::Publishers,
+        } => {
+            for k in Hub::open(&data)?.keys.publishers() {
+                out!("{}", hex::encode(k.as_bytes()));
+            }
         }
         Command::Keys {
             command: KeysCommand::Rotate,

@@ -28,8 +28,9 @@ pub enum StationCommand {
     Fetch {
         #[command(flatten)]
         conn: ConnArgs,
-        /// The cluster's publisher key: a file holding its 64 hex digits (keys/cluster.pub of
-        /// any server of the cluster that publishes; on a child cluster, its origin's).
+        /// The publisher keys to check the version's signature with: a file holding what
+        /// `updhub keys publishers` prints on a server of the cluster (64 hex digits a key,
+        /// one a line; on a child cluster, its origin's keys).
         #[arg(long)]
         publisher_key: PathBuf,
         /// The folder to write the files in: new or empty.
@@ -131,18 +132,17 @@ pub async fn station(command: StationCommand) -> Result<()> {
             parallel,
             json,
         } => {
-            let hex = String::from_utf8_lossy(&read(&publisher_key, "--publisher-key")?)
-                .trim()
-                .to_owned();
-            let publisher =
-                crate::keys::verifying_key_hex(&hex).map_err(|why| StationError::Setup {
+            let text =
+                String::from_utf8_lossy(&read(&publisher_key, "--publisher-key")?).into_owned();
+            let publishers =
+                crate::station::parse_publishers(&text).map_err(|why| StationError::Setup {
                     what: format!("--publisher-key {}", publisher_key.display()),
                     why,
                 })?;
             let r = crate::station::fetch(
                 &conn.connection()?,
                 FetchOptions {
-                    publisher,
+                    publishers,
                     out,
                     store,
                     parallel,
