@@ -2,7 +2,8 @@
 //! server's station port. It fetches the server's active version with the station's own
 //! credentials, verifies it (the publisher's signature, the manifest against its root, each
 //! blob's blake3 after decompression: [`crate::child::fetch_version`], the code a child
-//! syncs with) and writes its files as `checkout` writes them.
+//! syncs with) and writes its files as `checkout` writes them. A publisher key rotated since
+//! the station was given it is followed through the rotations the server serves.
 
 use std::path::{Path, PathBuf};
 
@@ -109,6 +110,9 @@ pub struct FetchReport {
     pub resumed: u64,
     /// Where the files are.
     pub out: PathBuf,
+    /// The publisher keys in force when the keys given were rotated since (the server served
+    /// the rotations, each signed by the key before it): give them to the station.
+    pub rotated: Vec<String>,
     /// Wall time, from the first request to the last file written.
     pub seconds: f64,
 }
@@ -133,7 +137,15 @@ impl std::fmt::Display for FetchReport {
                 String::new()
             },
             self.seconds
-        )
+        )?;
+        if !self.rotated.is_empty() {
+            write!(
+                f,
+                "\nthe publisher key was rotated since the keys given: followed the rotations the server serves; the keys in force are {} (update --publisher-key with them)",
+                self.rotated.join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -242,7 +254,34 @@ pub async fn fetch(conn: &Connection, opts: FetchOptions) -> Result<FetchReport,
         .await
         .map_err(|e| conn.refused(e))?;
     let p = Published::parse(&doc, base.as_str())?;
-    p.verify_any(&opts.publishers, Utc::now(), base.as_str())?;
+    let publishers = match p.verify_any(&opts.publishers, Utc::now(), base.as_str()) {
+        // The publisher may have rotated its key since the station was given it: follow the
+        // rotations the server serves, each signed by the key before it.
+        Err(RepoError::BadSignature { .. }) => {
+            let (body, _) = from
+                .bytes(&from.api("rotations"), crate::peer::MAX_DOCUMENT)
+                .await
+                .map_err(|e| conn.refused(e))?;
+            let bad = |why: String| StationError::Setup {
+                what: format!("the publisher key rotations {base} serves"),
+                why,
+            };
+            let chain: Vec<crate::keys::Rotation> = serde_json::from_slice(&body)
+                .map_err(|e| bad(format!("they do not parse ({e})")))?;
+            let (keys, _) = crate::keys::follow_rotations(&opts.publishers, &chain).map_err(bad)?;
+            p.verify_any(&keys, Utc::now(), base.as_str())?;
+            keys
+        }
+        other => other.map(|()| opts.publishers.clone())?,
+    };
+    let rotated: Vec<String> = if publishers == opts.publishers {
+        Vec::new()
+    } else {
+        publishers
+            .iter()
+            .map(|k| hex::encode(k.as_bytes()))
+            .collect()
+    };
     let temp;
     let store_dir = match &opts.store {
         Some(d) => d.clone(),
@@ -281,6 +320,7 @@ pub async fn fetch(conn: &Connection, opts: FetchOptions) -> Result<FetchReport,
         received: fetched.bytes,
         resumed: fetched.resumed,
         out: opts.out,
+        rotated,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -422,3 +422,61 @@ async fn a_station_of_a_child_cluster_checks_the_origins_signature() {
     csrv.stop().await;
     s.srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_follows_a_publisher_key_rotation_from_the_key_it_was_given() {
+    let s = setup().await;
+    let d = s.dir.path();
+    let conn = connection(&s, "ws-1", &secret_of("ws-1"));
+    let given = s.hub.keys.publishers();
+    updhub::station::fetch(&conn, options(&s, &d.join("before"), None))
+        .await
+        .unwrap();
+
+    // The publisher rotates its key (its server stopped, as `keys rotate` requires).
+    let Setup { dir, hub, srv, .. } = s;
+    srv.stop().await;
+    let data = hub.data.clone();
+    drop(hub);
+    let (_, resigned) = Hub::open(&data).unwrap().rotate_publisher().unwrap();
+    let hub = Arc::new(Hub::open(&data).unwrap());
+    let srv = start_with_stations(hub.clone()).await;
+    let conn = Connection {
+        url: srv.stations_url.clone().unwrap(),
+        ..conn
+    };
+    let fetch = |publishers, out: &str| {
+        updhub::station::fetch(
+            &conn,
+            FetchOptions {
+                publishers,
+                out: dir.path().join(out),
+                store: None,
+                parallel: 4,
+            },
+        )
+    };
+
+    // With the old key, the station follows the signed rotation and says which key is in
+    // force now.
+    let r = fetch(given, "after").await.unwrap();
+    assert_eq!(r.number, resigned.unwrap().number);
+    assert_eq!(r.rotated, vec![hex::encode(hub.keys.verifying.as_bytes())]);
+    assert!(
+        r.to_string().contains("the publisher key was rotated"),
+        "{r}"
+    );
+    assert_eq!(
+        tree(&dir.path().join("after")),
+        tree(&dir.path().join("before"))
+    );
+    // A key the rotations do not start from is refused: nothing written.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+    let err = fetch(vec![stranger], "never").await.unwrap_err();
+    assert!(
+        matches!(err, StationError::Repo(RepoError::BadSignature { .. })),
+        "{err}"
+    );
+    assert!(!dir.path().join("never").exists());
+    srv.stop().await;
+}

@@ -231,20 +231,7 @@ pub(crate) async fn handle(
             grant_call(&state, &action, peer, req).await
         }
         (&Method::GET, ["v1", "published"]) => published(&state).await,
-        (&Method::GET, ["v1", "rotations"]) => {
-            let hub = state.hub.clone();
-            match blocking(move || {
-                Ok(crate::keys::served_rotations(
-                    &hub.data.join("keys"),
-                    hub.keys.upstream.is_some(),
-                )?)
-            })
-            .await
-            {
-                Ok(chain) => json(&chain),
-                Err(r) => r,
-            }
-        }
+        (&Method::GET, ["v1", "rotations"]) => rotations(&state).await,
         (&Method::GET, ["v1", "ca"]) => json(&crate::link::ca_answer(&state.hub)),
         (&Method::POST, ["v1", "link", "renew"]) => link_renew(&state, &caller, req).await,
         (&Method::GET, ["v1", "versions", root]) => version(&state, root).await,
@@ -258,6 +245,23 @@ pub(crate) async fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// The chain of publisher key rotations this node knows (its own, or the origin's as learned
+/// through its link), each signed by the key before it.
+pub(super) async fn rotations(state: &State) -> Response<Body> {
+    let hub = state.hub.clone();
+    match blocking(move || {
+        Ok(crate::keys::served_rotations(
+            &hub.data.join("keys"),
+            hub.keys.upstream.is_some(),
+        )?)
+    })
+    .await
+    {
+        Ok(chain) => json(&chain),
+        Err(r) => r,
+    }
 }
 
 /// `GET /v1/licenses/grants[?since=CURSOR]`: the grants the calling server has to act on,

@@ -38,6 +38,7 @@ pub(super) async fn route(
     match (req.method(), rest) {
         (&Method::GET, ["published"]) => json(&p),
         (&Method::GET, ["manifest"]) => routes::manifest(state, p.root).await,
+        (&Method::GET, ["rotations"]) => routes::rotations(state).await,
         (&Method::GET, ["versions", root]) => match root.parse::<Root>() {
             Ok(root) if root == p.root => routes::manifest(state, root).await,
             Ok(root) => error(
@@ -68,7 +69,7 @@ pub(super) async fn route(
         _ => error(
             StatusCode::NOT_FOUND,
             format!(
-                "no station route {} /v1/station/{}; there are GET published, GET manifest, GET versions/ROOT, GET|HEAD blobs/HASH and POST blobs/HASH/damaged",
+                "no station route {} /v1/station/{}; there are GET published, GET manifest, GET versions/ROOT, GET rotations, GET|HEAD blobs/HASH and POST blobs/HASH/damaged",
                 req.method(),
                 rest.join("/")
             ),
