@@ -61,7 +61,7 @@ pub(super) async fn route(
             };
             // Anyone can register a station: its reports must not make this server rehash
             // a large blob over and over.
-            if !state.station_rechecks.due(id, std::time::Instant::now()) {
+            if !state.station_rechecks.due(id, Instant::now()) {
                 return json(&serde_json::json!({ "blob": id, "here": "rechecked recently" }));
             }
             routes::damaged(state, &format!("station {station}"), hash).await
