@@ -707,15 +707,20 @@ pub fn a_file_blob(hub: &Hub) -> BlobId {
     blobs[0]
 }
 
-/// A parent with a published version and a license for 10 stations.
+/// A parent with a published version of a copy of the sample zone (`dir/zone`) and a
+/// license for 10 stations.
 pub async fn licensed_parent(dir: &Path) -> Arc<Hub> {
+    licensed_parent_of(dir, &sample_zone_copy(dir)).await
+}
+
+/// [`licensed_parent`] with the version mirrored from `zone`.
+pub async fn licensed_parent_of(dir: &Path, zone: &Path) -> Arc<Hub> {
     let iss = issuer();
-    let zone = sample_zone_copy(dir);
     let hub = node(
         dir,
         "parent",
         NodeOpts {
-            zone: Some(&zone),
+            zone: Some(zone),
             issuers: vec![issuer_hex(&iss)],
             ..Default::default()
         },
