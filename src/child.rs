@@ -468,7 +468,7 @@ fn foreign_cluster(e: &(dyn std::error::Error + 'static)) -> Option<String> {
 
 /// A failed request to the parent as a [`SyncError`]: a certificate of another cluster is
 /// named as such, anything else is a network error worth retrying.
-fn network_error(url: &reqwest::Url, e: &reqwest::Error) -> SyncError {
+pub(crate) fn network_error(url: &reqwest::Url, e: &reqwest::Error) -> SyncError {
     if matches!(
         tls_error(e),
         Some(rustls::Error::AlertReceived(

@@ -39,10 +39,48 @@ pub enum StationError {
         /// The server's reason.
         why: String,
     },
-    /// Fetching or verifying the version failed (the blobs that verified stay in the
-    /// store given with --store, so the next run fetches only the rest).
-    #[error("station port: {0}")]
-    Fetch(#[from] SyncError),
+    /// The station port could not be reached, or broke the connection.
+    #[error("station port {url}: {why}; check that the server serves its station port (server.station_listen) and is reachable from here; with --store, the next run takes up where this one stopped")]
+    Unreachable {
+        /// What was requested.
+        url: String,
+        /// Why it failed.
+        why: String,
+    },
+    /// The station port stayed busy through every retry.
+    #[error("station port {url} stayed busy ({why}) through {attempts} attempts over {waited:?}; try again later, or another server of the cluster")]
+    Busy {
+        /// What was requested.
+        url: String,
+        /// Its last answer.
+        why: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent waiting between them.
+        waited: std::time::Duration,
+    },
+    /// The station port answered with another error.
+    #[error("station port {url} answered {status}: {why}")]
+    Status {
+        /// What was requested.
+        url: String,
+        /// The status.
+        status: u16,
+        /// The server's reason.
+        why: String,
+    },
+    /// The server's certificate is not one of the cluster CA given with --ca.
+    #[error("station port {url}: {why}; --ca must be that server's cluster CA certificate (keys/ca.crt on any server of the cluster)")]
+    Untrusted {
+        /// The station port.
+        url: String,
+        /// The TLS error.
+        why: String,
+    },
+    /// A manifest or blob did not verify, or could not be stored (the blobs that verified
+    /// stay in the store given with --store, so the next run fetches only the rest).
+    #[error(transparent)]
+    Fetch(SyncError),
     /// The published document does not verify.
     #[error(transparent)]
     Repo(#[from] RepoError),
@@ -58,6 +96,8 @@ impl StationError {
     /// Whether trying again later may help.
     pub fn retryable(&self) -> bool {
         match self {
+            StationError::Unreachable { .. } | StationError::Busy { .. } => true,
+            StationError::Status { status, .. } => *status >= 500 || *status == 429,
             StationError::Fetch(e) => e.retryable(),
             _ => false,
         }
@@ -171,9 +211,10 @@ impl Connection {
         })
     }
 
-    /// A refusal of the station's credentials (400, 401) or registration (409) as
-    /// [`StationError::Refused`], with the server's reason.
-    fn refused(&self, e: SyncError) -> StationError {
+    /// What a fetch's failure means for a station: a refusal of its credentials (400, 401)
+    /// or registration (409) as [`StationError::Refused`] with the server's reason; the
+    /// network, busy and certificate failures said of the station port.
+    fn station_error(&self, e: SyncError) -> StationError {
         match e {
             SyncError::Status {
                 url,
@@ -184,7 +225,26 @@ impl Connection {
                 station: self.creds.station.clone(),
                 why: reason(&body),
             },
-            e => e.into(),
+            SyncError::Status { url, status, body } => StationError::Status {
+                url,
+                status,
+                why: reason(&body),
+            },
+            SyncError::Network { url, why } => StationError::Unreachable { url, why },
+            SyncError::Busy {
+                url,
+                why,
+                attempts,
+                waited,
+            } => StationError::Busy {
+                url,
+                why,
+                attempts,
+                waited,
+            },
+            SyncError::ForeignCluster { url, why } => StationError::Untrusted { url, why },
+            SyncError::Setup { url, why } => StationError::Setup { what: url, why },
+            e => StationError::Fetch(e),
         }
     }
 }
@@ -207,22 +267,16 @@ pub async fn register(conn: &Connection) -> Result<StationAnswer, StationError> 
         .join("v1/stations/register")
         .expect("relative path joins");
     let client = conn.client()?;
-    let network = |why: String| {
-        StationError::Fetch(SyncError::Network {
-            url: url.to_string(),
-            why,
-        })
-    };
     let resp = client
         .post(url.clone())
         .json(&conn.creds)
         .send()
         .await
-        .map_err(|e| network(crate::child::error_chain(&e)))?;
+        .map_err(|e| conn.station_error(crate::child::network_error(&url, &e)))?;
     let status = resp.status();
     if !status.is_success() {
         let body = crate::peer::error_text(resp).await;
-        return Err(conn.refused(SyncError::Status {
+        return Err(conn.station_error(SyncError::Status {
             url: url.to_string(),
             status: status.as_u16(),
             body,
@@ -230,7 +284,10 @@ pub async fn register(conn: &Connection) -> Result<StationAnswer, StationError> 
     }
     let body = crate::peer::read_body(resp, crate::peer::MAX_DOCUMENT)
         .await
-        .map_err(|e| network(format!("{e:?}")))?;
+        .map_err(|e| StationError::Unreachable {
+            url: url.to_string(),
+            why: format!("reading the answer: {e:?}"),
+        })?;
     serde_json::from_slice(&body).map_err(|e| StationError::Setup {
         what: url.to_string(),
         why: format!("the answer is no registration ({e}); is this an updhub station port?"),
@@ -252,7 +309,7 @@ pub async fn fetch(conn: &Connection, opts: FetchOptions) -> Result<FetchReport,
     let (doc, _) = from
         .bytes(&from.api("published"), crate::peer::MAX_DOCUMENT)
         .await
-        .map_err(|e| conn.refused(e))?;
+        .map_err(|e| conn.station_error(e))?;
     let p = Published::parse(&doc, base.as_str())?;
     let publishers = match p.verify_any(&opts.publishers, Utc::now(), base.as_str()) {
         // The publisher may have rotated its key since the station was given it: follow the
@@ -261,7 +318,7 @@ pub async fn fetch(conn: &Connection, opts: FetchOptions) -> Result<FetchReport,
             let (body, _) = from
                 .bytes(&from.api("rotations"), crate::peer::MAX_DOCUMENT)
                 .await
-                .map_err(|e| conn.refused(e))?;
+                .map_err(|e| conn.station_error(e))?;
             let bad = |why: String| StationError::Setup {
                 what: format!("the publisher key rotations {base} serves"),
                 why,
@@ -300,7 +357,7 @@ pub async fn fetch(conn: &Connection, opts: FetchOptions) -> Result<FetchReport,
     let (manifest, fetched) =
         crate::child::fetch_version(Some(&from), &store, p.root, opts.parallel)
             .await
-            .map_err(|e| conn.refused(e))?;
+            .map_err(|e| conn.station_error(e))?;
     let bytes = manifest.total_size();
     let files =
         tokio::task::spawn_blocking(move || crate::zone::checkout_into(&store, &manifest, staging))

@@ -419,6 +419,24 @@ async fn a_station_of_a_child_cluster_checks_the_origins_signature() {
         "{err}"
     );
     assert!(!d.join("never").exists());
+    // The parent's CA does not vouch for the child's station port: named, nothing sent.
+    let foreign = Connection {
+        ca_pem: fs::read(s.hub.data.join("keys/ca.crt")).unwrap(),
+        ..conn
+    };
+    let err = updhub::station::fetch(
+        &foreign,
+        FetchOptions {
+            publishers: s.hub.keys.publishers(),
+            out: d.join("never"),
+            store: None,
+            parallel: 4,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StationError::Untrusted { .. }), "{err}");
+    assert!(err.to_string().contains("--ca must be"), "{err}");
     csrv.stop().await;
     s.srv.stop().await;
 }
