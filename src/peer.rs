@@ -1,6 +1,7 @@
 //! The interserver HTTPS client, and reading answers from other servers (parents, upstream
 //! hubs, donors): never more than a bound, so a hostile or broken peer cannot make this node
-//! download or hold more than the document it asked for.
+//! download or hold more than the document it asked for. Also the clients of a station port
+//! (a node enrolling, a station), which trust the cluster CA and present no certificate.
 
 use std::time::Duration;
 
