@@ -181,9 +181,14 @@ impl std::fmt::Display for SyncReport {
     }
 }
 
-struct Parent {
+/// Where a version is fetched from: a parent or member (the interserver routes), or a
+/// server's station port (the same documents under `/v1/station/`, see
+/// [`crate::station`]).
+pub(crate) struct Parent {
     base: reqwest::Url,
     client: reqwest::Client,
+    /// The path the version routes (`published`, `versions/ROOT`, `blobs/HASH`) are under.
+    api: &'static str,
 }
 
 impl Parent {
@@ -200,7 +205,26 @@ impl Parent {
         let base = reqwest::Url::parse(url).map_err(|e| setup(e.to_string()))?;
         // One client per node, reused by every sync: its idle connections carry over.
         let client = hub.client().map_err(setup)?;
-        Ok(Parent { base, client })
+        Ok(Parent {
+            base,
+            client,
+            api: "v1/",
+        })
+    }
+
+    /// A server's station port at `base`, reached with `client` (which carries the
+    /// station's credentials).
+    pub(crate) fn station(base: reqwest::Url, client: reqwest::Client) -> Parent {
+        Parent {
+            base,
+            client,
+            api: "v1/station/",
+        }
+    }
+
+    /// The path of a version route (`published`, `versions/ROOT`, `blobs/HASH`).
+    pub(crate) fn api(&self, route: &str) -> String {
+        format!("{}{route}", self.api)
     }
 
     /// Another member of this node's cluster at `addr` (HOST:PORT), reached there while its
@@ -231,7 +255,11 @@ impl Parent {
             )
         };
         let base = reqwest::Url::parse(&base).map_err(|e| setup(e.to_string()))?;
-        Ok(Parent { base, client })
+        Ok(Parent {
+            base,
+            client,
+            api: "v1/",
+        })
     }
 
     fn url(&self, path: &str) -> reqwest::Url {
@@ -291,7 +319,7 @@ impl Parent {
     }
 
     /// GET a document of at most `limit` bytes (see [`crate::peer`]).
-    async fn bytes(
+    pub(crate) async fn bytes(
         &self,
         path: &str,
         limit: u64,
@@ -440,7 +468,7 @@ fn foreign_cluster(e: &(dyn std::error::Error + 'static)) -> Option<String> {
 
 /// A failed request to the parent as a [`SyncError`]: a certificate of another cluster is
 /// named as such, anything else is a network error worth retrying.
-fn network_error(url: &reqwest::Url, e: &reqwest::Error) -> SyncError {
+pub(crate) fn network_error(url: &reqwest::Url, e: &reqwest::Error) -> SyncError {
     if matches!(
         tls_error(e),
         Some(rustls::Error::AlertReceived(
@@ -483,7 +511,7 @@ async fn fetch_blob(
             why: e.to_string(),
         })??;
     let offset = inc.offset();
-    let path = format!("v1/blobs/{id}");
+    let path = parent.api(&format!("blobs/{id}"));
     let url = parent.url(&path).to_string();
     let resp = parent.get(&path, offset).await?;
     let mut inc = match resp.status() {
@@ -582,7 +610,7 @@ async fn fetch_blob_resuming(
                 // so it rechecks the blob at once and takes it out of service.
                 let url = parent
                     .base
-                    .join(&format!("v1/blobs/{id}/damaged"))
+                    .join(&parent.api(&format!("blobs/{id}/damaged")))
                     .expect("relative path joins");
                 if let Err(report) = parent.client.post(url).send().await {
                     tracing::warn!(
@@ -693,7 +721,12 @@ async fn blocking<T: Send + 'static, E: Send + 'static>(
     f: impl FnOnce(&Hub) -> Result<T, E> + Send + 'static,
 ) -> Result<T, E> {
     let hub = hub.clone();
-    match tokio::task::spawn_blocking(move || f(&hub)).await {
+    off_runtime(move || f(&hub)).await
+}
+
+/// Run `f` on the blocking pool (a store read or write: file I/O and fsync).
+async fn off_runtime<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         // Never aborted, so only a panic ends it early: pass it on as it is.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -709,7 +742,7 @@ async fn sync_inner(
 ) -> Result<(SyncReport, Published, Vec<String>), SyncError> {
     let started = Instant::now();
     let (doc, headers) = parent
-        .bytes("v1/published", crate::peer::MAX_DOCUMENT)
+        .bytes(&parent.api("published"), crate::peer::MAX_DOCUMENT)
         .await?;
     let chain: Vec<String> = headers
         .get(crate::proto::CHAIN_HEADER)
@@ -845,49 +878,21 @@ async fn follow_rotations(hub: &Arc<Hub>, parent: &Parent, url: &str) -> Result<
     Ok(())
 }
 
-/// Fetch what this node lacks of the verified version `p` from `from` (the manifest, then
-/// the missing blobs, each verified as it streams in), then switch to it in one
-/// transaction. With `from` None, everything must already be in the store.
+/// Fetch what this node lacks of the verified version `p` from `from` (see
+/// [`fetch_version`]), then switch to it in one transaction. With `from` None, everything
+/// must already be in the store.
 async fn fetch_and_switch(
     hub: &Arc<Hub>,
     from: Option<&Parent>,
     p: &Published,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let manifest = if hub.store.hold(&p.root.0) {
-        let root = p.root;
-        let bytes = blocking(hub, move |h| h.store.read_bytes(&root.0)).await?;
-        Manifest::parse(&bytes, &p.root)?
-    } else {
-        let from = from.ok_or(StoreError::Missing(p.root.0))?;
-        let (bytes, _) = from
-            .bytes(&format!("v1/versions/{}", p.root), crate::peer::MAX_INDEX)
-            .await?;
-        let m = Manifest::parse(&bytes, &p.root)?;
-        blocking(hub, move |h| h.store.put_bytes(&bytes)).await?;
-        m
-    };
-    let mut missing: Vec<(BlobId, u64)> = manifest
-        .blobs()
-        .into_iter()
-        // A blob already stored is reused: `hold` refreshes its age for garbage collection.
-        .filter(|(id, _)| !hub.store.hold(id))
-        .collect();
-    if let (None, Some((id, _))) = (from, missing.first()) {
-        return Err(StoreError::Missing(*id).into());
-    }
-    if let Some(from) = from {
-        // Largest first: the long transfers start early and small ones fill the gaps, so no
-        // big blob is left decompressing alone at the end.
-        missing.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
-        let results: Vec<(u64, bool)> = stream::iter(missing)
-            .map(|(id, size)| fetch_blob_resuming(from, &hub.store, id, size))
-            .buffer_unordered(hub.config.upstream.parallel)
-            .try_collect()
-            .await?;
-        report.blobs = results.len() as u64;
-        report.bytes = results.iter().map(|r| r.0).sum();
-        report.resumed = results.iter().filter(|r| r.1).count() as u64;
+    let (manifest, fetched) =
+        fetch_version(from, &hub.store, p.root, hub.config.upstream.parallel).await?;
+    if from.is_some() {
+        report.blobs = fetched.blobs;
+        report.bytes = fetched.bytes;
+        report.resumed = fetched.resumed;
     }
     // Every blob once more, just before the switch: a sync longer than `store.gc_grace` may
     // have seen an early blob collected (the version was not recorded yet); the next sync
@@ -908,6 +913,74 @@ async fn fetch_and_switch(
     .await?;
     report.changed = true;
     Ok(())
+}
+
+/// What [`fetch_version`] fetched.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Fetched {
+    /// Blobs fetched.
+    pub blobs: u64,
+    /// Bytes received (stored, compressed).
+    pub bytes: u64,
+    /// Transfers resumed from a partial file.
+    pub resumed: u64,
+}
+
+/// Make `store` hold all of version `root`, whose signed document the caller verified: its
+/// manifest (checked against the root), then each blob it lacks, from `from`, `parallel` in
+/// flight, each decompressed and hashed as it streams in. With `from` None, everything must
+/// already be in the store. Returns the manifest and what was fetched.
+///
+/// # Errors
+/// Network errors, a manifest or blob that does not verify (the blob is reported to `from`
+/// as damaged), or store errors; what verified stays in the store for the next attempt.
+pub(crate) async fn fetch_version(
+    from: Option<&Parent>,
+    store: &Store,
+    root: Root,
+    parallel: usize,
+) -> Result<(Manifest, Fetched), SyncError> {
+    // A stored manifest or blob is reused: `hold` refreshes its age for garbage collection.
+    let manifest = if store.hold(&root.0) {
+        let st = store.clone();
+        let bytes = off_runtime(move || st.read_bytes(&root.0)).await?;
+        Manifest::parse(&bytes, &root)?
+    } else {
+        let from = from.ok_or(StoreError::Missing(root.0))?;
+        let (bytes, _) = from
+            .bytes(
+                &from.api(&format!("versions/{root}")),
+                crate::peer::MAX_INDEX,
+            )
+            .await?;
+        let m = Manifest::parse(&bytes, &root)?;
+        let st = store.clone();
+        off_runtime(move || st.put_bytes(&bytes)).await?;
+        m
+    };
+    let mut missing: Vec<(BlobId, u64)> = manifest
+        .blobs()
+        .into_iter()
+        .filter(|(id, _)| !store.hold(id))
+        .collect();
+    let mut fetched = Fetched::default();
+    if let (None, Some((id, _))) = (from, missing.first()) {
+        return Err(StoreError::Missing(*id).into());
+    }
+    if let Some(from) = from {
+        // Largest first: the long transfers start early and small ones fill the gaps, so no
+        // big blob is left decompressing alone at the end.
+        missing.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+        let results: Vec<(u64, bool)> = stream::iter(missing)
+            .map(|(id, size)| fetch_blob_resuming(from, store, id, size))
+            .buffer_unordered(parallel.max(1))
+            .try_collect()
+            .await?;
+        fetched.blobs = results.len() as u64;
+        fetched.bytes = results.iter().map(|r| r.0).sum();
+        fetched.resumed = results.iter().filter(|r| r.1).count() as u64;
+    }
+    Ok((manifest, fetched))
 }
 
 /// Where a member that lacks the cluster's version stands after one [`catch_up`].

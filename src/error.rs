@@ -10,6 +10,7 @@ use crate::keys::KeyError;
 use crate::license::LicenseError;
 use crate::mirror::MirrorError;
 use crate::repo::RepoError;
+use crate::station::StationError;
 use crate::store::StoreError;
 use crate::zone::ZoneError;
 
@@ -46,6 +47,9 @@ pub enum Error {
     /// Garbage collection.
     #[error(transparent)]
     Gc(#[from] GcError),
+    /// The station commands.
+    #[error(transparent)]
+    Station(#[from] StationError),
     /// A data folder problem.
     #[error("{path}: {why}")]
     Data {
@@ -72,6 +76,7 @@ impl Error {
     pub fn retryable(&self) -> bool {
         match self {
             Error::Sync(e) => e.retryable(),
+            Error::Station(e) => e.retryable(),
             Error::License(e) => {
                 matches!(
                     e,

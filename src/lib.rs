@@ -20,6 +20,7 @@
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
 //! - [`child`]: syncing from a parent.
 //! - [`license`]: license keys, stations and grants (donations between servers).
+//! - [`station`]: a station's side of the station port: register, fetch the active version.
 //! - [`cli`]: the command line, one function per command group (`main.rs` only calls it).
 //! - [`id`], [`error`]: typed ids and the crate error.
 
@@ -44,6 +45,7 @@ pub mod products;
 pub mod proto;
 pub mod repo;
 pub mod server;
+pub mod station;
 pub mod store;
 pub mod verify;
 pub mod zone;

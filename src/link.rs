@@ -431,18 +431,7 @@ pub async fn join(
         )));
     }
     // 2. The request, over TLS verified against that CA.
-    let ca = keys::first_cert(&ca_pem).map_err(|e| at(format!("the CA certificate {e}")))?;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(ca)
-        .map_err(|e| at(format!("the CA certificate is not usable ({e})")))?;
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| at(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = crate::peer::ca_only_tls(&ca_pem).map_err(at)?;
     let client = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(Duration::from_secs(30))

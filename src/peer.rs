@@ -1,6 +1,7 @@
 //! The interserver HTTPS client, and reading answers from other servers (parents, upstream
 //! hubs, donors): never more than a bound, so a hostile or broken peer cannot make this node
-//! download or hold more than the document it asked for.
+//! download or hold more than the document it asked for. Also the clients of a station port
+//! (a node enrolling, a station), which trust the cluster CA and present no certificate.
 
 use std::time::Duration;
 
@@ -58,6 +59,47 @@ pub fn member_client(
 ) -> Result<reqwest::Client, String> {
     builder(&keys.client_tls)
         .resolve_to_addrs(name, addrs)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// TLS that trusts only the CA certificate in `ca_pem` and presents no certificate: how a
+/// station, or a node enrolling by link, reaches a cluster's station port.
+///
+/// # Errors
+/// A PEM that holds no usable certificate (a message naming "the CA certificate").
+pub fn ca_only_tls(ca_pem: &[u8]) -> Result<rustls::ClientConfig, String> {
+    let ca = crate::keys::first_cert(ca_pem).map_err(|e| format!("the CA certificate {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(ca)
+        .map_err(|e| format!("the CA certificate is not usable ({e})"))?;
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// A client for a cluster's station port as station `creds` (see [`ca_only_tls`]): every
+/// request carries the station's credentials, marked sensitive so they are never logged.
+///
+/// # Errors
+/// A bad CA certificate, or a client that cannot be built.
+pub fn station_client(
+    ca_pem: &[u8],
+    creds: &crate::license::api::StationCredentials,
+) -> Result<reqwest::Client, String> {
+    let mut auth = reqwest::header::HeaderValue::from_str(&creds.authorization())
+        .map_err(|e| format!("the station credentials do not fit in a header ({e})"))?;
+    auth.set_sensitive(true);
+    let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, auth)]);
+    builder(&ca_only_tls(ca_pem)?)
+        .default_headers(headers)
         .build()
         .map_err(|e| e.to_string())
 }

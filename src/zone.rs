@@ -722,7 +722,15 @@ pub fn export(store: &Store, m: &Manifest, dir: &Path) -> Result<(), ZoneError> 
 /// A non-empty target folder, a missing or corrupt blob, a blob whose size is not the one
 /// the manifest declares, or write errors.
 pub fn checkout(store: &Store, m: &Manifest, dir: &Path) -> Result<u64, ZoneError> {
-    let staging = Staging::new(dir)?;
+    checkout_into(store, m, Staging::new(dir)?)
+}
+
+/// [`checkout`] into a staging folder the caller made first (so a long fetch learns before
+/// it starts that the target folder is not usable).
+///
+/// # Errors
+/// As [`checkout`].
+pub fn checkout_into(store: &Store, m: &Manifest, staging: Staging) -> Result<u64, ZoneError> {
     for e in &m.entries {
         let what = format!("{}/{}", e.product, e.path);
         let dest = staging.path().join(&e.product).join(&e.path);

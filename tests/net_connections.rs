@@ -1,7 +1,7 @@
 //! Connection bounds and timeouts (issue 6, defects 1, 12 and 13): idle sockets do not lock
 //! out real peers and are closed; stalled bodies get 408; the station port caps connections
 //! per address; the rate limiter forgets addresses; more children than connection slots all
-//! sync.
+//! sync; a child or a station that stops reading a blob is cut after the send stall.
 
 mod common;
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use updhub::hub::{add_license_file, Hub};
+use updhub::hub::Hub;
 use updhub::server::{self, Limits, Stats};
 
 /// A server started with explicit limits.
@@ -120,41 +120,10 @@ async fn short_body(
     Some(String::from_utf8_lossy(&got).into_owned())
 }
 
-/// A parent with a published version and a license for 10 stations.
-async fn licensed_parent(dir: &std::path::Path) -> Arc<Hub> {
-    let iss = issuer();
-    let zone = sample_zone_copy(dir);
-    let hub = node(
-        dir,
-        "parent",
-        NodeOpts {
-            zone: Some(&zone),
-            issuers: vec![issuer_hex(&iss)],
-            ..Default::default()
-        },
-    );
-    mirror_and_publish(&hub).await;
-    add_license_file(&hub, &key_file(dir, &iss, "K1", 10, 365))
-        .await
-        .unwrap();
-    hub
-}
-
 /// A TLS client for the station port trusting the cluster CA.
 fn station_tls(hub: &Hub) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(hub.data.join("keys/ca.crt")).unwrap();
-    for c in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    tokio_rustls::TlsConnector::from(Arc::new(updhub::peer::ca_only_tls(&pem).unwrap()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,30 +318,40 @@ async fn more_children_than_connection_slots_all_sync_identical() {
     srv.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_a_blob_is_cut_after_the_send_stall() {
-    let dir = tempfile::tempdir().unwrap();
-    // Incompressible, so the stored blob is larger than every socket buffer on the way.
+/// A zone of one incompressible 24 MiB file, so its stored blob is larger than every socket
+/// buffer on the way; and that blob.
+fn big_zone(dir: &std::path::Path) -> (std::path::PathBuf, updhub::id::BlobId) {
     let data = noise(24 << 20, 7);
     let id = updhub::id::BlobId::of(&data);
-    let zone = write_zone(dir.path(), "av", "2026112501", &[("big.bin", data)]);
-    let parent = zone_node(dir.path(), "parent", &zone);
-    mirror_and_publish(&parent).await;
+    (
+        write_zone(dir, "av", "2026112501", &[("big.bin", data)]),
+        id,
+    )
+}
+
+/// Limits with one transfer slot and a send stall of a second.
+fn one_stalling_slot() -> Limits {
     let mut limits = short(8);
     limits.send_stall = Duration::from_secs(1);
     limits.max_transfers = 1;
-    let srv = serve(parent.clone(), limits).await;
-    let child = child_of(dir.path(), "child", &parent, None);
-    let tls = tokio_rustls::TlsConnector::from(child.keys.upstream_tls());
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    limits
+}
 
+/// Send `request` (a blob GET) to `addr` over `tls` from a socket with a tiny receive
+/// buffer, read the answer's first bytes, then nothing: the server must cut the transfer
+/// after its send stall.
+async fn stop_reading_a_blob(
+    srv: &Served,
+    tls: tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+    request: String,
+) {
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let sock = TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
-    let tcp = sock.connect(srv.addr).await.unwrap();
+    let tcp = sock.connect(addr).await.unwrap();
     let mut s = tls.connect(name, tcp).await.unwrap();
-    s.write_all(format!("GET /v1/blobs/{id} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
     let mut head = [0u8; 64];
     let n = s.read(&mut head).await.unwrap();
     assert!(
@@ -385,9 +364,60 @@ async fn a_client_that_stops_reading_a_blob_is_cut_after_the_send_stall() {
         srv.stats.admission.send_stalls.load(Ordering::Relaxed) >= 1
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_a_blob_is_cut_after_the_send_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zone, id) = big_zone(dir.path());
+    let parent = zone_node(dir.path(), "parent", &zone);
+    mirror_and_publish(&parent).await;
+    let srv = serve(parent.clone(), one_stalling_slot()).await;
+    let child = child_of(dir.path(), "child", &parent, None);
+    let tls = tokio_rustls::TlsConnector::from(child.keys.upstream_tls());
+    let request = format!("GET /v1/blobs/{id} HTTP/1.1\r\nhost: x\r\n\r\n");
+    stop_reading_a_blob(&srv, tls, srv.addr, request).await;
     // Its only transfer slot is free again: a real child syncs.
     let report = updhub::child::sync_once(&child, &srv.url).await.unwrap();
     assert!(report.changed, "{report}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_that_stops_reading_a_blob_is_cut_after_the_send_stall_as_a_child_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zone, id) = big_zone(dir.path());
+    let parent = licensed_parent_of(dir.path(), &zone).await;
+    let srv = serve(parent.clone(), one_stalling_slot()).await;
+    let (status, body) = register(&station_client(&parent), &srv.stations_url, "ws-1").await;
+    assert_eq!(status, 200, "{body}");
+    let creds = updhub::license::api::StationCredentials {
+        station: "ws-1".into(),
+        secret: "secret-of-ws-1-0123456789".into(),
+    };
+    let request = format!(
+        "GET /v1/station/blobs/{id} HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\n\r\n",
+        creds.authorization()
+    );
+    stop_reading_a_blob(&srv, station_tls(&parent), srv.stations_addr, request).await;
+    // The station port's only transfer slot is free again: a station fetches the version.
+    let conn = updhub::station::Connection {
+        url: srv.stations_url.clone(),
+        creds,
+        ca_pem: std::fs::read(parent.data.join("keys/ca.crt")).unwrap(),
+    };
+    let r = updhub::station::fetch(
+        &conn,
+        updhub::station::FetchOptions {
+            publishers: parent.keys.publishers(),
+            out: dir.path().join("station"),
+            store: None,
+            parallel: 4,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.files, r.blobs), (1, 1), "{r}");
     srv.stop().await;
 }
 

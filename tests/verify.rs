@@ -5,33 +5,13 @@
 
 mod common;
 
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
 use updhub::child::{sync_once, SyncError};
 use updhub::hub::Hub;
-use updhub::id::BlobId;
 use updhub::store::StoreError;
-
-/// Flip one byte in the middle of the stored (compressed) file of `id`.
-fn flip(hub: &Hub, id: &BlobId) {
-    let path = hub.store.blob_path(id);
-    let mut raw = fs::read(&path).unwrap();
-    let mid = raw.len() / 2;
-    raw[mid] ^= 0x20;
-    fs::write(&path, raw).unwrap();
-}
-
-/// The largest file blob of the served version (not the manifest).
-fn a_file_blob(hub: &Hub) -> BlobId {
-    let root = hub.db.published().unwrap().unwrap().root;
-    let mut blobs = updhub::verify::version_blobs(&hub.store, &root).unwrap();
-    blobs.retain(|b| *b != root.0);
-    blobs.sort_by_key(|b| std::cmp::Reverse(hub.store.stored_len(b).unwrap()));
-    blobs[0]
-}
 
 /// A parent that published the sample zone and serves, and a linked child that synced. The
 /// child follows no parent by itself when it serves (upstream.parent is not set): the test

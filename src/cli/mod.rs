@@ -6,6 +6,7 @@
 //! - `license`: `license ...`.
 //! - `join`: `cluster join`'s report.
 //! - `render`: tables printed by `status` and friends.
+//! - `station`: `station ...`, a station's side of a server's station port.
 
 mod join;
 mod license;
@@ -13,6 +14,7 @@ mod link;
 mod products;
 mod render;
 mod serve;
+mod station;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -197,6 +199,12 @@ pub enum Command {
         #[command(subcommand)]
         command: license::LicenseCommand,
     },
+    /// A station's side of a server's station port: register, fetch the active version
+    /// (for admins and tests; needs no data folder).
+    Station {
+        #[command(subcommand)]
+        command: station::StationCommand,
+    },
     /// Stations registered with this server.
     Stations {
         /// Print JSON.
@@ -265,6 +273,10 @@ pub enum KeysCommand {
         #[arg(long)]
         from: PathBuf,
     },
+    /// The publisher keys whose signature on a version this node accepts, one a line (hex):
+    /// its cluster's own key, or on a child cluster its origin's keys. Stations check the
+    /// versions they fetch with them (`updhub station fetch --publisher-key FILE`).
+    Publishers,
     /// Rotate the publisher key (stop `serve` first): a new key, signed over by the old
     /// one; the published version is signed anew; children follow the rotation at their
     /// next sync and refuse the old key from then on.
@@ -437,6 +449,13 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             );
         }
         Command::Keys {
+            command: KeysCommand::Publishers,
+        } => {
+            for k in Hub::open(&data)?.keys.publishers() {
+                out!("{}", hex::encode(k.as_bytes()));
+            }
+        }
+        Command::Keys {
             command: KeysCommand::Rotate,
         } => {
             let (r, resigned) = Hub::open(&data)?.rotate_publisher()?;
@@ -568,6 +587,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         } => serve::serve(&data, default_data, listen, station_listen).await?,
         Command::License { command } => license::license(&data, command).await?,
         Command::Link { command } => link::link(&data, command).await?,
+        Command::Station { command } => station::station(command).await?,
         Command::Stations { json } => {
             let rows = Hub::open(&data)?.ledger.stations()?;
             if json {

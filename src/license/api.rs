@@ -29,6 +29,56 @@ pub struct StationCredentials {
     pub secret: String,
 }
 
+impl StationCredentials {
+    /// The `Authorization` header value that carries these credentials on the station routes
+    /// of updates: HTTP Basic (RFC 7617), the station id as the user and its secret as the
+    /// password, as `curl -u ID:SECRET` sends them.
+    pub fn authorization(&self) -> String {
+        use base64::Engine as _;
+        let pair = format!("{}:{}", self.station, self.secret);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    /// Read credentials from an `Authorization` header value made as
+    /// [`StationCredentials::authorization`] makes it, and check them as
+    /// [`check_credentials`] does.
+    ///
+    /// # Errors
+    /// What is wrong with the header, saying how a station sends its credentials.
+    pub fn from_authorization(h: &str) -> Result<StationCredentials, String> {
+        use base64::Engine as _;
+        const HOW: &str = "send `Authorization: Basic BASE64(STATION_ID:SECRET)` (curl -u STATION_ID:SECRET) with the id and secret the station registered with";
+        let (scheme, b64) = h
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| format!("the Authorization header has no scheme; {HOW}"))?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(format!(
+                "the Authorization scheme is {:?}, not Basic; {HOW}",
+                scheme.chars().take(20).collect::<String>()
+            ));
+        }
+        let pair = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| format!("the Basic credentials are not base64 of UTF-8 text; {HOW}"))?;
+        // A station id is a label (no ':'), so the first ':' ends it; the secret may hold ':'.
+        let (station, secret) = pair.split_once(':').ok_or_else(|| {
+            format!("the Basic credentials hold no ':' between id and secret; {HOW}")
+        })?;
+        let c = StationCredentials {
+            station: station.to_owned(),
+            secret: secret.to_owned(),
+        };
+        check_credentials(&c).map_err(|e| format!("{e}; {HOW}"))?;
+        Ok(c)
+    }
+}
+
 /// Answer of the station routes.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StationAnswer {
@@ -345,6 +395,51 @@ pub async fn return_grant(
         Err(e) => {
             tracing::warn!("{e}");
             Ok(false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StationCredentials;
+
+    fn creds(station: &str, secret: &str) -> StationCredentials {
+        StationCredentials {
+            station: station.into(),
+            secret: secret.into(),
+        }
+    }
+
+    #[test]
+    fn station_credentials_go_through_the_authorization_header_and_back() {
+        let c = creds("ws-1", "a:secret:with-colons-0123");
+        let h = c.authorization();
+        assert!(h.starts_with("Basic "), "{h}");
+        let back = StationCredentials::from_authorization(&h).unwrap();
+        assert_eq!((back.station, back.secret), (c.station, c.secret));
+        // The scheme is case-insensitive (RFC 9110); what curl -u sends is read too.
+        let lower = h.replacen("Basic", "basic", 1);
+        assert!(StationCredentials::from_authorization(&lower).is_ok());
+    }
+
+    #[test]
+    fn a_bad_authorization_header_is_named_with_the_way_to_send_credentials() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        for (h, why) in [
+            ("Basic".to_owned(), "no scheme"),
+            ("Bearer abc".to_owned(), "not Basic"),
+            ("Basic !!!".to_owned(), "not base64"),
+            (format!("Basic {}", b64("no-colon-here")), "no ':'"),
+            (format!("Basic {}", b64("ws-1:short")), "16 to 256"),
+            (
+                format!("Basic {}", b64("bad id:0123456789abcdef")),
+                "station id",
+            ),
+        ] {
+            let e = StationCredentials::from_authorization(&h).unwrap_err();
+            assert!(e.contains(why), "{h}: {e}");
+            assert!(e.contains("curl -u STATION_ID:SECRET"), "{e}");
         }
     }
 }

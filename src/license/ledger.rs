@@ -223,13 +223,24 @@ pub(super) fn damaged_token(e: serde_json::Error) -> LicenseError {
 }
 
 fn secret_hash(station: &str, secret: &str) -> String {
-    blake3::derive_key(
+    blake3::Hash::from(blake3::derive_key(
         "updhub station secret v1",
         format!("{station}\n{secret}").as_bytes(),
-    )
-    .iter()
-    .map(|b| format!("{b:02x}"))
-    .collect()
+    ))
+    .to_hex()
+    .to_string()
+}
+
+/// Whether a stored secret hash is `given`, compared in constant time (`blake3::Hash`'s `==`),
+/// so the time of an answer tells nothing of how much of a guessed secret was right.
+fn same_secret_hash(stored: &str, given: &str) -> bool {
+    match (
+        blake3::Hash::from_hex(stored),
+        blake3::Hash::from_hex(given),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// What to do with a station that finds no other source with room.
@@ -442,7 +453,7 @@ impl Ledger {
                 }
             }
             if let Some((h, source)) = db::stations::get(c, &server, &station)? {
-                if h != hash {
+                if !same_secret_hash(&h, &hash) {
                     return Err(LicenseError::Refused(format!(
                         "station {station} is registered with other credentials; use its secret, or ask the admin to remove it"
                     )));
@@ -476,6 +487,22 @@ impl Ledger {
             })
         })
         .await
+    }
+
+    /// Whether `secret` is the one `station` registered with here: a read that records
+    /// nothing (the station routes of updates ask it on every request). An unknown or purged
+    /// station is `false`, as a wrong secret is.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn station_secret_matches(
+        &self,
+        station: &str,
+        secret: &str,
+    ) -> Result<bool, LicenseError> {
+        let given = secret_hash(station, secret);
+        let stored = self.read(|c| Ok(db::stations::get(c, self.server.as_str(), station)?))?;
+        Ok(stored.is_some_and(|(h, _)| same_secret_hash(&h, &given)))
     }
 
     /// End what has ended: outgoing grants past end + margin come back; received grants

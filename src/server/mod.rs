@@ -1,12 +1,14 @@
 //! The interserver HTTPS server: hyper 1.x over tokio-rustls with mutual TLS. Only peers with
 //! a certificate issued by the cluster CA complete the handshake, so any other peer gets no
-//! byte of the repository. The same loop serves the station port (server-only TLS).
+//! byte of the repository. The same loop serves the station port (server-only TLS): its
+//! license routes, and the active version to registered stations (`station`).
 //! Connections are accepted at once and admitted within bounds and timeouts (`admission`);
 //! each peer is rate limited (governor, idle keys forgotten); shutdown stops accepting and
 //! lets in-flight transfers finish for a grace period.
 
 mod admission;
 mod routes;
+mod station;
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -47,6 +49,10 @@ pub(crate) struct State {
     pub limiter: DefaultKeyedRateLimiter<String>,
     /// The parsed manifest of the current root, so zone routes do not re-read it per request.
     pub manifest_cache: std::sync::Mutex<Option<(crate::id::Root, Arc<crate::repo::Manifest>)>>,
+    /// The blobs of the active version, the only ones the station routes send.
+    pub station_blobs: std::sync::Mutex<station::BlobSet>,
+    /// When stations' damage reports last had each blob rechecked.
+    pub station_rechecks: station::Rechecks,
     /// The bounds and timeouts of this listener.
     pub limits: Limits,
     /// One permit per blob body being sent: bounds the memory of transfers.
@@ -99,6 +105,8 @@ pub async fn run_face(
         stats,
         limiter: RateLimiter::keyed(Quota::per_second(rps)),
         manifest_cache: std::sync::Mutex::new(None),
+        station_blobs: std::sync::Mutex::new(None),
+        station_rechecks: station::Rechecks::default(),
         transfers: Arc::new(Semaphore::new(limits.max_transfers.max(1))),
         limits,
     });

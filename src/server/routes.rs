@@ -38,7 +38,7 @@ const MAX_OFFER: usize = 16 << 20;
 /// What a busy server tells a client to wait before it retries, in seconds.
 const RETRY_AFTER_SECS: u64 = 2;
 
-type Body = BoxBody<Bytes, io::Error>;
+pub(super) type Body = BoxBody<Bytes, io::Error>;
 
 /// A request body as the routes see it: hyper's, cut when it stalls.
 pub(crate) type ReqBody = super::admission::Stalling<Incoming>;
@@ -99,12 +99,12 @@ fn busy(state: &State) -> Response<Body> {
     r
 }
 
-fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response<Body> {
+pub(super) fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response<Body> {
     let body = serde_json::json!({ "error": msg.to_string() }).to_string();
     full(status, "application/json", body)
 }
 
-fn json(v: &impl serde::Serialize) -> Response<Body> {
+pub(super) fn json(v: &impl serde::Serialize) -> Response<Body> {
     full(
         StatusCode::OK,
         "application/json",
@@ -161,6 +161,9 @@ pub(crate) async fn handle(
             }
             (&Method::GET, ["v1", "link", "ca"]) => link_ca(&state).await,
             (&Method::POST, ["v1", "link", "enroll"]) => link_enroll(&state, req).await,
+            (_, ["v1", "station", rest @ ..]) => {
+                super::station::route(&state, &peer, req, rest).await
+            }
             _ => error(
                 StatusCode::NOT_FOUND,
                 format!("no station route {} {path}", req.method()),
@@ -228,20 +231,7 @@ pub(crate) async fn handle(
             grant_call(&state, &action, peer, req).await
         }
         (&Method::GET, ["v1", "published"]) => published(&state).await,
-        (&Method::GET, ["v1", "rotations"]) => {
-            let hub = state.hub.clone();
-            match blocking(move || {
-                Ok(crate::keys::served_rotations(
-                    &hub.data.join("keys"),
-                    hub.keys.upstream.is_some(),
-                )?)
-            })
-            .await
-            {
-                Ok(chain) => json(&chain),
-                Err(r) => r,
-            }
-        }
+        (&Method::GET, ["v1", "rotations"]) => rotations(&state).await,
         (&Method::GET, ["v1", "ca"]) => json(&crate::link::ca_answer(&state.hub)),
         (&Method::POST, ["v1", "link", "renew"]) => link_renew(&state, &caller, req).await,
         (&Method::GET, ["v1", "versions", root]) => version(&state, root).await,
@@ -255,6 +245,23 @@ pub(crate) async fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// The chain of publisher key rotations this node knows (its own, or the origin's as learned
+/// through its link), each signed by the key before it.
+pub(super) async fn rotations(state: &State) -> Response<Body> {
+    let hub = state.hub.clone();
+    match blocking(move || {
+        Ok(crate::keys::served_rotations(
+            &hub.data.join("keys"),
+            hub.keys.upstream.is_some(),
+        )?)
+    })
+    .await
+    {
+        Ok(chain) => json(&chain),
+        Err(r) => r,
+    }
 }
 
 /// `GET /v1/licenses/grants[?since=CURSOR]`: the grants the calling server has to act on,
@@ -357,7 +364,7 @@ fn enroll_error(e: crate::link::EnrollError) -> Response<Body> {
 
 /// Run a database or store call on the blocking pool: a slow read or commit (an fsync) must
 /// never hold a tokio worker that is streaming blobs to other children.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
 ) -> Result<T, Response<Body>> {
     match tokio::task::spawn_blocking(f).await {
@@ -367,50 +374,48 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn published(state: &State) -> Response<Body> {
+/// The signed document of the version this node serves (its active version), or the 404 to
+/// answer when it serves none yet.
+pub(super) async fn served(state: &State) -> Result<crate::repo::Published, Response<Body>> {
     let hub = state.hub.clone();
-    match blocking(move || Ok(hub.db.published()?)).await {
-        Ok(Some(p)) => {
-            let mut r = json(&p);
-            let mut chain = vec![state.hub.id().to_string()];
-            chain.extend(
-                state
-                    .hub
-                    .chain
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .cloned(),
-            );
-            if let Ok(v) = HeaderValue::from_str(&chain.join(",")) {
-                r.headers_mut().insert(crate::proto::CHAIN_HEADER, v);
-            }
-            if let Ok(v) = HeaderValue::from_str(&state.hub.keys.ca.tag()) {
-                r.headers_mut().insert(crate::proto::CA_HEADER, v);
-            }
-            r
-        }
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "nothing published yet; run `updhub publish` on this node",
-        ),
-        Err(resp) => resp,
+    blocking(move || Ok(hub.db.published()?))
+        .await?
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                "nothing published yet; run `updhub publish` on this node",
+            )
+        })
+}
+
+async fn published(state: &State) -> Response<Body> {
+    let p = match served(state).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let mut r = json(&p);
+    let mut chain = vec![state.hub.id().to_string()];
+    chain.extend(
+        state
+            .hub
+            .chain
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned(),
+    );
+    if let Ok(v) = HeaderValue::from_str(&chain.join(",")) {
+        r.headers_mut().insert(crate::proto::CHAIN_HEADER, v);
     }
+    if let Ok(v) = HeaderValue::from_str(&state.hub.keys.ca.tag()) {
+        r.headers_mut().insert(crate::proto::CA_HEADER, v);
+    }
+    r
 }
 
 /// The manifest of the current root, cached until the root changes.
 async fn current_manifest(state: &State) -> Result<Arc<Manifest>, Box<Response<Body>>> {
-    let hub = state.hub.clone();
-    let p = match blocking(move || Ok(hub.db.published()?)).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return Err(Box::new(error(
-                StatusCode::NOT_FOUND,
-                "nothing published yet",
-            )))
-        }
-        Err(resp) => return Err(Box::new(resp)),
-    };
+    let p = served(state).await.map_err(Box::new)?;
     if let Some((root, m)) = state
         .manifest_cache
         .lock()
@@ -435,10 +440,14 @@ async fn current_manifest(state: &State) -> Result<Arc<Manifest>, Box<Response<B
 }
 
 async fn version(state: &State, root: &str) -> Response<Body> {
-    let root: Root = match root.parse() {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
+    match root.parse() {
+        Ok(root) => manifest(state, root).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// The manifest of `root`, as the bytes it is stored as (a blob hashing to the root).
+pub(super) async fn manifest(state: &State, root: Root) -> Response<Body> {
     let store = state.hub.store.clone();
     let read = tokio::task::spawn_blocking(move || store.read_bytes(&root.0)).await;
     match read {
@@ -481,7 +490,7 @@ fn parse_range(h: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
 /// `POST /v1/blobs/{hash}/damaged`: a child says what it got for this blob did not verify.
 /// The blob is rechecked at once; a damaged copy is quarantined, so no one gets it again
 /// (the answer says which). A copy that verifies stays: the damage was on the way.
-async fn damaged(state: &State, peer: &str, hash: &str) -> Response<Body> {
+pub(super) async fn damaged(state: &State, peer: &str, hash: &str) -> Response<Body> {
     let id: BlobId = match hash.parse() {
         Ok(id) => id,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -506,7 +515,7 @@ async fn damaged(state: &State, peer: &str, hash: &str) -> Response<Body> {
     }
 }
 
-async fn blob(state: &State, hash: &str, req: &Request<ReqBody>) -> Response<Body> {
+pub(super) async fn blob(state: &State, hash: &str, req: &Request<ReqBody>) -> Response<Body> {
     let id: BlobId = match hash.parse() {
         Ok(id) => id,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -668,7 +677,7 @@ async fn report(state: &State, peer: String, req: Request<ReqBody>) -> Response<
     }
 }
 
-fn license_error(e: &crate::license::LicenseError) -> Response<Body> {
+pub(super) fn license_error(e: &crate::license::LicenseError) -> Response<Body> {
     error(
         StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         e,

@@ -688,3 +688,46 @@ pub fn client_with(ca: &Path, cert: &Path, key: &Path) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Flip one byte in the middle of the stored (compressed) file of `id`.
+pub fn flip(hub: &Hub, id: &BlobId) {
+    let path = hub.store.blob_path(id);
+    let mut raw = fs::read(&path).unwrap();
+    let mid = raw.len() / 2;
+    raw[mid] ^= 0x20;
+    fs::write(&path, raw).unwrap();
+}
+
+/// The largest file blob of the served version (not the manifest).
+pub fn a_file_blob(hub: &Hub) -> BlobId {
+    let root = hub.db.published().unwrap().unwrap().root;
+    let mut blobs = updhub::verify::version_blobs(&hub.store, &root).unwrap();
+    blobs.retain(|b| *b != root.0);
+    blobs.sort_by_key(|b| std::cmp::Reverse(hub.store.stored_len(b).unwrap()));
+    blobs[0]
+}
+
+/// A parent with a published version of a copy of the sample zone (`dir/zone`) and a
+/// license for 10 stations.
+pub async fn licensed_parent(dir: &Path) -> Arc<Hub> {
+    licensed_parent_of(dir, &sample_zone_copy(dir)).await
+}
+
+/// [`licensed_parent`] with the version mirrored from `zone`.
+pub async fn licensed_parent_of(dir: &Path, zone: &Path) -> Arc<Hub> {
+    let iss = issuer();
+    let hub = node(
+        dir,
+        "parent",
+        NodeOpts {
+            zone: Some(zone),
+            issuers: vec![issuer_hex(&iss)],
+            ..Default::default()
+        },
+    );
+    mirror_and_publish(&hub).await;
+    updhub::hub::add_license_file(&hub, &key_file(dir, &iss, "K1", 10, 365))
+        .await
+        .unwrap();
+    hub
+}

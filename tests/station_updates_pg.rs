@@ -1,0 +1,6 @@
+//! `station_updates.rs` again, with every node on PostgreSQL: the same test code, the other
+//! engine (`common::on_postgres` tells by this binary's name; `UPDHUB_TEST_PG_URL` names the
+//! server, which `.ci/run` starts).
+
+#[path = "station_updates.rs"]
+mod on_postgres;
