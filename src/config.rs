@@ -37,6 +37,8 @@ pub const SHARED_SETTINGS: &[&str] = &[
     "publish.expires_in",
     "publish.auto_resign",
     "publish.warn_before",
+    "publish.stage_timeout",
+    "publish.quorum",
     "licenses.issuers",
     "licenses.skew_margin",
     "licenses.station_ttl",
@@ -198,6 +200,79 @@ pub struct PublishSection {
     /// The same: a child warns when its version expires within this time.
     #[serde(default = "default_warn_before", with = "humantime_serde")]
     pub warn_before: Duration,
+    /// The same: how long a staged version waits for every reporting child to stage it;
+    /// after that, `quorum` of them suffice.
+    #[serde(default = "default_stage_timeout", with = "humantime_serde")]
+    pub stage_timeout: Duration,
+    /// The same: how many of the reporting children must have staged a version for it to
+    /// be activated once `stage_timeout` has passed.
+    #[serde(default)]
+    pub quorum: Quorum,
+}
+
+/// How many reporting children must hold a staged version before `publish.stage_timeout`
+/// lets it be activated without the others: written `"all"`, a count (`"4"`) or a
+/// percentage (`"80%"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Quorum {
+    /// Every reporting child (the default: a child that cannot stage holds activation back
+    /// until an admin runs `updhub activate`, or it stops reporting).
+    #[default]
+    All,
+    /// At least this many (all of them when fewer report).
+    Count(u32),
+    /// At least this share, in percent, rounded up.
+    Percent(u8),
+}
+
+impl Quorum {
+    /// How many of `reporting` children must have staged.
+    pub fn needed(self, reporting: usize) -> usize {
+        match self {
+            Quorum::All => reporting,
+            Quorum::Count(n) => (n as usize).min(reporting),
+            Quorum::Percent(p) => (reporting * p as usize).div_ceil(100),
+        }
+    }
+}
+
+impl TryFrom<String> for Quorum {
+    type Error = String;
+    fn try_from(s: String) -> Result<Quorum, String> {
+        let t = s.trim();
+        let bad = || {
+            format!(
+                "{t:?} is not a quorum: write \"all\", a count of children (\"4\") or a percentage (\"80%\")"
+            )
+        };
+        if t.eq_ignore_ascii_case("all") {
+            return Ok(Quorum::All);
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            return match p.trim().parse::<u8>() {
+                Ok(p) if p <= 100 => Ok(Quorum::Percent(p)),
+                _ => Err(bad()),
+            };
+        }
+        t.parse().map(Quorum::Count).map_err(|_| bad())
+    }
+}
+
+impl From<Quorum> for String {
+    fn from(q: Quorum) -> String {
+        q.to_string()
+    }
+}
+
+impl std::fmt::Display for Quorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quorum::All => write!(f, "all"),
+            Quorum::Count(n) => write!(f, "{n}"),
+            Quorum::Percent(p) => write!(f, "{p}%"),
+        }
+    }
 }
 
 /// `[licenses]`.
@@ -304,6 +379,9 @@ fn default_true() -> bool {
 fn default_warn_before() -> Duration {
     Duration::from_secs(2 * 86400)
 }
+fn default_stage_timeout() -> Duration {
+    Duration::from_secs(600)
+}
 /// Whether `url` names a database kind updhub knows.
 pub fn is_db_url(url: &str) -> bool {
     url.strip_prefix("sqlite:").is_some_and(|f| !f.is_empty())
@@ -333,6 +411,8 @@ impl Default for PublishSection {
             expires_in: default_expires_in(),
             auto_resign: true,
             warn_before: default_warn_before(),
+            stage_timeout: default_stage_timeout(),
+            quorum: Quorum::default(),
         }
     }
 }
@@ -531,6 +611,7 @@ impl Config {
             ("upstream.sync_interval", self.upstream.sync_interval),
             ("publish.expires_in", self.publish.expires_in),
             ("publish.warn_before", self.publish.warn_before),
+            ("publish.stage_timeout", self.publish.stage_timeout),
             ("licenses.skew_margin", self.licenses.skew_margin),
             ("licenses.station_ttl", self.licenses.station_ttl),
             ("licenses.warn_before", self.licenses.warn_before),
@@ -636,6 +717,8 @@ impl Config {
             "publish.expires_in": self.publish.expires_in.as_secs(),
             "publish.auto_resign": self.publish.auto_resign,
             "publish.warn_before": self.publish.warn_before.as_secs(),
+            "publish.stage_timeout": self.publish.stage_timeout.as_secs(),
+            "publish.quorum": self.publish.quorum.to_string(),
             "licenses.issuers": self.licenses.issuers,
             "licenses.skew_margin": self.licenses.skew_margin.as_secs(),
             "licenses.station_ttl": self.licenses.station_ttl.as_secs(),
@@ -702,6 +785,12 @@ expires_in = "{exp}"
 auto_resign = {ar}
 # [same] A child warns when its version expires within this time (parent down?).
 warn_before = "{wb}"
+# [same] A published version is staged first: children fetch and verify it beside their
+# active one, and it is activated (every child switches at once) when every child that
+# reports has staged it; after stage_timeout, when a quorum of them has ("all", a count
+# such as "4", or a share such as "80%"). `updhub activate` activates it by hand.
+stage_timeout = "{st}"
+quorum = "{quorum}"
 
 [database]
 # [same] The database. "sqlite:FILE" (relative to the data folder) for a lone node; the
@@ -743,6 +832,8 @@ scrub_every = "{scrub_every}"
             exp = d(self.publish.expires_in),
             ar = self.publish.auto_resign,
             wb = d(self.publish.warn_before),
+            st = d(self.publish.stage_timeout),
+            quorum = self.publish.quorum,
             db = self.database.url,
             url_file = match &self.database.url_file {
                 Some(f) => format!("url_file = {:?}", f.display().to_string()),

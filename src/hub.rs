@@ -74,6 +74,9 @@ pub struct Hub {
     pub ca_seen: Mutex<(Option<String>, Option<String>)>,
     /// The cluster's links in force, re-read every [`crate::node::LINKS_EVERY`].
     links: std::sync::RwLock<LinkCache>,
+    /// Bumped whenever this node's active or staged version may have moved (publish,
+    /// stage, activate, switch), so long-polling children are answered at once.
+    pub version_events: tokio::sync::watch::Sender<u64>,
 }
 
 /// A node being made in a temporary folder (see [`Hub::begin_init`]).
@@ -166,6 +169,10 @@ pub struct Status {
     pub ca_rotation: Option<CaRotationStatus>,
     /// The cluster's published version (the same as `current` once this node holds it).
     pub cluster_version: Option<Published>,
+    /// The cluster's staged version and where its activation stands (a top parent).
+    pub rollout: Option<crate::switch::Rollout>,
+    /// The version this node holds staged beside its active one.
+    pub staged: Option<Published>,
     /// A warning, if the version is about to expire.
     pub warning: Option<String>,
     /// What the store lacks of the version this node serves, and what it quarantined.
@@ -387,6 +394,7 @@ impl Hub {
             client: std::sync::RwLock::new(None),
             ca_seen: Mutex::new((None, None)),
             links: std::sync::RwLock::new(LinkCache::default()),
+            version_events: tokio::sync::watch::channel(0).0,
         };
         hub.refresh_settings()?;
         hub.refresh_links()?;
@@ -538,6 +546,12 @@ impl Hub {
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// Wake the children long-polling this node: its active or staged version may have
+    /// moved.
+    pub fn versions_moved(&self) {
+        self.version_events.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// This node's id.
     pub fn id(&self) -> &ServerId {
         &self.config.server.id
@@ -659,9 +673,13 @@ impl Hub {
         let now = Utc::now();
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
         let key = self.keys.signing.clone();
-        Ok(self.db.publish(root, files, bytes, ttl, now, |n| {
+        // Staged first while some child reports: it becomes active when they hold it.
+        let stage = self.stages_first()?;
+        let r = self.db.publish(root, files, bytes, ttl, now, stage, |n| {
             Published::sign(root, n, expires, &key)
-        })?)
+        })?;
+        self.versions_moved();
+        Ok(r)
     }
 
     /// Re-sign the published version if less than half its validity is left (a running
@@ -1033,6 +1051,8 @@ impl Hub {
             store_damage: self.store_damage(current.as_ref()),
             current,
             cluster_version: self.db.cluster_published()?,
+            rollout: self.rollout()?,
+            staged: self.db.staged()?,
             links: self.links()?,
             license_mismatches: self
                 .ledger

@@ -29,6 +29,7 @@ const SQLITE: Dialect = Dialect {
         include_str!("../../schemas/sqlite/007-grant-reports.sql"),
         include_str!("../../schemas/sqlite/008-grant-keys.sql"),
         include_str!("../../schemas/sqlite/009-grant-feed.sql"),
+        include_str!("../../schemas/sqlite/011-two-phase.sql"),
     ],
     has_meta: "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
 };
@@ -44,6 +45,7 @@ const POSTGRES: Dialect = Dialect {
         include_str!("../../schemas/postgres/007-grant-reports.sql"),
         include_str!("../../schemas/postgres/008-grant-keys.sql"),
         include_str!("../../schemas/postgres/009-grant-feed.sql"),
+        include_str!("../../schemas/postgres/011-two-phase.sql"),
     ],
     has_meta: "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'",
 };

@@ -24,6 +24,7 @@ pub mod postgres;
 mod settings;
 pub mod sql;
 mod sqlite;
+mod staging;
 pub mod stations;
 mod versions;
 
@@ -41,6 +42,7 @@ pub use links::{Binding, Link, LinkState, Refusal};
 pub use migrate::Standing;
 pub use settings::SharedSetting;
 pub use sqlite::connect;
+pub use staging::{ChildStage, Staged};
 pub use versions::{Mirrored, SyncState, VersionRow};
 
 /// Errors of the database layer.

@@ -13,8 +13,8 @@ use crate::hub::Hub;
 use crate::server::{self, Face, Limits, Stats};
 
 pub use tasks::{
-    CatchUp, LicenseSweep, Links, Membership, PeerLicenses, Resign, Scrub, Task, CATCH_UP_EVERY,
-    LINKS_EVERY, SCRUB_EVERY,
+    Activate, CatchUp, LicenseSweep, Links, Membership, PeerLicenses, Resign, Scrub, Task,
+    ACTIVATE_EVERY, CATCH_UP_EVERY, LINKS_EVERY, SCRUB_EVERY,
 };
 
 /// Run a node until `shutdown` completes, with the bounds of its configuration.
@@ -119,6 +119,7 @@ pub async fn run_with(
         }
         None => {
             tasks.spawn(tasks::run(Resign(hub.clone()), stop_rx.clone()));
+            tasks.spawn(tasks::run(Activate(hub.clone()), stop_rx.clone()));
         }
     }
     let result = server::run_face(Face::Interserver, listener, hub, stats, limits, shutdown).await;

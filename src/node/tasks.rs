@@ -120,6 +120,35 @@ impl Task for Resign {
     }
 }
 
+/// A top parent applies the activation rule to its staged version (see [`crate::switch`])
+/// every [`ACTIVATE_EVERY`], besides on every child's report: the stage timeout passes, and
+/// children that stopped reporting drop out of the count, without a report arriving.
+pub struct Activate(pub Arc<Hub>);
+
+/// How often a top parent applies the activation rule.
+pub const ACTIVATE_EVERY: Duration = Duration::from_secs(1);
+
+impl Task for Activate {
+    fn name(&self) -> &'static str {
+        "activate"
+    }
+
+    fn every(&self) -> Duration {
+        ACTIVATE_EVERY
+    }
+
+    fn at_start(&self) -> bool {
+        // A parent restarted between stage and activate goes on where it was.
+        true
+    }
+
+    async fn round(&mut self) {
+        if let Some(Err(e)) = blocking(self.name(), &self.0, |h| h.evaluate_activation()).await {
+            tracing::error!("applying the activation rule failed: {e}");
+        }
+    }
+}
+
 /// A member serves the cluster's published version once its own store holds all of it:
 /// it fetches what it lacks from a live member that serves it (see
 /// [`crate::child::catch_up`]), and takes fresher signatures of the version it serves.
