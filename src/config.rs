@@ -214,7 +214,7 @@ pub struct PublishSection {
 /// lets it be activated without the others: written `"all"`, a count (`"4"`) or a
 /// percentage (`"80%"`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(try_from = "QuorumText", into = "String")]
 pub enum Quorum {
     /// Every reporting child (the default: a child that cannot stage holds activation back
     /// until an admin runs `updhub activate`, or it stops reporting).
@@ -233,6 +233,24 @@ impl Quorum {
             Quorum::All => reporting,
             Quorum::Count(n) => (n as usize).min(reporting),
             Quorum::Percent(p) => (reporting * p as usize).div_ceil(100),
+        }
+    }
+}
+
+/// A quorum as written: a string, or a bare count (`quorum = 4`, `config set publish.quorum 4`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum QuorumText {
+    Count(u32),
+    Text(String),
+}
+
+impl TryFrom<QuorumText> for Quorum {
+    type Error = String;
+    fn try_from(q: QuorumText) -> Result<Quorum, String> {
+        match q {
+            QuorumText::Count(n) => Ok(Quorum::Count(n)),
+            QuorumText::Text(s) => Quorum::try_from(s),
         }
     }
 }
