@@ -1051,16 +1051,80 @@ pub async fn catch_up(
         }
         return Ok(CatchUp::Current);
     }
+    match from_members(hub, want, held.as_ref(), sources, Then::Switch).await? {
+        Some((r, from)) => Ok(CatchUp::Switched(r, from)),
+        None => Ok(CatchUp::NoSource(want.number)),
+    }
+}
+
+/// What a member does with a version once its store holds all of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Then {
+    /// Switch to it (the cluster's active version).
+    Switch,
+    /// Hold it staged beside the active one (the cluster's staged version).
+    Stage,
+}
+
+/// A member of a parent cluster holds the cluster's staged version `want` too, so that the
+/// children reaching it can stage it: what its store lacks comes from one of `sources`
+/// (live members), verified as a child verifies. Returns whether it staged it now (None:
+/// no member holds it yet).
+///
+/// # Errors
+/// As [`catch_up`].
+pub async fn catch_up_staged(
+    hub: &Arc<Hub>,
+    want: &Published,
+    sources: &[(String, String)],
+) -> Result<Option<(SyncReport, Option<String>)>, SyncError> {
+    let (held, staged) = blocking(hub, |h| {
+        Ok::<_, DbError>((h.db.published()?, h.db.staged()?))
+    })
+    .await?;
+    if staged.as_ref() == Some(want) || held.as_ref().is_some_and(|h| h.number >= want.number) {
+        return Ok(None);
+    }
+    from_members(hub, want, held.as_ref(), sources, Then::Stage).await
+}
+
+/// Check `want` (signature, follows `held`), then take what the store lacks of it from the
+/// first of `sources` that holds it, and switch to it or stage it (`then`). Returns the
+/// report and the member it came from (None: the store held it all); None when there was
+/// no source.
+async fn from_members(
+    hub: &Arc<Hub>,
+    want: &Published,
+    held: Option<&Published>,
+    sources: &[(String, String)],
+    then: Then,
+) -> Result<Option<(SyncReport, Option<String>)>, SyncError> {
+    const FROM: &str = "the cluster's database";
     want.verify_any(&hub.keys.publishers(), Utc::now(), FROM)?;
-    want.check_follows(held.as_ref().map(|c| (c.number, c.root)), FROM)?;
+    want.check_follows(held.map(|c| (c.number, c.root)), FROM)?;
     let started = Instant::now();
-    let mut report = SyncReport::nothing_yet(want);
+    let report = SyncReport::nothing_yet(want);
+    let take = |from: Option<Parent>, mut report: SyncReport| async move {
+        let manifest = fetch_version(hub, from.as_ref(), want, &mut report).await?;
+        let (p, files, bytes) = (
+            want.clone(),
+            manifest.entries.len() as u64,
+            manifest.total_size(),
+        );
+        blocking(hub, move |h| match then {
+            Then::Switch => h.db.accept(&p, files, bytes, Utc::now()),
+            Then::Stage => h.db.set_staged(&p, Utc::now()),
+        })
+        .await?;
+        hub.versions_moved();
+        report.changed = then == Then::Switch;
+        report.staged = (then == Then::Stage).then_some(want.number);
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok::<_, SyncError>(report)
+    };
     // The store may hold it all already (this node mirrored the same zone).
-    match fetch_and_switch(hub, None, want, &mut report).await {
-        Ok(()) => {
-            report.seconds = started.elapsed().as_secs_f64();
-            return Ok(CatchUp::Switched(report, None));
-        }
+    match take(None, report.clone()).await {
+        Ok(r) => return Ok(Some((r, None))),
         Err(SyncError::Store(StoreError::Missing(_))) => {}
         Err(e) => return Err(e),
     }
@@ -1068,13 +1132,10 @@ pub async fn catch_up(
     for (node, addr) in sources {
         let attempt = async {
             let member = Parent::member(hub, addr).await?;
-            fetch_and_switch(hub, Some(&member), want, &mut report).await
+            take(Some(member), report.clone()).await
         };
         match attempt.await {
-            Ok(()) => {
-                report.seconds = started.elapsed().as_secs_f64();
-                return Ok(CatchUp::Switched(report, Some(node.clone())));
-            }
+            Ok(r) => return Ok(Some((r, Some(node.clone())))),
             Err(e) => {
                 tracing::warn!(
                     "fetching version {} from member {node} ({addr}) failed: {e}",
@@ -1086,7 +1147,7 @@ pub async fn catch_up(
     }
     match last {
         Some(e) => Err(e),
-        None => Ok(CatchUp::NoSource(want.number)),
+        None => Ok(None),
     }
 }
 

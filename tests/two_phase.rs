@@ -127,6 +127,11 @@ async fn five_children_stage_one_cut_off_none_switches_before_the_quorum_rule_th
     }
     // The cut-off child keeps its version, and the parent names it.
     assert_eq!(active(&cut), 1);
+    wait_for("the four reported version 2", || {
+        let s = parent.status().unwrap();
+        s.children.iter().filter(|c| c.in_sync).count() == 4
+    })
+    .await;
     let status = parent.status().unwrap();
     let named = status
         .children
@@ -135,7 +140,6 @@ async fn five_children_stage_one_cut_off_none_switches_before_the_quorum_rule_th
         .unwrap();
     assert!(!named.in_sync);
     assert_eq!(named.report.number, Some(1));
-    assert!(status.children.iter().filter(|c| c.in_sync).count() == 4);
     for (_, run) in kids {
         run.stop().await;
     }
@@ -291,4 +295,50 @@ async fn a_grandchild_stages_and_switches_through_a_serving_child() {
     bottom_srv.stop().await;
     mid_srv.stop().await;
     top_srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_of_two_members_of_a_parent_cluster_stage_and_switch_together() {
+    // Members share a PostgreSQL database: the `_pg` twin runs this, the SQLite one cannot.
+    let Some(url) = on_postgres().then(new_pg_database).flatten() else {
+        eprintln!("SKIPPED: members of one cluster share a PostgreSQL database; two_phase_pg runs this test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let opts = || NodeOpts {
+        zone: Some(&zone),
+        database: Some(url.clone()),
+        ..Default::default()
+    };
+    let a = node(dir.path(), "a", opts());
+    let b = member_of(dir.path(), "b", &a, opts());
+    mirror_and_publish(&a).await;
+    a.set_shared_setting("upstream.sync_interval", "1h")
+        .unwrap();
+    let (sa, sb) = (start(a.clone()).await, start(b.clone()).await);
+    wait_for("b to hold version 1", || active(&b) == 1).await;
+    // One child on each member.
+    let c1 = child_of(dir.path(), "c1", &a, Some(sa.url.clone()));
+    let c2 = child_of(dir.path(), "c2", &a, Some(sb.url.clone()));
+    let (r1, r2) = (start(c1.clone()).await, start(c2.clone()).await);
+    wait_for("both children on version 1, reported", || {
+        active(&c1) == 1 && active(&c2) == 1 && a.db.cluster_children().unwrap().len() == 2
+    })
+    .await;
+
+    // A stages version 2; B fetches it from A beside its version 1, so the child reaching B
+    // stages it from B; the last report, to either member, activates it for the cluster.
+    let v2 = publish_v2(&zone, &a).await;
+    wait_for("both children switched to version 2", || {
+        active(&c1) == 2 && active(&c2) == 2
+    })
+    .await;
+    assert_eq!(c2.db.published().unwrap().unwrap(), v2);
+    assert_eq!(b.db.cluster_published().unwrap().unwrap(), v2);
+    wait_for("b serves version 2", || active(&b) == 2).await;
+    assert!(a.rollout().unwrap().is_none());
+    for run in [r1, r2, sa, sb] {
+        run.stop().await;
+    }
 }
