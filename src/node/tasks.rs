@@ -198,6 +198,18 @@ fn member_sources(
     Ok(sources)
 }
 
+/// What a catch-up's database read found; a failure is logged.
+fn found_or_log<T>(found: Option<Result<Option<T>, crate::db::DbError>>) -> Option<T> {
+    match found {
+        Some(Ok(x)) => x,
+        Some(Err(e)) => {
+            tracing::warn!("catch up: {e}");
+            None
+        }
+        None => None,
+    }
+}
+
 impl CatchUp {
     /// The cluster's active version, served once this node holds all of it.
     async fn active(&self) {
@@ -214,13 +226,8 @@ impl CatchUp {
             Ok::<_, crate::db::DbError>(Some((want, sources)))
         })
         .await;
-        let (want, sources) = match found {
-            Some(Ok(Some(x))) => x,
-            Some(Ok(None)) | None => return,
-            Some(Err(e)) => {
-                tracing::warn!("catch up: {e}");
-                return;
-            }
+        let Some((want, sources)) = found_or_log(found) else {
+            return;
         };
         match crate::child::catch_up(hub, &want, &sources).await {
             Ok(crate::child::CatchUp::Current) => {}
@@ -257,13 +264,8 @@ impl CatchUp {
             Ok::<_, crate::db::DbError>(Some((want.published, member_sources(h, None)?)))
         })
         .await;
-        let (want, sources) = match found {
-            Some(Ok(Some(x))) => x,
-            Some(Ok(None)) | None => return,
-            Some(Err(e)) => {
-                tracing::warn!("catch up: {e}");
-                return;
-            }
+        let Some((want, sources)) = found_or_log(found) else {
+            return;
         };
         match crate::child::catch_up_staged(hub, &want, &sources).await {
             Ok(Some((r, from))) => tracing::info!(
