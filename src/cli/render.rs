@@ -25,7 +25,8 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
             );
         }
     }
-    if let Some(st) = &s.staged {
+    // On a top parent the rollout below says it all.
+    if let Some(st) = s.staged.as_ref().filter(|_| s.rollout.is_none()) {
         out!(
             "staged version {} root {}: held here beside the current one, switched to when {}",
             st.number,
@@ -138,12 +139,10 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
 /// A staged version waiting for activation: who staged it, who has not and why.
 pub(super) fn rollout(r: &crate::switch::Rollout) -> Result<()> {
     out!(
-        "STAGED version {} root {} (staged {}): {} of {} reporting children staged it; {}",
+        "STAGED version {} root {} (staged {}): {}",
         r.staged.number,
         r.staged.root,
         r.staged_at,
-        r.staged_by,
-        r.reporting,
         r.why
     );
     not_staged(&r.not_staged)
