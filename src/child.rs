@@ -137,8 +137,20 @@ pub struct SyncReport {
     pub resumed: u64,
     /// License grants for this server that the parent holds (fetched on every sync).
     pub grants: usize,
+    /// The version this node holds staged beside its current one (the parent staged it).
+    pub staged: Option<u64>,
+    /// Why this node could not stage the version its parent staged (it keeps its current
+    /// version; the parent names it).
+    pub stage_error: Option<String>,
     /// Wall time.
     pub seconds: f64,
+    /// The (active, staged) version numbers the parent served (staged 0: none): what the
+    /// next long-poll says it knows.
+    #[serde(skip)]
+    pub seen: (u64, u64),
+    /// Whether this sync staged a version this node did not hold staged before.
+    #[serde(skip)]
+    fresh_stage: bool,
 }
 
 impl SyncReport {
@@ -153,7 +165,11 @@ impl SyncReport {
             bytes: 0,
             resumed: 0,
             grants: 0,
+            staged: None,
+            stage_error: None,
             seconds: 0.0,
+            seen: (p.number, 0),
+            fresh_stage: false,
         }
     }
 }
@@ -177,7 +193,17 @@ impl std::fmt::Display for SyncReport {
             self.resumed,
             self.grants,
             self.seconds
-        )
+        )?;
+        if let Some(n) = self.staged {
+            write!(
+                f,
+                "; version {n} staged beside it, switched to when the parent activates it"
+            )?;
+        }
+        if let Some(e) = &self.stage_error {
+            write!(f, "; could not stage the parent's staged version: {e}")?;
+        }
+        Ok(())
     }
 }
 
@@ -630,6 +656,23 @@ async fn fetch_blob_resuming(
 /// Network errors, a refused version (bad signature, expired, rollback), a blob that does not
 /// verify, or database errors. The current version only changes when everything verified.
 pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, SyncError> {
+    let first = sync_round(hub, parent_url).await?;
+    if !first.fresh_stage {
+        return Ok(first);
+    }
+    // This node just reported a staged version: if that completed what the parent waited
+    // for, it is active there now, and this node switches at once (its blobs are here).
+    let mut again = sync_round(hub, parent_url).await?;
+    again.blobs += first.blobs;
+    again.bytes += first.bytes;
+    again.resumed += first.resumed;
+    again.seconds += first.seconds;
+    Ok(again)
+}
+
+/// One round of [`sync_once`]: take the parent's active version, stage its staged one,
+/// exchange grants and report.
+async fn sync_round(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, SyncError> {
     let parent = Parent::new(hub, parent_url)?;
     let inner = sync_inner(hub, &parent, parent_url).await;
     let (mut result, held) = match inner {
@@ -684,7 +727,8 @@ pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, S
     // The heartbeat last, so what it says of the grants already takes this sync's
     // revocations and renewals into account (the donor reconciles with it).
     if let Some((p, chain)) = held {
-        send_report(hub, &parent, Some(&p), &chain).await;
+        let err = result.as_ref().ok().and_then(|r| r.stage_error.clone());
+        send_report(hub, &parent, Some(&p), &chain, err.as_deref()).await;
     }
     result
 }
@@ -760,6 +804,9 @@ async fn sync_inner(
     {
         hub.ca_seen.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(tag.to_owned());
     }
+    let staged_doc = headers
+        .get(crate::proto::STAGED_HEADER)
+        .map(|v| Published::parse(v.as_bytes(), parent_url));
     if chain.iter().any(|c| c == hub.id().as_str()) {
         return Err(SyncError::Loop {
             url: parent_url.to_owned(),
@@ -805,6 +852,25 @@ async fn sync_inner(
         }
     } else {
         fetch_and_switch(hub, Some(parent), &p, &mut report).await?;
+    }
+    // The parent's staged version: fetched and verified beside the current one. Failing
+    // to stage is no failed sync: this node keeps its version and tells the parent why.
+    match staged_doc {
+        Some(Ok(s)) if s.number > p.number => {
+            report.seen.1 = s.number;
+            match stage(hub, parent, &s, parent_url, &mut report).await {
+                Ok(()) => report.staged = Some(s.number),
+                Err(e) => {
+                    tracing::warn!(
+                        "could not stage version {} from {parent_url}: {e}",
+                        s.number
+                    );
+                    report.stage_error = Some(format!("version {}: {e}", s.number));
+                }
+            }
+        }
+        Some(Err(e)) => report.stage_error = Some(e.to_string()),
+        _ => {}
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok((report, p, chain))
@@ -889,11 +955,7 @@ async fn fetch_and_switch(
 ) -> Result<(), SyncError> {
     let (manifest, fetched) =
         fetch_version(from, &hub.store, p.root, hub.config.upstream.parallel).await?;
-    if from.is_some() {
-        report.blobs = fetched.blobs;
-        report.bytes = fetched.bytes;
-        report.resumed = fetched.resumed;
-    }
+    report.add(fetched);
     // Every blob once more, just before the switch: a sync longer than `store.gc_grace` may
     // have seen an early blob collected (the version was not recorded yet); the next sync
     // then fetches it again rather than switch to a version missing it.
@@ -911,8 +973,20 @@ async fn fetch_and_switch(
         h.db.accept(&accepted, files, bytes, Utc::now())
     })
     .await?;
+    // This node's own children (and members) long-polling it hear of it at once.
+    hub.versions_moved();
     report.changed = true;
     Ok(())
+}
+
+impl SyncReport {
+    /// Count what one [`fetch_version`] fetched (a sync may stage one version and switch to
+    /// another).
+    fn add(&mut self, f: Fetched) {
+        self.blobs += f.blobs;
+        self.bytes += f.bytes;
+        self.resumed += f.resumed;
+    }
 }
 
 /// What [`fetch_version`] fetched.
@@ -983,6 +1057,44 @@ pub(crate) async fn fetch_version(
     Ok((manifest, fetched))
 }
 
+/// Stage the parent's staged version `s`: check it (signature, above the current version),
+/// fetch and verify what the store lacks of it, and record it staged, without switching.
+async fn stage(
+    hub: &Arc<Hub>,
+    parent: &Parent,
+    s: &Published,
+    url: &str,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    s.verify_any(&hub.keys.publishers(), Utc::now(), url)?;
+    let current = blocking(hub, |h| h.db.published()).await?;
+    s.check_follows(current.as_ref().map(|c| (c.number, c.root)), url)?;
+    let already = blocking(hub, |h| h.db.staged()).await?;
+    let (_, fetched) = fetch_version(
+        Some(parent),
+        &hub.store,
+        s.root,
+        hub.config.upstream.parallel,
+    )
+    .await?;
+    report.add(fetched);
+    if already.as_ref() != Some(s) {
+        report.fresh_stage = true;
+        let staged = s.clone();
+        blocking(hub, move |h| h.db.set_staged(&staged, Utc::now())).await?;
+        tracing::info!(
+            "staged version {} (root {}) beside version {}: {} blobs fetched; it becomes current when the parent activates it",
+            s.number,
+            s.root,
+            current.map_or(0, |c| c.number),
+            report.blobs
+        );
+        // This node's children stage it from here in turn.
+        hub.versions_moved();
+    }
+    Ok(())
+}
+
 /// Where a member that lacks the cluster's version stands after one [`catch_up`].
 #[derive(Debug)]
 pub enum CatchUp {
@@ -1022,16 +1134,87 @@ pub async fn catch_up(
         }
         return Ok(CatchUp::Current);
     }
+    match from_members(hub, want, held.as_ref(), sources, Then::Switch).await? {
+        Some((r, from)) => Ok(CatchUp::Switched(r, from)),
+        None => Ok(CatchUp::NoSource(want.number)),
+    }
+}
+
+/// What a member does with a version once its store holds all of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Then {
+    /// Switch to it (the cluster's active version).
+    Switch,
+    /// Hold it staged beside the active one (the cluster's staged version).
+    Stage,
+}
+
+/// A member of a parent cluster holds the cluster's staged version `want` too, so that the
+/// children reaching it can stage it: what its store lacks comes from one of `sources`
+/// (live members), verified as a child verifies. Returns whether it staged it now (None:
+/// no member holds it yet).
+///
+/// # Errors
+/// As [`catch_up`].
+pub async fn catch_up_staged(
+    hub: &Arc<Hub>,
+    want: &Published,
+    sources: &[(String, String)],
+) -> Result<Option<(SyncReport, Option<String>)>, SyncError> {
+    let (held, staged) = blocking(hub, |h| {
+        Ok::<_, DbError>((h.db.published()?, h.db.staged()?))
+    })
+    .await?;
+    if staged.as_ref() == Some(want) || held.as_ref().is_some_and(|h| h.number >= want.number) {
+        return Ok(None);
+    }
+    from_members(hub, want, held.as_ref(), sources, Then::Stage).await
+}
+
+/// Check `want` (signature, follows `held`), then take what the store lacks of it from the
+/// first of `sources` that holds it, and switch to it or stage it (`then`). Returns the
+/// report and the member it came from (None: the store held it all); None when there was
+/// no source.
+async fn from_members(
+    hub: &Arc<Hub>,
+    want: &Published,
+    held: Option<&Published>,
+    sources: &[(String, String)],
+    then: Then,
+) -> Result<Option<(SyncReport, Option<String>)>, SyncError> {
+    const FROM: &str = "the cluster's database";
     want.verify_any(&hub.keys.publishers(), Utc::now(), FROM)?;
-    want.check_follows(held.as_ref().map(|c| (c.number, c.root)), FROM)?;
+    want.check_follows(held.map(|c| (c.number, c.root)), FROM)?;
     let started = Instant::now();
-    let mut report = SyncReport::nothing_yet(want);
+    let report = SyncReport::nothing_yet(want);
+    let take = |from: Option<Parent>, mut report: SyncReport| async move {
+        let (manifest, fetched) = fetch_version(
+            from.as_ref(),
+            &hub.store,
+            want.root,
+            hub.config.upstream.parallel,
+        )
+        .await?;
+        report.add(fetched);
+        let (p, files, bytes) = (
+            want.clone(),
+            manifest.entries.len() as u64,
+            manifest.total_size(),
+        );
+        blocking(hub, move |h| match then {
+            Then::Switch => h.db.accept(&p, files, bytes, Utc::now()),
+            Then::Stage => h.db.set_staged(&p, Utc::now()),
+        })
+        .await?;
+        hub.versions_moved();
+        report.changed = then == Then::Switch;
+        report.staged = (then == Then::Stage).then_some(want.number);
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok::<_, SyncError>(report)
+    };
     // The store may hold it all already (this node mirrored the same zone).
-    match fetch_and_switch(hub, None, want, &mut report).await {
-        Ok(()) => {
-            report.seconds = started.elapsed().as_secs_f64();
-            return Ok(CatchUp::Switched(report, None));
-        }
+    match take(None, report.clone()).await {
+        Ok(r) => return Ok(Some((r, None))),
         Err(SyncError::Store(StoreError::Missing(_))) => {}
         Err(e) => return Err(e),
     }
@@ -1039,13 +1222,10 @@ pub async fn catch_up(
     for (node, addr) in sources {
         let attempt = async {
             let member = Parent::member(hub, addr).await?;
-            fetch_and_switch(hub, Some(&member), want, &mut report).await
+            take(Some(member), report.clone()).await
         };
         match attempt.await {
-            Ok(()) => {
-                report.seconds = started.elapsed().as_secs_f64();
-                return Ok(CatchUp::Switched(report, Some(node.clone())));
-            }
+            Ok(r) => return Ok(Some((r, Some(node.clone())))),
             Err(e) => {
                 tracing::warn!(
                     "fetching version {} from member {node} ({addr}) failed: {e}",
@@ -1057,13 +1237,19 @@ pub async fn catch_up(
     }
     match last {
         Some(e) => Err(e),
-        None => Ok(CatchUp::NoSource(want.number)),
+        None => Ok(None),
     }
 }
 
 /// Tell the parent which version this node holds (its heartbeat). Failure is only logged:
 /// the sync itself succeeded.
-async fn send_report(hub: &Arc<Hub>, parent: &Parent, p: Option<&Published>, chain: &[String]) {
+async fn send_report(
+    hub: &Arc<Hub>,
+    parent: &Parent,
+    p: Option<&Published>,
+    chain: &[String],
+    stage_error: Option<&str>,
+) {
     // What this node counts of each grant from this parent, for its reconciliation (a
     // database read: off the runtime's workers).
     let grants = match chain.first().cloned() {
@@ -1075,7 +1261,21 @@ async fn send_report(hub: &Arc<Hub>, parent: &Parent, p: Option<&Published>, cha
             }),
         None => Vec::new(),
     };
+    let staged = blocking(hub, |h| h.db.staged()).await.unwrap_or_else(|e| {
+        tracing::warn!("reading the staged version for the report: {e}");
+        None
+    });
+    let stage = crate::proto::StageReport {
+        two_phase: true,
+        staged_number: staged.as_ref().map(|s| s.number),
+        staged_root: staged.as_ref().map(|s| s.root),
+        stage_error: stage_error.map(str::to_owned),
+    };
     let body = serde_json::json!({
+        "two_phase": stage.two_phase,
+        "staged_number": stage.staged_number,
+        "staged_root": stage.staged_root,
+        "stage_error": stage.stage_error,
         "grants": grants,
         "root": p.map(|p| p.root),
         "number": p.map(|p| p.number),
@@ -1107,36 +1307,109 @@ fn next_sync_in(interval: Duration, failures: u32, spread: f64) -> Duration {
     wait.mul_f64(1.0 - width / 2.0 + width * spread.clamp(0.0, 1.0))
 }
 
-/// Keep following the parent until `shutdown` flips: sync every `upstream.sync_interval`,
+/// What one long-poll of the parent found.
+#[derive(Debug, PartialEq)]
+enum Poll {
+    /// Its active or staged version moved: sync now.
+    Moved,
+    /// Nothing moved within the wait.
+    Same,
+    /// The parent does not long-poll (an older updhub): sleep instead.
+    Unsupported,
+}
+
+/// Ask the parent to answer when its (active, staged) version numbers differ from `seen`,
+/// waiting up to `wait` (see [`crate::proto::Poll`]).
+async fn long_poll(
+    hub: &Arc<Hub>,
+    parent_url: &str,
+    seen: (u64, u64),
+    wait: Duration,
+) -> Result<Poll, SyncError> {
+    let parent = Parent::new(hub, parent_url)?;
+    let q = crate::proto::Poll {
+        wait: wait.as_secs().max(1),
+        known: seen.0,
+        staged: seen.1,
+    };
+    let (body, headers) = parent
+        .bytes(
+            &format!("v1/published?{}", q.query()),
+            crate::peer::MAX_DOCUMENT,
+        )
+        .await?;
+    if headers.get(crate::proto::LONG_POLL_HEADER).is_none() {
+        return Ok(Poll::Unsupported);
+    }
+    // Only a hint to sync now: the sync checks what it fetches.
+    let number = |b: &[u8]| Published::parse(b, parent_url).map_or(0, |p| p.number);
+    let now = (
+        number(&body),
+        headers
+            .get(crate::proto::STAGED_HEADER)
+            .map_or(0, |v| number(v.as_bytes())),
+    );
+    Ok(if now == seen { Poll::Same } else { Poll::Moved })
+}
+
+/// Keep following the parent until `shutdown` flips: sync, then long-poll the parent until
+/// its active or staged version moves (so a staged version is fetched and an activation
+/// switched to within about a second), syncing anyway every `upstream.sync_interval`;
 /// backing off after failures, warning as the current version's expiry nears.
 pub async fn follow(
     hub: Arc<Hub>,
     parent: String,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let interval = hub.live().upstream.sync_interval;
     let mut failures = 0u32;
     loop {
-        match sync_once(&hub, &parent).await {
+        let interval = hub.live().upstream.sync_interval;
+        let seen = match sync_once(&hub, &parent).await {
             Ok(r) => {
                 failures = 0;
-                if r.changed {
+                if r.changed || r.fresh_stage {
                     tracing::info!("{r}");
                 }
+                Some(r.seen)
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!("sync from {parent} failed: {e}");
+                None
             }
-        }
+        };
         if let Ok(Some(p)) = blocking(&hub, |h| h.db.published()).await {
             if let Some(w) = hub.expiry_warning(&p) {
                 tracing::warn!("{w}");
             }
         }
         let wait = next_sync_in(interval, failures, rand::Rng::gen(&mut rand::thread_rng()));
+        let until = tokio::time::Instant::now() + wait;
+        let waited = async {
+            // After a failure (no `seen`), only the backoff's sleep.
+            if let Some(seen) = seen {
+                let most = Duration::from_secs(crate::proto::MAX_WAIT_SECS);
+                loop {
+                    let left = until.saturating_duration_since(tokio::time::Instant::now());
+                    if left < Duration::from_secs(1) {
+                        break;
+                    }
+                    match long_poll(&hub, &parent, seen, left.min(most)).await {
+                        Ok(Poll::Moved) => return,
+                        Ok(Poll::Same) => {}
+                        Ok(Poll::Unsupported) => break,
+                        Err(e) => {
+                            // The sync at the end of the wait reports it, and backs off.
+                            tracing::debug!("long-poll of {parent} failed: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep_until(until).await;
+        };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = waited => {}
             _ = shutdown.changed() => return,
         }
         if *shutdown.borrow() {

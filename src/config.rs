@@ -41,6 +41,8 @@ pub const SHARED_SETTINGS: &[&str] = &[
     "publish.delay",
     "publish.auto_resign",
     "publish.warn_before",
+    "publish.stage_timeout",
+    "publish.quorum",
     "licenses.issuers",
     "licenses.skew_margin",
     "licenses.station_ttl",
@@ -246,6 +248,97 @@ pub struct PublishSection {
     /// (`updhub products set P delayed`; `updhub release P` lets it go at once).
     #[serde(default = "default_delay", with = "humantime_serde")]
     pub delay: Duration,
+    /// The same: how long a staged version waits for every reporting child to stage it;
+    /// after that, `quorum` of them suffice.
+    #[serde(default = "default_stage_timeout", with = "humantime_serde")]
+    pub stage_timeout: Duration,
+    /// The same: how many of the reporting children must have staged a version for it to
+    /// be activated once `stage_timeout` has passed.
+    #[serde(default)]
+    pub quorum: Quorum,
+}
+
+/// How many reporting children must hold a staged version before `publish.stage_timeout`
+/// lets it be activated without the others: written `"all"`, a count (`"4"`) or a
+/// percentage (`"80%"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "QuorumText", into = "String")]
+pub enum Quorum {
+    /// Every reporting child (the default: a child that cannot stage holds activation back
+    /// until an admin runs `updhub activate`, or it stops reporting).
+    #[default]
+    All,
+    /// At least this many (all of them when fewer report).
+    Count(u32),
+    /// At least this share, in percent, rounded up.
+    Percent(u8),
+}
+
+impl Quorum {
+    /// How many of `reporting` children must have staged.
+    pub fn needed(self, reporting: usize) -> usize {
+        match self {
+            Quorum::All => reporting,
+            Quorum::Count(n) => (n as usize).min(reporting),
+            Quorum::Percent(p) => (reporting * p as usize).div_ceil(100),
+        }
+    }
+}
+
+/// A quorum as written: a string, or a bare count (`quorum = 4`, `config set publish.quorum 4`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum QuorumText {
+    Count(u32),
+    Text(String),
+}
+
+impl TryFrom<QuorumText> for Quorum {
+    type Error = String;
+    fn try_from(q: QuorumText) -> Result<Quorum, String> {
+        match q {
+            QuorumText::Count(n) => Ok(Quorum::Count(n)),
+            QuorumText::Text(s) => Quorum::try_from(s),
+        }
+    }
+}
+
+impl TryFrom<String> for Quorum {
+    type Error = String;
+    fn try_from(s: String) -> Result<Quorum, String> {
+        let t = s.trim();
+        let bad = || {
+            format!(
+                "{t:?} is not a quorum: write \"all\", a count of children (\"4\") or a percentage (\"80%\")"
+            )
+        };
+        if t.eq_ignore_ascii_case("all") {
+            return Ok(Quorum::All);
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            return match p.trim().parse::<u8>() {
+                Ok(p) if p <= 100 => Ok(Quorum::Percent(p)),
+                _ => Err(bad()),
+            };
+        }
+        t.parse().map(Quorum::Count).map_err(|_| bad())
+    }
+}
+
+impl From<Quorum> for String {
+    fn from(q: Quorum) -> String {
+        q.to_string()
+    }
+}
+
+impl std::fmt::Display for Quorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quorum::All => write!(f, "all"),
+            Quorum::Count(n) => write!(f, "{n}"),
+            Quorum::Percent(p) => write!(f, "{p}%"),
+        }
+    }
 }
 
 /// `[licenses]`.
@@ -364,6 +457,9 @@ fn default_true() -> bool {
 fn default_warn_before() -> Duration {
     Duration::from_secs(2 * 86400)
 }
+fn default_stage_timeout() -> Duration {
+    Duration::from_secs(600)
+}
 /// Whether `url` names a database kind updhub knows.
 pub fn is_db_url(url: &str) -> bool {
     url.strip_prefix("sqlite:").is_some_and(|f| !f.is_empty())
@@ -397,6 +493,8 @@ impl Default for PublishSection {
             auto_resign: true,
             warn_before: default_warn_before(),
             delay: default_delay(),
+            stage_timeout: default_stage_timeout(),
+            quorum: Quorum::default(),
         }
     }
 }
@@ -598,6 +696,7 @@ impl Config {
             ("publish.delay", self.publish.delay),
             ("upstream.mirror_interval", self.upstream.mirror_interval),
             ("upstream.stale_after", self.upstream.stale_after),
+            ("publish.stage_timeout", self.publish.stage_timeout),
             ("licenses.skew_margin", self.licenses.skew_margin),
             ("licenses.station_ttl", self.licenses.station_ttl),
             ("licenses.warn_before", self.licenses.warn_before),
@@ -738,6 +837,8 @@ impl Config {
             "publish.auto_resign": self.publish.auto_resign,
             "publish.warn_before": self.publish.warn_before.as_secs(),
             "publish.delay": self.publish.delay.as_secs(),
+            "publish.stage_timeout": self.publish.stage_timeout.as_secs(),
+            "publish.quorum": self.publish.quorum.to_string(),
             "licenses.issuers": self.licenses.issuers,
             "licenses.skew_margin": self.licenses.skew_margin.as_secs(),
             "licenses.station_ttl": self.licenses.station_ttl.as_secs(),
@@ -816,6 +917,12 @@ warn_before = "{wb}"
 # [same] How long a new revision of a delayed product (`updhub products set P delayed`)
 # waits before it is published; `updhub release P` lets it go at once.
 delay = "{delay}"
+# [same] A published version is staged first: children fetch and verify it beside their
+# active one, and it is activated (every child switches at once) when every child that
+# reports has staged it; after stage_timeout, when a quorum of them has ("all", a count
+# such as "4", or a share such as "80%"). `updhub activate` activates it by hand.
+stage_timeout = "{st}"
+quorum = "{quorum}"
 
 [database]
 # [same] The database. "sqlite:FILE" (relative to the data folder) for a lone node; the
@@ -873,6 +980,8 @@ gc_grace = "{gc_grace}"
             exp = d(self.publish.expires_in),
             ar = self.publish.auto_resign,
             wb = d(self.publish.warn_before),
+            st = d(self.publish.stage_timeout),
+            quorum = self.publish.quorum,
             db = self.database.url,
             url_file = match &self.database.url_file {
                 Some(f) => format!("url_file = {:?}", f.display().to_string()),

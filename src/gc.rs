@@ -60,6 +60,8 @@ pub enum Reason {
     Published,
     /// The last mirror run's root, not yet published.
     Mirrored,
+    /// Staged (two-phase switch): children fetch it now, and it becomes active soon.
+    Staged,
     /// A child reported it as its current version.
     Child(String),
     /// Replaced less than `store.gc_grace` ago: a child may be syncing it right now.
@@ -73,6 +75,7 @@ impl std::fmt::Display for Reason {
             Reason::Active => f.write_str("active"),
             Reason::Published => f.write_str("published"),
             Reason::Mirrored => f.write_str("mirrored"),
+            Reason::Staged => f.write_str("staged"),
             Reason::Child(c) => write!(f, "held by child {c}"),
             Reason::Grace => f.write_str("replaced within gc_grace"),
         }
@@ -90,6 +93,8 @@ pub struct Sources {
     pub published: Option<Root>,
     /// The last mirror run's root.
     pub mirrored: Option<Root>,
+    /// The staged versions: the cluster's, and the one this node staged from its parent.
+    pub staged: Vec<Root>,
     /// Each child's reported current root.
     pub children: Vec<(String, Root)>,
     /// `store.keep_versions`.
@@ -112,6 +117,13 @@ impl Sources {
             active: hub.db.published()?.map(|p| p.root),
             published: hub.db.cluster_published()?.map(|p| p.root),
             mirrored: hub.db.mirrored()?.map(|m| m.root),
+            staged: hub
+                .db
+                .cluster_staged()?
+                .map(|s| s.published.root)
+                .into_iter()
+                .chain(hub.db.staged()?.map(|p| p.root))
+                .collect(),
             children: hub
                 .db
                 .children()?
@@ -131,6 +143,8 @@ impl Sources {
 ///   fetch it;
 /// - the cluster's published version: a member that lags switches to it soon;
 /// - the last mirror run's root (`mirrored`): `publish` signs it next;
+/// - the staged versions (the cluster's, and this node's from its parent): children fetch
+///   them now, and they become active at the switch;
 /// - every root a child last reported as current (children table): it may fetch a
 ///   missing blob of it again (a repair);
 /// - every version replaced (its successor by number created) less than `grace` ago: a
@@ -167,6 +181,9 @@ pub fn keep_roots(s: &Sources) -> BTreeMap<Root, Vec<Reason>> {
     }
     if let Some(r) = s.mirrored {
         add(r, Reason::Mirrored);
+    }
+    for r in &s.staged {
+        add(*r, Reason::Staged);
     }
     for (child, r) in &s.children {
         add(*r, Reason::Child(child.clone()));
@@ -403,6 +420,7 @@ mod tests {
             active: Some(root(n)),
             published: Some(root(n)),
             mirrored: None,
+            staged: Vec::new(),
             children: Vec::new(),
             keep_versions: 2,
             grace: HOUR,
@@ -474,11 +492,14 @@ mod tests {
             active: None,
             published: None,
             mirrored: Some(root(1)),
+            staged: vec![root(2)],
             children: Vec::new(),
             keep_versions: 5,
             grace: Duration::ZERO,
             now: Utc::now(),
         };
-        assert_eq!(roots(&keep_roots(&s)), vec![root(1)]);
+        let k = keep_roots(&s);
+        assert_eq!(roots(&k), vec![root(1), root(2)]);
+        assert_eq!(k[&root(2)], vec![Reason::Staged]);
     }
 }

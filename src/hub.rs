@@ -74,6 +74,9 @@ pub struct Hub {
     pub ca_seen: Mutex<(Option<String>, Option<String>)>,
     /// The cluster's links in force, re-read every [`crate::node::LINKS_EVERY`].
     links: std::sync::RwLock<LinkCache>,
+    /// Bumped whenever this node's active or staged version may have moved (publish,
+    /// stage, activate, switch), so long-polling children are answered at once.
+    pub version_events: tokio::sync::watch::Sender<u64>,
 }
 
 /// A node being made in a temporary folder (see [`Hub::begin_init`]).
@@ -175,6 +178,10 @@ pub struct Status {
     pub ca_rotation: Option<CaRotationStatus>,
     /// The cluster's published version (the same as `current` once this node holds it).
     pub cluster_version: Option<Published>,
+    /// The cluster's staged version and where its activation stands (a top parent).
+    pub rollout: Option<crate::switch::Rollout>,
+    /// The version this node holds staged beside its active one.
+    pub staged: Option<Published>,
     /// A warning, if the version is about to expire.
     pub warning: Option<String>,
     /// What the store lacks of the version this node serves, and what it quarantined.
@@ -401,6 +408,7 @@ impl Hub {
             client: std::sync::RwLock::new(None),
             ca_seen: Mutex::new((None, None)),
             links: std::sync::RwLock::new(LinkCache::default()),
+            version_events: tokio::sync::watch::channel(0).0,
         };
         hub.refresh_settings()?;
         hub.refresh_links()?;
@@ -552,6 +560,12 @@ impl Hub {
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// Wake the children long-polling this node: its active or staged version may have
+    /// moved.
+    pub fn versions_moved(&self) {
+        self.version_events.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// This node's id.
     pub fn id(&self) -> &ServerId {
         &self.config.server.id
@@ -630,6 +644,21 @@ impl Hub {
         .await?)
     }
 
+    /// The cluster's newest published version: the staged one while it waits for its
+    /// children, else the active one. What the next version builds on.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn latest_published(&self) -> Result<Option<Published>, Error> {
+        let active = self.db.cluster_published()?;
+        let staged = self.db.cluster_staged()?.map(|s| s.published);
+        Ok(match (active, staged) {
+            (Some(a), Some(s)) if s.number > a.number => Some(s),
+            (None, Some(s)) => Some(s),
+            (a, _) => a,
+        })
+    }
+
     /// What decides which revision of each product the next version holds: the cluster's
     /// settings and product modes, and the version it serves now.
     ///
@@ -638,7 +667,7 @@ impl Hub {
     pub fn policy(&self) -> Result<crate::products::Policy, Error> {
         let live = self.live();
         let modes = self.db.product_modes()?;
-        let active = match self.db.cluster_published()?.or(self.db.published()?) {
+        let active = match self.latest_published()?.or(self.db.published()?) {
             Some(p) => match self.manifest(&p.root) {
                 Ok(m) => Some(m),
                 // Only a product that does not follow the zone needs the active version's
@@ -679,8 +708,10 @@ impl Hub {
         }
         let result = async {
             let mirrored = self.mirror_run(None, false, mirror::Run::IfChanged).await?;
+            // Published already: active, or staged and waiting for its children.
             let active = self.db.cluster_published()?.map(|p| p.root);
-            let published = if active == Some(mirrored.root) {
+            let staged = self.db.cluster_staged()?.map(|s| s.published.root);
+            let published = if [active, staged].contains(&Some(mirrored.root)) {
                 None
             } else {
                 Some(self.publish(None)?.0)
@@ -776,7 +807,7 @@ impl Hub {
     ) -> Result<(Published, bool, String), Error> {
         let v = self.version_row(number)?;
         let old = self.manifest(&v.root)?;
-        let active = self.db.cluster_published()?.ok_or_else(|| {
+        let active = self.latest_published()?.ok_or_else(|| {
             Error::State(
                 "nothing is published yet: publish a version before rolling a product back".into(),
             )
@@ -846,7 +877,7 @@ impl Hub {
         expires_in: Option<Duration>,
     ) -> Result<(Published, bool, Vec<String>), Error> {
         let v = self.version_row(number)?;
-        let before = match self.db.cluster_published()? {
+        let before = match self.latest_published()? {
             Some(p) => self.manifest(&p.root)?.entries,
             None => Vec::new(),
         };
@@ -910,9 +941,13 @@ impl Hub {
         let now = Utc::now();
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
         let key = self.keys.signing.clone();
-        Ok(self.db.publish(root, files, bytes, ttl, now, |n| {
+        // Staged first while some child reports: it becomes active when they hold it.
+        let stage = self.stages_first()?;
+        let r = self.db.publish(root, files, bytes, ttl, now, stage, |n| {
             Published::sign(root, n, expires, &key)
-        })?)
+        })?;
+        self.versions_moved();
+        Ok(r)
     }
 
     /// Re-sign the published version if less than half its validity is left (a running
@@ -1321,6 +1356,8 @@ impl Hub {
             store_damage: self.store_damage(current.as_ref()),
             current,
             cluster_version: self.db.cluster_published()?,
+            rollout: self.rollout()?,
+            staged: self.db.staged()?,
             links: self.links()?,
             license_mismatches: self
                 .ledger

@@ -18,7 +18,9 @@
 //! - [`lock`]: one server per data folder.
 //! - [`node`]: a running node: its listeners and background tasks, started and stopped together.
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
-//! - [`child`]: syncing from a parent.
+//! - [`switch`]: the two-phase switch: a version is staged, then activated for the whole
+//!   cluster at once; the one rule that decides when.
+//! - [`child`]: syncing from a parent: staging, then switching.
 //! - [`license`]: license keys, stations and grants (donations between servers).
 //! - [`station`]: a station's side of the station port: register, fetch the active version.
 //! - [`cli`]: the command line, one function per command group (`main.rs` only calls it).
@@ -47,6 +49,7 @@ pub mod repo;
 pub mod server;
 pub mod station;
 pub mod store;
+pub mod switch;
 pub mod verify;
 pub mod zone;
 

@@ -277,6 +277,8 @@ async fn one_product_rolls_back_alone_stays_frozen_and_children_follow() {
         .unwrap();
     assert!(new);
     assert_eq!((v3.number, rev.as_str()), (3, OLD));
+    // The child reports: it stages version 3, which is then activated, and switches.
+    updhub::child::sync_once(&child, &srv.url).await.unwrap();
     assert_eq!(
         revisions(&parent),
         pairs(&[

@@ -152,6 +152,13 @@ pub enum Command {
         /// The product, as the zone names it.
         product: String,
     },
+    /// Activate the staged version now, for the whole cluster, whatever the activation rule
+    /// says (the admin's override); names the children that have not staged it.
+    Activate {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Rehash every stored blob and name the damaged ones (and the versions that need
     /// them). Safe while `serve` runs.
     Verify {
@@ -305,8 +312,9 @@ pub enum ConfigCommand {
     /// e.g. `licenses.station_ttl 14d` or `publish.auto_resign false`.
     Set {
         /// One of: upstream.sync_interval, publish.expires_in, publish.auto_resign,
-        /// publish.warn_before, licenses.issuers, licenses.skew_margin,
-        /// licenses.station_ttl, licenses.warn_before, store.keep_versions.
+        /// publish.warn_before, publish.stage_timeout, publish.quorum, licenses.issuers,
+        /// licenses.skew_margin, licenses.station_ttl, licenses.warn_before,
+        /// store.keep_versions.
         key: String,
         /// The value.
         value: String,
@@ -538,17 +546,20 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     (p, new, Vec::new())
                 }
             };
+            let rollout = hub.rollout()?.filter(|r| r.staged.number == p.number);
             out!(
                 "{} version {} root {} expires {}{}",
-                if new { "published" } else { "re-signed" },
+                match (new, rollout.is_some()) {
+                    (true, true) => "staged",
+                    (true, false) => "published",
+                    (false, _) => "re-signed",
+                },
                 p.number,
                 p.root,
                 p.expires,
                 version
                     .filter(|_| new)
-                    .map(|n| format!(
-                        " (the content of version {n}; children switch to it at their next sync)"
-                    ))
+                    .map(|n| format!(" (the content of version {n})"))
                     .unwrap_or_default()
             );
             if !frozen.is_empty() {
@@ -556,6 +567,38 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     "frozen where the rollback put them, so scheduled mirroring leaves them there: {}; `updhub products set PRODUCT current` lets one follow the zone again",
                     frozen.join(", ")
                 );
+            }
+            match rollout {
+                Some(r) => {
+                    let active = hub.db.cluster_published()?.map_or(0, |a| a.number);
+                    out!("version {active} stays active until the children have staged version {}; `updhub status` follows it, `updhub activate` activates it now", p.number);
+                    render::rollout(&r)?;
+                }
+                None => out!(
+                    "version {} is active: children switch to it at once",
+                    p.number
+                ),
+            }
+        }
+        Command::Activate { json } => {
+            let (p, behind) = Hub::open(&data)?.activate_now()?;
+            if json {
+                print_json(&serde_json::json!({ "activated": p, "not_staged": behind }))?;
+            } else {
+                out!(
+                    "activated version {} root {}: children that staged it switch at once{}",
+                    p.number,
+                    p.root,
+                    if behind.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; {} have not staged it and fetch it at their next sync",
+                            behind.len()
+                        )
+                    }
+                );
+                render::not_staged(&behind)?;
             }
         }
         Command::Verify { repair, json } => verify(&data, repair, json).await?,

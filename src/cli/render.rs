@@ -25,6 +25,22 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
             );
         }
     }
+    // On a top parent the rollout below says it all.
+    if let Some(st) = s.staged.as_ref().filter(|_| s.rollout.is_none()) {
+        out!(
+            "staged version {} root {}: held here beside the current one, switched to when {}",
+            st.number,
+            st.root,
+            if s.role == "child" {
+                "the parent activates it"
+            } else {
+                "it is activated"
+            }
+        );
+    }
+    if let Some(r) = &s.rollout {
+        rollout(r)?;
+    }
     if let Some(w) = &s.warning {
         out!("WARNING: {w}");
     }
@@ -142,6 +158,31 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
                 ", CONFIG DIFFERS"
             },
             c.report.reported_at
+        );
+    }
+    Ok(())
+}
+
+/// A staged version waiting for activation: who staged it, who has not and why.
+pub(super) fn rollout(r: &crate::switch::Rollout) -> Result<()> {
+    out!(
+        "STAGED version {} root {} (staged {}): {}",
+        r.staged.number,
+        r.staged.root,
+        r.staged_at,
+        r.why
+    );
+    not_staged(&r.not_staged)
+}
+
+/// The children that have not staged a version, each with its reason.
+pub(super) fn not_staged(v: &[crate::switch::NotStaged]) -> Result<()> {
+    for n in v {
+        out!(
+            "  NOT STAGED by child {} (current version {}): {}",
+            n.child_id,
+            n.active.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            n.reason
         );
     }
     Ok(())

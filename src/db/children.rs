@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sql::args;
+use super::staging::ChildStage;
 use super::{Db, DbError};
 use crate::id::Root;
 
@@ -65,27 +66,8 @@ impl Db {
     /// # Errors
     /// Database errors.
     pub fn record_report(&self, r: &ChildReport) -> Result<(), DbError> {
-        let chain = serde_json::to_string(&r.chain).expect("strings serialize");
-        self.write(|c| {
-            c.exec(
-                "INSERT INTO children(server_id, child_id, root, number, hub_version, config_digest, chain, reported_at)
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
-                 ON CONFLICT(server_id, child_id) DO UPDATE SET root=excluded.root, number=excluded.number,
-                   hub_version=excluded.hub_version, config_digest=excluded.config_digest,
-                   chain=excluded.chain, reported_at=excluded.reported_at",
-                args![
-                    self.server.as_str(),
-                    r.child_id,
-                    r.root.map(|x| x.to_string()),
-                    r.number,
-                    r.hub_version,
-                    r.config_digest,
-                    chain,
-                    r.reported_at
-                ],
-            )
-            .map(drop)
-        })
+        // A report that says nothing of staging: a child that does not stage.
+        self.record_report_staged(r, &ChildStage::default())
     }
 
     /// Every child's last report.
@@ -93,49 +75,102 @@ impl Db {
     /// # Errors
     /// Database errors or damaged rows.
     pub fn children(&self) -> Result<Vec<ChildReport>, DbError> {
+        Ok(self
+            .child_rows(Some(self.server.as_str()))?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// Every child of the cluster (whichever member it reported to: its latest report)
+    /// with what it says of the staged version.
+    ///
+    /// # Errors
+    /// Database errors or damaged rows.
+    pub fn cluster_children(&self) -> Result<Vec<(ChildReport, ChildStage)>, DbError> {
+        // One database is one cluster: every row of `children` is one of its members'.
+        let mut rows = self.child_rows(None)?;
+        rows.dedup_by(|later, first| later.0.child_id == first.0.child_id);
+        Ok(rows)
+    }
+
+    /// The rows of `children` (those of the node `server` if given), by child and newest
+    /// report first.
+    fn child_rows(&self, server: Option<&str>) -> Result<Vec<(ChildReport, ChildStage)>, DbError> {
         type Row = (
-            String,
-            Option<String>,
-            Option<u64>,
-            String,
-            String,
-            String,
+            (String, Option<String>, Option<u64>, String, String, String),
             DateTime<Utc>,
+            Option<u64>,
+            Option<String>,
+            Option<String>,
+            bool,
         );
         let rows: Vec<Row> = self.read(|c| {
+            let filter = if server.is_some() {
+                "WHERE server_id=$1"
+            } else {
+                ""
+            };
+            let (one, none) = (args![server.unwrap_or_default()], args![]);
             c.map_rows(
-                "SELECT child_id, root, number, hub_version, config_digest, chain, reported_at
-                 FROM children WHERE server_id=$1 ORDER BY child_id",
-                args![self.server.as_str()],
+                &format!(
+                    "SELECT child_id, root, number, hub_version, config_digest, chain, reported_at,
+                            staged_number, staged_root, stage_error, two_phase
+                     FROM children {filter} ORDER BY child_id, reported_at DESC"
+                ),
+                if filter.is_empty() { none } else { one },
                 |r| {
                     Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
+                        (
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ),
                         r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
                     ))
                 },
             )
         })?;
+        let root = |r: Option<String>| {
+            r.map(|r| r.parse::<Root>())
+                .transpose()
+                .map_err(|e| self.damaged("children.root", e))
+        };
         rows.into_iter()
             .map(
-                |(child_id, root, number, hub_version, config_digest, chain, at)| {
-                    Ok(ChildReport {
-                        child_id,
-                        root: root
-                            .map(|r| r.parse())
-                            .transpose()
-                            .map_err(|e| self.damaged("children.root", e))?,
-                        number,
-                        hub_version,
-                        config_digest,
-                        chain: serde_json::from_str(&chain)
-                            .map_err(|e| self.damaged("children.chain", e))?,
-                        reported_at: at,
-                    })
+                |(
+                    (child_id, r, number, hub_version, config_digest, chain),
+                    at,
+                    sn,
+                    sr,
+                    err,
+                    tp,
+                )| {
+                    Ok((
+                        ChildReport {
+                            child_id,
+                            root: root(r)?,
+                            number,
+                            hub_version,
+                            config_digest,
+                            chain: serde_json::from_str(&chain)
+                                .map_err(|e| self.damaged("children.chain", e))?,
+                            reported_at: at,
+                        },
+                        ChildStage {
+                            two_phase: tp,
+                            staged_number: sn,
+                            staged_root: root(sr)?,
+                            stage_error: err,
+                        },
+                    ))
                 },
             )
             .collect()

@@ -25,6 +25,7 @@ mod products;
 mod settings;
 pub mod sql;
 mod sqlite;
+mod staging;
 pub mod stations;
 mod versions;
 
@@ -42,6 +43,7 @@ pub use links::{Binding, Link, LinkState, Refusal};
 pub use migrate::Standing;
 pub use settings::SharedSetting;
 pub use sqlite::connect;
+pub use staging::{ChildStage, Staged};
 pub use versions::{Mirrored, SyncState, VersionRow};
 
 /// Errors of the database layer.

@@ -60,7 +60,7 @@ pub struct Mirrored {
 /// The advisory lock that serializes publishing on PostgreSQL ("updpub" in ASCII).
 const PUBLISH_LOCK: i64 = 0x7570_6470_7562;
 
-fn doc(p: &Published) -> String {
+pub(super) fn doc(p: &Published) -> String {
     serde_json::to_string(p).expect("published serializes")
 }
 
@@ -187,13 +187,23 @@ impl Db {
     }
 
     /// This node now holds `p` in full: it serves it from now on.
-    fn hold(tx: &Conn<'_>, node: &str, p: &Published, now: DateTime<Utc>) -> Result<(), SqlError> {
+    pub(super) fn hold(
+        tx: &Conn<'_>,
+        node: &str,
+        p: &Published,
+        now: DateTime<Utc>,
+    ) -> Result<(), SqlError> {
         tx.exec(
             "INSERT INTO published(server_id, number, root, expires, document, updated, validity)
              VALUES ($1,$2,$3,$4,$5,$6,0)
              ON CONFLICT(server_id) DO UPDATE SET number=excluded.number, root=excluded.root,
                expires=excluded.expires, document=excluded.document, updated=excluded.updated",
             args![node, p.number, p.root.to_string(), p.expires, doc(p), now],
+        )?;
+        // A version staged here that this one reaches or passes is spent.
+        tx.exec(
+            "DELETE FROM staged WHERE server_id=$1 AND number <= $2",
+            args![node, p.number],
         )?;
         // The membership shows it at once: members that lag look there for a source.
         tx.exec(
@@ -252,12 +262,16 @@ impl Db {
     }
 
     /// Publish `root` as the cluster's next version number, signed by `sign`, in one
-    /// transaction; this node (whose store holds `root`) serves it at once. If `root` is
-    /// already the cluster's published root, only the signature is renewed. Members
+    /// transaction. With `stage` false it becomes the cluster's active version at once and
+    /// this node (whose store holds `root`) serves it; with `stage` true it becomes the
+    /// cluster's staged version (see [`Db::activate`]), held here beside the active one. If
+    /// `root` is already the cluster's active (or staged) root, only that signature is
+    /// renewed; publishing the active root again drops a staged version. Members
     /// publishing at the same moment are serialized, so no number is given twice.
     ///
     /// # Errors
     /// Database errors.
+    #[allow(clippy::too_many_arguments)]
     pub fn publish(
         &self,
         root: Root,
@@ -265,6 +279,7 @@ impl Db {
         bytes: u64,
         validity: std::time::Duration,
         now: DateTime<Utc>,
+        stage: bool,
         sign: impl Fn(u64) -> Published + Send + Sync,
     ) -> Result<(Published, bool), DbError> {
         let (node, cluster) = (self.server.as_str(), self.cluster.as_str());
@@ -272,15 +287,20 @@ impl Db {
             if tx.is_postgres() {
                 tx.exec("SELECT pg_advisory_xact_lock($1)", args![PUBLISH_LOCK])?;
             }
-            let current = tx
-                .row(
-                    "SELECT number, root FROM cluster_published WHERE cluster_id=$1",
+            let pointer = |table: &str| {
+                tx.row(
+                    &format!("SELECT number, root FROM {table} WHERE cluster_id=$1"),
                     args![cluster],
                 )?
                 .map(|r| Ok::<(u64, String), SqlError>((r.get(0)?, r.get(1)?)))
-                .transpose()?;
-            let (number, new) = match current {
-                Some((n, ref r)) if *r == root.to_string() => (n, false),
+                .transpose()
+            };
+            let current = pointer("cluster_published")?;
+            let staged = pointer("cluster_staged")?;
+            let root_s = root.to_string();
+            let (number, new, stage) = match (&current, &staged) {
+                (Some((n, r)), _) if *r == root_s => (*n, false, false),
+                (_, Some((n, r))) if *r == root_s => (*n, false, true),
                 _ => {
                     // After every number the cluster gave, and after what this node held
                     // (a node that served alone before it joined keeps counting up).
@@ -297,16 +317,20 @@ impl Db {
                         )?
                         .unwrap_or(0);
                     let max_p = current.as_ref().map_or(0, |(n, _)| *n);
-                    (max_v.max(max_p).max(held) + 1, true)
+                    (max_v.max(max_p).max(held) + 1, true, stage)
                 }
             };
             if new {
                 tx.exec(
                     "INSERT INTO versions(server_id, number, root, files, bytes, created) VALUES ($1,$2,$3,$4,$5,$6)",
-                    args![cluster, number, root.to_string(), files, bytes, now],
+                    args![cluster, number, root_s, files, bytes, now],
                 )?;
             }
             let p = sign(number);
+            if stage {
+                super::staging::put_staged(tx, cluster, node, &p, validity, now)?;
+                return Ok((p, new));
+            }
             // Under the lock, with a number at least the cluster's: the admin's publish
             // (and its validity) wins even over a longer-lived signature of the same root.
             tx.exec(
@@ -326,6 +350,12 @@ impl Db {
                     node
                 ],
             )?;
+            // What was staged is superseded: the admin chose this version.
+            tx.exec(
+                "DELETE FROM cluster_staged WHERE cluster_id=$1",
+                args![cluster],
+            )?;
+            tx.exec("DELETE FROM staged WHERE server_id=$1", args![node])?;
             Self::hold(tx, node, &p, now)?;
             Ok((p, new))
         })
@@ -500,19 +530,19 @@ mod tests {
         let r1 = Root(BlobId::of(b"1"));
         let r2 = Root(BlobId::of(b"2"));
         let (p, new) = db
-            .publish(r1, 1, 1, HOUR, Utc::now(), |n| {
+            .publish(r1, 1, 1, HOUR, Utc::now(), false, |n| {
                 Published::sign(r1, n, exp, &key)
             })
             .unwrap();
         assert_eq!((p.number, new), (1, true));
         let (p, new) = db
-            .publish(r1, 1, 1, HOUR, Utc::now(), |n| {
+            .publish(r1, 1, 1, HOUR, Utc::now(), false, |n| {
                 Published::sign(r1, n, exp, &key)
             })
             .unwrap();
         assert_eq!((p.number, new), (1, false));
         let (p, _) = db
-            .publish(r2, 1, 1, HOUR, Utc::now(), |n| {
+            .publish(r2, 1, 1, HOUR, Utc::now(), false, |n| {
                 Published::sign(r2, n, exp, &key)
             })
             .unwrap();

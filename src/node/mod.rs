@@ -13,8 +13,8 @@ use crate::hub::Hub;
 use crate::server::{self, Face, Limits, Stats};
 
 pub use tasks::{
-    CatchUp, Gc, LicenseSweep, Links, Membership, PeerLicenses, Resign, Scrub, Task,
-    CATCH_UP_EVERY, LINKS_EVERY, SCRUB_EVERY,
+    Activate, CatchUp, Gc, LicenseSweep, Links, Membership, PeerLicenses, Resign, Scrub, Task,
+    ACTIVATE_EVERY, CATCH_UP_EVERY, LINKS_EVERY, SCRUB_EVERY,
 };
 
 /// Run a node until `shutdown` completes, with the bounds of its configuration.
@@ -125,6 +125,7 @@ pub async fn run_with(
                 retry_at: None,
             };
             tasks.spawn(tasks::run(mirror, stop_rx.clone()));
+            tasks.spawn(tasks::run(Activate(hub.clone()), stop_rx.clone()));
         }
     }
     let result = server::run_face(Face::Interserver, listener, hub, stats, limits, shutdown).await;

@@ -120,6 +120,35 @@ impl Task for Resign {
     }
 }
 
+/// A top parent applies the activation rule to its staged version (see [`crate::switch`])
+/// every [`ACTIVATE_EVERY`], besides on every child's report: the stage timeout passes, and
+/// children that stopped reporting drop out of the count, without a report arriving.
+pub struct Activate(pub Arc<Hub>);
+
+/// How often a top parent applies the activation rule.
+pub const ACTIVATE_EVERY: Duration = Duration::from_secs(1);
+
+impl Task for Activate {
+    fn name(&self) -> &'static str {
+        "activate"
+    }
+
+    fn every(&self) -> Duration {
+        ACTIVATE_EVERY
+    }
+
+    fn at_start(&self) -> bool {
+        // A parent restarted between stage and activate goes on where it was.
+        true
+    }
+
+    async fn round(&mut self) {
+        if let Some(Err(e)) = blocking(self.name(), &self.0, |h| h.evaluate_activation()).await {
+            tracing::error!("applying the activation rule failed: {e}");
+        }
+    }
+}
+
 /// A member serves the cluster's published version once its own store holds all of it:
 /// it fetches what it lacks from a live member that serves it (see
 /// [`crate::child::catch_up`]), and takes fresher signatures of the version it serves.
@@ -142,8 +171,50 @@ impl Task for CatchUp {
     }
 
     async fn round(&mut self) {
+        self.active().await;
+        self.staged().await;
+    }
+}
+
+/// Live members other than this node (id, HOST:PORT), those serving `root` only if given,
+/// shuffled: members that lag fetch from different sources, not all from the first one.
+fn member_sources(
+    h: &Hub,
+    root: Option<&str>,
+) -> Result<Vec<(String, String)>, crate::db::DbError> {
+    let alive = chrono::Duration::from_std(crate::hub::MEMBER_ALIVE).expect("small");
+    let now = chrono::Utc::now();
+    let mut sources: Vec<(String, String)> =
+        h.db.members()?
+            .into_iter()
+            .filter(|m| {
+                m.node_id != h.id().as_str()
+                    && now - m.last_seen < alive
+                    && root.is_none_or(|r| m.active_root.as_deref() == Some(r))
+            })
+            .map(|m| (m.node_id, m.listen))
+            .collect();
+    rand::seq::SliceRandom::shuffle(&mut sources[..], &mut rand::thread_rng());
+    Ok(sources)
+}
+
+/// What a catch-up's database read found; a failure is logged.
+fn found_or_log<T>(found: Option<Result<Option<T>, crate::db::DbError>>) -> Option<T> {
+    match found {
+        Some(Ok(x)) => x,
+        Some(Err(e)) => {
+            tracing::warn!("catch up: {e}");
+            None
+        }
+        None => None,
+    }
+}
+
+impl CatchUp {
+    /// The cluster's active version, served once this node holds all of it.
+    async fn active(&self) {
         let hub = &self.0;
-        let found = blocking(self.name(), hub, |h| {
+        let found = blocking("catch up", hub, |h| {
             let Some(want) = h.db.cluster_published()? else {
                 return Ok(None);
             };
@@ -151,31 +222,12 @@ impl Task for CatchUp {
             if h.db.published()?.as_ref() == Some(&want) {
                 return Ok(None);
             }
-            let alive = chrono::Duration::from_std(crate::hub::MEMBER_ALIVE).expect("small");
-            let now = chrono::Utc::now();
-            let root = want.root.to_string();
-            let mut sources: Vec<(String, String)> =
-                h.db.members()?
-                    .into_iter()
-                    .filter(|m| {
-                        m.node_id != h.id().as_str()
-                            && now - m.last_seen < alive
-                            && m.active_root.as_deref() == Some(root.as_str())
-                    })
-                    .map(|m| (m.node_id, m.listen))
-                    .collect();
-            // Members that lag fetch from different sources, not all from the first one.
-            rand::seq::SliceRandom::shuffle(&mut sources[..], &mut rand::thread_rng());
+            let sources = member_sources(h, Some(&want.root.to_string()))?;
             Ok::<_, crate::db::DbError>(Some((want, sources)))
         })
         .await;
-        let (want, sources) = match found {
-            Some(Ok(Some(x))) => x,
-            Some(Ok(None)) | None => return,
-            Some(Err(e)) => {
-                tracing::warn!("catch up: {e}");
-                return;
-            }
+        let Some((want, sources)) = found_or_log(found) else {
+            return;
         };
         match crate::child::catch_up(hub, &want, &sources).await {
             Ok(crate::child::CatchUp::Current) => {}
@@ -195,6 +247,40 @@ impl Task for CatchUp {
                 "catching up with the cluster's version {}: {e}",
                 want.number
             ),
+        }
+    }
+
+    /// The cluster's staged version, held here too so that children reaching this member
+    /// stage it (see [`crate::child::catch_up_staged`]).
+    async fn staged(&self) {
+        let hub = &self.0;
+        let found = blocking("catch up", hub, |h| {
+            let Some(want) = h.db.cluster_staged()? else {
+                return Ok(None);
+            };
+            if h.db.staged()?.as_ref() == Some(&want.published) {
+                return Ok(None);
+            }
+            Ok::<_, crate::db::DbError>(Some((want.published, member_sources(h, None)?)))
+        })
+        .await;
+        let Some((want, sources)) = found_or_log(found) else {
+            return;
+        };
+        match crate::child::catch_up_staged(hub, &want, &sources).await {
+            Ok(Some((r, from))) => tracing::info!(
+                "staged the cluster's version {} (root {}): {} blobs, {} bytes fetched from {}",
+                r.number,
+                r.root,
+                r.blobs,
+                r.bytes,
+                from.map_or(
+                    "nobody (this node's store held it all)".to_owned(),
+                    |f| format!("member {f}")
+                ),
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("staging the cluster's staged version {}: {e}", want.number),
         }
     }
 }

@@ -57,6 +57,9 @@ pub(crate) struct State {
     pub limits: Limits,
     /// One permit per blob body being sent: bounds the memory of transfers.
     pub transfers: Arc<Semaphore>,
+    /// Set when the listener stops: long-polls answer at once instead of holding the
+    /// shutdown's grace period.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Which API a listener serves.
@@ -108,6 +111,7 @@ pub async fn run_face(
         station_blobs: std::sync::Mutex::new(None),
         station_rechecks: station::Rechecks::default(),
         transfers: Arc::new(Semaphore::new(limits.max_transfers.max(1))),
+        stopping: tokio::sync::watch::channel(false).0,
         limits,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -226,6 +230,7 @@ pub async fn run_face(
         });
     }
     drop(listener);
+    state.stopping.send_replace(true);
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(GRACE) => tracing::warn!("shutdown: cut connections still open after {GRACE:?}"),

@@ -230,7 +230,7 @@ pub(crate) async fn handle(
             let action = action.to_string();
             grant_call(&state, &action, peer, req).await
         }
-        (&Method::GET, ["v1", "published"]) => published(&state).await,
+        (&Method::GET, ["v1", "published"]) => published(&state, req.uri().query()).await,
         (&Method::GET, ["v1", "rotations"]) => rotations(&state).await,
         (&Method::GET, ["v1", "ca"]) => json(&crate::link::ca_answer(&state.hub)),
         (&Method::POST, ["v1", "link", "renew"]) => link_renew(&state, &caller, req).await,
@@ -388,29 +388,81 @@ pub(super) async fn served(state: &State) -> Result<crate::repo::Published, Resp
         })
 }
 
-async fn published(state: &State) -> Response<Body> {
-    let p = match served(state).await {
+/// `GET /v1/published`: the active version's signed document, with the staged one in
+/// [`crate::proto::STAGED_HEADER`]; held as a long-poll when asked (see
+/// [`crate::proto::Poll`]). A long-poll holds its connection but no transfer slot, and
+/// looks at the database every second too: a publish or activation made by the CLI or by
+/// another member of the cluster reaches it that way.
+async fn published(state: &State, query: Option<&str>) -> Response<Body> {
+    let poll = match crate::proto::Poll::parse(query) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    let mut r = json(&p);
-    let mut chain = vec![state.hub.id().to_string()];
-    chain.extend(
-        state
-            .hub
-            .chain
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned(),
-    );
-    if let Ok(v) = HeaderValue::from_str(&chain.join(",")) {
-        r.headers_mut().insert(crate::proto::CHAIN_HEADER, v);
+    // Subscribed before the first read, so nothing that moves after it is missed.
+    let mut moved = state.hub.version_events.subscribe();
+    let mut stopping = state.stopping.subscribe();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(poll.wait);
+    let (active, staged) = loop {
+        let hub = state.hub.clone();
+        let (active, staged) =
+            match blocking(move || Ok((hub.db.published()?, hub.db.staged()?))).await {
+                Ok(pair) => pair,
+                Err(resp) => return resp,
+            };
+        let now_known = (
+            active.as_ref().map_or(0, |p| p.number),
+            staged.as_ref().map_or(0, |p| p.number),
+        );
+        if now_known != (poll.known, poll.staged)
+            || tokio::time::Instant::now() >= deadline
+            || *stopping.borrow()
+        {
+            break (active, staged);
+        }
+        let tick = deadline.min(tokio::time::Instant::now() + std::time::Duration::from_secs(1));
+        tokio::select! {
+            _ = moved.changed() => {}
+            _ = stopping.changed() => {}
+            _ = tokio::time::sleep_until(tick) => {}
+        }
+    };
+    match active {
+        Some(p) => {
+            let mut r = json(&p);
+            let mut chain = vec![state.hub.id().to_string()];
+            chain.extend(
+                state
+                    .hub
+                    .chain
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned(),
+            );
+            let h = r.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&chain.join(",")) {
+                h.insert(crate::proto::CHAIN_HEADER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&state.hub.keys.ca.tag()) {
+                h.insert(crate::proto::CA_HEADER, v);
+            }
+            if let Some(s) = staged.filter(|s| s.number > p.number) {
+                let doc = serde_json::to_string(&s).expect("published serializes");
+                if let Ok(v) = HeaderValue::from_str(&doc) {
+                    h.insert(crate::proto::STAGED_HEADER, v);
+                }
+            }
+            h.insert(
+                crate::proto::LONG_POLL_HEADER,
+                HeaderValue::from(crate::proto::MAX_WAIT_SECS),
+            );
+            r
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "nothing published yet; run `updhub publish` on this node",
+        ),
     }
-    if let Ok(v) = HeaderValue::from_str(&state.hub.keys.ca.tag()) {
-        r.headers_mut().insert(crate::proto::CA_HEADER, v);
-    }
-    r
 }
 
 /// The manifest of the current root, cached until the root changes.
@@ -624,6 +676,9 @@ pub struct ReportBody {
     /// What it holds and counts of each grant it received from this server.
     #[serde(default)]
     pub grants: Vec<crate::license::ledger::ReceiverCount>,
+    /// What it staged (absent from a child that does not stage).
+    #[serde(flatten)]
+    pub stage: crate::proto::StageReport,
 }
 
 /// The largest version number: the database stores numbers as SQLite's signed 64-bit integer.
@@ -661,12 +716,26 @@ async fn report(state: &State, peer: String, req: Request<ReqBody>) -> Response<
         chain: r.chain,
         reported_at: chrono::Utc::now(),
     };
+    if r.stage
+        .staged_number
+        .is_some_and(|n| n > MAX_VERSION_NUMBER)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("report body is not valid: field `staged_number` is above the largest version number {MAX_VERSION_NUMBER}; send the number of the version this node holds staged"),
+        );
+    }
     let hub = state.hub.clone();
-    let grants = r.grants;
+    let (grants, stage) = (r.grants, r.stage);
     match blocking(move || {
         let now = chrono::Utc::now();
         hub.db.record_grant_reports(&rep.child_id, &grants, now)?;
-        Ok(hub.db.record_report(&rep)?)
+        hub.db.record_report_staged(&rep, &stage)?;
+        // A report may complete what the staged version waits for: one child, or the last.
+        if stage.two_phase {
+            hub.evaluate_activation()?;
+        }
+        Ok(())
     })
     .await
     {

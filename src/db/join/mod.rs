@@ -111,7 +111,8 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         name: "children", key: "server_id", owner: Owner::Node, write: Write::AsIs,
-        columns: &["child_id", "root", "number", "hub_version", "config_digest", "chain", "reported_at"],
+        columns: &["child_id", "root", "number", "hub_version", "config_digest", "chain", "reported_at",
+                   "staged_number", "staged_root", "stage_error", "two_phase"],
         unique: &[&["child_id"]],
     },
 ];
@@ -138,6 +139,14 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
     (
         "cluster_published",
         "the cluster's published version applies",
+    ),
+    (
+        "cluster_staged",
+        "the cluster's staged version applies",
+    ),
+    (
+        "staged",
+        "a version this node staged is fetched again from the cluster's parent if it is still staged there",
     ),
     (
         "link_tokens",
