@@ -1280,7 +1280,7 @@ async fn send_report(
         "root": p.map(|p| p.root),
         "number": p.map(|p| p.number),
         "hub_version": env!("CARGO_PKG_VERSION"),
-        "config_digest": hub.live().same_digest(),
+        "config_digest": hub.live().tree_digest(),
         "chain": chain,
     });
     let url = parent.url("v1/report");

@@ -39,6 +39,8 @@ pub const SHARED_SETTINGS: &[&str] = &[
     "upstream.products",
     "publish.expires_in",
     "publish.delay",
+    "rollout.canary",
+    "rollout.soak",
     "publish.auto_resign",
     "publish.warn_before",
     "publish.stage_timeout",
@@ -48,6 +50,21 @@ pub const SHARED_SETTINGS: &[&str] = &[
     "licenses.station_ttl",
     "licenses.warn_before",
     "store.keep_versions",
+];
+
+/// `[same]` settings that only the publishing cluster (the top parent's) acts on: when to
+/// mirror, which products, how a version is staged and rolled out. The members of that
+/// cluster must agree on them (`cluster check`); its children need not hold them, so they
+/// are left out of the digest a child reports ([`Config::tree_digest`]).
+pub const PUBLISHER_ONLY: &[&str] = &[
+    "upstream.mirror_interval",
+    "upstream.stale_after",
+    "upstream.products",
+    "publish.delay",
+    "publish.stage_timeout",
+    "publish.quorum",
+    "rollout.canary",
+    "rollout.soak",
 ];
 
 /// The config file's name inside the data folder.
@@ -110,6 +127,35 @@ pub struct Config {
     /// The blob store.
     #[serde(default)]
     pub store: StoreSection,
+    /// Staged rollout to a test group of children.
+    #[serde(default)]
+    pub rollout: RolloutSection,
+}
+
+/// `[rollout]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSection {
+    /// The same: ids of the children that get a new version first (the test group); none:
+    /// every child gets it when it is activated.
+    #[serde(default)]
+    pub canary: Vec<String>,
+    /// The same: how long the test group holds a new version before every child gets it.
+    #[serde(default = "default_soak", with = "humantime_serde")]
+    pub soak: Duration,
+}
+
+fn default_soak() -> Duration {
+    Duration::from_secs(3600)
+}
+
+impl Default for RolloutSection {
+    fn default() -> Self {
+        RolloutSection {
+            canary: Vec::new(),
+            soak: default_soak(),
+        }
+    }
 }
 
 /// `[store]`.
@@ -526,6 +572,7 @@ impl Config {
             database: DatabaseSection::default(),
             licenses: LicensesSection::default(),
             store: StoreSection::default(),
+            rollout: RolloutSection::default(),
         }
     }
 
@@ -694,6 +741,7 @@ impl Config {
             ("publish.expires_in", self.publish.expires_in),
             ("publish.warn_before", self.publish.warn_before),
             ("publish.delay", self.publish.delay),
+            ("rollout.soak", self.rollout.soak),
             ("upstream.mirror_interval", self.upstream.mirror_interval),
             ("upstream.stale_after", self.upstream.stale_after),
             ("publish.stage_timeout", self.publish.stage_timeout),
@@ -738,6 +786,18 @@ impl Config {
                 "upstream.mirror_interval",
                 humantime::format_duration(mi).to_string(),
                 "must be at least 1s, e.g. \"1h\", or \"0s\" to mirror by hand only",
+            ));
+        }
+        if let Some(bad) = self
+            .rollout
+            .canary
+            .iter()
+            .find(|c| ServerId::new(c.as_str()).is_err())
+        {
+            return Err(invalid(
+                "rollout.canary",
+                format!("{bad:?}"),
+                "each entry is a child's server id (server.id in its updhub.toml; `updhub status` on this node lists its children)",
             ));
         }
         if let Err(why) = crate::products::Filter::new(&self.upstream.products) {
@@ -823,6 +883,19 @@ impl Config {
         blake3::hash(self.same_settings().to_string().as_bytes()).to_hex()[..16].to_owned()
     }
 
+    /// A digest of the `[same]` settings a child reports to its parent, which compares it
+    /// with its own ([`Config::same_digest`] less [`PUBLISHER_ONLY`]: settings only the
+    /// publishing cluster acts on, which a child of another cluster has no reason to copy).
+    pub fn tree_digest(&self) -> String {
+        let mut v = self.same_settings();
+        if let Some(m) = v.as_object_mut() {
+            for k in PUBLISHER_ONLY {
+                m.remove(*k);
+            }
+        }
+        blake3::hash(v.to_string().as_bytes()).to_hex()[..16].to_owned()
+    }
+
     /// The settings marked `[same]`, by their dotted name in updhub.toml (no secrets among
     /// them); spans in seconds (`upstream.sync_interval` in milliseconds).
     pub fn same_settings(&self) -> serde_json::Value {
@@ -839,6 +912,8 @@ impl Config {
             "publish.delay": self.publish.delay.as_secs(),
             "publish.stage_timeout": self.publish.stage_timeout.as_secs(),
             "publish.quorum": self.publish.quorum.to_string(),
+            "rollout.canary": self.rollout.canary,
+            "rollout.soak": self.rollout.soak.as_secs(),
             "licenses.issuers": self.licenses.issuers,
             "licenses.skew_margin": self.licenses.skew_margin.as_secs(),
             "licenses.station_ttl": self.licenses.station_ttl.as_secs(),
@@ -959,7 +1034,16 @@ gc_every = "{gc_every}"
 # [irrelevant] Blobs written or reused less than this long ago, and versions replaced less
 # than this long ago, are never collected: make it longer than the longest mirror or sync.
 gc_grace = "{gc_grace}"
+
+[rollout]
+# [same] Ids of the children that get a new version first (the test group); the others get
+# it rollout.soak later, unless `updhub rollout halt` stops it. Empty: all at once.
+canary = {canary}
+# [same] How long the test group holds a new version before every child gets it.
+soak = "{soak}"
 "#,
+            canary = toml::Value::try_from(&self.rollout.canary).expect("strings serialize"),
+            soak = d(self.rollout.soak),
             keep = self.store.keep_versions,
             gc_every = d(self.store.gc_every),
             gc_grace = d(self.store.gc_grace),

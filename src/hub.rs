@@ -188,6 +188,8 @@ pub struct Status {
     pub store_damage: Option<String>,
     /// The last mirror run.
     pub mirrored: Option<crate::db::Mirrored>,
+    /// The staged version's rollout to the test group (rollout.canary), and its phase.
+    pub canary: Option<(crate::canary::Canary, crate::canary::Phase)>,
     /// A parent whose zone was not read successfully for longer than `upstream.stale_after`,
     /// or whose last scheduled run failed: what is wrong and what to do.
     pub upstream_warning: Option<String>,
@@ -250,6 +252,8 @@ pub struct ChildStatus {
     pub report: ChildReport,
     /// Whether it holds the version this node holds.
     pub in_sync: bool,
+    /// Whether it holds the version rolling out to the test group (rollout.canary) first.
+    pub test_group: bool,
     /// Whether its must-be-the-same settings match this node's.
     pub config_matches: bool,
 }
@@ -1338,13 +1342,19 @@ impl Hub {
         let current = self.db.published()?;
         let mirrored = self.db.mirrored()?;
         let live = self.live();
-        let digest = live.same_digest();
+        let digest = live.tree_digest();
+        let canary = self.canary_phase()?;
+        let rolling = match &canary {
+            Some(_) => self.db.cluster_staged()?.map(|s| s.published.root),
+            None => None,
+        };
         let children = self
             .db
             .children()?
             .into_iter()
             .map(|r| ChildStatus {
                 in_sync: current.as_ref().map(|p| p.root) == r.root,
+                test_group: rolling.is_some() && rolling == r.root,
                 config_matches: r.config_digest == digest,
                 report: r,
             })
@@ -1389,6 +1399,7 @@ impl Hub {
             }),
             ca_rotation: self.ca_rotation()?,
             upstream_warning: self.upstream_warning(&mirrored),
+            canary,
             mirrored,
             sync: self.db.sync_state()?,
             children,

@@ -26,6 +26,7 @@
 //! - [`cli`]: the command line, one function per command group (`main.rs` only calls it).
 //! - [`id`], [`error`]: typed ids and the crate error.
 
+pub mod canary;
 pub mod child;
 pub mod cli;
 pub mod cluster;

@@ -205,6 +205,29 @@ impl Hub {
         if !r.activate {
             return Ok(None);
         }
+        // A staged rollout: the test group gets it first, everyone after the soak.
+        if !self.live().rollout.canary.is_empty() {
+            match self.canary_phase()? {
+                None => {
+                    if self
+                        .db
+                        .start_canary(r.staged.number, self.id().as_str(), Utc::now())?
+                    {
+                        tracing::info!(
+                            "version {} goes to the test group ({}) first: {}; every child gets it after {} (rollout.soak) unless `updhub rollout halt`",
+                            r.staged.number,
+                            self.live().rollout.canary.join(", "),
+                            r.why,
+                            humantime::format_duration(self.live().rollout.soak)
+                        );
+                        self.versions_moved();
+                    }
+                    return Ok(None);
+                }
+                Some((_, crate::canary::Phase::Everyone)) => {}
+                Some(_) => return Ok(None),
+            }
+        }
         let p = self.db.activate(Some(r.staged.number), Utc::now())?;
         if let Some(p) = &p {
             tracing::info!(

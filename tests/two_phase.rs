@@ -342,3 +342,95 @@ async fn children_of_two_members_of_a_parent_cluster_stage_and_switch_together()
         run.stop().await;
     }
 }
+
+/// Issue 9 point 3: a staged rollout. The test group (rollout.canary) gets a version when
+/// the activation rule lets it go; the others get it after rollout.soak, unless halted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_group_gets_a_version_first_the_others_after_the_soak_and_halt_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zone, parent, srv) = parent(dir.path()).await;
+    let err = parent.halt_rollout().unwrap_err().to_string();
+    assert!(err.contains("nothing to halt"), "{err}");
+    parent
+        .set_shared_setting("rollout.canary", r#"["canary"]"#)
+        .unwrap();
+    parent.set_shared_setting("rollout.soak", "1h").unwrap();
+    let mut kids = Vec::new();
+    for id in ["canary", "c1", "c2"] {
+        let c = slow(child_of(dir.path(), id, &parent, Some(srv.url.clone())));
+        let run = start(c.clone()).await;
+        kids.push((c, run));
+    }
+    wait_for("three children on version 1, reported", || {
+        kids.iter().all(|(c, _)| active(c) == 1) && parent.db.cluster_children().unwrap().len() == 3
+    })
+    .await;
+    let (canary, others) = (kids[0].0.clone(), [kids[1].0.clone(), kids[2].0.clone()]);
+
+    // Every child stages version 2; only the test group switches to it.
+    publish_v2(&zone, &parent).await;
+    wait_for("the test group switched to version 2", || {
+        active(&canary) == 2
+    })
+    .await;
+    wait_for("the others staged version 2", || {
+        others.iter().all(|c| staged(c) == 2)
+    })
+    .await;
+    let status = parent.status().unwrap();
+    let (c, phase) = status.canary.clone().expect("a rollout in progress");
+    assert_eq!(c.number, 2);
+    assert!(
+        matches!(phase, updhub::canary::Phase::Canary { .. }),
+        "{phase:?}"
+    );
+    for c in &others {
+        assert_eq!(active(c), 1, "{} got version 2 before the soak", c.id());
+    }
+    assert_eq!(parent.db.cluster_published().unwrap().unwrap().number, 1);
+
+    // Halted, a soak that is over changes nothing.
+    parent.halt_rollout().unwrap();
+    parent.set_shared_setting("rollout.soak", "0s").unwrap();
+    // Several rounds of the activation rule (every second) and long-poll ticks.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for c in &others {
+        assert_eq!(active(c), 1, "{} got version 2 while halted", c.id());
+    }
+    assert!(matches!(
+        parent.status().unwrap().canary.unwrap().1,
+        updhub::canary::Phase::Halted { .. }
+    ));
+    let err = parent.halt_rollout().unwrap_err().to_string();
+    assert!(err.contains("halted already"), "{err}");
+
+    // Resumed with the soak over: everyone switches, at once (long-poll, 1h sync interval).
+    parent.resume_rollout().unwrap();
+    wait_for("the others switched to version 2", || {
+        others.iter().all(|c| active(c) == 2)
+    })
+    .await;
+    assert_eq!(parent.db.cluster_published().unwrap().unwrap().number, 2);
+    assert!(
+        parent.status().unwrap().canary.is_none(),
+        "the rollout ended"
+    );
+
+    // The next version (a rollback to version 1's content): release lets it go at once.
+    parent.set_shared_setting("rollout.soak", "1h").unwrap();
+    let (v3, _) = parent.publish_version(1, None).unwrap();
+    wait_for("the test group switched to version 3", || {
+        active(&canary) == 3
+    })
+    .await;
+    assert!(others.iter().all(|c| active(c) == 2));
+    parent.release_rollout().unwrap();
+    wait_for("every child on version 3", || {
+        kids.iter().all(|(c, _)| active(c) == v3.number)
+    })
+    .await;
+    for (_, run) in kids {
+        run.stop().await;
+    }
+    srv.stop().await;
+}

@@ -13,6 +13,7 @@ mod license;
 mod link;
 mod products;
 mod render;
+mod rollout;
 mod serve;
 mod station;
 
@@ -57,6 +58,35 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 
 fn json_text(v: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string_pretty(v).map_err(|e| Error::State(format!("cannot write JSON: {e}")))
+}
+
+/// After a publish: whether version `p` is staged (and who has not staged it) or active.
+fn publish_outcome(
+    hub: &Hub,
+    p: &crate::repo::Published,
+    staged: Option<crate::switch::Rollout>,
+) -> Result<()> {
+    match staged {
+        Some(r) => {
+            let active = hub.db.cluster_published()?.map_or(0, |a| a.number);
+            out!("version {active} stays active until the children have staged version {}; `updhub status` follows it, `updhub activate` activates it now", p.number);
+            if !hub.live().rollout.canary.is_empty() {
+                out!(
+                    "then the test group ({}) gets it first, every other child {} later (rollout.soak); `updhub rollout status` follows it",
+                    hub.live().rollout.canary.join(", "),
+                    humantime::format_duration(hub.live().rollout.soak)
+                );
+            }
+            render::rollout(&r)
+        }
+        None => {
+            out!(
+                "version {} is active: children switch to it at once",
+                p.number
+            );
+            Ok(())
+        }
+    }
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -147,6 +177,12 @@ pub enum Command {
     /// zone, mirror what the products policy takes if it changed, publish it if it differs
     /// from the cluster's version (for cron, with mirror_interval "0s").
     Update,
+    /// The staged rollout to the test group of children (rollout.canary): its status, halt,
+    /// resume, release.
+    Rollout {
+        #[command(subcommand)]
+        command: rollout::RolloutCommand,
+    },
     /// Take a delayed or on-demand product's new revision now: mirror and publish it.
     Release {
         /// The product, as the zone names it.
@@ -311,10 +347,11 @@ pub enum ConfigCommand {
     /// applies it over its updhub.toml within a few seconds. VALUE as in updhub.toml,
     /// e.g. `licenses.station_ttl 14d` or `publish.auto_resign false`.
     Set {
-        /// One of: upstream.sync_interval, publish.expires_in, publish.auto_resign,
-        /// publish.warn_before, publish.stage_timeout, publish.quorum, licenses.issuers,
-        /// licenses.skew_margin, licenses.station_ttl, licenses.warn_before,
-        /// store.keep_versions.
+        /// One of: upstream.sync_interval, upstream.mirror_interval, upstream.stale_after,
+        /// upstream.products, publish.expires_in, publish.auto_resign, publish.warn_before,
+        /// publish.delay, publish.stage_timeout, publish.quorum, rollout.canary,
+        /// rollout.soak, licenses.issuers, licenses.skew_margin, licenses.station_ttl,
+        /// licenses.warn_before, store.keep_versions.
         key: String,
         /// The value.
         value: String,
@@ -533,6 +570,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         Command::Products { json, command } => products::products(&data, json, command).await?,
         Command::Release { product } => products::release(&data, &product).await?,
         Command::Update => products::update(&data).await?,
+        Command::Rollout { command } => rollout::rollout(&data, command)?,
         Command::Publish {
             expires_in,
             version,
@@ -568,17 +606,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     frozen.join(", ")
                 );
             }
-            match rollout {
-                Some(r) => {
-                    let active = hub.db.cluster_published()?.map_or(0, |a| a.number);
-                    out!("version {active} stays active until the children have staged version {}; `updhub status` follows it, `updhub activate` activates it now", p.number);
-                    render::rollout(&r)?;
-                }
-                None => out!(
-                    "version {} is active: children switch to it at once",
-                    p.number
-                ),
-            }
+            publish_outcome(&hub, &p, rollout)?;
         }
         Command::Activate { json } => {
             let (p, behind) = Hub::open(&data)?.activate_now()?;

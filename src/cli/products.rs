@@ -72,27 +72,36 @@ pub(super) async fn release(data: &std::path::Path, product: &str) -> Result<()>
     let hub = Hub::open(data)?;
     let (revision, u) = hub.release(product).await?;
     out!("released {product} revision {revision}");
-    round(&u)
+    round(&hub, &u)
 }
 
 /// `update`.
 pub(super) async fn update(data: &std::path::Path) -> Result<()> {
-    round(&Hub::open(data)?.update().await?)
+    let hub = Hub::open(data)?;
+    let u = hub.update().await?;
+    round(&hub, &u)
 }
 
-fn round(u: &crate::hub::Update) -> Result<()> {
+fn round(hub: &Hub, u: &crate::hub::Update) -> Result<()> {
     out!("{}", u.mirrored);
     notes(&u.mirrored.products)?;
-    match &u.published {
-        Some(p) => out!(
-            "published version {} root {} expires {}",
-            p.number,
-            p.root,
-            p.expires
-        ),
-        None => out!("nothing new to publish: the cluster's version already holds it"),
-    }
-    Ok(())
+    let Some(p) = &u.published else {
+        out!("nothing new to publish: the cluster's version already holds it");
+        return Ok(());
+    };
+    let staged = hub.rollout()?.filter(|r| r.staged.number == p.number);
+    out!(
+        "{} version {} root {} expires {}",
+        if staged.is_some() {
+            "staged"
+        } else {
+            "published"
+        },
+        p.number,
+        p.root,
+        p.expires
+    );
+    super::publish_outcome(hub, p, staged)
 }
 
 fn table(decisions: &[Decision]) -> Result<()> {

@@ -58,6 +58,9 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     if let Some(w) = &s.upstream_warning {
         out!("UPSTREAM: {w}");
     }
+    if let Some((c, p)) = &s.canary {
+        out!("ROLLOUT: {}", super::rollout::describe(c, p));
+    }
     if s.demo_issuer_trusted {
         out!("{DEMO_LICENSES}");
     }
@@ -151,7 +154,11 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
                 .number
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "-".into()),
-            if c.in_sync { "in sync" } else { "BEHIND" },
+            match (c.in_sync, c.test_group) {
+                (true, _) => "in sync",
+                (false, true) => "AHEAD (the test group's rollout)",
+                (false, false) => "BEHIND",
+            },
             if c.config_matches {
                 ""
             } else {

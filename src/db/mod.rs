@@ -10,6 +10,7 @@
 //! `join` copies a lone node's rows into a cluster's database (`cluster join`).
 //! Each state change is one transaction.
 
+mod canary;
 mod children;
 mod cluster;
 pub mod grant_feed;

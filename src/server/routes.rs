@@ -230,7 +230,7 @@ pub(crate) async fn handle(
             let action = action.to_string();
             grant_call(&state, &action, peer, req).await
         }
-        (&Method::GET, ["v1", "published"]) => published(&state, req.uri().query()).await,
+        (&Method::GET, ["v1", "published"]) => published(&state, &peer, req.uri().query()).await,
         (&Method::GET, ["v1", "rotations"]) => rotations(&state).await,
         (&Method::GET, ["v1", "ca"]) => json(&crate::link::ca_answer(&state.hub)),
         (&Method::POST, ["v1", "link", "renew"]) => link_renew(&state, &caller, req).await,
@@ -393,7 +393,7 @@ pub(super) async fn served(state: &State) -> Result<crate::repo::Published, Resp
 /// [`crate::proto::Poll`]). A long-poll holds its connection but no transfer slot, and
 /// looks at the database every second too: a publish or activation made by the CLI or by
 /// another member of the cluster reaches it that way.
-async fn published(state: &State, query: Option<&str>) -> Response<Body> {
+async fn published(state: &State, caller: &str, query: Option<&str>) -> Response<Body> {
     let poll = match crate::proto::Poll::parse(query) {
         Ok(p) => p,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
@@ -404,11 +404,11 @@ async fn published(state: &State, query: Option<&str>) -> Response<Body> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(poll.wait);
     let (active, staged) = loop {
         let hub = state.hub.clone();
-        let (active, staged) =
-            match blocking(move || Ok((hub.db.published()?, hub.db.staged()?))).await {
-                Ok(pair) => pair,
-                Err(resp) => return resp,
-            };
+        let caller = caller.to_owned();
+        let (active, staged) = match blocking(move || hub.published_for(&caller)).await {
+            Ok(pair) => pair,
+            Err(resp) => return resp,
+        };
         let now_known = (
             active.as_ref().map_or(0, |p| p.number),
             staged.as_ref().map_or(0, |p| p.number),
@@ -740,7 +740,7 @@ async fn report(state: &State, peer: String, req: Request<ReqBody>) -> Response<
     .await
     {
         Ok(()) => json(
-            &serde_json::json!({ "ok": true, "config_digest": state.hub.live().same_digest() }),
+            &serde_json::json!({ "ok": true, "config_digest": state.hub.live().tree_digest() }),
         ),
         Err(resp) => resp,
     }

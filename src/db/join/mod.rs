@@ -173,6 +173,10 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
         "the cluster's epoch applies: a receiver's cursor from this node carries another and gets a full answer once",
     ),
     (
+        "canary",
+        "the cluster's staged rollout applies; this node's stays in its old database",
+    ),
+    (
         "product_modes",
         "the cluster's product modes apply (`updhub products`); this node's stay in its old database",
     ),
