@@ -794,7 +794,9 @@ async fn sync_inner(
     *hub.chain.lock().unwrap_or_else(|e| e.into_inner()) = chain.clone();
 
     let mut report = SyncReport::nothing_yet(&p);
-    let same = current.as_ref().map(|c| c.root) == Some(p.root);
+    // The same version: number and root (a rollback may publish this node's root again
+    // under a higher number, which it then switches to without fetching anything).
+    let same = current.as_ref().map(|c| (c.number, c.root)) == Some((p.number, p.root));
     let root = p.root;
     if same && !blocking(hub, move |h| holds_all(h, root)).await? {
         // This node's copy of its own version lost blobs (a damaged one was quarantined, or
@@ -1299,6 +1301,7 @@ pub async fn follow(
             // After a failure (no `seen`), only the backoff's sleep.
             if let Some(seen) = seen {
                 let most = Duration::from_secs(crate::proto::MAX_WAIT_SECS);
+                let mut backoff = Backoff::new();
                 loop {
                     let left = until.saturating_duration_since(tokio::time::Instant::now());
                     if left < Duration::from_secs(1) {
@@ -1306,12 +1309,13 @@ pub async fn follow(
                     }
                     match long_poll(&hub, &parent, seen, left.min(most)).await {
                         Ok(Poll::Moved) => return,
-                        Ok(Poll::Same) => {}
+                        Ok(Poll::Same) => backoff = Backoff::new(),
                         Ok(Poll::Unsupported) => break,
                         Err(e) => {
-                            // The sync at the end of the wait reports it, and backs off.
+                            // A blip must not cost a whole sync interval: poll again after
+                            // a backoff (at most MAX_BACKOFF apart while the parent is down).
                             tracing::debug!("long-poll of {parent} failed: {e}");
-                            break;
+                            let _ = backoff.wait(None, Duration::MAX).await;
                         }
                     }
                 }
