@@ -48,6 +48,14 @@ async fn parent(dir: &std::path::Path) -> (std::path::PathBuf, Arc<Hub>, Running
     (zone, parent, srv)
 }
 
+/// The activation rule for the whole cluster: its quorum and stage timeout.
+fn rule(parent: &Hub, quorum: &str, timeout: &str) {
+    parent.set_shared_setting("publish.quorum", quorum).unwrap();
+    parent
+        .set_shared_setting("publish.stage_timeout", timeout)
+        .unwrap();
+}
+
 /// The zone moves on and the parent publishes: version 2, staged while children report.
 async fn publish_v2(zone: &std::path::Path, parent: &Hub) -> updhub::repo::Published {
     set_zone_revision(zone, "2026112402");
@@ -61,10 +69,7 @@ async fn five_children_stage_one_cut_off_none_switches_before_the_quorum_rule_th
 ) {
     let dir = tempfile::tempdir().unwrap();
     let (zone, parent, srv) = parent(dir.path()).await;
-    parent.set_shared_setting("publish.quorum", "4").unwrap();
-    parent
-        .set_shared_setting("publish.stage_timeout", "1h")
-        .unwrap();
+    rule(&parent, "4", "1h");
     let mut kids = Vec::new();
     for id in ["c1", "c2", "c3", "c4", "cut"] {
         let c = child_of(dir.path(), id, &parent, Some(srv.url.clone()));
@@ -341,4 +346,48 @@ async fn children_of_two_members_of_a_parent_cluster_stage_and_switch_together()
     for run in [r1, r2, sa, sb] {
         run.stop().await;
     }
+}
+
+/// `hub` closed and opened again from its data folder, as a restart does.
+fn reopen(hub: Arc<Hub>) -> Arc<Hub> {
+    let (data, cfg) = (hub.data.clone(), hub.config.clone());
+    drop(hub);
+    Arc::new(Hub::open_with(&data, cfg).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_and_a_child_restarted_between_stage_and_activate_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zone, parent, srv) = parent(dir.path()).await;
+    rule(&parent, "1", "1h");
+    let a = child_of(dir.path(), "a", &parent, None);
+    let idle = child_of(dir.path(), "idle", &parent, None);
+    for c in [&a, &idle] {
+        sync_once(c, &srv.url).await.unwrap();
+    }
+    publish_v2(&zone, &parent).await;
+    let r = sync_once(&a, &srv.url).await.unwrap();
+    assert_eq!((r.staged, active(&a)), (Some(2), 1), "{r}");
+
+    // Both restart while version 2 is staged: the child still holds it staged, the parent
+    // still has it staged and, its timeout shortened meanwhile, activates it on start.
+    let a = reopen(a);
+    assert_eq!(staged(&a), 2);
+    srv.stop().await;
+    let parent = reopen(parent);
+    assert_eq!(parent.rollout().unwrap().unwrap().staged.number, 2);
+    parent
+        .set_shared_setting("publish.stage_timeout", "0s")
+        .unwrap();
+    let srv = start(parent.clone()).await;
+    wait_for("the restarted parent to activate version 2", || {
+        parent.db.cluster_published().unwrap().unwrap().number == 2
+    })
+    .await;
+    // The child switches without fetching anything: its staged blobs were kept.
+    let r = sync_once(&a, &srv.url).await.unwrap();
+    assert!(r.changed, "{r}");
+    assert_eq!((r.blobs, active(&a), staged(&a)), (0, 2, 0));
+    assert_eq!(active(&idle), 1);
+    srv.stop().await;
 }
