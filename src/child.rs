@@ -647,12 +647,18 @@ pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, S
 async fn sync_round(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, SyncError> {
     let parent = Parent::new(hub, parent_url)?;
     let inner = sync_inner(hub, &parent, parent_url).await;
-    let (mut result, held) = match inner {
-        Ok((r, p, chain)) => (Ok(r), Some((p, chain))),
-        Err(e) => (Err(e), None),
+    let (mut result, held, stage_failed) = match inner {
+        Ok((r, p, chain, failed)) => (Ok(r), Some((p, chain)), failed),
+        Err(e) => (Err(e), None, None),
     };
     let parent = follow_parent_ca(hub, parent, parent_url).await;
-    let err = result.as_ref().err().map(|e| e.to_string());
+    let err = match &result {
+        Err(e) => Some(e.to_string()),
+        Ok(r) => r
+            .stage_error
+            .as_ref()
+            .map(|e| format!("could not stage {e}; this node keeps its version")),
+    };
     let url = parent_url.to_owned();
     blocking(hub, move |h| {
         h.db.record_sync(&url, err.as_deref(), Utc::now())
@@ -660,12 +666,17 @@ async fn sync_round(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, Sync
     .await?;
     // Grants travel with every sync, whatever became of the repository: new ones, renewals,
     // revocations, pending returns.
-    if !matches!(
-        result,
-        Err(SyncError::Network { .. }
-            | SyncError::LinkRemoved { .. }
-            | SyncError::ForeignCluster { .. })
-    ) {
+    let unreachable = |e: &SyncError| {
+        matches!(
+            e,
+            SyncError::Network { .. }
+                | SyncError::LinkRemoved { .. }
+                | SyncError::ForeignCluster { .. }
+        )
+    };
+    if !result.as_ref().err().is_some_and(unreachable)
+        && !stage_failed.as_ref().is_some_and(unreachable)
+    {
         match crate::license::api::refresh_from_parent(
             &hub.ledger,
             &hub.keys.donor(),
@@ -699,10 +710,14 @@ async fn sync_round(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, Sync
     // The heartbeat last, so what it says of the grants already takes this sync's
     // revocations and renewals into account (the donor reconciles with it).
     if let Some((p, chain)) = held {
-        let err = result.as_ref().ok().and_then(|r| r.stage_error.clone());
-        send_report(hub, &parent, Some(&p), &chain, err.as_deref()).await;
+        let why = result.as_ref().ok().and_then(|r| r.stage_error.clone());
+        send_report(hub, &parent, Some(&p), &chain, why.as_deref()).await;
     }
-    result
+    // The parent knows why; the caller (and `sync --once`'s exit status) too.
+    match stage_failed {
+        Some(e) => Err(e),
+        None => result,
+    }
 }
 
 /// When the parent's answers name another CA than this node last took in, follow it (see
@@ -744,13 +759,13 @@ async fn blocking<T: Send + 'static, E: Send + 'static>(
     }
 }
 
-/// The repository part of a sync: the report, and the version and chain the node now holds
-/// (for its report to the parent).
+/// The repository part of a sync: the report, the version and chain the node now holds (for
+/// its report to the parent), and why it could not stage the parent's staged version.
 async fn sync_inner(
     hub: &Arc<Hub>,
     parent: &Parent,
     parent_url: &str,
-) -> Result<(SyncReport, Published, Vec<String>), SyncError> {
+) -> Result<(SyncReport, Published, Vec<String>, Option<SyncError>), SyncError> {
     let started = Instant::now();
     let (doc, headers) = parent
         .bytes("v1/published", crate::peer::MAX_DOCUMENT)
@@ -822,27 +837,28 @@ async fn sync_inner(
     } else {
         fetch_and_switch(hub, Some(parent), &p, &mut report).await?;
     }
-    // The parent's staged version: fetched and verified beside the current one. Failing
-    // to stage is no failed sync: this node keeps its version and tells the parent why.
+    // The parent's staged version: fetched and verified beside the current one. A failure
+    // to stage leaves the current version as it is; the report tells the parent why.
+    let mut failed = None;
     match staged_doc {
         Some(Ok(s)) if s.number > p.number => {
             report.seen.1 = s.number;
             match stage(hub, parent, &s, parent_url, &mut report).await {
                 Ok(()) => report.staged = Some(s.number),
                 Err(e) => {
-                    tracing::warn!(
-                        "could not stage version {} from {parent_url}: {e}",
-                        s.number
-                    );
                     report.stage_error = Some(format!("version {}: {e}", s.number));
+                    failed = Some(e);
                 }
             }
         }
-        Some(Err(e)) => report.stage_error = Some(e.to_string()),
+        Some(Err(e)) => {
+            report.stage_error = Some(format!("the staged version: {e}"));
+            failed = Some(e.into());
+        }
         _ => {}
     }
     report.seconds = started.elapsed().as_secs_f64();
-    Ok((report, p, chain))
+    Ok((report, p, chain, failed))
 }
 
 /// Whether the store holds every blob of version `root` (its manifest and each file's).

@@ -292,6 +292,7 @@ mod tests {
         let staged = Staged {
             published: Published::sign(root, 2, now + chrono::Duration::days(1), &key),
             staged_at: now,
+            validity: Duration::from_secs(86400),
         };
         let mut publish = PublishSection {
             quorum: Quorum::Percent(75),

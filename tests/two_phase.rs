@@ -187,10 +187,11 @@ async fn a_single_child_activates_at_once_after_its_report_and_one_that_cannot_s
     let path = parent.store.blob_path(&new_blob);
     let kept = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
-    let r = sync_once(&child, &srv.url).await.unwrap();
-    assert!(!r.changed);
-    assert!(r.stage_error.is_some(), "{r}");
+    let err = sync_once(&child, &srv.url).await.unwrap_err().to_string();
+    assert!(err.contains(&new_blob.to_string()), "{err}");
     assert_eq!((active(&child), staged(&child)), (1, 0));
+    let last = child.status().unwrap().sync.unwrap().last_error.unwrap();
+    assert!(last.contains("could not stage version 2"), "{last}");
     let rollout = parent.rollout().unwrap().unwrap();
     assert!(!rollout.activate);
     assert_eq!(rollout.not_staged[0].child_id, "child");
@@ -389,5 +390,38 @@ async fn a_parent_and_a_child_restarted_between_stage_and_activate_go_on() {
     assert!(r.changed, "{r}");
     assert_eq!((r.blobs, active(&a), staged(&a)), (0, 2, 0));
     assert_eq!(active(&idle), 1);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_version_waiting_for_its_children_is_re_signed_before_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zone, parent, srv) = parent(dir.path()).await;
+    let idle = child_of(dir.path(), "idle", &parent, None);
+    sync_once(&idle, &srv.url).await.unwrap();
+    set_zone_revision(&zone, "2026112402");
+    parent.mirror(None, false).await.unwrap();
+    // Valid for 4 s: half of it passes while the idle child holds activation back.
+    let (v2, _) = parent.publish(Some(Duration::from_secs(4))).unwrap();
+    assert_eq!(parent.rollout().unwrap().unwrap().staged, v2);
+    wait_for("the parent to re-sign the staged version", || {
+        // What the serving parent's re-sign task runs.
+        parent.resign_if_due().unwrap();
+        parent
+            .db
+            .cluster_staged()
+            .unwrap()
+            .is_some_and(|s| s.published.expires > v2.expires)
+    })
+    .await;
+    let fresh = parent.db.cluster_staged().unwrap().unwrap().published;
+    assert_eq!((fresh.number, fresh.root), (v2.number, v2.root));
+    assert_eq!(parent.db.staged().unwrap().unwrap(), fresh);
+    // Activated, it keeps the span chosen at publish time.
+    parent.activate_now().unwrap();
+    assert_eq!(
+        parent.db.published_validity().unwrap(),
+        Some(Duration::from_secs(4))
+    );
     srv.stop().await;
 }
