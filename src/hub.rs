@@ -769,6 +769,17 @@ impl Hub {
             }
             None => None,
         };
+        // A staged version too: children that follow the rotation refuse the old key.
+        if let Some(st) = self.db.cluster_staged()? {
+            let span = Some(st.validity)
+                .filter(|v| !v.is_zero())
+                .unwrap_or(self.live().publish.expires_in);
+            let now = Utc::now();
+            let ttl = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::days(7));
+            let p = &st.published;
+            let p = Published::sign(p.root, p.number, now + ttl, &fresh.signing);
+            self.db.renew_staged_any(&p, now)?;
+        }
         Ok((r, resigned))
     }
 

@@ -394,7 +394,8 @@ async fn a_parent_and_a_child_restarted_between_stage_and_activate_go_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_staged_version_waiting_for_its_children_is_re_signed_before_it_expires() {
+async fn a_staged_version_waiting_for_its_children_is_re_signed_before_it_expires_and_when_the_key_rotates(
+) {
     let dir = tempfile::tempdir().unwrap();
     let (zone, parent, srv) = parent(dir.path()).await;
     let idle = child_of(dir.path(), "idle", &parent, None);
@@ -417,11 +418,19 @@ async fn a_staged_version_waiting_for_its_children_is_re_signed_before_it_expire
     let fresh = parent.db.cluster_staged().unwrap().unwrap().published;
     assert_eq!((fresh.number, fresh.root), (v2.number, v2.root));
     assert_eq!(parent.db.staged().unwrap().unwrap(), fresh);
+    // The publisher key rotates (the parent stopped): the staged version is signed with
+    // the new key too, or children that follow the rotation would refuse it.
+    srv.stop().await;
+    let (rotation, active_doc) = parent.rotate_publisher().unwrap();
+    let active_doc = active_doc.unwrap();
+    let staged_doc = parent.db.cluster_staged().unwrap().unwrap().published;
+    assert_ne!(staged_doc.key, fresh.key, "{rotation:?}");
+    assert_eq!(staged_doc.key, active_doc.key);
+    assert_eq!(parent.db.staged().unwrap().unwrap(), staged_doc);
     // Activated, it keeps the span chosen at publish time.
     parent.activate_now().unwrap();
     assert_eq!(
         parent.db.published_validity().unwrap(),
         Some(Duration::from_secs(4))
     );
-    srv.stop().await;
 }

@@ -120,12 +120,34 @@ impl Db {
     /// # Errors
     /// Database errors.
     pub fn renew_staged(&self, p: &Published, now: DateTime<Utc>) -> Result<bool, DbError> {
+        self.sign_staged_again(p, now, " AND expires < $4")
+    }
+
+    /// A new signature of the staged version after the publisher key rotated: taken
+    /// whatever its expiry (the old signature is one the children will refuse).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn renew_staged_any(&self, p: &Published, now: DateTime<Utc>) -> Result<bool, DbError> {
+        self.sign_staged_again(p, now, "")
+    }
+
+    /// Put `p`'s signature on the staged rows naming its version (`and`: a further
+    /// condition on the cluster's row); whether the cluster's row changed.
+    fn sign_staged_again(
+        &self,
+        p: &Published,
+        now: DateTime<Utc>,
+        and: &str,
+    ) -> Result<bool, DbError> {
         let (node, cluster) = (self.server.as_str(), self.cluster.as_str());
         self.write(|tx| {
             let root = p.root.to_string();
             let changed = tx.exec(
-                "UPDATE cluster_staged SET expires=$4, document=$5, set_by=$6
-                 WHERE cluster_id=$1 AND number=$2 AND root=$3 AND expires < $4",
+                &format!(
+                    "UPDATE cluster_staged SET expires=$4, document=$5, set_by=$6
+                     WHERE cluster_id=$1 AND number=$2 AND root=$3{and}"
+                ),
                 args![cluster, p.number, root, p.expires, doc(p), node],
             )?;
             tx.exec(
