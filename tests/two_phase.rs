@@ -173,6 +173,37 @@ async fn a_single_child_activates_at_once_after_its_report_and_one_that_cannot_s
         parent.rollout().unwrap().is_some(),
         "staged: the child reports"
     );
+    // The route answers the active version, the staged one beside it in a header; a bad
+    // long-poll query is refused with the fix.
+    let keys = parent.data.join("keys");
+    let http = client_with(
+        &keys.join("ca.crt"),
+        &keys.join("node.crt"),
+        &keys.join("node.key"),
+    );
+    let resp = http
+        .get(format!("{}v1/published", srv.url))
+        .send()
+        .await
+        .unwrap();
+    let staged_doc = resp.headers()["x-updhub-staged"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: updhub::repo::Published = resp.json().await.unwrap();
+    assert_eq!(body.number, 1);
+    assert_eq!(
+        updhub::repo::Published::parse(staged_doc.as_bytes(), "test").unwrap(),
+        v2
+    );
+    let resp = http
+        .get(format!("{}v1/published?wait=soon", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let why = resp.text().await.unwrap();
+    assert!(why.contains("not a whole number"), "{why}");
 
     // A blob of version 2 is missing on the parent: the child cannot stage it, keeps
     // version 1, and the parent names it with the reason.
