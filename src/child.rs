@@ -1323,8 +1323,14 @@ pub async fn follow(
                     if left < Duration::from_secs(1) {
                         break;
                     }
+                    let asked = tokio::time::Instant::now();
                     match long_poll(&hub, &parent, seen, left.min(most)).await {
                         Ok(Poll::Moved) => return,
+                        // A parent that answers "nothing moved" without holding the request
+                        // must not make this a busy loop.
+                        Ok(Poll::Same) if asked.elapsed() < Duration::from_millis(500) => {
+                            let _ = backoff.wait(None, Duration::MAX).await;
+                        }
                         Ok(Poll::Same) => backoff = Backoff::new(),
                         Ok(Poll::Unsupported) => break,
                         Err(e) => {
