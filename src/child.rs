@@ -675,12 +675,18 @@ pub async fn sync_once(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, S
 async fn sync_round(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, SyncError> {
     let parent = Parent::new(hub, parent_url)?;
     let inner = sync_inner(hub, &parent, parent_url).await;
-    let (mut result, held) = match inner {
-        Ok((r, p, chain)) => (Ok(r), Some((p, chain))),
-        Err(e) => (Err(e), None),
+    let (mut result, held, stage_failed) = match inner {
+        Ok((r, p, chain, failed)) => (Ok(r), Some((p, chain)), failed),
+        Err(e) => (Err(e), None, None),
     };
     let parent = follow_parent_ca(hub, parent, parent_url).await;
-    let err = result.as_ref().err().map(|e| e.to_string());
+    let err = match &result {
+        Err(e) => Some(e.to_string()),
+        Ok(r) => r
+            .stage_error
+            .as_ref()
+            .map(|e| format!("could not stage {e}; this node keeps its version")),
+    };
     let url = parent_url.to_owned();
     blocking(hub, move |h| {
         h.db.record_sync(&url, err.as_deref(), Utc::now())
@@ -688,12 +694,17 @@ async fn sync_round(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, Sync
     .await?;
     // Grants travel with every sync, whatever became of the repository: new ones, renewals,
     // revocations, pending returns.
-    if !matches!(
-        result,
-        Err(SyncError::Network { .. }
-            | SyncError::LinkRemoved { .. }
-            | SyncError::ForeignCluster { .. })
-    ) {
+    let unreachable = |e: &SyncError| {
+        matches!(
+            e,
+            SyncError::Network { .. }
+                | SyncError::LinkRemoved { .. }
+                | SyncError::ForeignCluster { .. }
+        )
+    };
+    if !result.as_ref().err().is_some_and(unreachable)
+        && !stage_failed.as_ref().is_some_and(unreachable)
+    {
         match crate::license::api::refresh_from_parent(
             &hub.ledger,
             &hub.keys.donor(),
@@ -727,10 +738,14 @@ async fn sync_round(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, Sync
     // The heartbeat last, so what it says of the grants already takes this sync's
     // revocations and renewals into account (the donor reconciles with it).
     if let Some((p, chain)) = held {
-        let err = result.as_ref().ok().and_then(|r| r.stage_error.clone());
-        send_report(hub, &parent, Some(&p), &chain, err.as_deref()).await;
+        let why = result.as_ref().ok().and_then(|r| r.stage_error.clone());
+        send_report(hub, &parent, Some(&p), &chain, why.as_deref()).await;
     }
-    result
+    // The parent knows why; the caller (and `sync --once`'s exit status) too.
+    match stage_failed {
+        Some(e) => Err(e),
+        None => result,
+    }
 }
 
 /// When the parent's answers name another CA than this node last took in, follow it (see
@@ -777,13 +792,13 @@ async fn off_runtime<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) 
     }
 }
 
-/// The repository part of a sync: the report, and the version and chain the node now holds
-/// (for its report to the parent).
+/// The repository part of a sync: the report, the version and chain the node now holds (for
+/// its report to the parent), and why it could not stage the parent's staged version.
 async fn sync_inner(
     hub: &Arc<Hub>,
     parent: &Parent,
     parent_url: &str,
-) -> Result<(SyncReport, Published, Vec<String>), SyncError> {
+) -> Result<(SyncReport, Published, Vec<String>, Option<SyncError>), SyncError> {
     let started = Instant::now();
     let (doc, headers) = parent
         .bytes(&parent.api("published"), crate::peer::MAX_DOCUMENT)
@@ -827,7 +842,9 @@ async fn sync_inner(
     *hub.chain.lock().unwrap_or_else(|e| e.into_inner()) = chain.clone();
 
     let mut report = SyncReport::nothing_yet(&p);
-    let same = current.as_ref().map(|c| c.root) == Some(p.root);
+    // The same version: number and root (a rollback may publish this node's root again
+    // under a higher number, which it then switches to without fetching anything).
+    let same = current.as_ref().map(|c| (c.number, c.root)) == Some((p.number, p.root));
     let root = p.root;
     if same && !blocking(hub, move |h| holds_all(h, root)).await? {
         // This node's copy of its own version lost blobs (a damaged one was quarantined, or
@@ -853,27 +870,28 @@ async fn sync_inner(
     } else {
         fetch_and_switch(hub, Some(parent), &p, &mut report).await?;
     }
-    // The parent's staged version: fetched and verified beside the current one. Failing
-    // to stage is no failed sync: this node keeps its version and tells the parent why.
+    // The parent's staged version: fetched and verified beside the current one. A failure
+    // to stage leaves the current version as it is; the report tells the parent why.
+    let mut failed = None;
     match staged_doc {
         Some(Ok(s)) if s.number > p.number => {
             report.seen.1 = s.number;
             match stage(hub, parent, &s, parent_url, &mut report).await {
                 Ok(()) => report.staged = Some(s.number),
                 Err(e) => {
-                    tracing::warn!(
-                        "could not stage version {} from {parent_url}: {e}",
-                        s.number
-                    );
                     report.stage_error = Some(format!("version {}: {e}", s.number));
+                    failed = Some(e);
                 }
             }
         }
-        Some(Err(e)) => report.stage_error = Some(e.to_string()),
+        Some(Err(e)) => {
+            report.stage_error = Some(format!("the staged version: {e}"));
+            failed = Some(e.into());
+        }
         _ => {}
     }
     report.seconds = started.elapsed().as_secs_f64();
-    Ok((report, p, chain))
+    Ok((report, p, chain, failed))
 }
 
 /// Whether the store holds every blob of version `root` (its manifest and each file's).
@@ -1389,19 +1407,27 @@ pub async fn follow(
             // After a failure (no `seen`), only the backoff's sleep.
             if let Some(seen) = seen {
                 let most = Duration::from_secs(crate::proto::MAX_WAIT_SECS);
+                let mut backoff = Backoff::new();
                 loop {
                     let left = until.saturating_duration_since(tokio::time::Instant::now());
                     if left < Duration::from_secs(1) {
                         break;
                     }
+                    let asked = tokio::time::Instant::now();
                     match long_poll(&hub, &parent, seen, left.min(most)).await {
                         Ok(Poll::Moved) => return,
-                        Ok(Poll::Same) => {}
+                        // A parent that answers "nothing moved" without holding the request
+                        // must not make this a busy loop.
+                        Ok(Poll::Same) if asked.elapsed() < Duration::from_millis(500) => {
+                            let _ = backoff.wait(None, Duration::MAX).await;
+                        }
+                        Ok(Poll::Same) => backoff = Backoff::new(),
                         Ok(Poll::Unsupported) => break,
                         Err(e) => {
-                            // The sync at the end of the wait reports it, and backs off.
+                            // A blip must not cost a whole sync interval: poll again after
+                            // a backoff (at most MAX_BACKOFF apart while the parent is down).
                             tracing::debug!("long-poll of {parent} failed: {e}");
-                            break;
+                            let _ = backoff.wait(None, Duration::MAX).await;
                         }
                     }
                 }

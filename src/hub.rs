@@ -963,27 +963,49 @@ impl Hub {
         if self.is_child() || !self.live().publish.auto_resign {
             return Ok(None);
         }
+        // A staged version waiting long for its children must not expire before it is
+        // activated: re-signed on the same terms.
+        if let Some(st) = self.db.cluster_staged()? {
+            let span = Some(st.validity).filter(|v| !v.is_zero());
+            if let Some(fresh) = self.resign_due(&st.published, span) {
+                if self.db.renew_staged(&fresh, Utc::now())? {
+                    tracing::info!(number = fresh.number, expires = %fresh.expires, "re-signed the staged version");
+                    self.versions_moved();
+                }
+            }
+        }
         // The cluster's version: any member holds the key, the first one due re-signs it and
         // the others take the fresh document (see `Db::renew`).
         let Some(p) = self.db.cluster_published()? else {
             return Ok(None);
         };
-        // Re-sign for the span the admin chose at publish time (publish --expires-in).
-        let span = self
-            .db
-            .published_validity()?
-            .unwrap_or(self.live().publish.expires_in);
-        let ttl = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::days(7));
-        let now = Utc::now();
-        if p.expires - now > ttl / 2 {
+        let Some(fresh) = self.resign_due(&p, self.db.published_validity()?) else {
             return Ok(None);
-        }
-        let fresh = Published::sign(p.root, p.number, now + ttl, &self.keys.signing);
+        };
+        let now = Utc::now();
         if !self.db.renew(&fresh, now)? {
             return Ok(None);
         }
         tracing::info!(number = fresh.number, expires = %fresh.expires, "re-signed the published version");
         Ok(Some(fresh))
+    }
+
+    /// `p` signed anew if less than half its validity is left (`span`: the one chosen at
+    /// publish time, else `publish.expires_in`).
+    fn resign_due(&self, p: &Published, span: Option<Duration>) -> Option<Published> {
+        // Re-sign for the span the admin chose at publish time (publish --expires-in).
+        let span = span.unwrap_or(self.live().publish.expires_in);
+        let ttl = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::days(7));
+        let now = Utc::now();
+        if p.expires - now > ttl / 2 {
+            return None;
+        }
+        Some(Published::sign(
+            p.root,
+            p.number,
+            now + ttl,
+            &self.keys.signing,
+        ))
     }
 
     /// `keys rotate` (the node stopped): a new publisher key signed over by the old one (see
@@ -1019,6 +1041,17 @@ impl Hub {
             }
             None => None,
         };
+        // A staged version too: children that follow the rotation refuse the old key.
+        if let Some(st) = self.db.cluster_staged()? {
+            let span = Some(st.validity)
+                .filter(|v| !v.is_zero())
+                .unwrap_or(self.live().publish.expires_in);
+            let now = Utc::now();
+            let ttl = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::days(7));
+            let p = &st.published;
+            let p = Published::sign(p.root, p.number, now + ttl, &fresh.signing);
+            self.db.renew_staged_any(&p, now)?;
+        }
         Ok((r, resigned))
     }
 

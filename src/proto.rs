@@ -94,3 +94,25 @@ pub struct StageReport {
     #[serde(default)]
     pub stage_error: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_poll_query_is_read_bounded_and_written_back() {
+        assert_eq!(Poll::parse(None).unwrap(), Poll::default());
+        let p = Poll::parse(Some("wait=600&known=3&staged=4&other=x")).unwrap();
+        assert_eq!(
+            p,
+            Poll {
+                wait: MAX_WAIT_SECS,
+                known: 3,
+                staged: 4
+            }
+        );
+        assert_eq!(Poll::parse(Some(&p.query())).unwrap(), p);
+        let e = Poll::parse(Some("wait=soon")).unwrap_err();
+        assert!(e.contains("wait=\"soon\"") && e.contains("?wait=25"), "{e}");
+    }
+}

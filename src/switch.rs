@@ -83,7 +83,11 @@ pub fn decide(
     let mut not_staged = Vec::new();
     for (c, s) in children.iter().filter(|(_, s)| s.two_phase) {
         let counts = now - c.reported_at < window;
-        let holds = s.staged_root == Some(root) || c.root == Some(root);
+        // That very version (a rollback reuses a root under a new number, which a child
+        // must take in as such).
+        let n = staged.published.number;
+        let holds = (s.staged_number == Some(n) && s.staged_root == Some(root))
+            || (c.number >= Some(n) && c.root == Some(root));
         reporting += usize::from(counts);
         if holds {
             staged_by += usize::from(counts);
@@ -311,6 +315,7 @@ mod tests {
         let staged = Staged {
             published: Published::sign(root, 2, now + chrono::Duration::days(1), &key),
             staged_at: now,
+            validity: Duration::from_secs(86400),
         };
         let mut publish = PublishSection {
             quorum: Quorum::Percent(75),

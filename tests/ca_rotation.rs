@@ -85,6 +85,17 @@ fn mint(
     (c, k)
 }
 
+/// Mirror and publish, and activate at once: the version is staged while both children
+/// report, and the late one never stages it (this file is about the CA; two_phase.rs is
+/// about the switch).
+async fn publish_active(parent: &Hub) -> updhub::repo::Published {
+    let p = mirror_and_publish(parent).await;
+    if parent.rollout().unwrap().is_some() {
+        parent.activate_now().unwrap();
+    }
+    p
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_enrolled_under_the_old_ca_keeps_syncing_through_the_rotation_and_old_ca_certificates_are_refused_after(
 ) {
@@ -127,7 +138,7 @@ async fn a_child_enrolled_under_the_old_ca_keeps_syncing_through_the_rotation_an
     // new server certificate carries the cross-certificate), gets version 2, learns the
     // new CA over its link and renews its certificate under it, keeping its id.
     set_zone_revision(&zone, "2026112402");
-    let v2 = mirror_and_publish(&parent).await;
+    let v2 = publish_active(&parent).await;
     let r = sync_once(&child, &srv.url).await.unwrap();
     assert_eq!((r.number, r.root), (2, v2.root));
     let tls = upstream(&child);
@@ -223,7 +234,7 @@ async fn a_child_enrolled_under_the_old_ca_keeps_syncing_through_the_rotation_an
     assert!(parent.keys.ca.overlap.is_none());
     assert!(parent.status().unwrap().ca_rotation.is_none());
     set_zone_revision(&zone, "2026112401");
-    let v3 = mirror_and_publish(&parent).await;
+    let v3 = publish_active(&parent).await;
     let r = sync_once(&child, &srv.url).await.unwrap();
     assert_eq!((r.number, r.root), (3, v3.root));
     // The child took in the end of the overlap: it trusts only the new CA.

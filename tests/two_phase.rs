@@ -48,6 +48,14 @@ async fn parent(dir: &std::path::Path) -> (std::path::PathBuf, Arc<Hub>, Running
     (zone, parent, srv)
 }
 
+/// The activation rule for the whole cluster: its quorum and stage timeout.
+fn rule(parent: &Hub, quorum: &str, timeout: &str) {
+    parent.set_shared_setting("publish.quorum", quorum).unwrap();
+    parent
+        .set_shared_setting("publish.stage_timeout", timeout)
+        .unwrap();
+}
+
 /// The zone moves on and the parent publishes: version 2, staged while children report.
 async fn publish_v2(zone: &std::path::Path, parent: &Hub) -> updhub::repo::Published {
     set_zone_revision(zone, "2026112402");
@@ -61,10 +69,7 @@ async fn five_children_stage_one_cut_off_none_switches_before_the_quorum_rule_th
 ) {
     let dir = tempfile::tempdir().unwrap();
     let (zone, parent, srv) = parent(dir.path()).await;
-    parent.set_shared_setting("publish.quorum", "4").unwrap();
-    parent
-        .set_shared_setting("publish.stage_timeout", "1h")
-        .unwrap();
+    rule(&parent, "4", "1h");
     let mut kids = Vec::new();
     for id in ["c1", "c2", "c3", "c4", "cut"] {
         let c = child_of(dir.path(), id, &parent, Some(srv.url.clone()));
@@ -168,6 +173,37 @@ async fn a_single_child_activates_at_once_after_its_report_and_one_that_cannot_s
         parent.rollout().unwrap().is_some(),
         "staged: the child reports"
     );
+    // The route answers the active version, the staged one beside it in a header; a bad
+    // long-poll query is refused with the fix.
+    let keys = parent.data.join("keys");
+    let http = client_with(
+        &keys.join("ca.crt"),
+        &keys.join("node.crt"),
+        &keys.join("node.key"),
+    );
+    let resp = http
+        .get(format!("{}v1/published", srv.url))
+        .send()
+        .await
+        .unwrap();
+    let staged_doc = resp.headers()["x-updhub-staged"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: updhub::repo::Published = resp.json().await.unwrap();
+    assert_eq!(body.number, 1);
+    assert_eq!(
+        updhub::repo::Published::parse(staged_doc.as_bytes(), "test").unwrap(),
+        v2
+    );
+    let resp = http
+        .get(format!("{}v1/published?wait=soon", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let why = resp.text().await.unwrap();
+    assert!(why.contains("not a whole number"), "{why}");
 
     // A blob of version 2 is missing on the parent: the child cannot stage it, keeps
     // version 1, and the parent names it with the reason.
@@ -182,10 +218,11 @@ async fn a_single_child_activates_at_once_after_its_report_and_one_that_cannot_s
     let path = parent.store.blob_path(&new_blob);
     let kept = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
-    let r = sync_once(&child, &srv.url).await.unwrap();
-    assert!(!r.changed);
-    assert!(r.stage_error.is_some(), "{r}");
+    let err = sync_once(&child, &srv.url).await.unwrap_err().to_string();
+    assert!(err.contains(&new_blob.to_string()), "{err}");
     assert_eq!((active(&child), staged(&child)), (1, 0));
+    let last = child.status().unwrap().sync.unwrap().last_error.unwrap();
+    assert!(last.contains("could not stage version 2"), "{last}");
     let rollout = parent.rollout().unwrap().unwrap();
     assert!(!rollout.activate);
     assert_eq!(rollout.not_staged[0].child_id, "child");
@@ -341,6 +378,92 @@ async fn children_of_two_members_of_a_parent_cluster_stage_and_switch_together()
     for run in [r1, r2, sa, sb] {
         run.stop().await;
     }
+}
+
+/// `hub` closed and opened again from its data folder, as a restart does.
+fn reopen(hub: Arc<Hub>) -> Arc<Hub> {
+    let (data, cfg) = (hub.data.clone(), hub.config.clone());
+    drop(hub);
+    Arc::new(Hub::open_with(&data, cfg).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_and_a_child_restarted_between_stage_and_activate_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zone, parent, srv) = parent(dir.path()).await;
+    rule(&parent, "1", "1h");
+    let a = child_of(dir.path(), "a", &parent, None);
+    let idle = child_of(dir.path(), "idle", &parent, None);
+    for c in [&a, &idle] {
+        sync_once(c, &srv.url).await.unwrap();
+    }
+    publish_v2(&zone, &parent).await;
+    let r = sync_once(&a, &srv.url).await.unwrap();
+    assert_eq!((r.staged, active(&a)), (Some(2), 1), "{r}");
+
+    // Both restart while version 2 is staged: the child still holds it staged, the parent
+    // still has it staged and, its timeout shortened meanwhile, activates it on start.
+    let a = reopen(a);
+    assert_eq!(staged(&a), 2);
+    srv.stop().await;
+    let parent = reopen(parent);
+    assert_eq!(parent.rollout().unwrap().unwrap().staged.number, 2);
+    parent
+        .set_shared_setting("publish.stage_timeout", "0s")
+        .unwrap();
+    let srv = start(parent.clone()).await;
+    wait_for("the restarted parent to activate version 2", || {
+        parent.db.cluster_published().unwrap().unwrap().number == 2
+    })
+    .await;
+    // The child switches without fetching anything: its staged blobs were kept.
+    let r = sync_once(&a, &srv.url).await.unwrap();
+    assert!(r.changed, "{r}");
+    assert_eq!((r.blobs, active(&a), staged(&a)), (0, 2, 0));
+    assert_eq!(active(&idle), 1);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_version_waiting_for_its_children_is_re_signed_before_it_expires_and_when_the_key_rotates(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (zone, parent, srv) = parent(dir.path()).await;
+    let idle = child_of(dir.path(), "idle", &parent, None);
+    sync_once(&idle, &srv.url).await.unwrap();
+    set_zone_revision(&zone, "2026112402");
+    parent.mirror(None, false).await.unwrap();
+    // Valid for 4 s: half of it passes while the idle child holds activation back.
+    let (v2, _) = parent.publish(Some(Duration::from_secs(4))).unwrap();
+    assert_eq!(parent.rollout().unwrap().unwrap().staged, v2);
+    wait_for("the parent to re-sign the staged version", || {
+        // What the serving parent's re-sign task runs.
+        parent.resign_if_due().unwrap();
+        parent
+            .db
+            .cluster_staged()
+            .unwrap()
+            .is_some_and(|s| s.published.expires > v2.expires)
+    })
+    .await;
+    let fresh = parent.db.cluster_staged().unwrap().unwrap().published;
+    assert_eq!((fresh.number, fresh.root), (v2.number, v2.root));
+    assert_eq!(parent.db.staged().unwrap().unwrap(), fresh);
+    // The publisher key rotates (the parent stopped): the staged version is signed with
+    // the new key too, or children that follow the rotation would refuse it.
+    srv.stop().await;
+    let (rotation, active_doc) = parent.rotate_publisher().unwrap();
+    let active_doc = active_doc.unwrap();
+    let staged_doc = parent.db.cluster_staged().unwrap().unwrap().published;
+    assert_ne!(staged_doc.key, fresh.key, "{rotation:?}");
+    assert_eq!(staged_doc.key, active_doc.key);
+    assert_eq!(parent.db.staged().unwrap().unwrap(), staged_doc);
+    // Activated, it keeps the span chosen at publish time.
+    parent.activate_now().unwrap();
+    assert_eq!(
+        parent.db.published_validity().unwrap(),
+        Some(Duration::from_secs(4))
+    );
 }
 
 /// Issue 9 point 3: a staged rollout. The test group (rollout.canary) gets a version when

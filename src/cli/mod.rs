@@ -150,7 +150,9 @@ pub enum Command {
         #[arg(long)]
         from: Option<String>,
     },
-    /// Publish the last mirrored state as the next signed version.
+    /// Publish the last mirrored state as the next signed version: staged first while
+    /// children report (they fetch and verify it), active for the whole cluster once they
+    /// hold it (`publish.quorum`, `publish.stage_timeout`; `activate` forces it).
     Publish {
         /// How long the signature is valid, e.g. 7d (default: publish.expires_in).
         #[arg(long, value_parser = crate::config::parse_span)]
@@ -278,7 +280,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
-    /// The current version; on a parent, each child's last report.
+    /// The current version; on a parent, each child's last report and the staged version
+    /// with the children that have not staged it.
     Status {
         /// Print JSON.
         #[arg(long)]

@@ -20,6 +20,8 @@ pub struct Staged {
     pub published: Published,
     /// When it was staged (the stage timeout counts from here).
     pub staged_at: DateTime<Utc>,
+    /// The validity span the admin chose when publishing it.
+    pub validity: std::time::Duration,
 }
 
 /// Write `p` as the cluster's staged version, held by `node` (whose store holds all of it).
@@ -74,19 +76,20 @@ impl Db {
     /// # Errors
     /// Database errors or a damaged document.
     pub fn cluster_staged(&self) -> Result<Option<Staged>, DbError> {
-        let row: Option<(String, DateTime<Utc>)> = self.read(|c| {
+        let row: Option<(String, DateTime<Utc>, u64)> = self.read(|c| {
             c.row(
-                "SELECT document, staged_at FROM cluster_staged WHERE cluster_id=$1",
+                "SELECT document, staged_at, validity FROM cluster_staged WHERE cluster_id=$1",
                 args![self.cluster.as_str()],
             )?
-            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .transpose()
         })?;
-        row.map(|(d, staged_at)| {
+        row.map(|(d, staged_at, validity)| {
             Ok(Staged {
                 published: Published::parse(d.as_bytes(), "the database")
                     .map_err(|e| self.damaged("cluster_staged", e))?,
                 staged_at,
+                validity: std::time::Duration::from_secs(validity),
             })
         })
         .transpose()
@@ -108,6 +111,52 @@ impl Db {
             Published::parse(d.as_bytes(), "the database").map_err(|e| self.damaged("staged", e))
         })
         .transpose()
+    }
+
+    /// A fresher signature of the cluster's staged version (it waited long enough for half
+    /// its validity to pass): the cluster's row and this node's take it where they name the
+    /// same version with an earlier expiry. Returns whether the cluster's row changed.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn renew_staged(&self, p: &Published, now: DateTime<Utc>) -> Result<bool, DbError> {
+        self.sign_staged_again(p, now, " AND expires < $4")
+    }
+
+    /// A new signature of the staged version after the publisher key rotated: taken
+    /// whatever its expiry (the old signature is one the children will refuse).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn renew_staged_any(&self, p: &Published, now: DateTime<Utc>) -> Result<bool, DbError> {
+        self.sign_staged_again(p, now, "")
+    }
+
+    /// Put `p`'s signature on the staged rows naming its version (`and`: a further
+    /// condition on the cluster's row); whether the cluster's row changed.
+    fn sign_staged_again(
+        &self,
+        p: &Published,
+        now: DateTime<Utc>,
+        and: &str,
+    ) -> Result<bool, DbError> {
+        let (node, cluster) = (self.server.as_str(), self.cluster.as_str());
+        self.write(|tx| {
+            let root = p.root.to_string();
+            let changed = tx.exec(
+                &format!(
+                    "UPDATE cluster_staged SET expires=$4, document=$5, set_by=$6
+                     WHERE cluster_id=$1 AND number=$2 AND root=$3{and}"
+                ),
+                args![cluster, p.number, root, p.expires, doc(p), node],
+            )?;
+            tx.exec(
+                "UPDATE staged SET document=$4, updated=$5
+                 WHERE server_id=$1 AND number=$2 AND root=$3",
+                args![node, p.number, root, doc(p), now],
+            )?;
+            Ok(changed > 0)
+        })
     }
 
     /// This node now holds the verified version `p` in full beside its active one (a child

@@ -409,10 +409,14 @@ async fn published(state: &State, caller: &str, query: Option<&str>) -> Response
             Ok(pair) => pair,
             Err(resp) => return resp,
         };
-        let now_known = (
-            active.as_ref().map_or(0, |p| p.number),
-            staged.as_ref().map_or(0, |p| p.number),
-        );
+        // As the answer shows them: a staged version only above the active one.
+        let active_n = active.as_ref().map_or(0, |p| p.number);
+        let staged_n = staged
+            .as_ref()
+            .map(|p| p.number)
+            .filter(|n| *n > active_n)
+            .unwrap_or(0);
+        let now_known = (active_n, staged_n);
         if now_known != (poll.known, poll.staged)
             || tokio::time::Instant::now() >= deadline
             || *stopping.borrow()
