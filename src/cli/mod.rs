@@ -569,6 +569,8 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 p.expires
             );
             out!("{product} is now frozen at revision {revision}, so scheduled mirroring leaves it there; `updhub products set {product} current` lets it follow the zone again");
+            let rollout = hub.rollout()?.filter(|r| r.staged.number == p.number);
+            publish_outcome(&hub, &p, rollout)?;
         }
         Command::Products { json, command } => products::products(&data, json, command).await?,
         Command::Release { product } => products::release(&data, &product).await?,
