@@ -712,10 +712,11 @@ impl Hub {
         }
         let result = async {
             let mirrored = self.mirror_run(None, false, mirror::Run::IfChanged).await?;
-            // Published already: active, or staged and waiting for its children.
-            let active = self.db.cluster_published()?.map(|p| p.root);
-            let staged = self.db.cluster_staged()?.map(|s| s.published.root);
-            let published = if [active, staged].contains(&Some(mirrored.root)) {
+            // Published already as the newest version (staged and waiting for its children,
+            // or active). Compared with the newest only: a zone that went back to the active
+            // content while a newer version is staged is published again, forward.
+            let newest = self.latest_published()?.map(|p| p.root);
+            let published = if newest == Some(mirrored.root) {
                 None
             } else {
                 Some(self.publish(None)?.0)
