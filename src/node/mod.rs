@@ -87,6 +87,11 @@ pub async fn run_with(
         .new_feed_epoch()
         .await
         .map_err(std::io::Error::other)?;
+    // The tasks that run once per cluster take leases as this process (see `crate::leases`).
+    let holder = crate::leases::Holder {
+        node: hub.id().to_string(),
+        instance: membership.instance.clone(),
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(tasks::run(LicenseSweep(hub.clone()), stop_rx.clone()));
@@ -120,11 +125,14 @@ pub async fn run_with(
         }
         None => {
             tasks.spawn(tasks::run(Resign(hub.clone()), stop_rx.clone()));
-            let mirror = tasks::Mirror {
-                hub: hub.clone(),
-                retry_at: None,
-            };
-            tasks.spawn(tasks::run(mirror, stop_rx.clone()));
+            // Once per cluster: on the member that holds its lease.
+            tasks.spawn(crate::leases::run(
+                hub.clone(),
+                holder.clone(),
+                crate::leases::LEASE_TTL,
+                tasks::Mirror(hub.clone()),
+                stop_rx.clone(),
+            ));
             tasks.spawn(tasks::run(Activate(hub.clone()), stop_rx.clone()));
         }
     }
