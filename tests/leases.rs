@@ -127,6 +127,68 @@ fn a_lease_is_held_until_it_expires_and_each_period_is_recorded_once() {
     assert_eq!((shown.period_secs, shown.runs), (1.0, 2));
 }
 
+/// A serving node purges the cluster's stations past `licenses.station_ttl` under the
+/// lease "purge stations": alone on its database, it holds the lease; each station is
+/// purged (and logged) once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serving_node_purges_stations_past_their_ttl_under_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let iss = issuer();
+    let hub = node(
+        dir.path(),
+        "parent",
+        NodeOpts {
+            issuers: vec![issuer_hex(&iss)],
+            skew: Some(Duration::from_millis(100)),
+            ..Default::default()
+        },
+    );
+    updhub::hub::add_license_file(&hub, &key_file(dir.path(), &iss, "K1", 10, 365))
+        .await
+        .unwrap();
+    // A purge period of a second (a 24th of the TTL, at least a second).
+    hub.set_shared_setting("licenses.station_ttl", "2s")
+        .unwrap();
+    let srv = start_with_stations(hub.clone()).await;
+    let client = station_client(&hub);
+    let stations = srv.stations_url.clone().unwrap();
+    for id in ["ws-1", "ws-2"] {
+        assert_eq!(register(&client, &stations, id).await.0, 200);
+    }
+    assert_eq!(hub.ledger.stations().unwrap().len(), 2);
+    wait_for("the stations not seen for 2 s to be purged", || {
+        hub.ledger.stations().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(source(&hub, "K1").used, 0, "their licenses are free again");
+    let purged: Vec<String> = hub
+        .ledger
+        .log()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.event == "station_purged")
+        .map(|l| l.subject)
+        .collect();
+    assert_eq!(
+        purged,
+        ["ws-1", "ws-2"],
+        "each station purged and logged once"
+    );
+    let l = hub
+        .db
+        .leases()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.task == "purge stations")
+        .expect("the purge runs under a lease");
+    assert_eq!(
+        l.holder.as_ref().map(|h| h.node.as_str()),
+        Some(hub.id().as_str())
+    );
+    assert_eq!(l.period_ms, 1000);
+    assert!(l.runs >= 2 && l.last_ok == Some(true), "{l:?}");
+}
+
 /// A task that notes each run it starts: (the period's due time, the node).
 struct Noting {
     node: String,

@@ -54,7 +54,8 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Licenses: reclaim what ended, purge stations not seen, warn about what ends soon.
+/// Licenses: reclaim what ended, warn about what ends soon (on every node: what it serves
+/// depends on it; purging stations is the cluster's, see [`StationPurge`]).
 pub struct LicenseSweep(pub Arc<Hub>);
 
 impl Task for LicenseSweep {
@@ -74,7 +75,7 @@ impl Task for LicenseSweep {
 
     async fn round(&mut self) {
         let hub = &self.0;
-        match hub.ledger.sweep(hub.live().licenses.station_ttl).await {
+        match hub.ledger.sweep_expiry().await {
             Ok(s) if s != Sweep::default() => tracing::info!(?s, "license sweep"),
             Ok(_) => {}
             Err(e) => tracing::error!("license sweep failed: {e}"),
@@ -91,6 +92,40 @@ impl Task for LicenseSweep {
                     s.used
                 );
             }
+        }
+    }
+}
+
+/// The cluster's stations not seen within `licenses.station_ttl` are purged and free their
+/// license: on one member, the holder of the lease, every 24th of the TTL (between a
+/// second and an hour). A purge interrupted halfway purged nothing (one transaction) and
+/// runs again.
+pub struct StationPurge(pub Arc<Hub>);
+
+impl crate::leases::ClusterTask for StationPurge {
+    fn name(&self) -> &'static str {
+        "purge stations"
+    }
+
+    fn period(&self) -> Option<Duration> {
+        Some(
+            (self.0.live().licenses.station_ttl / 24)
+                .clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+        )
+    }
+
+    async fn run(&mut self, _due_ms: i64) -> Result<String, String> {
+        let ttl = self.0.live().licenses.station_ttl;
+        match self.0.ledger.purge_stations(ttl).await {
+            Ok(0) => Ok("no station past station_ttl".into()),
+            Ok(n) => {
+                tracing::info!(
+                    "purged {n} station(s) not seen for {}",
+                    humantime::format_duration(ttl)
+                );
+                Ok(format!("{n} station(s) purged"))
+            }
+            Err(e) => Err(e.to_string()),
         }
     }
 }
