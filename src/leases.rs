@@ -26,7 +26,8 @@ use tokio::sync::watch;
 
 use crate::db::Db;
 
-/// How long a lease holds without renewal: after it, a holder that died is replaced.
+/// How long a lease holds without renewal by default (`server.lease_ttl`): after it, a
+/// holder that died is replaced.
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
 
 /// A running node that can hold leases: its node id and its data folder's instance token
@@ -91,6 +92,17 @@ pub fn decide(row: &Lease, me: &Holder, now_ms: i64) -> Outcome {
 pub fn next_boundary(now_ms: i64, period_ms: i64) -> i64 {
     let p = period_ms.max(1);
     (now_ms.div_euclid(p) + 1) * p
+}
+
+/// The next run of `row` once its holder's period is `period_ms` at `now_ms`: a changed
+/// period (a setting changed) moves it to the new period's next boundary when that comes
+/// sooner, so a period shortened from an hour to a minute does not wait out the hour.
+pub fn rescheduled(row: &Lease, period_ms: i64, now_ms: i64) -> i64 {
+    if row.period_ms == period_ms {
+        row.next_run_ms
+    } else {
+        row.next_run_ms.min(next_boundary(now_ms, period_ms))
+    }
 }
 
 /// Whether the lease holder runs the task now.
@@ -373,5 +385,12 @@ mod tests {
         let r = row(None, 0, 2000);
         assert!(!due(&r, 1999));
         assert!(due(&r, 2000));
+        // A period shortened (from 1 s) takes effect at once; a longer one after the next run.
+        let hourly = row(None, 0, 3_600_000);
+        assert_eq!(rescheduled(&hourly, 1000, 1500), 3_600_000, "same period");
+        let mut r = hourly.clone();
+        r.period_ms = 3_600_000;
+        assert_eq!(rescheduled(&r, 1000, 1500), 2000);
+        assert_eq!(rescheduled(&row(None, 0, 2000), 60_000, 1500), 2000);
     }
 }

@@ -189,6 +189,111 @@ async fn a_serving_node_purges_stations_past_their_ttl_under_the_lease() {
     assert!(l.runs >= 2 && l.last_ok == Some(true), "{l:?}");
 }
 
+/// Three serving members of one cluster mirror on schedule (every second) under the lease
+/// "scheduled mirror": only the holder reads the zone; killed, another member takes the
+/// task within `server.lease_ttl` and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_serving_members_mirror_on_one_and_another_goes_on_when_it_is_killed() {
+    const TEST: &str = "three_serving_members_mirror_on_one_and_another_goes_on_when_it_is_killed";
+    if !on_postgres() {
+        eprintln!(
+            "SKIPPED {TEST} on SQLite: an embedded database has one node; it runs in leases_pg"
+        );
+        return;
+    }
+    let Some(url) = new_pg_database() else {
+        eprintln!("SKIPPED {TEST}: it needs PostgreSQL and UPDHUB_TEST_PG_URL is not set (run `eval \"$(bash scripts/pg-throwaway.sh start)\"` first; CI always sets it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let ttl = Duration::from_secs(3);
+    let opts = || NodeOpts {
+        zone: Some(&zone),
+        database: Some(url.clone()),
+        lease_ttl: Some(ttl),
+        ..Default::default()
+    };
+    let m1 = node(dir.path(), "m1", opts());
+    mirror_and_publish(&m1).await;
+    let m2 = member_of(dir.path(), "m2", &m1, opts());
+    let m3 = member_of(dir.path(), "m3", &m1, opts());
+    m1.set_shared_setting("upstream.mirror_interval", "1s")
+        .unwrap();
+    let mut running = BTreeMap::new();
+    let hubs: BTreeMap<String, _> = [m1, m2, m3]
+        .into_iter()
+        .map(|h| (h.id().to_string(), h))
+        .collect();
+    for (id, h) in &hubs {
+        running.insert(id.clone(), start(h.clone()).await);
+    }
+    let any = hubs["m2"].clone();
+    let lease = move || {
+        any.db
+            .leases()
+            .unwrap()
+            .into_iter()
+            .find(|l| l.task == "scheduled mirror")
+    };
+    let mirrored_at = |id: &str| hubs[id].db.mirrored().unwrap().map(|m| m.checked_at);
+    let before: BTreeMap<String, _> = hubs
+        .keys()
+        .map(|id| (id.clone(), mirrored_at(id)))
+        .collect();
+
+    wait_for("five scheduled mirrors", || {
+        lease().is_some_and(|l| l.runs >= 5)
+    })
+    .await;
+    let l = lease().unwrap();
+    let first = l.holder.clone().expect("a holder").node;
+    assert_eq!(l.last_node.as_deref(), Some(first.as_str()), "{l:?}");
+    assert_eq!(l.last_ok, Some(true), "{l:?}");
+    assert_ne!(
+        mirrored_at(&first),
+        before[&first],
+        "the holder read the zone"
+    );
+    for id in hubs.keys().filter(|id| **id != first) {
+        assert_eq!(
+            mirrored_at(id),
+            before[id],
+            "{id} holds no lease and did not mirror"
+        );
+    }
+
+    // The holder dies without giving its lease back: another member takes it once it
+    // expires, and the task goes on there.
+    running.remove(&first).unwrap().kill().await;
+    let runs = l.runs;
+    wait_for("the scheduled mirror to go on on another member", || {
+        lease().is_some_and(|l| l.runs >= runs + 5 && l.last_node.as_deref() != Some(&first))
+    })
+    .await;
+    let l = lease().unwrap();
+    let second = l.holder.clone().expect("a holder").node;
+    assert_ne!(second, first);
+    assert_eq!(l.last_node.as_deref(), Some(second.as_str()));
+    assert_ne!(
+        mirrored_at(&second),
+        before[&second],
+        "the new holder reads the zone"
+    );
+    let third = hubs
+        .keys()
+        .find(|id| **id != first && **id != second)
+        .unwrap();
+    assert_eq!(
+        mirrored_at(third),
+        before[third],
+        "{third} never held the lease"
+    );
+    for (_, r) in running {
+        r.stop().await;
+    }
+}
+
 /// A task that notes each run it starts: (the period's due time, the node).
 struct Noting {
     node: String,

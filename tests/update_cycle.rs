@@ -78,8 +78,13 @@ async fn a_serving_parent_mirrors_on_schedule_children_follow_and_an_unchanged_z
     let v2 = parent.db.cluster_published().unwrap().unwrap();
     assert_ne!(v2.root, v1.root);
     // The scheduled mirror runs under the cluster's lease: a lone parent holds it.
-    let lease = parent.db.leases().unwrap().remove(0);
-    assert_eq!(lease.task, "scheduled mirror");
+    let lease = parent
+        .db
+        .leases()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.task == "scheduled mirror")
+        .expect("the scheduled mirror's lease");
     assert_eq!(
         lease.holder.as_ref().map(|h| h.node.clone()),
         Some(parent.id().to_string())

@@ -3,7 +3,7 @@
 
 use super::sql::{args, Row, SqlError};
 use super::{Db, DbError};
-use crate::leases::{decide, Holder, Lease, Outcome};
+use crate::leases::{decide, rescheduled, Holder, Lease, Outcome};
 
 const COLUMNS: &str = "task, holder_node, holder_instance, expires_ms, period_ms, next_run_ms, last_run_ms, last_node, last_ok, last_result, runs";
 
@@ -61,14 +61,17 @@ impl Db {
                 .ok_or_else(|| SqlError::Damaged(format!("lease {task} vanished")))?;
             let outcome = decide(&row, me, now_ms);
             if outcome != Outcome::Refused {
+                let next = rescheduled(&row, period_ms, now_ms);
                 c.exec(
-                    "UPDATE leases SET holder_node=$3, holder_instance=$4, expires_ms=$5, period_ms=$6
+                    "UPDATE leases SET holder_node=$3, holder_instance=$4, expires_ms=$5, period_ms=$6,
+                       next_run_ms=$7
                      WHERE cluster_id=$1 AND task=$2",
-                    args![cluster, task, me.node, me.instance, now_ms + ttl_ms, period_ms],
+                    args![cluster, task, me.node, me.instance, now_ms + ttl_ms, period_ms, next],
                 )?;
                 row.holder = Some(me.clone());
                 row.expires_ms = now_ms + ttl_ms;
                 row.period_ms = period_ms;
+                row.next_run_ms = next;
             }
             Ok((outcome, row))
         })

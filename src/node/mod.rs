@@ -100,7 +100,7 @@ pub async fn run_with(
     tasks.spawn(crate::leases::run(
         hub.clone(),
         holder.clone(),
-        crate::leases::LEASE_TTL,
+        hub.config.server.lease_ttl,
         tasks::StationPurge(hub.clone()),
         stop_rx.clone(),
     ));
@@ -138,7 +138,7 @@ pub async fn run_with(
             tasks.spawn(crate::leases::run(
                 hub.clone(),
                 holder.clone(),
-                crate::leases::LEASE_TTL,
+                hub.config.server.lease_ttl,
                 tasks::Mirror(hub.clone()),
                 stop_rx.clone(),
             ));
