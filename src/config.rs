@@ -241,6 +241,12 @@ pub struct ServerSection {
     /// machine's host name in place of an unspecified address (0.0.0.0, ::).
     #[serde(default)]
     pub advertise: Option<String>,
+    /// Irrelevant: how long a lease this node takes on one of the cluster's once-a-period
+    /// tasks holds without renewal (see [`crate::leases`]): the holder writes its own
+    /// expiry and renews every third of it, so members may differ; when the holder dies,
+    /// another member takes the task within this time.
+    #[serde(default = "default_lease_ttl", with = "humantime_serde")]
+    pub lease_ttl: Duration,
 }
 
 /// `[upstream]`.
@@ -425,6 +431,9 @@ fn default_station_ttl() -> Duration {
 fn default_license_warn() -> Duration {
     Duration::from_secs(3 * 86400)
 }
+fn default_lease_ttl() -> Duration {
+    crate::leases::LEASE_TTL
+}
 fn default_station_listen() -> SocketAddr {
     "127.0.0.1:8843".parse().expect("valid default")
 }
@@ -566,6 +575,7 @@ impl Config {
                 requests_per_second: default_rps(),
                 station_listen: default_station_listen(),
                 advertise: None,
+                lease_ttl: default_lease_ttl(),
             },
             upstream: UpstreamSection::default(),
             publish: PublishSection::default(),
@@ -826,6 +836,13 @@ impl Config {
                 ));
             }
         }
+        if self.server.lease_ttl < Duration::from_secs(1) {
+            return Err(invalid(
+                "server.lease_ttl",
+                humantime::format_duration(self.server.lease_ttl).to_string(),
+                "must be at least 1s (the holder renews every third of it), e.g. \"30s\"",
+            ));
+        }
         if self.licenses.skew_margin >= self.licenses.station_ttl {
             return Err(invalid(
                 "licenses.skew_margin",
@@ -960,6 +977,10 @@ station_listen = "{sl}"
 # [different] HOST:PORT where the other members of the cluster reach this node (they fetch
 # versions they lack from it). Default: listen, with the host name for 0.0.0.0 or ::.
 {advertise}
+# [irrelevant] How long this node's lease on a task that runs once a period on one member
+# (`updhub cluster tasks`) holds without renewal; renewed every third of it. When the
+# holder dies, another member takes the task within this time.
+lease_ttl = "{lttl}"
 
 [upstream]
 # [same] The zone a parent mirrors: a folder or an https:// URL (another updhub's /v1/zone).
@@ -1072,6 +1093,7 @@ soak = "{soak}"
                 None => "# url_file = \"database-url\"".to_owned(),
             },
             sl = self.server.station_listen,
+            lttl = d(self.server.lease_ttl),
             advertise = match &self.server.advertise {
                 Some(a) => format!("advertise = {a:?}"),
                 None => "# advertise = \"node1.example.net:8443\"".to_owned(),

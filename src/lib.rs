@@ -16,6 +16,8 @@
 //! - [`hub`]: one node and the admin commands on it.
 //! - [`join`]: `cluster join`, a lone node's database moved into a cluster's.
 //! - [`lock`]: one server per data folder.
+//! - [`leases`]: tasks that run on exactly one node of a cluster, chosen by a lease in the
+//!   shared database, once a period.
 //! - [`node`]: a running node: its listeners and background tasks, started and stopped together.
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
 //! - [`switch`]: the two-phase switch: a version is staged, then activated for the whole
@@ -38,6 +40,7 @@ pub mod hub;
 pub mod id;
 pub mod join;
 pub mod keys;
+pub mod leases;
 pub mod license;
 pub mod link;
 pub mod lock;

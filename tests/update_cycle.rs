@@ -77,6 +77,20 @@ async fn a_serving_parent_mirrors_on_schedule_children_follow_and_an_unchanged_z
     .await;
     let v2 = parent.db.cluster_published().unwrap().unwrap();
     assert_ne!(v2.root, v1.root);
+    // The scheduled mirror runs under the cluster's lease: a lone parent holds it.
+    let lease = parent
+        .db
+        .leases()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.task == "scheduled mirror")
+        .expect("the scheduled mirror's lease");
+    assert_eq!(
+        lease.holder.as_ref().map(|h| h.node.clone()),
+        Some(parent.id().to_string())
+    );
+    assert_eq!(lease.period_ms, 1000);
+    assert!(lease.runs >= 1 && lease.last_ok == Some(true), "{lease:?}");
     wait_for("the child to follow version 2", || {
         child
             .db

@@ -386,6 +386,14 @@ pub enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The tasks that run once a period on one member of the cluster, chosen by a lease in
+    /// the shared database: each one's period, lease holder and expiry, last run and its
+    /// result, and next run. On an embedded database the node holds every lease.
+    Tasks {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Move this node, which ran alone on its embedded database, into a cluster's shared
     /// database: its keys, stations, grants, audit log, versions and reports are copied in one
     /// transaction, then updhub.toml names that database (the old file stays as the backup).
@@ -749,6 +757,22 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     "the cluster is not consistent: {} finding(s) above, each with its fix",
                     c.findings.len()
                 )));
+            }
+        }
+        Command::Cluster {
+            command: ClusterCommand::Tasks { json },
+        } => {
+            let now = chrono::Utc::now().timestamp_millis();
+            let tasks: Vec<_> = Hub::open(&data)?
+                .db
+                .leases()?
+                .iter()
+                .map(|l| crate::leases::TaskStatus::of(l, now))
+                .collect();
+            if json {
+                print_json(&tasks)?;
+            } else {
+                render::cluster_tasks(&tasks)?;
             }
         }
         Command::Cluster {

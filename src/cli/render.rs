@@ -431,6 +431,42 @@ pub(super) fn cluster_check(c: &crate::cluster::Check) -> Result<()> {
     Ok(())
 }
 
+/// `cluster tasks`: each task once a period on one member, its lease and its runs.
+pub(super) fn cluster_tasks(tasks: &[crate::leases::TaskStatus]) -> Result<()> {
+    if tasks.is_empty() {
+        out!("no task has run yet: a serving node takes its tasks' leases as it starts");
+    }
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or("never".to_owned(), |t| {
+            t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()
+        })
+    };
+    for t in tasks {
+        out!("{}: every {} s", t.task, t.period_secs);
+        match (&t.holder, t.held) {
+            (Some(h), true) => out!("  holder: {h}, lease until {}", when(t.lease_expires)),
+            (Some(h), false) => out!(
+                "  holder: none live ({h}'s lease expired at {}: the next member to look takes it)",
+                when(t.lease_expires)
+            ),
+            (None, _) => out!("  holder: none (released: the next member to look takes it)"),
+        }
+        let result = match (t.last_ok, &t.last_result) {
+            (Some(true), Some(r)) => format!("ok: {r}"),
+            (Some(false), Some(r)) => format!("FAILED: {r}"),
+            _ => "-".to_owned(),
+        };
+        out!(
+            "  last run: {} on {} ({} run(s) recorded): {result}",
+            when(t.last_run),
+            t.last_node.as_deref().unwrap_or("-"),
+            t.runs
+        );
+        out!("  next run: {}", when(t.next_run));
+    }
+    Ok(())
+}
+
 /// `config show`: what the cluster set, then every [same] setting in force on this node.
 pub(super) fn shared_settings(
     set: &[crate::db::SharedSetting],

@@ -16,6 +16,7 @@ mod cluster;
 pub mod grant_feed;
 pub mod grants;
 pub mod join;
+mod leases;
 pub mod ledger;
 pub mod license_log;
 pub mod license_sources;

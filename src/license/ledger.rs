@@ -178,6 +178,33 @@ pub struct Sweep {
     pub stations_purged: u64,
 }
 
+/// Purge the stations not seen within `station_ttl` (none when `None`), each logged, into
+/// `out`.
+fn purge_stations(
+    c: &Conn<'_>,
+    server: &str,
+    now: DateTime<Utc>,
+    station_ttl: Option<Duration>,
+    mut out: Sweep,
+) -> Result<Sweep, LicenseError> {
+    let Some(station_ttl) = station_ttl else {
+        return Ok(out);
+    };
+    let ttl = chrono::Duration::from_std(station_ttl).unwrap_or(chrono::Duration::days(30));
+    for s in db::stations::stale(c, server, now - ttl)? {
+        db::stations::delete(c, server, &s)?;
+        db::license_log::append(
+            c,
+            server,
+            "station_purged",
+            &s,
+            &format!("not seen for {}", humantime::format_duration(station_ttl)),
+        )?;
+        out.stations_purged += 1;
+    }
+    Ok(out)
+}
+
 /// The license ledger of one server.
 pub struct Ledger {
     /// Rows are read and written under this id.
@@ -507,17 +534,49 @@ impl Ledger {
 
     /// End what has ended: outgoing grants past end + margin come back; received grants
     /// past end - margin and expired keys stop counting; stations not seen within
-    /// `station_ttl` are purged. Run at start, before any request, and periodically.
+    /// `station_ttl` are purged. One transaction (`updhub license` commands, tests).
     ///
     /// # Errors
     /// Database errors.
     pub async fn sweep(&self, station_ttl: Duration) -> Result<Sweep, LicenseError> {
+        self.sweep_parts(true, Some(station_ttl)).await
+    }
+
+    /// The expiry part of [`Ledger::sweep`]: every node runs it at start, before any
+    /// request, and periodically, since what it serves depends on it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn sweep_expiry(&self) -> Result<Sweep, LicenseError> {
+        self.sweep_parts(true, None).await
+    }
+
+    /// The purge part of [`Ledger::sweep`]: stations not seen within `station_ttl` are
+    /// purged, each logged. It is the cluster's, so one member runs it under a lease
+    /// (`node::StationPurge`); run again after an interruption it purges what is left.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn purge_stations(&self, station_ttl: Duration) -> Result<u64, LicenseError> {
+        Ok(self
+            .sweep_parts(false, Some(station_ttl))
+            .await?
+            .stations_purged)
+    }
+
+    async fn sweep_parts(
+        &self,
+        expiry: bool,
+        purge: Option<Duration>,
+    ) -> Result<Sweep, LicenseError> {
         let server = self.server.to_string();
         let margin = self.margin;
         let signing = self.signing.clone();
-        let ttl = chrono::Duration::from_std(station_ttl).unwrap_or(chrono::Duration::days(30));
         self.write(move |c, now| {
             let mut out = Sweep::default();
+            if !expiry {
+                return purge_stations(c, &server, now, purge, out);
+            }
             for (g, receiver, count) in db::grants::ended(c, &server, now - margin)? {
                 db::grants::set_ended(c, &server, &g, db::grants::Ended::Expired, now)?;
                 db::license_log::append(
@@ -541,18 +600,7 @@ impl Ledger {
                 )?;
                 out.ended_sources += 1;
             }
-            for s in db::stations::stale(c, &server, now - ttl)? {
-                db::stations::delete(c, &server, &s)?;
-                db::license_log::append(
-                    c,
-                    &server,
-                    "station_purged",
-                    &s,
-                    &format!("not seen for {}", humantime::format_duration(station_ttl)),
-                )?;
-                out.stations_purged += 1;
-            }
-            Ok(out)
+            purge_stations(c, &server, now, purge, out)
         })
         .await
     }

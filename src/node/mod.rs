@@ -13,8 +13,8 @@ use crate::hub::Hub;
 use crate::server::{self, Face, Limits, Stats};
 
 pub use tasks::{
-    Activate, CatchUp, Gc, LicenseSweep, Links, Membership, PeerLicenses, Resign, Scrub, Task,
-    ACTIVATE_EVERY, CATCH_UP_EVERY, LINKS_EVERY, SCRUB_EVERY,
+    Activate, CatchUp, Gc, LicenseSweep, Links, Membership, PeerLicenses, Resign, Scrub,
+    StationPurge, Task, ACTIVATE_EVERY, CATCH_UP_EVERY, LINKS_EVERY, SCRUB_EVERY,
 };
 
 /// Run a node until `shutdown` completes, with the bounds of its configuration.
@@ -74,7 +74,7 @@ pub async fn run_with(
     // the first request is served.
     let swept = hub
         .ledger
-        .sweep(hub.live().licenses.station_ttl)
+        .sweep_expiry()
         .await
         .map_err(std::io::Error::other)?;
     if swept != crate::license::ledger::Sweep::default() {
@@ -87,9 +87,23 @@ pub async fn run_with(
         .new_feed_epoch()
         .await
         .map_err(std::io::Error::other)?;
+    // The tasks that run once per cluster take leases as this process (see `crate::leases`).
+    let holder = crate::leases::Holder {
+        node: hub.id().to_string(),
+        instance: membership.instance.clone(),
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(tasks::run(LicenseSweep(hub.clone()), stop_rx.clone()));
+    // The store is per node: GC and the scrub run on every node; purging the cluster's
+    // stations runs on one, under its lease (its first run comes at once on a new cluster).
+    tasks.spawn(crate::leases::run(
+        hub.clone(),
+        holder.clone(),
+        hub.config.server.lease_ttl,
+        tasks::StationPurge(hub.clone()),
+        stop_rx.clone(),
+    ));
     tasks.spawn(tasks::run(membership, stop_rx.clone()));
     tasks.spawn(tasks::run(CatchUp(hub.clone()), stop_rx.clone()));
     tasks.spawn(tasks::run(Links(hub.clone()), stop_rx.clone()));
@@ -120,11 +134,14 @@ pub async fn run_with(
         }
         None => {
             tasks.spawn(tasks::run(Resign(hub.clone()), stop_rx.clone()));
-            let mirror = tasks::Mirror {
-                hub: hub.clone(),
-                retry_at: None,
-            };
-            tasks.spawn(tasks::run(mirror, stop_rx.clone()));
+            // Once per cluster: on the member that holds its lease.
+            tasks.spawn(crate::leases::run(
+                hub.clone(),
+                holder.clone(),
+                hub.config.server.lease_ttl,
+                tasks::Mirror(hub.clone()),
+                stop_rx.clone(),
+            ));
             tasks.spawn(tasks::run(Activate(hub.clone()), stop_rx.clone()));
         }
     }

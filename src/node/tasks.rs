@@ -54,7 +54,8 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Licenses: reclaim what ended, purge stations not seen, warn about what ends soon.
+/// Licenses: reclaim what ended, warn about what ends soon (on every node: what it serves
+/// depends on it; purging stations is the cluster's, see [`StationPurge`]).
 pub struct LicenseSweep(pub Arc<Hub>);
 
 impl Task for LicenseSweep {
@@ -74,7 +75,7 @@ impl Task for LicenseSweep {
 
     async fn round(&mut self) {
         let hub = &self.0;
-        match hub.ledger.sweep(hub.live().licenses.station_ttl).await {
+        match hub.ledger.sweep_expiry().await {
             Ok(s) if s != Sweep::default() => tracing::info!(?s, "license sweep"),
             Ok(_) => {}
             Err(e) => tracing::error!("license sweep failed: {e}"),
@@ -91,6 +92,40 @@ impl Task for LicenseSweep {
                     s.used
                 );
             }
+        }
+    }
+}
+
+/// The cluster's stations not seen within `licenses.station_ttl` are purged and free their
+/// license: on one member, the holder of the lease, every 24th of the TTL (between a
+/// second and an hour). A purge interrupted halfway purged nothing (one transaction) and
+/// runs again.
+pub struct StationPurge(pub Arc<Hub>);
+
+impl crate::leases::ClusterTask for StationPurge {
+    fn name(&self) -> &'static str {
+        "purge stations"
+    }
+
+    fn period(&self) -> Option<Duration> {
+        Some(
+            (self.0.live().licenses.station_ttl / 24)
+                .clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+        )
+    }
+
+    async fn run(&mut self, _due_ms: i64) -> Result<String, String> {
+        let ttl = self.0.live().licenses.station_ttl;
+        match self.0.ledger.purge_stations(ttl).await {
+            Ok(0) => Ok("no station past station_ttl".into()),
+            Ok(n) => {
+                tracing::info!(
+                    "purged {n} station(s) not seen for {}",
+                    humantime::format_duration(ttl)
+                );
+                Ok(format!("{n} station(s) purged"))
+            }
+            Err(e) => Err(e.to_string()),
         }
     }
 }
@@ -544,92 +579,53 @@ impl Task for Membership {
 
 /// A top parent reads its zone every `upstream.mirror_interval`, once the cluster has
 /// published a version, and publishes what the products policy takes when it changed
-/// ([`Hub::update`]). A round with nothing new reads only the zone index.
-pub struct Mirror {
-    /// The node.
-    pub hub: Arc<Hub>,
-    /// After a failed round, the next try waits until then (the last good read stays as it
-    /// was, so the schedule alone would try at every tick).
-    pub retry_at: Option<tokio::time::Instant>,
-}
+/// ([`Hub::update`]). A round with nothing new reads only the zone index. It runs on one
+/// member of the cluster, the holder of its lease ([`crate::leases`]); a round interrupted
+/// halfway is safe to run again (the mirror resumes and verifies what it fetched; content
+/// the cluster already serves publishes nothing).
+pub struct Mirror(pub Arc<Hub>);
 
-impl Task for Mirror {
+/// How soon a failed scheduled mirror is tried again, at most.
+const MIRROR_RETRY: Duration = Duration::from_secs(60);
+
+impl crate::leases::ClusterTask for Mirror {
     fn name(&self) -> &'static str {
         "scheduled mirror"
     }
 
-    fn every(&self) -> Duration {
-        // A tick, not the interval: the interval is a cluster setting that may change, and
-        // the last read (by this node) is in the database.
-        match self.hub.live().upstream.mirror_interval {
-            d if d.is_zero() => Duration::from_secs(30),
-            d => (d / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)),
-        }
+    fn period(&self) -> Option<Duration> {
+        Some(self.0.live().upstream.mirror_interval).filter(|d| !d.is_zero())
     }
 
-    fn at_start(&self) -> bool {
-        true
+    fn retry_within(&self) -> Option<Duration> {
+        Some(MIRROR_RETRY)
     }
 
-    async fn round(&mut self) {
-        let interval = self.hub.live().upstream.mirror_interval;
-        if interval.is_zero()
-            || self
-                .retry_at
-                .is_some_and(|t| t > tokio::time::Instant::now())
-        {
-            return;
+    async fn run(&mut self, _due_ms: i64) -> Result<String, String> {
+        let published = blocking("scheduled mirror", &self.0, |h| h.db.cluster_published())
+            .await
+            .ok_or("the database read stopped")?
+            .map_err(|e| e.to_string())?;
+        // Until an admin published a first version there is nothing to keep fresh.
+        if published.is_none() {
+            return Ok("nothing published yet: an admin publishes the first version".into());
         }
-        let due = blocking(
-            self.name(),
-            &self.hub,
-            move |h| -> Result<bool, crate::Error> {
-                // Until an admin published a first version there is nothing to keep fresh.
-                if h.db.cluster_published()?.is_none() {
-                    return Ok(false);
-                }
-                Ok(h.db.mirrored()?.is_none_or(|m| {
-                    (chrono::Utc::now() - m.checked_at)
-                        .to_std()
-                        .unwrap_or_default()
-                        >= interval
-                }))
-            },
-        )
-        .await;
-        match due {
-            Some(Ok(true)) => {}
-            Some(Ok(false)) | None => return,
-            Some(Err(e)) => {
-                tracing::error!("scheduled mirror: {e}");
-                return;
-            }
-        }
-        match self.hub.update().await {
-            Ok(u) => {
-                self.retry_at = None;
-                match &u.published {
-                    Some(p) => tracing::info!(
+        match self.0.update().await {
+            Ok(u) => Ok(match &u.published {
+                Some(p) => {
+                    tracing::info!(
                         number = p.number,
                         root = %p.root,
                         "scheduled mirror: {}; published version {}",
                         u.mirrored,
                         p.number
-                    ),
-                    None if u.mirrored.unchanged => {
-                        tracing::debug!("scheduled mirror: {}", u.mirrored)
-                    }
-                    None => tracing::info!(
-                        "scheduled mirror: {}; the cluster already serves it",
-                        u.mirrored
-                    ),
+                    );
+                    format!("{}; published version {}", u.mirrored, p.number)
                 }
-            }
-            Err(e) => {
-                self.retry_at =
-                    Some(tokio::time::Instant::now() + interval.min(Duration::from_secs(60)));
-                tracing::error!("scheduled mirror failed (next try within a minute): {e}");
-            }
+                None if u.mirrored.unchanged => u.mirrored.to_string(),
+                None => format!("{}; the cluster already serves it", u.mirrored),
+            }),
+            Err(e) => Err(format!("{e} (next try within a minute)")),
         }
     }
 }

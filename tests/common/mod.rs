@@ -105,6 +105,8 @@ pub struct NodeOpts<'a> {
     pub skew: Option<Duration>,
     /// The database URL (a cluster's members share one); default: [`test_database`].
     pub database: Option<String>,
+    /// How long its leases on the cluster's once-a-period tasks hold (`server.lease_ttl`).
+    pub lease_ttl: Option<Duration>,
 }
 
 /// Whether this test binary runs its nodes on PostgreSQL: the `*_pg` twins of the test
@@ -182,6 +184,9 @@ pub fn node(dir: &Path, id: &str, opts: NodeOpts<'_>) -> Arc<Hub> {
     cfg.upstream.sync_interval = Duration::from_millis(100);
     if let Some(s) = opts.skew {
         cfg.licenses.skew_margin = s;
+    }
+    if let Some(t) = opts.lease_ttl {
+        cfg.server.lease_ttl = t;
     }
     // Tests fire bursts from one peer; the per-peer rate limit is tested on its own.
     cfg.server.requests_per_second = 1_000_000;
@@ -318,6 +323,15 @@ async fn start_inner(hub: Arc<Hub>, with_stations: bool) -> Running {
 }
 
 impl Running {
+    /// Kill the server as a crash would: nothing it holds is given back (its leases hold
+    /// until they expire).
+    pub async fn kill(mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
     /// Stop the server and wait for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {

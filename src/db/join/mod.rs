@@ -177,6 +177,10 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
         "the cluster's staged rollout applies; this node's stays in its old database",
     ),
     (
+        "leases",
+        "the cluster's task leases and schedules apply; this node's last runs stay in its old database",
+    ),
+    (
         "product_modes",
         "the cluster's product modes apply (`updhub products`); this node's stay in its old database",
     ),

@@ -1,0 +1,150 @@
+//! The cluster's task leases (see [`crate::leases`]): one row a task, who holds it until
+//! when, and its period bookkeeping. Each change is one transaction.
+
+use super::sql::{args, Row, SqlError};
+use super::{Db, DbError};
+use crate::leases::{decide, rescheduled, Holder, Lease, Outcome};
+
+const COLUMNS: &str = "task, holder_node, holder_instance, expires_ms, period_ms, next_run_ms, last_run_ms, last_node, last_ok, last_result, runs";
+
+fn lease(r: &Row) -> Result<Lease, SqlError> {
+    let holder = match (r.get::<Option<String>>(1)?, r.get::<Option<String>>(2)?) {
+        (Some(node), Some(instance)) => Some(Holder { node, instance }),
+        _ => None,
+    };
+    Ok(Lease {
+        task: r.get(0)?,
+        holder,
+        expires_ms: r.get(3)?,
+        period_ms: r.get(4)?,
+        next_run_ms: r.get(5)?,
+        last_run_ms: r.get(6)?,
+        last_node: r.get(7)?,
+        last_ok: r.get::<Option<i64>>(8)?.map(|v| v != 0),
+        last_result: r.get(9)?,
+        runs: r.get(10)?,
+    })
+}
+
+impl Db {
+    /// Take, renew or leave the lease of `task` for `me` at `now_ms` (unix milliseconds),
+    /// holding it for `ttl_ms` when taken or renewed, in one transaction; a task without a
+    /// row gets one, due at once. Returns the outcome and the row as it now is.
+    ///
+    /// # Errors
+    /// Database errors or a damaged row.
+    pub fn acquire_lease(
+        &self,
+        task: &str,
+        me: &Holder,
+        now_ms: i64,
+        ttl_ms: i64,
+        period_ms: i64,
+    ) -> Result<(Outcome, Lease), DbError> {
+        let cluster = self.cluster.as_str();
+        self.write(|c| {
+            // The row first, so that two members starting at once lock the same row below
+            // instead of racing to insert it.
+            c.exec(
+                "INSERT INTO leases(cluster_id, task, expires_ms, period_ms, next_run_ms)
+                 VALUES ($1,$2,0,$3,$4) ON CONFLICT(cluster_id, task) DO NOTHING",
+                args![cluster, task, period_ms, now_ms],
+            )?;
+            let lock = if c.is_postgres() { " FOR UPDATE" } else { "" };
+            let mut row = c
+                .row(
+                    &format!("SELECT {COLUMNS} FROM leases WHERE cluster_id=$1 AND task=$2{lock}"),
+                    args![cluster, task],
+                )?
+                .map(|r| lease(&r))
+                .transpose()?
+                .ok_or_else(|| SqlError::Damaged(format!("lease {task} vanished")))?;
+            let outcome = decide(&row, me, now_ms);
+            if outcome != Outcome::Refused {
+                let next = rescheduled(&row, period_ms, now_ms);
+                c.exec(
+                    "UPDATE leases SET holder_node=$3, holder_instance=$4, expires_ms=$5, period_ms=$6,
+                       next_run_ms=$7
+                     WHERE cluster_id=$1 AND task=$2",
+                    args![cluster, task, me.node, me.instance, now_ms + ttl_ms, period_ms, next],
+                )?;
+                row.holder = Some(me.clone());
+                row.expires_ms = now_ms + ttl_ms;
+                row.period_ms = period_ms;
+                row.next_run_ms = next;
+            }
+            Ok((outcome, row))
+        })
+    }
+
+    /// Record the run of `task` that was due at `due_ms` and ended at `now_ms`, and move
+    /// its next run to `next_ms`, only if `me` still holds the lease and nobody recorded
+    /// that period meanwhile. Returns whether it was recorded.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn finish_lease_run(
+        &self,
+        task: &str,
+        me: &Holder,
+        due_ms: i64,
+        now_ms: i64,
+        result: &Result<String, String>,
+        next_ms: i64,
+    ) -> Result<bool, DbError> {
+        let (ok, text) = match result {
+            Ok(t) => (1i64, t),
+            Err(t) => (0i64, t),
+        };
+        self.write(|c| {
+            c.exec(
+                "UPDATE leases SET last_run_ms=$6, last_node=$3, last_ok=$7, last_result=$8,
+                   next_run_ms=$9, runs=runs+1
+                 WHERE cluster_id=$1 AND task=$2 AND holder_node=$3 AND holder_instance=$4
+                   AND next_run_ms=$5",
+                args![
+                    self.cluster.as_str(),
+                    task,
+                    me.node,
+                    me.instance,
+                    due_ms,
+                    now_ms,
+                    ok,
+                    text,
+                    next_ms
+                ],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    /// Give up the lease of `task` if `me` holds it (a node that stops), so another member
+    /// takes it at once instead of after its expiry.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn release_lease(&self, task: &str, me: &Holder) -> Result<bool, DbError> {
+        self.write(|c| {
+            c.exec(
+                "UPDATE leases SET holder_node=NULL, holder_instance=NULL, expires_ms=0
+                 WHERE cluster_id=$1 AND task=$2 AND holder_node=$3 AND holder_instance=$4",
+                args![self.cluster.as_str(), task, me.node, me.instance],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    /// The cluster's task leases, by task.
+    ///
+    /// # Errors
+    /// Database errors or damaged rows.
+    pub fn leases(&self) -> Result<Vec<Lease>, DbError> {
+        self.read(|c| {
+            c.map_rows(
+                &format!("SELECT {COLUMNS} FROM leases WHERE cluster_id=$1 ORDER BY task"),
+                args![self.cluster.as_str()],
+                lease,
+            )
+        })
+    }
+}
