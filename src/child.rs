@@ -677,6 +677,14 @@ async fn sync_round(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, Sync
     let inner = sync_inner(hub, &parent, parent_url).await;
     let (mut result, held, stage_failed) = match inner {
         Ok((r, p, chain, failed)) => (Ok(r), Some((p, chain)), failed),
+        // A parent that answered but whose version was refused (e.g. a parent restored from
+        // a backup older than what this node holds) still learns what this node holds: it
+        // publishes past that number.
+        Err(e) if !matches!(e, SyncError::Network { .. }) => {
+            let held = blocking(hub, |h| h.db.published()).await.ok().flatten();
+            let chain = hub.chain.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            (Err(e), held.map(|p| (p, chain)), None)
+        }
         Err(e) => (Err(e), None, None),
     };
     let parent = follow_parent_ca(hub, parent, parent_url).await;

@@ -50,6 +50,9 @@ pub enum Error {
     /// The station commands.
     #[error(transparent)]
     Station(#[from] StationError),
+    /// Backup and restore.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// A data folder problem.
     #[error("{path}: {why}")]
     Data {
@@ -77,6 +80,7 @@ impl Error {
         match self {
             Error::Sync(e) => e.retryable(),
             Error::Station(e) => e.retryable(),
+            Error::Backup(e) => e.retryable(),
             Error::License(e) => {
                 matches!(
                     e,

@@ -25,9 +25,12 @@
 //! - [`child`]: syncing from a parent: staging, then switching.
 //! - [`license`]: license keys, stations and grants (donations between servers).
 //! - [`station`]: a station's side of the station port: register, fetch the active version.
+//! - [`backup`]: one archive of a node (configuration, keys, embedded database) and a node
+//!   restored from it.
 //! - [`cli`]: the command line, one function per command group (`main.rs` only calls it).
 //! - [`id`], [`error`]: typed ids and the crate error.
 
+pub mod backup;
 pub mod canary;
 pub mod child;
 pub mod cli;

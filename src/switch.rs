@@ -177,10 +177,21 @@ impl Hub {
         )))
     }
 
-    /// Whether a version published now is staged first: the cluster has an active version
-    /// and some child reports (else there is no one to wait for, and it is active at once).
+    /// Whether a version published now is staged first: the cluster has an active version,
+    /// no child holds a newer one, and some child reports (else there is no one to wait
+    /// for, and it is active at once).
     pub(crate) fn stages_first(&self) -> Result<bool, Error> {
-        if self.db.cluster_published()?.is_none() {
+        let Some(active) = self.db.cluster_published()? else {
+            return Ok(false);
+        };
+        // Children that hold a newer number than the active one (a parent restored from an
+        // older backup) refuse the active version, so they could never stage: at once.
+        if self
+            .db
+            .cluster_children()?
+            .iter()
+            .any(|(c, _)| c.number.is_some_and(|n| n > active.number))
+        {
             return Ok(false);
         }
         let live = self.live();

@@ -185,6 +185,20 @@ pub enum Command {
         #[command(subcommand)]
         command: rollout::RolloutCommand,
     },
+    /// Write one archive of this node: configuration, keys and the embedded database
+    /// (SQLite's online backup, safe while `serve` runs). Not the store: a restored parent
+    /// mirrors again, a child syncs. The archive holds private keys: keep it safe.
+    Backup {
+        /// The archive to write (zstd-compressed tar).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Bring a node back from a `backup` archive into a new or empty data folder; a restored
+    /// parent continues its version numbers.
+    Restore {
+        /// The archive.
+        file: PathBuf,
+    },
     /// Take a delayed or on-demand product's new revision now: mirror and publish it.
     Release {
         /// The product, as the zone names it.
@@ -583,6 +597,38 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         Command::Products { json, command } => products::products(&data, json, command).await?,
         Command::Release { product } => products::release(&data, &product).await?,
         Command::Update => products::update(&data).await?,
+        Command::Backup { to } => {
+            let m = crate::backup::backup(&Hub::open(&data)?, &to)?;
+            out!(
+                "wrote {}: node {} (cluster {}), {} database{}, taken {}",
+                to.display(),
+                m.server_id,
+                m.cluster_id,
+                m.database,
+                m.version
+                    .map(|v| format!(", versions up to {v}"))
+                    .unwrap_or_default(),
+                m.taken.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            out!("{}", m.note);
+        }
+        Command::Restore { file } => {
+            let m = crate::backup::restore(&file, &data)?;
+            out!(
+                "restored node {} (cluster {}) into {} from the backup taken {}{}",
+                m.server_id,
+                m.cluster_id,
+                data.display(),
+                m.taken.format("%Y-%m-%d %H:%M:%S UTC"),
+                m.version
+                    .map(|v| format!(
+                        "; the next version published here is {} or, if its children hold a later one, the number after theirs",
+                        v + 1
+                    ))
+                    .unwrap_or_default()
+            );
+            out!("{}", m.note);
+        }
         Command::Rollout { command } => rollout::rollout(&data, command)?,
         Command::Publish {
             expires_in,

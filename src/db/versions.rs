@@ -298,9 +298,22 @@ impl Db {
             let current = pointer("cluster_published")?;
             let staged = pointer("cluster_staged")?;
             let root_s = root.to_string();
+            // The highest number a child reported holding (active or staged): a parent
+            // restored from a backup older than its last publish gives its children numbers
+            // past it, which they accept, even for content it already has.
+            let children: u64 = tx
+                .value(
+                    "SELECT coalesce(max(coalesce(staged_number, number, 0)), 0) FROM children",
+                    args![],
+                )?
+                .unwrap_or(0);
+            let children_active: u64 = tx
+                .value("SELECT coalesce(max(number), 0) FROM children", args![])?
+                .unwrap_or(0);
+            let children = children.max(children_active);
             let (number, new, stage) = match (&current, &staged) {
-                (Some((n, r)), _) if *r == root_s => (*n, false, false),
-                (_, Some((n, r))) if *r == root_s => (*n, false, true),
+                (Some((n, r)), _) if *r == root_s && *n >= children => (*n, false, false),
+                (_, Some((n, r))) if *r == root_s && *n >= children => (*n, false, true),
                 _ => {
                     // After every number the cluster gave, and after what this node held
                     // (a node that served alone before it joined keeps counting up).
@@ -317,7 +330,7 @@ impl Db {
                         )?
                         .unwrap_or(0);
                     let max_p = current.as_ref().map_or(0, |(n, _)| *n);
-                    (max_v.max(max_p).max(held) + 1, true, stage)
+                    (max_v.max(max_p).max(held).max(children) + 1, true, stage)
                 }
             };
             if new {
