@@ -295,3 +295,40 @@ pub fn restore(from: &Path, data: &Path) -> Result<Manifest, Error> {
     Hub::open(data)?;
     Ok(manifest)
 }
+
+/// One scheduled backup of `hub` (`backup.every`): an archive named by node and time in
+/// `backup.dir`, then all but the newest `backup.keep` of this node's archives there removed.
+/// Returns the archive written and those removed.
+///
+/// # Errors
+/// See [`backup`]; a folder that cannot be made or listed.
+pub fn scheduled(hub: &Hub) -> Result<(PathBuf, Vec<PathBuf>), Error> {
+    let live = hub.live();
+    let dir = hub.data.join(&live.backup.dir);
+    fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+    let prefix = format!("updhub-{}-", hub.id());
+    // The time in the name sorts as it reads: the newest archive is the last name.
+    let name = format!(
+        "{prefix}{}.tar.zst",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+    );
+    let to = dir.join(name);
+    backup(hub, &to)?;
+    let mut ours: Vec<PathBuf> = fs::read_dir(&dir)
+        .map_err(io(format!("listing {}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".tar.zst"))
+        })
+        .collect();
+    ours.sort();
+    let old = ours.len().saturating_sub(live.backup.keep);
+    let mut removed = Vec::new();
+    for p in ours.into_iter().take(old) {
+        fs::remove_file(&p).map_err(io(format!("removing {}", p.display())))?;
+        removed.push(p);
+    }
+    Ok((to, removed))
+}

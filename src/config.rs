@@ -130,6 +130,44 @@ pub struct Config {
     /// Staged rollout to a test group of children.
     #[serde(default)]
     pub rollout: RolloutSection,
+    /// Scheduled backups of this node.
+    #[serde(default)]
+    pub backup: BackupSection,
+}
+
+/// `[backup]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// Irrelevant: how often `serve` writes an archive of this node (`updhub backup`). 0: never.
+    #[serde(default = "default_backup_every", with = "humantime_serde")]
+    pub every: Duration,
+    /// Irrelevant: where (relative to the data folder); best on another disk.
+    #[serde(default = "default_backup_dir")]
+    pub dir: PathBuf,
+    /// Irrelevant: how many of the newest archives are kept there; older ones are removed.
+    #[serde(default = "default_backup_keep")]
+    pub keep: usize,
+}
+
+fn default_backup_every() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_backup_dir() -> PathBuf {
+    "backups".into()
+}
+fn default_backup_keep() -> usize {
+    7
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection {
+            every: default_backup_every(),
+            dir: default_backup_dir(),
+            keep: default_backup_keep(),
+        }
+    }
 }
 
 /// `[rollout]`.
@@ -583,6 +621,7 @@ impl Config {
             licenses: LicensesSection::default(),
             store: StoreSection::default(),
             rollout: RolloutSection::default(),
+            backup: BackupSection::default(),
         }
     }
 
@@ -752,6 +791,7 @@ impl Config {
             ("publish.warn_before", self.publish.warn_before),
             ("publish.delay", self.publish.delay),
             ("rollout.soak", self.rollout.soak),
+            ("backup.every", self.backup.every),
             ("upstream.mirror_interval", self.upstream.mirror_interval),
             ("upstream.stale_after", self.upstream.stale_after),
             ("publish.stage_timeout", self.publish.stage_timeout),
@@ -815,6 +855,13 @@ impl Config {
                 "upstream.products",
                 format!("{:?}", self.upstream.products),
                 &why,
+            ));
+        }
+        if self.backup.keep == 0 {
+            return Err(invalid(
+                "backup.keep",
+                "0".into(),
+                "must be at least 1 (turn scheduled backups off with backup.every = \"0s\")",
             ));
         }
         if self.publish.expires_in < Duration::from_secs(1) {
@@ -1062,7 +1109,19 @@ gc_grace = "{gc_grace}"
 canary = {canary}
 # [same] How long the test group holds a new version before every child gets it.
 soak = "{soak}"
+
+[backup]
+# [irrelevant] How often `serve` writes an archive of this node (`updhub backup`: config,
+# keys, embedded database; not the store). "0s": never.
+every = "{bk_every}"
+# [irrelevant] Where the archives go (relative to the data folder): best on another disk.
+dir = {bk_dir:?}
+# [irrelevant] How many of the newest archives are kept; older ones are removed.
+keep = {bk_keep}
 "#,
+            bk_every = d(self.backup.every),
+            bk_dir = self.backup.dir.display().to_string(),
+            bk_keep = self.backup.keep,
             canary = toml::Value::try_from(&self.rollout.canary).expect("strings serialize"),
             soak = d(self.rollout.soak),
             keep = self.store.keep_versions,

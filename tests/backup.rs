@@ -103,3 +103,40 @@ fn an_archive_that_is_not_a_backup_is_refused_with_the_reason() {
         .to_string();
     assert!(err.contains("is not a usable updhub backup"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_backs_the_node_up_on_schedule_and_keeps_the_newest_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let node = zone_node(dir.path(), "parent", &zone);
+    mirror_and_publish(&node).await;
+    let (data, mut cfg) = (node.data.clone(), node.config.clone());
+    drop(node);
+    cfg.backup.every = std::time::Duration::from_millis(300);
+    cfg.backup.keep = 2;
+    let node = Arc::new(Hub::open_with(&data, cfg).unwrap());
+    let archives = || {
+        let mut v: Vec<_> = std::fs::read_dir(data.join("backups"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let srv = start(node.clone()).await;
+    wait_for("two archives", || archives().len() == 2).await;
+    let first = archives();
+    wait_for("a third run", || {
+        archives().last().is_some_and(|a| !first.contains(a))
+    })
+    .await;
+    srv.stop().await;
+    let kept = archives();
+    assert_eq!(
+        kept.len(),
+        2,
+        "only the newest backup.keep archives stay: {kept:?}"
+    );
+    assert!(!kept.contains(&first[0]), "the oldest went");
+    let m = updhub::backup::restore(kept.last().unwrap(), &dir.path().join("restored")).unwrap();
+    assert_eq!((m.server_id.as_str(), m.version), ("parent", Some(1)));
+}

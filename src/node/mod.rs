@@ -108,6 +108,7 @@ pub async fn run_with(
     tasks.spawn(tasks::run(CatchUp(hub.clone()), stop_rx.clone()));
     tasks.spawn(tasks::run(Links(hub.clone()), stop_rx.clone()));
     tasks.spawn(tasks::run(Scrub::new(hub.clone()), stop_rx.clone()));
+    tasks.spawn(tasks::run(tasks::Backups(hub.clone()), stop_rx.clone()));
     tasks.spawn(tasks::run(Gc(hub.clone()), stop_rx.clone()));
     if let Some(url) = hub.config.upstream.peer.clone() {
         let peer = PeerLicenses {

@@ -629,3 +629,50 @@ impl crate::leases::ClusterTask for Mirror {
         }
     }
 }
+
+/// `serve` writes an archive of this node every `backup.every` into `backup.dir`, keeping
+/// the newest `backup.keep` ([`crate::backup::scheduled`]). Each node backs itself up: its
+/// configuration, keys and embedded database are its own (a cluster's shared PostgreSQL
+/// database has its own backup).
+pub struct Backups(pub Arc<Hub>);
+
+impl Task for Backups {
+    fn name(&self) -> &'static str {
+        "backup"
+    }
+
+    fn every(&self) -> Duration {
+        // Off: the loop only looks again now and then.
+        match self.0.live().backup.every {
+            d if d.is_zero() => Duration::from_secs(60),
+            d => d,
+        }
+    }
+
+    fn at_start(&self) -> bool {
+        false
+    }
+
+    async fn round(&mut self) {
+        if self.0.live().backup.every.is_zero() {
+            return;
+        }
+        match blocking(self.name(), &self.0, crate::backup::scheduled).await {
+            Some(Ok((to, removed))) => tracing::info!(
+                "backup: wrote {}{}",
+                to.display(),
+                if removed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; removed {} older archive(s) (backup.keep = {})",
+                        removed.len(),
+                        self.0.live().backup.keep
+                    )
+                }
+            ),
+            Some(Err(e)) => tracing::error!("backup failed: {e}"),
+            None => {}
+        }
+    }
+}
