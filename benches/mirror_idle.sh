@@ -19,7 +19,6 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=${UPDHUB_BENCH_DIR:-/tmp/updhub-bench}
 RUNS=${RUNS:-20}
 SIZE_MIB=${SIZE_MIB:-1100}
-ZONE=$BENCH/zone
 NODE=$BENCH/idle-node
 COPY=$BENCH/rsync-copy
 
@@ -28,22 +27,10 @@ for tool in python3 rsync farm-bench; do
     command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y rsync; farm-bench is in /work/.library)"
 done
 
-UPD=${UPDHUB_BIN:-}
-if [[ -z $UPD ]]; then
-    (cd "$REPO" && cargo build --release --quiet)
-    UPD=$REPO/target/release/updhub
-fi
-
-# The zone: the same command as e2e.sh and verify.sh, so all three share it.
-ZONE_CMD=(python3 "$REPO/scripts/make-zone.py" --out "$ZONE" --force --bare --quiet --seed 1
-    --size-mib "$SIZE_MIB" --min-file 1KiB --max-file 64MiB --products 4 --revisions 1
-    --current 1)
-if [[ ! -f $ZONE/zone.json || "$(cat "$BENCH/zone.cmd" 2>/dev/null)" != "${ZONE_CMD[*]}" ]]; then
-    mkdir -p "$BENCH"
-    "${ZONE_CMD[@]}"
-    printf '%s' "${ZONE_CMD[*]}" >"$BENCH/zone.cmd"
-    rm -rf "$NODE" "$COPY"
-fi
+# shellcheck source=benches/bench-zone.sh
+source "$REPO/benches/bench-zone.sh"
+bench_binary
+bench_zone "$NODE" "$COPY"
 if [[ ! -f $NODE/updhub.toml ]]; then
     "$UPD" --data "$NODE" init --zone "$ZONE" --id idle-bench >/dev/null
     "$UPD" --data "$NODE" mirror >/dev/null
