@@ -165,6 +165,28 @@ mod tests {
     }
 
     #[test]
+    fn status_names_each_version_of_a_mixed_cluster_and_ignores_gone_members() {
+        let live = |m: Member, alive: bool| crate::hub::MemberStatus { member: m, alive };
+        let mut c = member("c");
+        c.updhub_version = "1.1.0".into();
+        let mut gone = member("gone");
+        gone.updhub_version = "0.9.0".into();
+        let same = [
+            live(member("a"), true),
+            live(member("b"), true),
+            live(gone, false),
+        ];
+        assert_eq!(crate::hub::mixed_versions(&same), None);
+        let mixed = [
+            live(member("a"), true),
+            live(member("b"), true),
+            live(c, true),
+        ];
+        let w = crate::hub::mixed_versions(&mixed).unwrap();
+        assert!(w.contains("updhub 1.0.0 on a, b; updhub 1.1.0 on c"), "{w}");
+    }
+
+    #[test]
     fn members_not_heard_from_are_left_out_and_listed_as_gone() {
         let now = Utc::now();
         let mut old = member("old");

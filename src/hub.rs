@@ -188,6 +188,8 @@ pub struct Status {
     pub store_damage: Option<String>,
     /// The last mirror run.
     pub mirrored: Option<crate::db::Mirrored>,
+    /// Live members on different updhub versions, named by version ([`mixed_versions`]).
+    pub mixed_versions: Option<String>,
     /// The staged version's rollout to the test group (rollout.canary), and its phase.
     pub canary: Option<(crate::canary::Canary, crate::canary::Phase)>,
     /// A parent whose zone was not read successfully for longer than `upstream.stale_after`,
@@ -242,6 +244,27 @@ pub struct MemberStatus {
     pub member: crate::db::Member,
     /// Heard from within [`MEMBER_ALIVE`].
     pub alive: bool,
+}
+
+/// A cluster whose live members run different updhub versions (an upgrade in progress, or
+/// one that stopped halfway), as `status` warns of it: each version with its members.
+pub fn mixed_versions(members: &[MemberStatus]) -> Option<String> {
+    let mut by: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for m in members.iter().filter(|m| m.alive) {
+        by.entry(&m.member.updhub_version)
+            .or_default()
+            .push(m.member.node_id.as_str());
+    }
+    (by.len() > 1).then(|| {
+        let parts: Vec<String> = by
+            .iter()
+            .map(|(v, ids)| format!("updhub {v} on {}", ids.join(", ")))
+            .collect();
+        format!(
+            "the live members run different versions: {}; finish the upgrade one member at a time (`updhub cluster check` compares them)",
+            parts.join("; ")
+        )
+    })
 }
 
 /// A child as its parent sees it.
@@ -1373,6 +1396,16 @@ impl Hub {
     }
 
     pub fn status(&self) -> Result<Status, Error> {
+        let members: Vec<MemberStatus> = self
+            .db
+            .members()?
+            .into_iter()
+            .map(|m| MemberStatus {
+                alive: Utc::now() - m.last_seen
+                    < chrono::Duration::from_std(MEMBER_ALIVE).expect("small"),
+                member: m,
+            })
+            .collect();
         let current = self.db.published()?;
         let mirrored = self.db.mirrored()?;
         let live = self.live();
@@ -1441,16 +1474,8 @@ impl Hub {
             config_digest: digest,
             database: self.db.location().to_owned(),
             cluster_id: self.db.cluster_id().to_string(),
-            members: self
-                .db
-                .members()?
-                .into_iter()
-                .map(|m| MemberStatus {
-                    alive: Utc::now() - m.last_seen
-                        < chrono::Duration::from_std(MEMBER_ALIVE).expect("small"),
-                    member: m,
-                })
-                .collect(),
+            mixed_versions: mixed_versions(&members),
+            members,
             last_gc: crate::gc::last(&self.data),
         })
     }

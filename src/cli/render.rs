@@ -146,6 +146,9 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
             if m.alive { "" } else { " (GONE)" }
         );
     }
+    if let Some(w) = &s.mixed_versions {
+        out!("MIXED: {w}");
+    }
     for c in &s.children {
         out!(
             "child {}: version {} {}{} reported {}",
