@@ -243,28 +243,16 @@ pub fn restore(from: &Path, data: &Path) -> Result<Manifest, Error> {
             return Err(bad(format!("it does not start with {MANIFEST}")).into());
         }
         // `unpack_in` refuses names that leave the folder (`..`, absolute paths).
-        let name = if path == Path::new(DATABASE) {
-            None
-        } else {
-            Some(path.clone())
-        };
-        match name {
-            Some(_) => {
-                if !entry
-                    .unpack_in(data)
-                    .map_err(io(format!("unpacking {}", path.display())))?
-                {
-                    return Err(
-                        bad(format!("{} would land outside the folder", path.display())).into(),
-                    );
-                }
-            }
-            None => {
-                let tmp = data.join(DATABASE);
-                entry
-                    .unpack(&tmp)
-                    .map_err(io(format!("unpacking {}", path.display())))?;
-            }
+        if path == Path::new(DATABASE) {
+            // Put in place once the configuration says where the database lives.
+            entry
+                .unpack(data.join(DATABASE))
+                .map_err(io(format!("unpacking {}", path.display())))?;
+        } else if !entry
+            .unpack_in(data)
+            .map_err(io(format!("unpacking {}", path.display())))?
+        {
+            return Err(bad(format!("{} would land outside the folder", path.display())).into());
         }
     }
     let manifest = manifest.ok_or_else(|| bad(format!("it holds no {MANIFEST}")))?;

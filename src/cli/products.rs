@@ -114,16 +114,15 @@ fn table(decisions: &[Decision]) -> Result<()> {
         "WAITING"
     );
     for d in decisions {
-        let dash = |s: Option<&str>| s.unwrap_or("-").to_owned();
         let waiting = d.waiting.as_ref().map(|w| w.revision.clone());
         let next = next(d);
         out!(
             "{:<24} {:<10} {:<12} {:<12} {:<12} {next}",
             d.product,
             d.mode.as_str(),
-            dash(d.current.as_deref()),
-            dash(d.zone.as_deref()),
-            dash(waiting.as_deref()),
+            or_dash(d.current.as_deref()),
+            or_dash(d.zone.as_deref()),
+            or_dash(waiting.as_deref()),
         );
     }
     Ok(())
@@ -131,11 +130,10 @@ fn table(decisions: &[Decision]) -> Result<()> {
 
 /// What the next version does with `d`'s product, in words.
 fn next(d: &Decision) -> String {
-    let rev = |s: Option<&str>| s.unwrap_or("-").to_owned();
     match (&d.take, &d.waiting) {
         _ if !d.included => "left out (upstream.products)".to_owned(),
         (Take::Zone, _) if d.current.as_deref() == d.zone.as_deref() => "unchanged".into(),
-        (Take::Zone, _) => format!("takes {}", rev(d.zone.as_deref())),
+        (Take::Zone, _) => format!("takes {}", or_dash(d.zone.as_deref())),
         (_, Some(w)) => match w.until {
             Some(t) => format!(
                 "{} waits till {} (or `updhub release {}`)",
@@ -146,9 +144,14 @@ fn next(d: &Decision) -> String {
             None => format!("{} waits for `updhub release {}`", w.revision, d.product),
         },
         (Take::Keep, None) if d.mode == Mode::Frozen => {
-            format!("keeps {} (frozen)", rev(d.current.as_deref()))
+            format!("keeps {} (frozen)", or_dash(d.current.as_deref()))
         }
-        (Take::Keep, None) => format!("keeps {}", rev(d.current.as_deref())),
+        (Take::Keep, None) => format!("keeps {}", or_dash(d.current.as_deref())),
         (Take::Leave, None) => "left out (gone from the zone)".into(),
     }
+}
+
+/// A revision, or "-" for none.
+fn or_dash(s: Option<&str>) -> &str {
+    s.unwrap_or("-")
 }

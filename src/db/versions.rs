@@ -302,15 +302,13 @@ impl Db {
             // restored from a backup older than its last publish gives its children numbers
             // past it, which they accept, even for content it already has.
             let children: u64 = tx
-                .value(
-                    "SELECT coalesce(max(coalesce(staged_number, number, 0)), 0) FROM children",
+                .row(
+                    "SELECT coalesce(max(number), 0), coalesce(max(staged_number), 0) FROM children",
                     args![],
                 )?
+                .map(|r| Ok::<u64, SqlError>(r.get::<u64>(0)?.max(r.get::<u64>(1)?)))
+                .transpose()?
                 .unwrap_or(0);
-            let children_active: u64 = tx
-                .value("SELECT coalesce(max(number), 0) FROM children", args![])?
-                .unwrap_or(0);
-            let children = children.max(children_active);
             let (number, new, stage) = match (&current, &staged) {
                 (Some((n, r)), _) if *r == root_s && *n >= children => (*n, false, false),
                 (_, Some((n, r))) if *r == root_s && *n >= children => (*n, false, true),
