@@ -117,7 +117,12 @@ async fn serve_backs_the_node_up_on_schedule_and_keeps_the_newest_archives() {
     let node = Arc::new(Hub::open_with(&data, cfg).unwrap());
     let archives = || {
         let mut v: Vec<_> = std::fs::read_dir(data.join("backups"))
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    // Not the work files of a backup being written (`.tmp…`).
+                    .filter(|p| p.to_string_lossy().ends_with(".tar.zst"))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
