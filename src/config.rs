@@ -493,7 +493,8 @@ fn default_report_retention() -> Duration {
 /// A year: a license key and its grants usually live a year, so the log keeps the whole
 /// life of the keys in force and of the ones they replaced; older rows are in archives.
 fn default_log_retention() -> Duration {
-    Duration::from_secs(365 * 86400)
+    // humantime's year (365.25 days), so updhub.toml says "1year".
+    Duration::from_secs(31_557_600)
 }
 fn default_log_archive_dir() -> PathBuf {
     "archive".into()
