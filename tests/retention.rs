@@ -257,6 +257,11 @@ async fn audit_log_rows_leave_the_log_only_through_an_archive_file() {
     assert!(db
         .exec_raw("UPDATE log_archives SET file='elsewhere'")
         .is_err());
+    if on_postgres() {
+        // TRUNCATE skips row triggers: refused by statement triggers of its own.
+        assert!(db.exec_raw("TRUNCATE license_log").is_err());
+        assert!(db.exec_raw("TRUNCATE log_archives").is_err());
+    }
     assert_eq!(hub.ledger.log_archives().unwrap(), made);
     // Nothing older than the retention: a run archives nothing.
     let none = hub
