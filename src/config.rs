@@ -49,7 +49,9 @@ pub const SHARED_SETTINGS: &[&str] = &[
     "licenses.skew_margin",
     "licenses.station_ttl",
     "licenses.warn_before",
+    "licenses.log_retention",
     "store.keep_versions",
+    "server.report_retention",
 ];
 
 /// `[same]` settings that only the publishing cluster (the top parent's) acts on: when to
@@ -285,6 +287,11 @@ pub struct ServerSection {
     /// another member takes the task within this time.
     #[serde(default = "default_lease_ttl", with = "humantime_serde")]
     pub lease_ttl: Duration,
+    /// The same: children's reports, grant receivers' reports and task runs older than this
+    /// are purged (task "purge reports"); never sooner than a child stops counting for the
+    /// two-phase switch. 0: kept forever.
+    #[serde(default = "default_report_retention", with = "humantime_serde")]
+    pub report_retention: Duration,
 }
 
 /// `[upstream]`.
@@ -449,6 +456,14 @@ pub struct LicensesSection {
     /// The same: warn when a key or received grant ends within this time.
     #[serde(default = "default_license_warn", with = "humantime_serde")]
     pub warn_before: Duration,
+    /// The same: audit-log rows older than this are archived to a file and leave the log
+    /// (task "archive license log"). 0: kept in the log forever.
+    #[serde(default = "default_log_retention", with = "humantime_serde")]
+    pub log_retention: Duration,
+    /// Irrelevant (the node's own disk): where this node writes the audit-log archives when
+    /// it holds the task, relative to the data folder.
+    #[serde(default = "default_log_archive_dir")]
+    pub log_archive_dir: PathBuf,
 }
 
 /// The public key (hex) of the demo issuer whose demo license ships, signed, in
@@ -472,6 +487,18 @@ fn default_license_warn() -> Duration {
 fn default_lease_ttl() -> Duration {
     crate::leases::LEASE_TTL
 }
+fn default_report_retention() -> Duration {
+    Duration::from_secs(30 * 86400)
+}
+/// A year: a license key and its grants usually live a year, so the log keeps the whole
+/// life of the keys in force and of the ones they replaced; older rows are in archives.
+fn default_log_retention() -> Duration {
+    // humantime's year (365.25 days), so updhub.toml says "1year".
+    Duration::from_secs(31_557_600)
+}
+fn default_log_archive_dir() -> PathBuf {
+    "archive".into()
+}
 fn default_station_listen() -> SocketAddr {
     "127.0.0.1:8843".parse().expect("valid default")
 }
@@ -483,6 +510,8 @@ impl Default for LicensesSection {
             skew_margin: default_skew(),
             station_ttl: default_station_ttl(),
             warn_before: default_license_warn(),
+            log_retention: default_log_retention(),
+            log_archive_dir: default_log_archive_dir(),
         }
     }
 }
@@ -614,6 +643,7 @@ impl Config {
                 station_listen: default_station_listen(),
                 advertise: None,
                 lease_ttl: default_lease_ttl(),
+                report_retention: default_report_retention(),
             },
             upstream: UpstreamSection::default(),
             publish: PublishSection::default(),
@@ -798,6 +828,8 @@ impl Config {
             ("licenses.skew_margin", self.licenses.skew_margin),
             ("licenses.station_ttl", self.licenses.station_ttl),
             ("licenses.warn_before", self.licenses.warn_before),
+            ("licenses.log_retention", self.licenses.log_retention),
+            ("server.report_retention", self.server.report_retention),
             ("store.gc_every", self.store.gc_every),
             ("store.gc_grace", self.store.gc_grace),
         ] {
@@ -982,6 +1014,8 @@ impl Config {
             "licenses.skew_margin": self.licenses.skew_margin.as_secs(),
             "licenses.station_ttl": self.licenses.station_ttl.as_secs(),
             "licenses.warn_before": self.licenses.warn_before.as_secs(),
+            "licenses.log_retention": self.licenses.log_retention.as_secs(),
+            "server.report_retention": self.server.report_retention.as_secs(),
             "store.keep_versions": self.store.keep_versions,
         })
     }
@@ -1028,6 +1062,10 @@ station_listen = "{sl}"
 # (`updhub cluster tasks`) holds without renewal; renewed every third of it. When the
 # holder dies, another member takes the task within this time.
 lease_ttl = "{lttl}"
+# [same] Children's reports (a child silent this long is forgotten: its version no longer
+# holds back GC), grant receivers' reports and the task history older than this are
+# purged, by one member ("purge reports" in `updhub cluster tasks`). "0s": never.
+report_retention = "{rret}"
 
 [upstream]
 # [same] The zone a parent mirrors: a folder or an https:// URL (another updhub's /v1/zone).
@@ -1084,6 +1122,13 @@ issuers = {issuers}
 skew_margin = "{skew}"
 # [same] Stations not seen for this long are purged and free their license.
 station_ttl = "{sttl}"
+# [same] Audit-log rows older than this are archived to a file (zstd-compressed JSON lines;
+# read one with `zstd -dc FILE`) and leave the log, by one member ("archive license log").
+# "0s": never.
+log_retention = "{lret}"
+# [irrelevant] Where this node writes those archives when it runs the task (relative to
+# the data folder); `log_archives` in the database says which node holds which file.
+log_archive_dir = {ldir:?}
 # [same] Warn when a key or received grant ends within this time.
 warn_before = "{lwb}"
 
@@ -1153,6 +1198,7 @@ keep = {bk_keep}
             },
             sl = self.server.station_listen,
             lttl = d(self.server.lease_ttl),
+            rret = d(self.server.report_retention),
             advertise = match &self.server.advertise {
                 Some(a) => format!("advertise = {a:?}"),
                 None => "# advertise = \"node1.example.net:8443\"".to_owned(),
@@ -1165,6 +1211,8 @@ keep = {bk_keep}
             issuers = serde_json::to_string(&self.licenses.issuers).expect("strings serialize"),
             skew = d(self.licenses.skew_margin),
             sttl = d(self.licenses.station_ttl),
+            lret = d(self.licenses.log_retention),
+            ldir = self.licenses.log_archive_dir.display().to_string(),
             lwb = d(self.licenses.warn_before),
         )
     }

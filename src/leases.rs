@@ -66,6 +66,25 @@ pub struct Lease {
     pub runs: i64,
 }
 
+/// One recorded run of a task (`updhub cluster tasks --history`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRun {
+    /// The task's name.
+    pub task: String,
+    /// The period it ran for: its due time, unix milliseconds.
+    pub due_ms: i64,
+    /// The node that ran it.
+    pub node: String,
+    /// That node's process (its data folder's instance token).
+    pub instance: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// Its summary, or its error.
+    pub result: String,
+    /// When it ended, unix milliseconds.
+    pub at_ms: i64,
+}
+
 /// What a try to take a lease did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {

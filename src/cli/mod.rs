@@ -407,6 +407,10 @@ pub enum ClusterCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Also the last N recorded runs, newest first: one a period, which node ran it,
+        /// its result (kept for server.report_retention).
+        #[arg(long, value_name = "N")]
+        history: Option<u32>,
     },
     /// Move this node, which ran alone on its embedded database, into a cluster's shared
     /// database: its keys, stations, grants, audit log, versions and reports are copied in one
@@ -806,19 +810,31 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             }
         }
         Command::Cluster {
-            command: ClusterCommand::Tasks { json },
+            command: ClusterCommand::Tasks { json, history },
         } => {
             let now = chrono::Utc::now().timestamp_millis();
-            let tasks: Vec<_> = Hub::open(&data)?
+            let hub = Hub::open(&data)?;
+            let tasks: Vec<_> = hub
                 .db
                 .leases()?
                 .iter()
                 .map(|l| crate::leases::TaskStatus::of(l, now))
                 .collect();
-            if json {
-                print_json(&tasks)?;
-            } else {
-                render::cluster_tasks(&tasks)?;
+            let runs = match history {
+                Some(n) => Some(hub.db.task_runs(None, i64::from(n))?),
+                None => None,
+            };
+            match (json, runs) {
+                (true, None) => print_json(&tasks)?,
+                (true, Some(runs)) => {
+                    print_json(&serde_json::json!({ "tasks": tasks, "history": runs }))?;
+                }
+                (false, runs) => {
+                    render::cluster_tasks(&tasks)?;
+                    if let Some(runs) = runs {
+                        render::task_runs(&runs)?;
+                    }
+                }
             }
         }
         Command::Cluster {

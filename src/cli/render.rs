@@ -470,6 +470,30 @@ pub(super) fn cluster_tasks(tasks: &[crate::leases::TaskStatus]) -> Result<()> {
     Ok(())
 }
 
+/// `cluster tasks --history N`: the last recorded runs, newest first.
+pub(super) fn task_runs(runs: &[crate::leases::TaskRun]) -> Result<()> {
+    out!("history (newest first, one run a period at most):");
+    if runs.is_empty() {
+        out!("  no run recorded");
+    }
+    let when = |ms: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+            .map_or(ms.to_string(), |t| t.format("%H:%M:%S%.3f").to_string())
+    };
+    for r in runs {
+        out!(
+            "  {} period due {} ran on {} (ended {}): {}{}",
+            r.task,
+            when(r.due_ms),
+            r.node,
+            when(r.at_ms),
+            if r.ok { "ok: " } else { "FAILED: " },
+            r.result
+        );
+    }
+    Ok(())
+}
+
 /// `config show`: what the cluster set, then every [same] setting in force on this node.
 pub(super) fn shared_settings(
     set: &[crate::db::SharedSetting],

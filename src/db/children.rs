@@ -27,6 +27,17 @@ pub struct ChildReport {
     pub reported_at: DateTime<Utc>,
 }
 
+/// What [`Db::purge_reports`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PurgedReports {
+    /// Children's last reports.
+    pub children: u64,
+    /// Grant receivers' reports.
+    pub grant_reports: u64,
+    /// Recorded runs of the cluster's tasks.
+    pub task_runs: u64,
+}
+
 impl Db {
     /// Keep what `receiver` (by its verified identity) reports of the grants it holds from
     /// this cluster, for reconciliation.
@@ -58,6 +69,25 @@ impl Db {
                 args![self.server.as_str(), id, self.cluster.as_str()],
             )?
             .is_some())
+        })
+    }
+
+    /// Forget the reports older than `before`, in one transaction: the children that last
+    /// reported before it (to any member), the grant receivers' reports, and the cluster's
+    /// task runs. A child that reports again is known again from its report. Returns what
+    /// it deleted.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn purge_reports(&self, before: DateTime<Utc>) -> Result<PurgedReports, DbError> {
+        let cluster = self.cluster.as_str();
+        self.write(|c| {
+            Ok(PurgedReports {
+                // One database is one cluster: every row is one of its members' children.
+                children: c.exec("DELETE FROM children WHERE reported_at < $1", args![before])?,
+                grant_reports: super::grants::purge_reports(c, cluster, before)?,
+                task_runs: super::leases::purge_runs(c, cluster, before.timestamp_millis())?,
+            })
         })
     }
 

@@ -277,3 +277,15 @@ pub fn record_reports(
     }
     Ok(())
 }
+
+/// Delete the receivers' reports to `server` older than `before`: a receiver that stopped
+/// reporting then shows no report, not a stale one. Returns how many.
+///
+/// # Errors
+/// The statement failed.
+pub fn purge_reports(c: &Conn<'_>, server: &str, before: DateTime<Utc>) -> Result<u64, SqlError> {
+    c.exec(
+        "DELETE FROM grant_reports WHERE server_id=$1 AND reported_at < $2",
+        args![server, before],
+    )
+}

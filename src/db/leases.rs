@@ -1,9 +1,10 @@
 //! The cluster's task leases (see [`crate::leases`]): one row a task, who holds it until
 //! when, and its period bookkeeping. Each change is one transaction.
 
+use super::sql::Conn;
 use super::sql::{args, Row, SqlError};
 use super::{Db, DbError};
-use crate::leases::{decide, rescheduled, Holder, Lease, Outcome};
+use crate::leases::{decide, rescheduled, Holder, Lease, Outcome, TaskRun};
 
 const COLUMNS: &str = "task, holder_node, holder_instance, expires_ms, period_ms, next_run_ms, last_run_ms, last_node, last_ok, last_result, runs";
 
@@ -96,14 +97,15 @@ impl Db {
             Ok(t) => (1i64, t),
             Err(t) => (0i64, t),
         };
+        let cluster = self.cluster.as_str();
         self.write(|c| {
-            c.exec(
+            let recorded = c.exec(
                 "UPDATE leases SET last_run_ms=$6, last_node=$3, last_ok=$7, last_result=$8,
                    next_run_ms=$9, runs=runs+1
                  WHERE cluster_id=$1 AND task=$2 AND holder_node=$3 AND holder_instance=$4
                    AND next_run_ms=$5",
                 args![
-                    self.cluster.as_str(),
+                    cluster,
                     task,
                     me.node,
                     me.instance,
@@ -113,8 +115,48 @@ impl Db {
                     text,
                     next_ms
                 ],
-            )
-            .map(|n| n > 0)
+            )? > 0;
+            if recorded {
+                // The run's history row, in the same transaction: its key is the period, so
+                // a second record of one period fails and rolls the first back.
+                c.exec(
+                    "INSERT INTO task_runs(cluster_id, task, due_ms, node_id, instance, ok, result, at_ms)
+                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+                    args![cluster, task, due_ms, me.node, me.instance, ok, text, now_ms],
+                )?;
+            }
+            Ok(recorded)
+        })
+    }
+
+    /// The recorded runs of the cluster's tasks (of `task` only, if given), newest first,
+    /// at most `limit`.
+    ///
+    /// # Errors
+    /// Database errors or damaged rows.
+    pub fn task_runs(&self, task: Option<&str>, limit: i64) -> Result<Vec<TaskRun>, DbError> {
+        let filter = if task.is_some() { "AND task=$3" } else { "" };
+        let sql = format!(
+            "SELECT task, due_ms, node_id, instance, ok, result, at_ms FROM task_runs
+             WHERE cluster_id=$1 {filter} ORDER BY due_ms DESC, task LIMIT $2"
+        );
+        let cluster = self.cluster.as_str();
+        self.read(|c| {
+            let map = |r: &Row| {
+                Ok(TaskRun {
+                    task: r.get(0)?,
+                    due_ms: r.get(1)?,
+                    node: r.get(2)?,
+                    instance: r.get(3)?,
+                    ok: r.get::<i64>(4)? != 0,
+                    result: r.get(5)?,
+                    at_ms: r.get(6)?,
+                })
+            };
+            match task {
+                Some(t) => c.map_rows(&sql, args![cluster, limit, t], map),
+                None => c.map_rows(&sql, args![cluster, limit], map),
+            }
         })
     }
 
@@ -147,4 +189,16 @@ impl Db {
             )
         })
     }
+}
+
+/// Delete the cluster's task runs that ended before `before_ms` (part of the report purge's
+/// transaction); returns how many.
+///
+/// # Errors
+/// The statement failed.
+pub(super) fn purge_runs(c: &Conn<'_>, cluster: &str, before_ms: i64) -> Result<u64, SqlError> {
+    c.exec(
+        "DELETE FROM task_runs WHERE cluster_id=$1 AND at_ms < $2",
+        args![cluster, before_ms],
+    )
 }

@@ -39,7 +39,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::id::ServerId;
 use sql::{Conn, SqlError};
 
-pub use children::ChildReport;
+pub use children::{ChildReport, PurgedReports};
 pub use cluster::{IdTaken, Member};
 pub use links::{Binding, Link, LinkState, Refusal};
 pub use migrate::Standing;

@@ -6,9 +6,11 @@
 //! - [`ledger`]: the database side, where conservation is enforced by triggers and writes
 //!   are group-committed; `grants.rs` holds its grant operations;
 //! - [`api`]: the interserver and station routes, and the receiver's fetch;
-//! - [`feed`]: the fetch's change cursor, so a receiver fetches only what changed.
+//! - [`feed`]: the fetch's change cursor, so a receiver fetches only what changed;
+//! - [`archive`]: the audit log's rows past their retention, archived to files.
 
 pub mod api;
+pub mod archive;
 pub mod chain;
 pub mod feed;
 mod grants;

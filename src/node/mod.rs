@@ -104,6 +104,21 @@ pub async fn run_with(
         tasks::StationPurge(hub.clone()),
         stop_rx.clone(),
     ));
+    // Retention of the cluster's reports and audit log: on one member each.
+    tasks.spawn(crate::leases::run(
+        hub.clone(),
+        holder.clone(),
+        hub.config.server.lease_ttl,
+        tasks::ReportPurge(hub.clone()),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(crate::leases::run(
+        hub.clone(),
+        holder.clone(),
+        hub.config.server.lease_ttl,
+        tasks::LogArchive(hub.clone()),
+        stop_rx.clone(),
+    ));
     tasks.spawn(tasks::run(membership, stop_rx.clone()));
     tasks.spawn(tasks::run(CatchUp(hub.clone()), stop_rx.clone()));
     tasks.spawn(tasks::run(Links(hub.clone()), stop_rx.clone()));

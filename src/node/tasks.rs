@@ -108,10 +108,7 @@ impl crate::leases::ClusterTask for StationPurge {
     }
 
     fn period(&self) -> Option<Duration> {
-        Some(
-            (self.0.live().licenses.station_ttl / 24)
-                .clamp(Duration::from_secs(1), Duration::from_secs(3600)),
-        )
+        period_of(self.0.live().licenses.station_ttl)
     }
 
     async fn run(&mut self, _due_ms: i64) -> Result<String, String> {
@@ -127,6 +124,107 @@ impl crate::leases::ClusterTask for StationPurge {
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+/// A cluster task's period from the retention it enforces: a 24th of it, between a second
+/// and an hour (so a row outlives its retention by at most a 24th); `None` (off) at 0.
+fn period_of(retention: Duration) -> Option<Duration> {
+    (!retention.is_zero())
+        .then(|| (retention / 24).clamp(Duration::from_secs(1), Duration::from_secs(3600)))
+}
+
+/// The reports past `server.report_retention` are forgotten, on one member of the cluster
+/// (the lease holder): children's last reports (so a child that went silent for good no
+/// longer holds its version back from GC, see [`crate::gc::keep_roots`]), the grant
+/// receivers' reports and the task runs. Never a child that still counts for the two-phase
+/// switch: the cutoff is at least [`crate::switch::reporting_window`] old, and a child
+/// outside it is already not counted. One transaction: interrupted, it purged nothing.
+pub struct ReportPurge(pub Arc<Hub>);
+
+impl crate::leases::ClusterTask for ReportPurge {
+    fn name(&self) -> &'static str {
+        "purge reports"
+    }
+
+    fn period(&self) -> Option<Duration> {
+        period_of(self.0.live().server.report_retention)
+    }
+
+    async fn run(&mut self, _due_ms: i64) -> Result<String, String> {
+        let live = self.0.live();
+        let keep = live
+            .server
+            .report_retention
+            .max(crate::switch::reporting_window(live.upstream.sync_interval));
+        let before =
+            chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        let purged = blocking(self.name(), &self.0, move |h| h.db.purge_reports(before))
+            .await
+            .ok_or("the purge stopped")?
+            .map_err(|e| e.to_string())?;
+        if purged.children > 0 {
+            tracing::info!(
+                "forgot {} child(ren) silent for over {}: their versions no longer hold back GC",
+                purged.children,
+                humantime::format_duration(keep)
+            );
+        }
+        Ok(format!(
+            "{} child report(s), {} grant report(s), {} task run(s) purged",
+            purged.children, purged.grant_reports, purged.task_runs
+        ))
+    }
+}
+
+/// The audit log's rows past `licenses.log_retention` are archived to files in this node's
+/// `licenses.log_archive_dir` and leave the log ([`crate::license::archive`]), on one member
+/// of the cluster (the lease holder). Interrupted after a file was written, the next run
+/// writes the same file again and removes the rows then.
+pub struct LogArchive(pub Arc<Hub>);
+
+impl crate::leases::ClusterTask for LogArchive {
+    fn name(&self) -> &'static str {
+        "archive license log"
+    }
+
+    fn period(&self) -> Option<Duration> {
+        period_of(self.0.live().licenses.log_retention)
+    }
+
+    async fn run(&mut self, _due_ms: i64) -> Result<String, String> {
+        let live = self.0.live();
+        let before = chrono::Utc::now()
+            - chrono::Duration::from_std(live.licenses.log_retention)
+                .unwrap_or(chrono::Duration::MAX);
+        let dir = self.0.data.join(&live.licenses.log_archive_dir);
+        let made = self
+            .0
+            .ledger
+            .archive_log(before, &dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows: i64 = made.iter().map(|a| a.rows).sum();
+        if rows > 0 {
+            tracing::info!(
+                "archived {rows} audit-log row(s) older than {} to {} file(s) in {}",
+                humantime::format_duration(live.licenses.log_retention),
+                made.len(),
+                dir.display()
+            );
+        }
+        Ok(match (made.first(), made.last()) {
+            (Some(f), Some(l)) => format!(
+                "{rows} row(s) archived: seq {}..{} in {}",
+                f.from_seq,
+                l.upto_seq,
+                made.iter()
+                    .map(|a| a.file.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => "no audit-log row past log_retention".into(),
+        })
     }
 }
 

@@ -181,6 +181,14 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
         "the cluster's task leases and schedules apply; this node's last runs stay in its old database",
     ),
     (
+        "task_runs",
+        "the cluster's task history applies; this node's runs stay in its old database",
+    ),
+    (
+        "log_archives",
+        "their seq ranges number this node's old log (the join numbers its rows anew in the cluster's): copied, they would let the cluster's own rows be deleted unarchived; the records stay in the old database and the files in this node's licenses.log_archive_dir",
+    ),
+    (
         "product_modes",
         "the cluster's product modes apply (`updhub products`); this node's stay in its old database",
     ),
