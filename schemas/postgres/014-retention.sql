@@ -1,5 +1,5 @@
--- updhub schema 15: retention of what grows without bound. The twin of
--- schemas/sqlite/015-retention.sql.
+-- updhub schema 14: retention of what grows without bound. The twin of
+-- schemas/sqlite/014-retention.sql.
 --
 -- The audit log (`license_log`) stays append-only, but a row past `licenses.log_retention`
 -- may leave it once it is archived: the archive task writes the rows to a file, then in one
