@@ -33,6 +33,7 @@ const SQLITE: Dialect = Dialect {
         include_str!("../../schemas/sqlite/011-two-phase.sql"),
         include_str!("../../schemas/sqlite/012-canary.sql"),
         include_str!("../../schemas/sqlite/013-leases.sql"),
+        include_str!("../../schemas/sqlite/014-announce.sql"),
     ],
     has_meta: "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
 };
@@ -52,6 +53,7 @@ const POSTGRES: Dialect = Dialect {
         include_str!("../../schemas/postgres/011-two-phase.sql"),
         include_str!("../../schemas/postgres/012-canary.sql"),
         include_str!("../../schemas/postgres/013-leases.sql"),
+        include_str!("../../schemas/postgres/014-announce.sql"),
     ],
     has_meta: "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'",
 };
