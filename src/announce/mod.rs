@@ -7,6 +7,7 @@ pub mod wire;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -94,7 +95,6 @@ impl std::fmt::Display for Counts {
 #[derive(Debug, Clone)]
 struct Heard {
     at: Instant,
-    from: SocketAddr,
     active: Option<Version>,
     staged: Option<Version>,
     silent: bool,
@@ -113,6 +113,8 @@ pub struct Shared {
     /// What this node announced last (active, staged).
     mine: Mutex<(Option<Version>, Option<Version>)>,
     local: Mutex<Option<SocketAddr>>,
+    /// A member was heard for the first time (the sender reads the addresses again).
+    new_member: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -174,15 +176,14 @@ impl Shared {
         f(&mut lock(&self.counts));
     }
 
-    /// Note `a` from `from`; whether its versions changed since the last one from that
-    /// node (or it is the first).
-    fn heard(&self, a: &Announcement, from: SocketAddr) -> bool {
+    /// Note `a`; whether its versions changed since the last one from that node (or it is
+    /// the first).
+    fn heard(&self, a: &Announcement) -> bool {
         let mut heard = lock(&self.heard);
         let before = heard.insert(
             a.node.clone(),
             Heard {
                 at: Instant::now(),
-                from,
                 active: a.active,
                 staged: a.staged,
                 silent: false,
@@ -191,6 +192,9 @@ impl Shared {
         if before.as_ref().is_some_and(|b| b.silent) {
             tracing::info!("cluster protocol: member {} announces again", a.node);
             lock(&self.counts).silent.retain(|n| *n != a.node);
+        }
+        if before.is_none() {
+            self.new_member.store(true, Ordering::Release);
         }
         before.is_none_or(|b| b.active != a.active || b.staged != a.staged)
     }
@@ -295,15 +299,21 @@ pub async fn run(hub: Arc<Hub>, listen: String, stop: watch::Receiver<bool>) {
         c.protocol,
         humantime::format_duration(c.announce_every)
     );
+    let me = Sender::new();
     tokio::join!(
-        receive(hub.clone(), sock.clone(), stop.clone()),
-        send(hub, sock, addr, stop)
+        receive(hub.clone(), sock.clone(), me.id.clone(), stop.clone()),
+        send(hub, sock, addr, me, stop)
     );
 }
 
 /// Take each datagram that arrives, drop and count what is not a new announcement of this
 /// cluster, act on the rest.
-async fn receive(hub: Arc<Hub>, sock: Arc<UdpSocket>, mut stop: watch::Receiver<bool>) {
+async fn receive(
+    hub: Arc<Hub>,
+    sock: Arc<UdpSocket>,
+    sender: String,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut replay = wire::Replay::default();
     // One byte more than the longest datagram taken, so a longer one shows as such.
     let mut buf = vec![0u8; wire::MAX_LEN + 1];
@@ -321,10 +331,13 @@ async fn receive(hub: Arc<Hub>, sock: Arc<UdpSocket>, mut stop: watch::Receiver<
                 continue;
             }
         };
-        let taken = wire::decode(&buf[..n], &hub.keys.verifying, &cluster)
-            .and_then(|a| replay.admit(&a, hub.id().as_str(), now_ms()).map(|()| a));
+        let taken = wire::decode(&buf[..n], &hub.keys.verifying, &cluster).and_then(|a| {
+            replay
+                .admit(&a, hub.id().as_str(), &sender, now_ms())
+                .map(|()| a)
+        });
         match taken {
-            Ok(a) => act(&hub, &a, from).await,
+            Ok(a) => act(&hub, &a).await,
             Err(r) => {
                 tracing::debug!("cluster protocol: a datagram from {from} dropped: {r}");
                 hub.announce.count(r);
@@ -335,9 +348,10 @@ async fn receive(hub: Arc<Hub>, sock: Arc<UdpSocket>, mut stop: watch::Receiver<
 
 /// What a node does at once on an announcement: apply a newer settings revision, and catch
 /// up with a newer version.
-async fn act(hub: &Arc<Hub>, a: &Announcement, from: SocketAddr) {
+async fn act(hub: &Arc<Hub>, a: &Announcement) {
     hub.announce.bump(|c| c.accepted += 1);
-    let moved = hub.announce.heard(a, from);
+    // Another process of this node (the command line) is no member to watch.
+    let moved = a.node != hub.id().as_str() && hub.announce.heard(a);
     if a.rev > hub.settings_revision() {
         let h = hub.clone();
         match tokio::task::spawn_blocking(move || h.refresh_settings()).await {
@@ -363,38 +377,31 @@ async fn act(hub: &Arc<Hub>, a: &Announcement, from: SocketAddr) {
 /// Announce every `cluster.announce_every`, and at once when this node's versions or
 /// settings move; every [`crate::hub::MEMBER_EVERY`], record this node's row (address,
 /// counters) and read where the others listen.
-async fn send(hub: Arc<Hub>, sock: Arc<UdpSocket>, addr: String, mut stop: watch::Receiver<bool>) {
+async fn send(
+    hub: Arc<Hub>,
+    sock: Arc<UdpSocket>,
+    addr: String,
+    mut me: Sender,
+    mut stop: watch::Receiver<bool>,
+) {
     let c = hub.config.cluster.clone();
-    let sender = hex::encode(rand::random::<[u8; 8]>());
-    let started_ms = now_ms();
-    let mut seq = 0u64;
     let mut versions = hub.version_events.subscribe();
     let mut targets: Vec<SocketAddr> = Vec::new();
     let mut next_record = Instant::now();
     loop {
-        if Instant::now() >= next_record {
+        // A member heard for the first time recorded its address before it announced:
+        // read it now rather than at the next round.
+        let new_member = hub.announce.new_member.swap(false, Ordering::AcqRel);
+        if new_member || Instant::now() >= next_record {
             next_record = Instant::now() + crate::hub::MEMBER_EVERY;
-            targets = record_and_find(&hub, &c, &addr).await;
+            targets = targets_recording(&hub, &c, Some(&addr)).await;
         }
-        if c.protocol == Protocol::Unicast {
-            // Members heard since the last read of the database are told too.
-            let heard = lock(&hub.announce.heard);
-            for h in heard.values().filter(|h| !h.silent) {
-                if !targets.contains(&h.from) {
-                    targets.push(h.from);
-                }
-            }
-        }
-        if let Some(bytes) = announcement(&hub, &sender, started_ms, &mut seq).await {
-            for t in &targets {
-                match sock.send_to(&bytes, t).await {
-                    Ok(_) => hub.announce.bump(|c| c.sent += 1),
-                    Err(e) => {
-                        tracing::debug!("cluster protocol: sending to {t}: {e}");
-                        hub.announce.bump(|c| c.send_errors += 1);
-                    }
-                }
-            }
+        if let Some(bytes) = announcement(&hub, &mut me).await {
+            let sent = send_to(&sock, &bytes, &targets).await;
+            hub.announce.bump(|c| {
+                c.sent += sent as u64;
+                c.send_errors += (targets.len() - sent) as u64;
+            });
         }
         hub.announce.notice_silent(c.announce_every);
         tokio::select! {
@@ -406,13 +413,76 @@ async fn send(hub: Arc<Hub>, sock: Arc<UdpSocket>, addr: String, mut stop: watch
     }
 }
 
-/// This node's next announcement, signed; `None` (logged) when its versions cannot be read.
-async fn announcement(
-    hub: &Arc<Hub>,
-    sender: &str,
+/// One process's identity in the protocol and its sequence.
+struct Sender {
+    /// Random, so that a restarted process is not taken for a replay of the old one.
+    id: String,
     started_ms: i64,
-    seq: &mut u64,
-) -> Option<Vec<u8>> {
+    seq: u64,
+}
+
+impl Sender {
+    fn new() -> Sender {
+        Sender {
+            id: hex::encode(rand::random::<[u8; 8]>()),
+            started_ms: now_ms(),
+            seq: 0,
+        }
+    }
+}
+
+/// Send `bytes` to each of `targets`; how many went.
+async fn send_to(sock: &UdpSocket, bytes: &[u8], targets: &[SocketAddr]) -> usize {
+    let mut sent = 0;
+    for t in targets {
+        match sock.send_to(bytes, t).await {
+            Ok(_) => sent += 1,
+            Err(e) => tracing::debug!("cluster protocol: sending to {t}: {e}"),
+        }
+    }
+    sent
+}
+
+/// Announce `hub` once, from a process that does not serve (the command line, after a
+/// change it made in the database), so the members act at once instead of at their next
+/// poll. Returns how many datagrams went; 0 with the protocol off.
+///
+/// # Errors
+/// The socket cannot be opened.
+pub async fn once(hub: &Arc<Hub>) -> Result<usize, AnnounceError> {
+    let c = hub.config.cluster.clone();
+    if c.protocol == Protocol::Off {
+        return Ok(0);
+    }
+    // Any free port: the serving process may hold cluster.port.
+    let sock = bind(&ClusterSection {
+        port: 0,
+        protocol: Protocol::Unicast,
+        ..c.clone()
+    })?;
+    if c.protocol == Protocol::Multicast {
+        let fail = |source| AnnounceError::Socket {
+            at: format!("{}:0", c.interface),
+            source,
+        };
+        socket2::SockRef::from(&sock)
+            .set_multicast_ttl_v4(1)
+            .map_err(fail)?;
+        if !c.interface.is_unspecified() {
+            socket2::SockRef::from(&sock)
+                .set_multicast_if_v4(&c.interface)
+                .map_err(fail)?;
+        }
+    }
+    let targets = targets_recording(hub, &c, None).await;
+    match announcement(hub, &mut Sender::new()).await {
+        Some(bytes) => Ok(send_to(&sock, &bytes, &targets).await),
+        None => Ok(0),
+    }
+}
+
+/// This node's next announcement, signed; `None` (logged) when its versions cannot be read.
+async fn announcement(hub: &Arc<Hub>, me: &mut Sender) -> Option<Vec<u8>> {
     let h = hub.clone();
     let read = tokio::task::spawn_blocking(move || {
         let v = |p: Option<crate::repo::Published>| {
@@ -436,13 +506,13 @@ async fn announcement(
         }
     };
     *lock(&hub.announce.mine) = (active, staged);
-    *seq += 1;
+    me.seq += 1;
     let a = Announcement {
         cluster: hub.db.cluster_id().to_string(),
         key: wire::key_fp(&hub.keys.verifying),
         node: hub.id().to_string(),
-        sender: sender.to_owned(),
-        started_ms,
+        sender: me.id.clone(),
+        started_ms: me.started_ms,
         role: if hub.is_child() { "child" } else { "parent" }.to_owned(),
         active,
         staged,
@@ -450,7 +520,7 @@ async fn announcement(
         digest: hub.live().same_digest(),
         updhub: env!("CARGO_PKG_VERSION").to_owned(),
         at_ms: now_ms(),
-        seq: *seq,
+        seq: me.seq,
     };
     match wire::encode(&a, &hub.keys.signing) {
         Ok(b) => Some(b),
@@ -461,20 +531,27 @@ async fn announcement(
     }
 }
 
-/// Record this node's row (address, counters); return where to send: the group (multicast),
-/// `cluster.peers`, and (unicast) every other member that recorded itself lately.
-async fn record_and_find(hub: &Arc<Hub>, c: &ClusterSection, addr: &str) -> Vec<SocketAddr> {
-    let me = crate::db::Announcer {
+/// Where to send: the group (multicast), `cluster.peers`, and (unicast) every other member
+/// that recorded itself lately; first this node's row (its address `addr`, its counters)
+/// is recorded when given.
+async fn targets_recording(
+    hub: &Arc<Hub>,
+    c: &ClusterSection,
+    addr: Option<&str>,
+) -> Vec<SocketAddr> {
+    let me = addr.map(|addr| crate::db::Announcer {
         node_id: hub.id().to_string(),
         addr: addr.to_owned(),
         protocol: c.protocol.to_string(),
         counters: serde_json::to_value(hub.announce.counts()).expect("counters serialize"),
         updated_ms: now_ms(),
-    };
+    });
     let h = hub.clone();
     let unicast = c.protocol == Protocol::Unicast;
     let rows = tokio::task::spawn_blocking(move || {
-        h.db.record_announcer(&me)?;
+        if let Some(me) = me {
+            h.db.record_announcer(&me)?;
+        }
         if unicast {
             h.db.announcers()
         } else {
@@ -487,7 +564,9 @@ async fn record_and_find(hub: &Arc<Hub>, c: &ClusterSection, addr: &str) -> Vec<
     match rows {
         Ok(Ok(rows)) => names.extend(
             rows.into_iter()
-                .filter(|r| r.node_id != hub.id().as_str() && now_ms() - r.updated_ms < alive)
+                .filter(|r| now_ms() - r.updated_ms < alive)
+                // The serving process of this node hears the command line's announcement.
+                .filter(|r| addr.is_none() || r.node_id != hub.id().as_str())
                 .map(|r| r.addr),
         ),
         Ok(Err(e)) => tracing::warn!("cluster protocol: recording this node: {e}"),

@@ -151,32 +151,35 @@ pub fn decode(bytes: &[u8], key: &VerifyingKey, cluster: &str) -> Result<Announc
     Ok(a)
 }
 
-/// What a receiver remembers of each sender, to refuse what it took once already.
+/// What a receiver remembers of each sender process, to refuse what it took once already.
+/// A process is remembered [`REMEMBER_MS`] after its last datagram taken; anything it sent
+/// before is stale by then, so a replay is refused either way. A restarted node is a new
+/// process: its sequence starts again at 1 and is taken.
 #[derive(Debug, Default)]
 pub struct Replay {
     /// (node, sender process) → (the last sequence number taken, when, unix ms).
     last: HashMap<(String, String), (u64, i64)>,
-    /// Node → the start of its newest process seen.
-    newest: HashMap<String, i64>,
 }
 
 impl Replay {
-    /// Whether `a` (authentic, see [`decode`]) is new to this receiver, node `me`, at
-    /// `now_ms`; if so it is remembered.
+    /// Whether `a` (authentic, see [`decode`]) is new to the receiver, process `me_sender`
+    /// of node `me`, at `now_ms`; if so it is remembered. Another process of the receiver's
+    /// own node (the command line after `config set`) is heard like a member.
     ///
     /// # Errors
     /// [`Reject::Own`], [`Reject::Stale`] or [`Reject::Replayed`].
-    pub fn admit(&mut self, a: &Announcement, me: &str, now_ms: i64) -> Result<(), Reject> {
-        if a.node == me {
+    pub fn admit(
+        &mut self,
+        a: &Announcement,
+        me: &str,
+        me_sender: &str,
+        now_ms: i64,
+    ) -> Result<(), Reject> {
+        if a.node == me && a.sender == me_sender {
             return Err(Reject::Own);
         }
         if (a.at_ms - now_ms).abs() > WINDOW_MS {
             return Err(Reject::Stale);
-        }
-        // A restarted sender counts from 1 again under a new process id; the old process's
-        // datagrams are refused from then on.
-        if self.newest.get(&a.node).is_some_and(|&s| a.started_ms < s) {
-            return Err(Reject::Replayed);
         }
         let key = (a.node.clone(), a.sender.clone());
         if self.last.get(&key).is_some_and(|&(seq, _)| a.seq <= seq) {
@@ -186,7 +189,6 @@ impl Replay {
             self.last.retain(|_, (_, at)| now_ms - *at < REMEMBER_MS);
         }
         self.last.insert(key, (a.seq, now_ms));
-        self.newest.insert(a.node.clone(), a.started_ms);
         Ok(())
     }
 }
@@ -283,22 +285,38 @@ mod tests {
         let now = 1_000_000;
         let mut r = Replay::default();
         let a = sample(&k, now, 1);
-        assert_eq!(r.admit(&a, "m1", now), Ok(()));
-        assert_eq!(r.admit(&a, "m1", now + 10), Err(Reject::Replayed));
-        assert_eq!(r.admit(&a, "m2", now), Err(Reject::Own));
+        assert_eq!(r.admit(&a, "m1", "me", now), Ok(()));
+        assert_eq!(r.admit(&a, "m1", "me", now + 10), Err(Reject::Replayed));
+        assert_eq!(r.admit(&a, "m2", &a.sender, now), Err(Reject::Own));
         let next = sample(&k, now + 1000, 2);
-        assert_eq!(r.admit(&next, "m1", now + 1000), Ok(()));
-        assert_eq!(r.admit(&a, "m1", now + 1000), Err(Reject::Replayed));
+        assert_eq!(r.admit(&next, "m1", "me", now + 1000), Ok(()));
+        assert_eq!(r.admit(&a, "m1", "me", now + 1000), Err(Reject::Replayed));
         for at in [now - WINDOW_MS - 1, now + WINDOW_MS + 1] {
-            assert_eq!(r.admit(&sample(&k, at, 9), "m1", now), Err(Reject::Stale));
+            assert_eq!(
+                r.admit(&sample(&k, at, 9), "m1", "me", now),
+                Err(Reject::Stale)
+            );
         }
         // The node restarts: a new process counts from 1 again and is taken; the old
-        // process's datagrams are refused from then on.
+        // process's datagrams are still refused when replayed.
         let mut restarted = sample(&k, now + 2000, 1);
         restarted.sender = "fedcba9876543210".into();
         restarted.started_ms = now + 1500;
-        assert_eq!(r.admit(&restarted, "m1", now + 2000), Ok(()));
-        let old = sample(&k, now + 2100, 3);
-        assert_eq!(r.admit(&old, "m1", now + 2100), Err(Reject::Replayed));
+        assert_eq!(r.admit(&restarted, "m1", "me", now + 2000), Ok(()));
+        assert_eq!(
+            r.admit(&next, "m1", "me", now + 2100),
+            Err(Reject::Replayed)
+        );
+        // Another process of the receiver's own node is heard.
+        let cli = Announcement {
+            sender: "1111111111111111".into(),
+            ..sample(&k, now, 1)
+        };
+        assert_eq!(r.admit(&cli, "m2", "me", now), Ok(()));
+        // By the time a process is forgotten, a replay of anything it sent is stale.
+        assert_eq!(
+            r.admit(&a, "m1", "me", now + REMEMBER_MS),
+            Err(Reject::Stale)
+        );
     }
 }
