@@ -401,3 +401,72 @@ async fn with_the_protocol_off_the_members_still_converge_through_the_database()
     r1.stop().await;
     r2.stop().await;
 }
+
+/// Multicast, inside a network namespace this test makes (never on the host's interfaces):
+/// a node serving on the group hears `updhub config set`, run on its data folder, announce
+/// the change to the group, and applies it. Skipped, saying why, where unprivileged
+/// namespaces are not allowed; on SQLite only (the PostgreSQL server is outside the
+/// namespace).
+#[test]
+fn a_change_announced_to_the_multicast_group_is_heard_inside_a_network_namespace() {
+    const TEST: &str =
+        "a_change_announced_to_the_multicast_group_is_heard_inside_a_network_namespace";
+    if on_postgres() {
+        eprintln!("SKIPPED {TEST} on PostgreSQL: the database server is outside the test's network namespace; it runs in announce (SQLite)");
+        return;
+    }
+    let allowed = std::process::Command::new("unshare")
+        .args(["-rn", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !allowed {
+        eprintln!("SKIPPED {TEST}: `unshare -rn` (an unprivileged user and network namespace) is not allowed here, and multicast is never sent on the host's own interfaces");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let n1 = zone_node(dir.path(), "n1", &zone);
+    let (data, mut cfg) = (n1.data.clone(), n1.config.clone());
+    drop(n1);
+    cfg.cluster.protocol = Protocol::Multicast;
+    cfg.cluster.interface = std::net::Ipv4Addr::LOCALHOST;
+    std::fs::write(data.join("updhub.toml"), cfg.to_commented_toml()).unwrap();
+    let script = r#"
+        set -e
+        ip link set lo up
+        ip link set lo multicast on
+        ip route add 224.0.0.0/4 dev lo
+        "$UPDHUB" --data "$D" serve --listen 127.0.0.1:0 --station-listen 127.0.0.1:0 > "$D/serve.log" 2>&1 &
+        pid=$!
+        wait_log() {
+            i=0
+            until grep -q "$1" "$D/serve.log"; do
+                i=$((i + 1))
+                if [ $i -gt 300 ]; then kill $pid; echo "not in the log: $1"; cat "$D/serve.log"; exit 3; fi
+                sleep 0.1
+            done
+        }
+        wait_log "cluster protocol: multicast on UDP"
+        "$UPDHUB" --data "$D" config set upstream.stale_after 2d
+        wait_log "revision 1 applied (announced by member n1)"
+        kill $pid
+        wait $pid || true
+    "#;
+    let out = std::process::Command::new("unshare")
+        .args(["-rn", "sh", "-c", script])
+        .env("UPDHUB", env!("CARGO_BIN_EXE_updhub"))
+        .env("D", &data)
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(data.join("serve.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("cluster protocol: multicast on UDP 0.0.0.0:11111"),
+        "{log}"
+    );
+}
