@@ -67,6 +67,16 @@ pub const PUBLISHER_ONLY: &[&str] = &[
     "rollout.soak",
 ];
 
+/// `[same]` settings of the cluster protocol: the members of one cluster must agree on
+/// them, a child across an interserver link runs its own cluster's (left out of the digest
+/// it reports, as [`PUBLISHER_ONLY`] are).
+pub const CLUSTER_ONLY: &[&str] = &[
+    "cluster.protocol",
+    "cluster.group",
+    "cluster.port",
+    "cluster.announce_every",
+];
+
 /// The config file's name inside the data folder.
 pub const FILE: &str = "updhub.toml";
 
@@ -1081,11 +1091,12 @@ impl Config {
 
     /// A digest of the `[same]` settings a child reports to its parent, which compares it
     /// with its own ([`Config::same_digest`] less [`PUBLISHER_ONLY`]: settings only the
-    /// publishing cluster acts on, which a child of another cluster has no reason to copy).
+    /// publishing cluster acts on, which a child of another cluster has no reason to copy;
+    /// and less [`CLUSTER_ONLY`]: each cluster runs its own protocol).
     pub fn tree_digest(&self) -> String {
         let mut v = self.same_settings();
         if let Some(m) = v.as_object_mut() {
-            for k in PUBLISHER_ONLY {
+            for k in PUBLISHER_ONLY.iter().chain(CLUSTER_ONLY) {
                 m.remove(*k);
             }
         }
@@ -1504,6 +1515,11 @@ mod tests {
             back.same_digest(),
             c.same_digest(),
             "the protocol is [same]"
+        );
+        assert_eq!(
+            back.tree_digest(),
+            c.tree_digest(),
+            "a child across a link runs its own cluster's protocol"
         );
         let p = Path::new("u.toml");
         let bad = |section: &str, key: &str| {
