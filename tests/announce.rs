@@ -345,6 +345,7 @@ async fn a_setting_changed_on_one_member_is_applied_by_the_others_within_a_secon
 
     // A new version published on m1 is fetched by the others when they hear of it.
     let v2 = publish_next(m1, &zone, "2026112402").await;
+    let published_at = Instant::now();
     for h in others {
         wait_for("every member to serve the new version", || {
             h.db.published().unwrap().map(|p| p.root) == Some(v2.root)
@@ -352,6 +353,11 @@ async fn a_setting_changed_on_one_member_is_applied_by_the_others_within_a_secon
         .await;
         assert!(h.announce.counts().catch_ups >= 1, "{}", h.id());
     }
+    eprintln!(
+        "version {} served by every member {} ms after it was published (protocol on)",
+        v2.number,
+        published_at.elapsed().as_millis()
+    );
 
     // m3 stops: the others notice within a few periods.
     running.pop().unwrap().stop().await;
@@ -385,6 +391,7 @@ async fn with_the_protocol_off_the_members_still_converge_through_the_database()
     let r2 = start(m2.clone()).await;
     m1.set_shared_setting("upstream.stale_after", "3h").unwrap();
     let v2 = publish_next(&m1, &zone, "2026112402").await;
+    let published_at = Instant::now();
     wait_for("m2 to apply the setting through the database", || {
         m2.live().upstream.stale_after == Duration::from_secs(3 * 3600)
     })
@@ -393,6 +400,11 @@ async fn with_the_protocol_off_the_members_still_converge_through_the_database()
         m2.db.published().unwrap().map(|p| p.root) == Some(v2.root)
     })
     .await;
+    eprintln!(
+        "the setting and version {} both on m2 {} ms after the version was published (protocol off: the polls)",
+        v2.number,
+        published_at.elapsed().as_millis()
+    );
     for h in [&m1, &m2] {
         assert_eq!(h.announce.counts(), Counts::default());
         assert_eq!(h.announce.local_addr(), None);
