@@ -3,7 +3,7 @@
 //! every node, or irrelevant. The "same" ones are digested and reported to the parent, so
 //! drift shows in `updhub status`.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -67,6 +67,16 @@ pub const PUBLISHER_ONLY: &[&str] = &[
     "publish.quorum",
     "rollout.canary",
     "rollout.soak",
+];
+
+/// `[same]` settings of the cluster protocol: the members of one cluster must agree on
+/// them, a child across an interserver link runs its own cluster's (left out of the digest
+/// it reports, as [`PUBLISHER_ONLY`] are).
+pub const CLUSTER_ONLY: &[&str] = &[
+    "cluster.protocol",
+    "cluster.group",
+    "cluster.port",
+    "cluster.announce_every",
 ];
 
 /// The config file's name inside the data folder.
@@ -135,6 +145,95 @@ pub struct Config {
     /// Scheduled backups of this node.
     #[serde(default)]
     pub backup: BackupSection,
+    /// The cluster protocol: signed UDP announcements among the members.
+    #[serde(default)]
+    pub cluster: ClusterSection,
+}
+
+/// `[cluster]`: the cluster protocol (reference point 4), see [`crate::announce`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The same: how members announce themselves: multicast, unicast, or off.
+    #[serde(default = "default_protocol")]
+    pub protocol: Protocol,
+    /// The same: the multicast group (multicast only).
+    #[serde(default = "default_group")]
+    pub group: Ipv4Addr,
+    /// The same: the UDP port announcements go to (0: any free port, unicast only).
+    #[serde(default = "default_cluster_port")]
+    pub port: u16,
+    /// Different: the node's own address on the cluster's internal network; 0.0.0.0: all.
+    #[serde(default = "default_interface")]
+    pub interface: Ipv4Addr,
+    /// Different: HOST:PORT of members to announce to besides those found in the database.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// The same: how often a member announces itself when nothing changed.
+    #[serde(default = "default_announce_every", with = "humantime_serde")]
+    pub announce_every: Duration,
+}
+
+/// `cluster.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// To the multicast group on the interface.
+    Multicast,
+    /// To each member the database lists (and `cluster.peers`), one datagram each.
+    Unicast,
+    /// None: the members converge through the database polls alone.
+    Off,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Multicast => "multicast",
+            Protocol::Unicast => "unicast",
+            Protocol::Off => "off",
+        })
+    }
+}
+
+fn default_protocol() -> Protocol {
+    Protocol::Off
+}
+fn default_group() -> Ipv4Addr {
+    Ipv4Addr::new(232, 0, 0, 1)
+}
+fn default_cluster_port() -> u16 {
+    11111
+}
+fn default_interface() -> Ipv4Addr {
+    Ipv4Addr::UNSPECIFIED
+}
+fn default_announce_every() -> Duration {
+    Duration::from_secs(1)
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            protocol: default_protocol(),
+            group: default_group(),
+            port: default_cluster_port(),
+            interface: default_interface(),
+            peers: Vec::new(),
+            announce_every: default_announce_every(),
+        }
+    }
+}
+
+/// Whether `a` is HOST:PORT with a port above 0.
+fn is_host_port(a: &str) -> bool {
+    a.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    })
 }
 
 /// `[backup]`.
@@ -652,6 +751,7 @@ impl Config {
             store: StoreSection::default(),
             rollout: RolloutSection::default(),
             backup: BackupSection::default(),
+            cluster: ClusterSection::default(),
         }
     }
 
@@ -767,14 +867,7 @@ impl Config {
             ));
         }
         if let Some(a) = &self.server.advertise {
-            let ok = a.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty()
-                    && port.parse::<u16>().is_ok_and(|p| p > 0)
-                    && host.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-                    })
-            });
-            if !ok {
+            if !is_host_port(a) {
                 return Err(invalid(
                     "server.advertise",
                     format!("{a:?}"),
@@ -929,11 +1022,60 @@ impl Config {
                 "must be shorter than licenses.station_ttl, e.g. \"5m\"",
             ));
         }
+        self.check_cluster(path)?;
         if self.database.url_file.is_none() && !is_db_url(&self.database.url) {
             return Err(invalid(
                 "database.url",
                 format!("{:?}", crate::db::postgres::redact_any(&self.database.url)),
                 "use \"sqlite:FILE\" (a file in the data folder) or \"postgres://USER:PASSWORD@HOST:PORT/DBNAME\" (the cluster's shared database)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[cluster]`: a multicast group that is one, a port multicast can use, peers as
+    /// HOST:PORT, a period between 100 ms and a minute.
+    fn check_cluster(&self, path: &Path) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        let invalid = |key, value: String, why: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            value,
+            why: why.to_owned(),
+        };
+        if c.protocol == Protocol::Multicast && !c.group.is_multicast() {
+            return Err(invalid(
+                "cluster.group",
+                format!("\"{}\"", c.group),
+                "not a multicast address (224.0.0.0 to 239.255.255.255); use e.g. \"232.0.0.1\"",
+            ));
+        }
+        if c.protocol == Protocol::Multicast && c.port == 0 {
+            return Err(invalid(
+                "cluster.port",
+                "0".into(),
+                "multicast needs a port every member knows: give one, e.g. 11111 (0, any free port, is for unicast, where members find each other's port in the database)",
+            ));
+        }
+        if c.interface.is_multicast() || c.interface.is_broadcast() {
+            return Err(invalid(
+                "cluster.interface",
+                format!("\"{}\"", c.interface),
+                "give this node's own address on the cluster's internal network, e.g. \"192.168.1.1\", or \"0.0.0.0\" for every interface",
+            ));
+        }
+        if let Some(p) = c.peers.iter().find(|p| !is_host_port(p)) {
+            return Err(invalid(
+                "cluster.peers",
+                format!("{p:?}"),
+                "each peer is HOST:PORT where a member receives announcements, e.g. \"10.0.0.6:11111\"",
+            ));
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&c.announce_every) {
+            return Err(invalid(
+                "cluster.announce_every",
+                humantime::format_duration(c.announce_every).to_string(),
+                "must be between 100ms and 1m, e.g. \"1s\"",
             ));
         }
         Ok(())
@@ -981,11 +1123,12 @@ impl Config {
 
     /// A digest of the `[same]` settings a child reports to its parent, which compares it
     /// with its own ([`Config::same_digest`] less [`PUBLISHER_ONLY`]: settings only the
-    /// publishing cluster acts on, which a child of another cluster has no reason to copy).
+    /// publishing cluster acts on, which a child of another cluster has no reason to copy;
+    /// and less [`CLUSTER_ONLY`]: each cluster runs its own protocol).
     pub fn tree_digest(&self) -> String {
         let mut v = self.same_settings();
         if let Some(m) = v.as_object_mut() {
-            for k in PUBLISHER_ONLY {
+            for k in PUBLISHER_ONLY.iter().chain(CLUSTER_ONLY) {
                 m.remove(*k);
             }
         }
@@ -1017,6 +1160,10 @@ impl Config {
             "licenses.log_retention": self.licenses.log_retention.as_secs(),
             "server.report_retention": self.server.report_retention.as_secs(),
             "store.keep_versions": self.store.keep_versions,
+            "cluster.protocol": self.cluster.protocol,
+            "cluster.group": self.cluster.group,
+            "cluster.port": self.cluster.port,
+            "cluster.announce_every": self.cluster.announce_every.as_millis() as u64,
         })
     }
 
@@ -1163,7 +1310,34 @@ every = "{bk_every}"
 dir = {bk_dir:?}
 # [irrelevant] How many of the newest archives are kept; older ones are removed.
 keep = {bk_keep}
+
+[cluster]
+# [same] The cluster protocol: members announce their versions and settings revision to
+# each other in signed UDP datagrams, so a change made on one is acted on by the others at
+# once. It only accelerates: without it (or with every datagram lost) the members still
+# converge through the shared database within seconds. "unicast": to each live member the
+# database lists (and to peers below); "multicast": to the group below; "off" (the
+# default): a lone node has nobody to tell, and a cluster turns it on, on every member.
+protocol = "{cl_protocol}"
+# [same] The multicast group and the UDP port (0 with unicast: any free port, which the
+# members find in the database).
+group = "{cl_group}"
+port = {cl_port}
+# [different] This node's address on the cluster's internal network: announcements are
+# sent and heard on that interface only. "0.0.0.0": every interface.
+interface = "{cl_interface}"
+# [different] HOST:PORT of members to announce to besides those in the database.
+peers = {cl_peers}
+# [same] How often a member announces itself when nothing changed; one silent for three
+# periods is reported (log and `updhub status`).
+announce_every = "{cl_every}"
 "#,
+            cl_protocol = self.cluster.protocol,
+            cl_group = self.cluster.group,
+            cl_port = self.cluster.port,
+            cl_interface = self.cluster.interface,
+            cl_peers = toml::Value::try_from(&self.cluster.peers).expect("strings serialize"),
+            cl_every = d(self.cluster.announce_every),
             bk_every = d(self.backup.every),
             bk_dir = self.backup.dir.display().to_string(),
             bk_keep = self.backup.keep,
@@ -1367,5 +1541,49 @@ mod tests {
         assert!(e.to_string().contains("upstream.parent"), "{e}");
         let e = Config::parse("[server]\nid = \"-bad\"\n", p).unwrap_err();
         assert!(e.to_string().contains("server id"), "{e}");
+    }
+
+    #[test]
+    fn cluster_protocol_settings_default_off_round_trip_and_bad_ones_are_named() {
+        let c = Config::new(ServerId::new("n1").unwrap(), None);
+        assert_eq!(c.cluster.protocol, Protocol::Off);
+        assert_eq!(c.cluster.group, Ipv4Addr::new(232, 0, 0, 1));
+        assert_eq!(
+            (c.cluster.port, c.cluster.interface),
+            (11111, Ipv4Addr::UNSPECIFIED)
+        );
+        let mut c2 = c.clone();
+        c2.cluster.protocol = Protocol::Unicast;
+        c2.cluster.peers = vec!["10.0.0.6:11111".into()];
+        let back = Config::parse(&c2.to_commented_toml(), Path::new("u.toml")).unwrap();
+        assert_eq!(back.cluster.protocol, Protocol::Unicast);
+        assert_eq!(back.cluster.peers, c2.cluster.peers);
+        assert_eq!(back.same_settings()["cluster.protocol"], "unicast");
+        assert_ne!(
+            back.same_digest(),
+            c.same_digest(),
+            "the protocol is [same]"
+        );
+        assert_eq!(
+            back.tree_digest(),
+            c.tree_digest(),
+            "a child across a link runs its own cluster's protocol"
+        );
+        let p = Path::new("u.toml");
+        let bad = |section: &str, key: &str| {
+            let e = Config::parse(&format!("[server]\nid = \"n1\"\n[cluster]\n{section}\n"), p)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{section}: {e}");
+        };
+        bad(
+            "protocol = \"multicast\"\ngroup = \"10.0.0.1\"",
+            "cluster.group",
+        );
+        bad("protocol = \"multicast\"\nport = 0", "cluster.port");
+        bad("peers = [\"nohost\"]", "cluster.peers");
+        bad("announce_every = \"10ms\"", "cluster.announce_every");
+        bad("interface = \"239.1.1.1\"", "cluster.interface");
+        bad("protocol = \"broadcast\"", "protocol");
     }
 }

@@ -77,6 +77,8 @@ pub struct Hub {
     /// Bumped whenever this node's active or staged version may have moved (publish,
     /// stage, activate, switch), so long-polling children are answered at once.
     pub version_events: tokio::sync::watch::Sender<u64>,
+    /// The cluster protocol's counters and wake-ups (see [`crate::announce`]).
+    pub announce: crate::announce::Shared,
 }
 
 /// A node being made in a temporary folder (see [`Hub::begin_init`]).
@@ -212,10 +214,12 @@ pub struct Status {
     pub members: Vec<MemberStatus>,
     /// This node's last garbage collection (`updhub gc` or `serve`'s periodic one).
     pub last_gc: Option<crate::gc::Last>,
+    /// The members that run the cluster protocol: where they hear it, their counters.
+    pub announcers: Vec<crate::db::Announcer>,
 }
 
 /// How a membership row names a key or CA file: blake3 of its bytes, 16 hex digits.
-fn member_ca_fp(b: &[u8]) -> String {
+pub(crate) fn fingerprint(b: &[u8]) -> String {
     blake3::hash(b).to_hex()[..16].to_owned()
 }
 
@@ -436,6 +440,7 @@ impl Hub {
             ca_seen: Mutex::new((None, None)),
             links: std::sync::RwLock::new(LinkCache::default()),
             version_events: tokio::sync::watch::channel(0).0,
+            announce: crate::announce::Shared::default(),
         };
         hub.refresh_settings()?;
         hub.refresh_links()?;
@@ -542,8 +547,15 @@ impl Hub {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(cfg);
         self.settings_revision.store(rev, Ordering::Release);
+        self.announce.changed();
         tracing::debug!("shared settings revision {rev} applied");
         Ok(Some(rev))
+    }
+
+    /// The shared settings revision in force here.
+    pub fn settings_revision(&self) -> i64 {
+        self.settings_revision
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// `config set`: set a shared setting for the whole cluster (checked first, as
@@ -1141,7 +1153,7 @@ impl Hub {
         let Some(o) = &self.keys.ca.overlap else {
             return Ok(None);
         };
-        let mine = member_ca_fp(self.keys.ca.current_pem.as_bytes());
+        let mine = fingerprint(self.keys.ca.current_pem.as_bytes());
         let now = Utc::now();
         let alive = chrono::Duration::from_std(MEMBER_ALIVE).expect("small");
         Ok(Some(CaRotationStatus {
@@ -1319,7 +1331,7 @@ impl Hub {
         started: DateTime<Utc>,
         listen: &str,
     ) -> Result<crate::db::Member, Error> {
-        let fp = member_ca_fp;
+        let fp = fingerprint;
         let ca = self.data.join("keys").join("ca.crt");
         let ca_pem = fs::read(&ca).map_err(|source| Error::Io {
             what: format!("reading {}", ca.display()),
@@ -1477,6 +1489,7 @@ impl Hub {
             mixed_versions: mixed_versions(&members),
             members,
             last_gc: crate::gc::last(&self.data),
+            announcers: self.db.announcers()?,
         })
     }
 }

@@ -18,6 +18,9 @@
 //! - [`lock`]: one server per data folder.
 //! - [`leases`]: tasks that run on exactly one node of a cluster, chosen by a lease in the
 //!   shared database, once a period.
+//! - [`announce`]: the cluster protocol: members announce their versions and settings in
+//!   signed UDP datagrams and act at once on what they hear (the database polls converge
+//!   without it).
 //! - [`node`]: a running node: its listeners and background tasks, started and stopped together.
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
 //! - [`switch`]: the two-phase switch: a version is staged, then activated for the whole
@@ -30,6 +33,7 @@
 //! - [`cli`]: the command line, one function per command group (`main.rs` only calls it).
 //! - [`id`], [`error`]: typed ids and the crate error.
 
+pub mod announce;
 pub mod backup;
 pub mod canary;
 pub mod child;

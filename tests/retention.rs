@@ -145,13 +145,17 @@ async fn reports_past_their_retention_are_purged_but_never_a_child_that_counts()
         "alone on its database, the node holds the lease"
     );
     assert_eq!(l.period_ms, 1000);
-    let runs = hub.db.task_runs(Some("purge reports"), 100).unwrap();
-    assert!(
-        runs.iter()
-            .any(|r| r.ok
-                && r.result == "1 child report(s), 1 grant report(s), 1 task run(s) purged"),
-        "{runs:?}"
-    );
+    // The run is recorded in the transaction after the purge's own: wait for it.
+    wait_for("the purge's run to be recorded with what it purged", || {
+        hub.db
+            .task_runs(Some("purge reports"), 100)
+            .unwrap()
+            .iter()
+            .any(|r| {
+                r.ok && r.result == "1 child report(s), 1 grant report(s), 1 task run(s) purged"
+            })
+    })
+    .await;
     srv.stop().await;
 }
 

@@ -429,6 +429,16 @@ pub enum ClusterCommand {
     },
 }
 
+/// Tell the members at once what a command changed in the database (the cluster
+/// protocol, when on); a failure only leaves them to their next poll.
+async fn announce_change(hub: &Arc<Hub>) {
+    if let Err(e) = crate::announce::once(hub).await {
+        tracing::warn!(
+            "{e}; the members apply the change at their next database poll, within seconds"
+        );
+    }
+}
+
 /// Run one parsed command line. `default_data` says that `--data` was neither given nor set
 /// by `UPDHUB_DATA`: only then does `serve` set up a new node.
 ///
@@ -639,7 +649,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             version,
             product: _,
         } => {
-            let hub = Hub::open(&data)?;
+            let hub = Arc::new(Hub::open(&data)?);
             let (p, new, frozen) = match version {
                 Some(n) => hub.rollback(n, expires_in)?,
                 None => {
@@ -670,9 +680,12 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 );
             }
             publish_outcome(&hub, &p, rollout)?;
+            announce_change(&hub).await;
         }
         Command::Activate { json } => {
-            let (p, behind) = Hub::open(&data)?.activate_now()?;
+            let hub = Arc::new(Hub::open(&data)?);
+            let (p, behind) = hub.activate_now()?;
+            announce_change(&hub).await;
             if json {
                 print_json(&serde_json::json!({ "activated": p, "not_staged": behind }))?;
             } else {
@@ -757,9 +770,10 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         Command::Config {
             command: ConfigCommand::Set { key, value },
         } => {
-            let hub = Hub::open(&data)?;
+            let hub = Arc::new(Hub::open(&data)?);
             let rev = hub.set_shared_setting(&key, &value)?;
             out!("{key} = {} for the whole cluster (settings revision {rev}); every node applies it within a few seconds", value.trim());
+            announce_change(&hub).await;
         }
         Command::Config {
             command: ConfigCommand::Show { json },

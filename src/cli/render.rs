@@ -146,6 +146,18 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
             if m.alive { "" } else { " (GONE)" }
         );
     }
+    for a in &s.announcers {
+        let counts: crate::announce::Counts =
+            serde_json::from_value(a.counters.clone()).unwrap_or_default();
+        out!(
+            "cluster protocol on {} ({} at {}, written {}): {counts}",
+            a.node_id,
+            a.protocol,
+            a.addr,
+            chrono::DateTime::from_timestamp_millis(a.updated_ms)
+                .map_or_else(|| "-".to_owned(), |t| t.to_string())
+        );
+    }
     if let Some(w) = &s.mixed_versions {
         out!("MIXED: {w}");
     }

@@ -10,6 +10,7 @@
 //! `join` copies a lone node's rows into a cluster's database (`cluster join`).
 //! Each state change is one transaction.
 
+mod announce;
 mod canary;
 mod children;
 mod cluster;
@@ -39,6 +40,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::id::ServerId;
 use sql::{Conn, SqlError};
 
+pub use announce::Announcer;
 pub use children::{ChildReport, PurgedReports};
 pub use cluster::{IdTaken, Member};
 pub use links::{Binding, Link, LinkState, Refusal};

@@ -1,6 +1,7 @@
 //! A running node, the composition root: the interserver and station listeners, plus the
 //! background work its role needs (the follow loop on a child, re-signing on a top parent,
-//! the license sweep on every node), started together and stopped together.
+//! the license sweep on every node, the cluster protocol), started together and stopped
+//! together.
 
 mod tasks;
 
@@ -117,6 +118,11 @@ pub async fn run_with(
         holder.clone(),
         hub.config.server.lease_ttl,
         tasks::LogArchive(hub.clone()),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(crate::announce::run(
+        hub.clone(),
+        membership.listen.clone(),
         stop_rx.clone(),
     ));
     tasks.spawn(tasks::run(membership, stop_rx.clone()));

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::hub::Hub;
 use crate::license::ledger::Sweep;
@@ -21,6 +21,11 @@ pub trait Task: Send + 'static {
     fn at_start(&self) -> bool;
     /// One round; failures are logged by the round itself, the task goes on.
     fn round(&mut self) -> impl Future<Output = ()> + Send;
+    /// What starts a round before the pause ends, if anything (the cluster protocol wakes
+    /// the catch-up when a member announces a newer version).
+    fn woken_by(&self) -> Option<Arc<Notify>> {
+        None
+    }
 }
 
 /// Run `task` until `stop` changes.
@@ -29,9 +34,17 @@ pub async fn run(mut task: impl Task, mut stop: watch::Receiver<bool>) {
     if task.at_start() {
         task.round().await;
     }
+    let wake = task.woken_by();
+    let woken = || async {
+        match &wake {
+            Some(n) => n.notified().await,
+            None => std::future::pending().await,
+        }
+    };
     loop {
         tokio::select! {
             _ = tokio::time::sleep(task.every()) => {}
+            _ = woken() => {}
             _ = stop.changed() => return,
         }
         task.round().await;
@@ -307,6 +320,10 @@ impl Task for CatchUp {
         self.active().await;
         self.staged().await;
     }
+
+    fn woken_by(&self) -> Option<Arc<Notify>> {
+        Some(self.0.announce.catch_up_wake())
+    }
 }
 
 /// Live members other than this node (id, HOST:PORT), those serving `root` only if given,
@@ -323,7 +340,10 @@ fn member_sources(
             .filter(|m| {
                 m.node_id != h.id().as_str()
                     && now - m.last_seen < alive
-                    && root.is_none_or(|r| m.active_root.as_deref() == Some(r))
+                    && root.is_none_or(|r| {
+                        // A member that announced the version serves it before its row says so.
+                        m.active_root.as_deref() == Some(r) || h.announce.serves(&m.node_id, r)
+                    })
             })
             .map(|m| (m.node_id, m.listen))
             .collect();

@@ -200,6 +200,10 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
         "grant_cursors",
         "the cluster's cursors apply; a donor it has none for answers in full once",
     ),
+    (
+        "announcers",
+        "each node records where it hears the cluster protocol while it serves; this one will on the cluster's database",
+    ),
 ];
 
 impl Table {

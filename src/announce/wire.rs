@@ -1,0 +1,322 @@
+//! The cluster protocol's datagram: what a member announces, signed with the cluster's
+//! publisher key, and the checks a receiver makes before it believes one.
+//!
+//! Layout: `UHA1` (4 bytes), the announcement as JSON, the ed25519 signature of both
+//! (64 bytes); at most [`MAX_LEN`] bytes, so it fits one unfragmented datagram on any
+//! network (IPv6's minimum MTU is 1280).
+
+use std::collections::HashMap;
+
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::id::Root;
+
+/// The first bytes of every announcement (format 1).
+pub const MAGIC: &[u8; 4] = b"UHA1";
+/// The longest datagram sent or taken.
+pub const MAX_LEN: usize = 1200;
+const SIG_LEN: usize = 64;
+/// How far an announcement's time may be from the receiver's clock, either way: older is
+/// stale (and could be a replay the receiver no longer remembers), newer is a clock that
+/// is wrong or a forgery made for later.
+pub const WINDOW_MS: i64 = 30_000;
+/// How long a sender's last sequence number is remembered after its last accepted
+/// datagram: by then anything it sent before is outside [`WINDOW_MS`] on any clock the
+/// window accepts (a datagram's time is within the window when accepted; 3 windows on).
+const REMEMBER_MS: i64 = 3 * WINDOW_MS;
+/// Senders remembered at most (only validly signed datagrams add one).
+const REMEMBER_MAX: usize = 4096;
+
+/// A version as a member holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// Its number.
+    pub n: u64,
+    /// Its root.
+    pub root: Root,
+}
+
+/// What a member announces (field names short: the datagram stays small).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    /// The cluster's id (the database's `meta.cluster_id`).
+    pub cluster: String,
+    /// The fingerprint of the publisher key that signed it ([`key_fp`]).
+    pub key: String,
+    /// The member's node id.
+    pub node: String,
+    /// Its running process (random at start): sequence numbers count per process.
+    pub sender: String,
+    /// When that process started (unix ms): a newer process of the node supersedes older.
+    pub started_ms: i64,
+    /// "parent" (publishes) or "child" (follows a parent).
+    pub role: String,
+    /// Its active version.
+    pub active: Option<Version>,
+    /// Its staged version.
+    pub staged: Option<Version>,
+    /// The shared settings revision in force on it.
+    pub rev: i64,
+    /// The digest of its `[same]` settings ([`crate::config::Config::same_digest`]).
+    pub digest: String,
+    /// Its updhub version.
+    pub updhub: String,
+    /// When it was sent (unix ms).
+    pub at_ms: i64,
+    /// Its number in the process's sequence, from 1.
+    pub seq: u64,
+}
+
+/// Why a received datagram was dropped; each has its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Reject {
+    /// Not an announcement at all (size, magic, JSON).
+    #[error("not an updhub announcement (size, format or content)")]
+    Malformed,
+    /// Claims this cluster's key but its signature does not verify: forged or damaged.
+    #[error("its signature does not verify with the cluster's publisher key")]
+    BadSignature,
+    /// Another cluster's (another key, or another cluster id under this key).
+    #[error("it is another cluster's")]
+    Foreign,
+    /// Its time is outside [`WINDOW_MS`] of this node's clock.
+    #[error("its time is more than 30 s from this node's clock")]
+    Stale,
+    /// Its sequence number was seen already from that process, or the process was
+    /// superseded by a newer one of the same node.
+    #[error("it was received before (or its sender was restarted since)")]
+    Replayed,
+    /// This node's own (multicast loops back; a peer list may name this node).
+    #[error("this node sent it")]
+    Own,
+}
+
+/// An announcement that cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// Longer than [`MAX_LEN`] once encoded.
+    #[error("the announcement of node {node} takes {len} bytes, more than the {MAX_LEN} a datagram may; shorten server.id")]
+    TooLong {
+        /// The node.
+        node: String,
+        /// Its encoded length.
+        len: usize,
+    },
+}
+
+/// The fingerprint of a publisher key as announcements carry it (as `cluster check` shows).
+pub fn key_fp(k: &VerifyingKey) -> String {
+    crate::hub::fingerprint(k.as_bytes())
+}
+
+/// `a` as a signed datagram.
+///
+/// # Errors
+/// It would be longer than [`MAX_LEN`].
+pub fn encode(a: &Announcement, key: &SigningKey) -> Result<Vec<u8>, WireError> {
+    let mut out = MAGIC.to_vec();
+    serde_json::to_writer(&mut out, a).expect("an announcement serializes");
+    let sig = key.sign(&out);
+    out.extend_from_slice(&sig.to_bytes());
+    if out.len() > MAX_LEN {
+        return Err(WireError::TooLong {
+            node: a.node.clone(),
+            len: out.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// The announcement in `bytes` if it is one of `cluster`'s, signed with `key`.
+///
+/// # Errors
+/// [`Reject::Malformed`], [`Reject::Foreign`] or [`Reject::BadSignature`].
+pub fn decode(bytes: &[u8], key: &VerifyingKey, cluster: &str) -> Result<Announcement, Reject> {
+    if bytes.len() > MAX_LEN || bytes.len() < MAGIC.len() + SIG_LEN || !bytes.starts_with(MAGIC) {
+        return Err(Reject::Malformed);
+    }
+    let (signed, sig) = bytes.split_at(bytes.len() - SIG_LEN);
+    let a: Announcement =
+        serde_json::from_slice(&signed[MAGIC.len()..]).map_err(|_| Reject::Malformed)?;
+    // Another cluster's key cannot be checked here: it is foreign, not forged.
+    if a.key != key_fp(key) {
+        return Err(Reject::Foreign);
+    }
+    let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| Reject::BadSignature)?;
+    key.verify(signed, &sig).map_err(|_| Reject::BadSignature)?;
+    if a.cluster != cluster {
+        return Err(Reject::Foreign);
+    }
+    Ok(a)
+}
+
+/// What a receiver remembers of each sender process, to refuse what it took once already.
+/// A process is remembered [`REMEMBER_MS`] after its last datagram taken; anything it sent
+/// before is stale by then, so a replay is refused either way. A restarted node is a new
+/// process: its sequence starts again at 1 and is taken.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// (node, sender process) → (the last sequence number taken, when, unix ms).
+    last: HashMap<(String, String), (u64, i64)>,
+}
+
+impl Replay {
+    /// Whether `a` (authentic, see [`decode`]) is new to the receiver, process `me_sender`
+    /// of node `me`, at `now_ms`; if so it is remembered. Another process of the receiver's
+    /// own node (the command line after `config set`) is heard like a member.
+    ///
+    /// # Errors
+    /// [`Reject::Own`], [`Reject::Stale`] or [`Reject::Replayed`].
+    pub fn admit(
+        &mut self,
+        a: &Announcement,
+        me: &str,
+        me_sender: &str,
+        now_ms: i64,
+    ) -> Result<(), Reject> {
+        if a.node == me && a.sender == me_sender {
+            return Err(Reject::Own);
+        }
+        if (a.at_ms - now_ms).abs() > WINDOW_MS {
+            return Err(Reject::Stale);
+        }
+        let key = (a.node.clone(), a.sender.clone());
+        if self.last.get(&key).is_some_and(|&(seq, _)| a.seq <= seq) {
+            return Err(Reject::Replayed);
+        }
+        if self.last.len() >= REMEMBER_MAX {
+            self.last.retain(|_, (_, at)| now_ms - *at < REMEMBER_MS);
+        }
+        self.last.insert(key, (a.seq, now_ms));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(key: &SigningKey, at_ms: i64, seq: u64) -> Announcement {
+        Announcement {
+            cluster: "m1".into(),
+            key: key_fp(&key.verifying_key()),
+            node: "m2".into(),
+            sender: "0123456789abcdef".into(),
+            started_ms: at_ms - 5000,
+            role: "parent".into(),
+            active: Some(Version {
+                n: 7,
+                root: Root(crate::id::BlobId::of(b"seven")),
+            }),
+            staged: Some(Version {
+                n: 8,
+                root: Root(crate::id::BlobId::of(b"eight")),
+            }),
+            rev: 3,
+            digest: "0123456789abcdef".into(),
+            updhub: env!("CARGO_PKG_VERSION").into(),
+            at_ms,
+            seq,
+        }
+    }
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    #[test]
+    fn an_announcement_round_trips_and_is_small() {
+        let k = key(1);
+        let a = sample(&k, 1_000_000, 1);
+        let bytes = encode(&a, &k).unwrap();
+        assert!(bytes.len() < 600, "{} bytes", bytes.len());
+        assert_eq!(decode(&bytes, &k.verifying_key(), "m1").unwrap(), a);
+    }
+
+    #[test]
+    fn garbage_forgeries_and_other_clusters_are_told_apart() {
+        let (k, other) = (key(1), key(2));
+        let vk = k.verifying_key();
+        let a = sample(&k, 1_000_000, 1);
+        for junk in [
+            &b""[..],
+            b"UHA1",
+            &[0u8; 100],
+            &[b'U'; MAX_LEN + 1],
+            b"UHA1{\"not\":\"it\"}0123456789012345678901234567890123456789012345678901234567890123",
+        ] {
+            assert_eq!(decode(junk, &vk, "m1"), Err(Reject::Malformed));
+        }
+        // Too long: refused when sent, and when received.
+        let mut long = a.clone();
+        long.node = "n".repeat(MAX_LEN);
+        assert!(matches!(encode(&long, &k), Err(WireError::TooLong { .. })));
+        // Signed with another key while naming this cluster's: forged.
+        let mut bytes = encode(&a, &other).unwrap();
+        assert_eq!(decode(&bytes, &vk, "m1"), Err(Reject::BadSignature));
+        // Changed after signing: forged.
+        bytes = encode(&a, &k).unwrap();
+        let at = bytes.len() - 70;
+        bytes[at] ^= 1;
+        assert!(matches!(
+            decode(&bytes, &vk, "m1"),
+            Err(Reject::BadSignature | Reject::Malformed)
+        ));
+        let last = bytes.len() - 1;
+        bytes = encode(&a, &k).unwrap();
+        bytes[last] ^= 1;
+        assert_eq!(decode(&bytes, &vk, "m1"), Err(Reject::BadSignature));
+        // Another cluster's key, or this key with another cluster id.
+        let theirs = sample(&other, 1_000_000, 1);
+        assert_eq!(
+            decode(&encode(&theirs, &other).unwrap(), &vk, "m1"),
+            Err(Reject::Foreign)
+        );
+        assert_eq!(
+            decode(&encode(&a, &k).unwrap(), &vk, "other-cluster"),
+            Err(Reject::Foreign)
+        );
+    }
+
+    #[test]
+    fn own_stale_and_replayed_announcements_are_refused_and_a_restart_is_not_a_replay() {
+        let k = key(1);
+        let now = 1_000_000;
+        let mut r = Replay::default();
+        let a = sample(&k, now, 1);
+        assert_eq!(r.admit(&a, "m1", "me", now), Ok(()));
+        assert_eq!(r.admit(&a, "m1", "me", now + 10), Err(Reject::Replayed));
+        assert_eq!(r.admit(&a, "m2", &a.sender, now), Err(Reject::Own));
+        let next = sample(&k, now + 1000, 2);
+        assert_eq!(r.admit(&next, "m1", "me", now + 1000), Ok(()));
+        assert_eq!(r.admit(&a, "m1", "me", now + 1000), Err(Reject::Replayed));
+        for at in [now - WINDOW_MS - 1, now + WINDOW_MS + 1] {
+            assert_eq!(
+                r.admit(&sample(&k, at, 9), "m1", "me", now),
+                Err(Reject::Stale)
+            );
+        }
+        // The node restarts: a new process counts from 1 again and is taken; the old
+        // process's datagrams are still refused when replayed.
+        let mut restarted = sample(&k, now + 2000, 1);
+        restarted.sender = "fedcba9876543210".into();
+        restarted.started_ms = now + 1500;
+        assert_eq!(r.admit(&restarted, "m1", "me", now + 2000), Ok(()));
+        assert_eq!(
+            r.admit(&next, "m1", "me", now + 2100),
+            Err(Reject::Replayed)
+        );
+        // Another process of the receiver's own node is heard.
+        let cli = Announcement {
+            sender: "1111111111111111".into(),
+            ..sample(&k, now, 1)
+        };
+        assert_eq!(r.admit(&cli, "m2", "me", now), Ok(()));
+        // By the time a process is forgotten, a replay of anything it sent is stale.
+        assert_eq!(
+            r.admit(&a, "m1", "me", now + REMEMBER_MS),
+            Err(Reject::Stale)
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! `announce.rs` again, on PostgreSQL: the same test code, the other engine
+//! (`common::on_postgres` tells by this binary's name; `UPDHUB_TEST_PG_URL` names the
+//! server, which `.ci/run` starts). The tests with several members run only here.
+
+#[path = "announce.rs"]
+mod on_postgres;
