@@ -9,6 +9,10 @@
 //! wait for `p2` to learn of the version from the shared database (or at once, from the
 //! cluster protocol). Every node runs in this process with real listeners and TLS.
 //!
+//! The same topology is measured twice in one process: with the cluster protocol on
+//! (unicast on 127.0.0.1 between the two members) and off (every datagram lost: the
+//! members converge through their database polls only).
+//!
 //! Each of `RUNS` (default 7) runs publishes the other of two contents under a new number
 //! (every node holds both after the first runs: the figure is the cluster's reaction, not
 //! the transfer) and times until the last child holds it active (polled every millisecond).
@@ -34,8 +38,20 @@ async fn wait(what: &str, f: impl Fn() -> bool) {
     }
 }
 
-/// One parent cluster with `n` children; returns each run's seconds.
-async fn measure(label: &str, n: usize, runs: usize) -> Vec<f64> {
+/// `hub` reopened with the cluster protocol on unicast, on 127.0.0.1 at any free port (the
+/// members find each other's ports in the shared database).
+fn with_protocol(hub: Arc<Hub>) -> Arc<Hub> {
+    let (data, mut cfg) = (hub.data.clone(), hub.config.clone());
+    drop(hub);
+    cfg.cluster.protocol = updhub::config::Protocol::Unicast;
+    cfg.cluster.interface = std::net::Ipv4Addr::LOCALHOST;
+    cfg.cluster.port = 0;
+    Arc::new(Hub::open_with(&data, cfg).expect("reopen"))
+}
+
+/// One parent cluster with `n` children, the cluster protocol on or off; returns each run's
+/// seconds, sorted.
+async fn measure(label: &str, protocol: bool, n: usize, runs: usize) -> Vec<f64> {
     let Some(db) = new_pg_database() else {
         eprintln!("converge needs PostgreSQL: start one with `eval \"$(bash scripts/pg-throwaway.sh start)\"`");
         std::process::exit(2);
@@ -61,6 +77,11 @@ async fn measure(label: &str, n: usize, runs: usize) -> Vec<f64> {
             ..Default::default()
         },
     );
+    let (p1, p2) = if protocol {
+        (with_protocol(p1), with_protocol(p2))
+    } else {
+        (p1, p2)
+    };
     p1.mirror(None, false).await.expect("mirror");
     p1.publish(None).expect("publish");
     // Children count as reporting for the whole run (they report at each long-poll answer).
@@ -149,12 +170,19 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let polling = rt.block_on(measure("polling only", n, runs));
+    let with = rt.block_on(measure("protocol", true, n, runs));
+    let without = rt.block_on(measure("polling only", false, n, runs));
     let med = |t: &[f64]| t[t.len() / 2];
+    for (label, t) in [("protocol", &with), ("polling only", &without)] {
+        println!(
+            "{label}: median {:.3} s, min {:.3} s, max {:.3} s over {runs} runs ({n} children; goal <= 2 s)",
+            med(t),
+            t[0],
+            t[t.len() - 1]
+        );
+    }
     println!(
-        "polling only: median {:.3} s, min {:.3} s, max {:.3} s over {runs} runs ({n} children; goal <= 2 s)",
-        med(&polling),
-        polling[0],
-        polling[polling.len() - 1]
+        "polling only / protocol: {:.2}x",
+        med(&without) / med(&with)
     );
 }
