@@ -201,7 +201,7 @@ pub struct Status {
     pub parents: Vec<String>,
     /// A top parent's cluster: the member that holds the publisher role live, if any.
     pub publisher: Option<String>,
-    /// Children's last reports (a parent).
+    /// Children's last reports (a parent), each child's latest to any member of the cluster.
     pub children: Vec<ChildStatus>,
     /// Whether the demo license issuer is among the trusted issuers (the demo set-up of
     /// `serve`): its keys are demo licenses, not for production.
@@ -982,12 +982,19 @@ impl Hub {
                 Published::sign(root, n, expires, &key)
             })?
             .map_err(|publisher| {
-                Error::State(format!(
-                    "node {} is a standby: {} is the cluster's publisher (it runs the scheduled mirror and publish), and only the publisher publishes, so the cluster's versions come from one mirror; publish on {}, or make this node the publisher with `updhub cluster promote` and publish again",
-                    self.id(),
-                    publisher.node,
-                    publisher.node
-                ))
+                Error::State(if publisher.node == self.id().as_str() {
+                    format!(
+                        "another process of node {} (instance {}, not this data folder's: a restored or copied data folder) holds the cluster's publisher role until its lease expires (server.lease_ttl); publish again after that, or take the role now with `updhub cluster promote`",
+                        publisher.node, publisher.instance
+                    )
+                } else {
+                    format!(
+                        "node {} is a standby: {} is the cluster's publisher (it runs the scheduled mirror and publish), and only the publisher publishes, so the cluster's versions come from one mirror; publish on {}, or make this node the publisher with `updhub cluster promote` and publish again",
+                        self.id(),
+                        publisher.node,
+                        publisher.node
+                    )
+                })
             })?;
         self.versions_moved();
         Ok(r)
@@ -1485,11 +1492,13 @@ impl Hub {
             Some(_) => self.db.cluster_staged()?.map(|s| s.published.root),
             None => None,
         };
+        // Each child's latest report, whichever member it reached: a child with several
+        // parents reports to the one it syncs from.
         let children = self
             .db
-            .children()?
+            .cluster_children()?
             .into_iter()
-            .map(|r| ChildStatus {
+            .map(|(r, _)| ChildStatus {
                 in_sync: current.as_ref().map(|p| p.root) == r.root,
                 test_group: rolling.is_some() && rolling == r.root,
                 config_matches: r.config_digest == digest,
