@@ -310,8 +310,9 @@ pub async fn hold_role<D: HasDb>(
                 if *holds.borrow() {
                     tracing::warn!(
                         role,
-                        "{:?} holds the role now: this node steps down and is a standby",
-                        row.holder.map(|h| h.node)
+                        "{} holds the role now: this node steps down and is a standby",
+                        row.holder
+                            .map_or_else(|| "another member".to_owned(), |h| h.node)
                     );
                 }
                 until = None;
