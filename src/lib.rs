@@ -17,8 +17,9 @@
 //! - [`join`]: `cluster join`, a lone node's database moved into a cluster's.
 //! - [`lock`]: one server per data folder.
 //! - [`leases`]: tasks that run on exactly one node of a cluster, chosen by a lease in the
-//!   shared database, once a period.
-//! - [`node`]: a running node: its listeners and background tasks, started and stopped together.
+//!   shared database, once a period; and the publisher role, a lease too.
+//! - [`node`]: a running node: its listeners and background tasks, started and stopped together
+//!   (on a top parent's members, the publisher's tasks only on the role's holder).
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
 //! - [`switch`]: the two-phase switch: a version is staged, then activated for the whole
 //!   cluster at once; the one rule that decides when.

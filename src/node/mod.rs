@@ -1,6 +1,8 @@
 //! A running node, the composition root: the interserver and station listeners, plus the
-//! background work its role needs (the follow loop on a child, re-signing on a top parent,
-//! the license sweep on every node), started together and stopped together.
+//! background work its role needs (the follow loop on a child, over its parents in order;
+//! the publisher role on a top parent's members, with re-signing, the scheduled mirror and
+//! activation on its holder; the license sweep on every node), started together and stopped
+//! together.
 
 mod publisher;
 mod tasks;
