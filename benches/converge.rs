@@ -116,6 +116,8 @@ async fn measure(label: &str, protocol: bool, n: usize, runs: usize) -> Vec<f64>
     eprintln!("{label}: {n} children on version 1");
     common::set_zone_revision(&zone, "2026112402");
     p1.mirror(None, false).await.expect("mirror");
+    // Only the publisher publishes: p1 takes the role (p2 may have taken it first).
+    p1.promote().expect("promote");
     let mut times = Vec::new();
     for r in 0..runs {
         let started = Instant::now();

@@ -1378,29 +1378,85 @@ async fn long_poll(
     Ok(if now == seen { Poll::Same } else { Poll::Moved })
 }
 
-/// Keep following the parent until `shutdown` flips: sync, then long-poll the parent until
-/// its active or staged version moves (so a staged version is fetched and an activation
-/// switched to within about a second), syncing anyway every `upstream.sync_interval`;
-/// backing off after failures, warning as the current version's expiry nears.
+/// [`sync_once`] from the first of `parents` that syncs: each is tried in order while
+/// the ones before it fail (`failed` hears each failure). Returns which one synced (its
+/// index) and its report, or the last failure when none did.
+///
+/// # Errors
+/// Every parent failed: the last one's error.
+pub async fn sync_first(
+    hub: &Arc<Hub>,
+    parents: &[String],
+    mut failed: impl FnMut(&str, &SyncError),
+) -> Result<(usize, SyncReport), SyncError> {
+    let mut last = None;
+    for (i, parent) in parents.iter().enumerate() {
+        match sync_once(hub, parent).await {
+            Ok(r) => return Ok((i, r)),
+            Err(e) => {
+                failed(parent, &e);
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| SyncError::Network {
+        url: "upstream.parents".into(),
+        why: "no parent is configured: set upstream.parent or upstream.parents".into(),
+    }))
+}
+
+/// Keep following the parents until `shutdown` flips: sync from the first that answers
+/// (`upstream.parents` in order: the first again at every sync, so a child on a fallback
+/// returns to the first within a sync interval of it coming back), then long-poll that
+/// parent until its active or staged version moves (so a staged version is fetched and an
+/// activation switched to within about a second), syncing anyway every
+/// `upstream.sync_interval`; backing off after failures, warning as the current version's
+/// expiry nears. With one parent, that one is all there is.
 pub async fn follow(
     hub: Arc<Hub>,
-    parent: String,
+    parents: Vec<String>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut failures = 0u32;
+    // The parent synced from last (an index into `parents`).
+    let mut using: Option<usize> = None;
     loop {
         let interval = hub.live().upstream.sync_interval;
-        let seen = match sync_once(&hub, &parent).await {
-            Ok(r) => {
+        let quiet = using.is_some_and(|u| u > 0);
+        let synced = sync_first(&hub, &parents, |parent, e| {
+            // On a fallback, the first parent is tried at every sync: its failure was
+            // told when this node left it.
+            if quiet && parents.len() > 1 {
+                tracing::debug!("sync from {parent} failed: {e}");
+            } else {
+                tracing::warn!("sync from {parent} failed: {e}");
+            }
+        })
+        .await;
+        let seen = match synced {
+            Ok((i, r)) => {
                 failures = 0;
+                if using.is_some_and(|u| u != i) || (using.is_none() && i > 0) {
+                    tracing::warn!(
+                        "syncing from parent {} now ({} of {} in upstream.parents{})",
+                        parents[i],
+                        i + 1,
+                        parents.len(),
+                        if i == 0 {
+                            ": the first is back"
+                        } else {
+                            ": the ones before it fail"
+                        }
+                    );
+                }
+                using = Some(i);
                 if r.changed || r.fresh_stage {
                     tracing::info!("{r}");
                 }
-                Some(r.seen)
+                Some((i, r.seen))
             }
-            Err(e) => {
+            Err(_) => {
                 failures = failures.saturating_add(1);
-                tracing::warn!("sync from {parent} failed: {e}");
                 None
             }
         };
@@ -1413,7 +1469,8 @@ pub async fn follow(
         let until = tokio::time::Instant::now() + wait;
         let waited = async {
             // After a failure (no `seen`), only the backoff's sleep.
-            if let Some(seen) = seen {
+            if let Some((i, seen)) = seen {
+                let parent = &parents[i];
                 let most = Duration::from_secs(crate::proto::MAX_WAIT_SECS);
                 let mut backoff = Backoff::new();
                 loop {
@@ -1422,7 +1479,7 @@ pub async fn follow(
                         break;
                     }
                     let asked = tokio::time::Instant::now();
-                    match long_poll(&hub, &parent, seen, left.min(most)).await {
+                    match long_poll(&hub, parent, seen, left.min(most)).await {
                         Ok(Poll::Moved) => return,
                         // A parent that answers "nothing moved" without holding the request
                         // must not make this a busy loop.
@@ -1431,6 +1488,12 @@ pub async fn follow(
                         }
                         Ok(Poll::Same) => backoff = Backoff::new(),
                         Ok(Poll::Unsupported) => break,
+                        // With other parents to go to, a parent that stops answering is
+                        // left at once: the next sync tries them in order.
+                        Err(e) if parents.len() > 1 => {
+                            tracing::debug!("long-poll of {parent} failed: {e}");
+                            return;
+                        }
                         Err(e) => {
                             // A blip must not cost a whole sync interval: poll again after
                             // a backoff (at most MAX_BACKOFF apart while the parent is down).

@@ -403,6 +403,11 @@ pub struct UpstreamSection {
     /// Irrelevant: a child names its parent's URL; `serve` then follows it.
     #[serde(default)]
     pub parent: Option<String>,
+    /// Irrelevant: a child's parents in order, members of one parent cluster: `serve`
+    /// follows the first, the next while it fails, and the first again once it answers
+    /// (tried first every sync). Either this or `parent`, not both.
+    #[serde(default)]
+    pub parents: Vec<String>,
     /// Irrelevant: the interserver URL of the node this one is linked to as a peer (`link
     /// join` with a peer token writes it); `serve` exchanges licenses with it every
     /// `sync_interval`.
@@ -692,11 +697,23 @@ fn default_db() -> String {
     "sqlite:updhub.db".into()
 }
 
+impl UpstreamSection {
+    /// A child's parents in the order it tries them: `parents`, or `parent` as a list of
+    /// one; empty on a top parent.
+    pub fn parent_urls(&self) -> Vec<String> {
+        match &self.parent {
+            Some(p) => vec![p.clone()],
+            None => self.parents.clone(),
+        }
+    }
+}
+
 impl Default for UpstreamSection {
     fn default() -> Self {
         UpstreamSection {
             zone: default_zone(),
             parent: None,
+            parents: Vec::new(),
             peer: None,
             sync_interval: default_sync_interval(),
             parallel: default_parallel(),
@@ -888,6 +905,29 @@ impl Config {
                     "upstream.parent",
                     format!("{p:?}"),
                     "a parent is an https:// URL, e.g. \"https://10.0.0.1:8443\"; delete the line on the top parent",
+                ));
+            }
+            if !self.upstream.parents.is_empty() {
+                return Err(invalid(
+                    "upstream.parents",
+                    format!("{:?}", self.upstream.parents),
+                    &format!("upstream.parent ({p:?}) is set too: keep one of them, e.g. parents = [{p:?}, ...] with the parent line deleted"),
+                ));
+            }
+        }
+        for (i, p) in self.upstream.parents.iter().enumerate() {
+            if !p.starts_with("https://") {
+                return Err(invalid(
+                    "upstream.parents",
+                    format!("{p:?}"),
+                    "each parent is an https:// URL of a member of the parent cluster, e.g. parents = [\"https://10.0.0.1:8443\", \"https://10.0.0.2:8443\"]",
+                ));
+            }
+            if self.upstream.parents[..i].contains(p) {
+                return Err(invalid(
+                    "upstream.parents",
+                    format!("{p:?}"),
+                    "it is listed twice: list each member of the parent cluster once, in the order to try them",
                 ));
             }
         }
@@ -1175,9 +1215,10 @@ impl Config {
     /// The commented file `init` writes.
     pub fn to_commented_toml(&self) -> String {
         let d = |d: Duration| humantime::format_duration(d).to_string();
-        let parent = match &self.upstream.parent {
-            Some(p) => format!("parent = {p:?}"),
-            None => "# parent = \"https://parent.example:8443\"".into(),
+        let parent = match (&self.upstream.parent, self.upstream.parents.as_slice()) {
+            (Some(p), _) => format!("parent = {p:?}"),
+            (None, []) => "# parent = \"https://parent.example:8443\"\n# parents = [\"https://a.parent.example:8443\", \"https://b.parent.example:8443\"]".into(),
+            (None, ps) => format!("parents = {ps:?}"),
         };
         let peer = match &self.upstream.peer {
             Some(p) => format!("peer = {p:?}"),
@@ -1218,6 +1259,8 @@ report_retention = "{rret}"
 # [same] The zone a parent mirrors: a folder or an https:// URL (another updhub's /v1/zone).
 zone = {zone:?}
 # [irrelevant] A child's parent. With it set, `updhub serve` also follows the parent.
+# Or several members of the parent cluster in order (parents, not both): the next one is
+# used while the first fails, and the first again once it answers (tried every sync).
 {parent}
 # [irrelevant] The node this one is linked to as a peer (licenses only, no updates);
 # `link join` writes it. `updhub serve` exchanges licenses with it every sync_interval.
@@ -1585,5 +1628,48 @@ mod tests {
         bad("announce_every = \"10ms\"", "cluster.announce_every");
         bad("interface = \"239.1.1.1\"", "cluster.interface");
         bad("protocol = \"broadcast\"", "protocol");
+    }
+
+    #[test]
+    fn a_child_lists_several_parents_or_one_never_both() {
+        let p = Path::new("u.toml");
+        let parse = |upstream: &str| {
+            Config::parse(
+                &format!("[server]\nid = \"c1\"\n[upstream]\n{upstream}\n"),
+                p,
+            )
+        };
+        let c = parse("parents = [\"https://a:8443\", \"https://b:8443\"]").unwrap();
+        assert_eq!(
+            c.upstream.parent_urls(),
+            ["https://a:8443", "https://b:8443"]
+        );
+        let text = c.to_commented_toml();
+        let back = Config::parse(&text, p).unwrap();
+        assert_eq!(back.upstream.parent_urls(), c.upstream.parent_urls());
+        // One parent is a list of one; none is a top parent.
+        let one = parse("parent = \"https://a:8443\"").unwrap();
+        assert_eq!(one.upstream.parent_urls(), ["https://a:8443"]);
+        assert!(parse("").unwrap().upstream.parent_urls().is_empty());
+        for (bad, says) in [
+            (
+                "parent = \"https://a:8443\"\nparents = [\"https://b:8443\"]",
+                "keep one of them",
+            ),
+            (
+                "parents = [\"https://a:8443\", \"http://b:8443\"]",
+                "https:// URL",
+            ),
+            (
+                "parents = [\"https://a:8443\", \"https://a:8443\"]",
+                "listed twice",
+            ),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("upstream.parents") && e.contains(says),
+                "{bad}: {e}"
+            );
+        }
     }
 }

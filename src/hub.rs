@@ -197,9 +197,13 @@ pub struct Status {
     /// A parent whose zone was not read successfully for longer than `upstream.stale_after`,
     /// or whose last scheduled run failed: what is wrong and what to do.
     pub upstream_warning: Option<String>,
-    /// The last sync attempt (a child).
+    /// The last sync attempt (a child): its parent is the one it syncs from now.
     pub sync: Option<SyncState>,
-    /// Children's last reports (a parent).
+    /// A child's parents in the order it tries them (`upstream.parents`).
+    pub parents: Vec<String>,
+    /// A top parent's cluster: the member that holds the publisher role live, if any.
+    pub publisher: Option<String>,
+    /// Children's last reports (a parent), each child's latest to any member of the cluster.
     pub children: Vec<ChildStatus>,
     /// Whether the demo license issuer is among the trusted issuers (the demo set-up of
     /// `serve`): its keys are demo licenses, not for production.
@@ -622,7 +626,7 @@ impl Hub {
 
     /// Whether this node follows a parent.
     pub fn is_child(&self) -> bool {
-        self.config.upstream.parent.is_some()
+        !self.config.upstream.parent_urls().is_empty()
     }
 
     /// `keys export --to DIR`: the shared cluster keys, for `init --keys-from` on another node.
@@ -983,11 +987,84 @@ impl Hub {
         let key = self.keys.signing.clone();
         // Staged first while some child reports: it becomes active when they hold it.
         let stage = self.stages_first()?;
-        let r = self.db.publish(root, files, bytes, ttl, now, stage, |n| {
-            Published::sign(root, n, expires, &key)
-        })?;
+        let me = self.holder()?;
+        let r = self
+            .db
+            .publish(&me, root, files, bytes, ttl, now, stage, |n| {
+                Published::sign(root, n, expires, &key)
+            })?
+            .map_err(|publisher| {
+                Error::State(if publisher.node == self.id().as_str() {
+                    format!(
+                        "another process of node {} (instance {}, not this data folder's: a restored or copied data folder) holds the cluster's publisher role until its lease expires (server.lease_ttl); publish again after that, or take the role now with `updhub cluster promote`",
+                        publisher.node, publisher.instance
+                    )
+                } else {
+                    format!(
+                        "node {} is a standby: {} is the cluster's publisher (it runs the scheduled mirror and publish), and only the publisher publishes, so the cluster's versions come from one mirror; publish on {}, or make this node the publisher with `updhub cluster promote` and publish again",
+                        self.id(),
+                        publisher.node,
+                        publisher.node
+                    )
+                })
+            })?;
         self.versions_moved();
         Ok(r)
+    }
+
+    /// This process as a lease holder: the node id and its data folder's instance token (a
+    /// CLI command and `serve` on one data folder are the same holder).
+    ///
+    /// # Errors
+    /// The instance token cannot be read or written.
+    pub fn holder(&self) -> Result<crate::leases::Holder, Error> {
+        Ok(crate::leases::Holder {
+            node: self.id().to_string(),
+            instance: self.instance()?,
+        })
+    }
+
+    /// `cluster promote`: this node takes the publisher role now (see
+    /// [`crate::leases::PUBLISHER`]); the member that held it steps down at its next
+    /// renewal. Returns the node that held it live before (`None`: nobody, or this node).
+    /// The role is kept by this node's `serve`; a node that does not serve loses it again
+    /// after `server.lease_ttl`.
+    ///
+    /// # Errors
+    /// A child (its parent cluster publishes), or database errors.
+    pub fn promote(&self) -> Result<Option<String>, Error> {
+        if self.is_child() {
+            return Err(Error::State(
+                "this node follows a parent (upstream.parent(s) is set): only a member of the top parent's cluster can be its publisher; run `updhub cluster promote` on one of them".into(),
+            ));
+        }
+        let me = self.holder()?;
+        let ttl = i64::try_from(self.live().server.lease_ttl.as_millis()).unwrap_or(i64::MAX / 4);
+        let before = self.db.take_lease(
+            crate::leases::PUBLISHER,
+            &me,
+            Utc::now().timestamp_millis(),
+            ttl,
+        )?;
+        tracing::info!(from = ?before.as_ref().map(|h| &h.node), "this node took the publisher role (cluster promote)");
+        Ok(before.map(|h| h.node))
+    }
+
+    /// The cluster's publisher: the node that holds the role live, or `None` (no member
+    /// serves, or its lease expired and no standby took it yet).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn publisher(&self) -> Result<Option<String>, Error> {
+        let now = Utc::now().timestamp_millis();
+        Ok(self
+            .db
+            .leases()?
+            .into_iter()
+            .find(|l| l.task == crate::leases::PUBLISHER)
+            .filter(|l| l.expires_ms > now)
+            .and_then(|l| l.holder)
+            .map(|h| h.node))
     }
 
     /// Re-sign the published version if less than half its validity is left (a running
@@ -1427,11 +1504,13 @@ impl Hub {
             Some(_) => self.db.cluster_staged()?.map(|s| s.published.root),
             None => None,
         };
+        // Each child's latest report, whichever member it reached: a child with several
+        // parents reports to the one it syncs from.
         let children = self
             .db
-            .children()?
+            .cluster_children()?
             .into_iter()
-            .map(|r| ChildStatus {
+            .map(|(r, _)| ChildStatus {
                 in_sync: current.as_ref().map(|p| p.root) == r.root,
                 test_group: rolling.is_some() && rolling == r.root,
                 config_matches: r.config_digest == digest,
@@ -1481,6 +1560,12 @@ impl Hub {
             canary,
             mirrored,
             sync: self.db.sync_state()?,
+            parents: self.config.upstream.parent_urls(),
+            publisher: if self.is_child() {
+                None
+            } else {
+                self.publisher()?
+            },
             children,
             demo_issuer_trusted: live.trusts_demo_issuer(),
             config_digest: digest,

@@ -277,6 +277,11 @@ pub async fn run<D: HasDb>(
                     run_once(&owner, &me, ttl, period, &mut task, row.next_run_ms).await;
                 }
             }
+        } else if held {
+            // Turned off here (a setting at 0, or this node stepped down as publisher): the
+            // lease goes back at once, so the member that runs it now need not wait out the TTL.
+            release(&owner, name, &me).await;
+            held = false;
         }
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
@@ -284,12 +289,77 @@ pub async fn run<D: HasDb>(
         }
     }
     if held {
-        let (owner2, me2) = (owner.clone(), me.clone());
-        match tokio::task::spawn_blocking(move || owner2.db().release_lease(name, &me2)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(task = name, "releasing the lease: {e}"),
-            Err(e) => tracing::warn!(task = name, "releasing the lease: {e}"),
+        release(&owner, name, &me).await;
+    }
+}
+
+/// Give the lease of `task` up on the blocking pool, logging a failure (it then expires).
+async fn release<D: HasDb>(owner: &Arc<D>, task: &'static str, me: &Holder) {
+    let (owner, me) = (owner.clone(), me.clone());
+    match tokio::task::spawn_blocking(move || owner.db().release_lease(task, &me)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(task, "releasing the lease: {e}"),
+        Err(e) => tracing::warn!(task, "releasing the lease: {e}"),
+    }
+}
+
+/// The lease that makes one member of a top-parent cluster its publisher: the member that
+/// runs the scheduled mirror and publish, re-signing and the activation rule.
+pub const PUBLISHER: &str = "publisher";
+
+/// Hold the role lease `role` for `me` until `stop` changes: take or renew it every third
+/// of `ttl` and tell `holds` whether this process has it (a renewal refused because
+/// another member took it, by `cluster promote` or after this one stopped renewing, steps
+/// down; a renewal that could not reach the database keeps the role until the lease this
+/// process last wrote expires); on stop, release it so a standby takes it at once.
+pub async fn hold_role<D: HasDb>(
+    owner: Arc<D>,
+    me: Holder,
+    ttl: Duration,
+    role: &'static str,
+    holds: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut until: Option<tokio::time::Instant> = None;
+    let mut first = true;
+    loop {
+        let asked = tokio::time::Instant::now();
+        let now_held = match acquire(&owner, role, &me, ttl, ttl).await {
+            Some((Outcome::Refused, row)) => {
+                if *holds.borrow() {
+                    tracing::warn!(
+                        role,
+                        "{} holds the role now: this node steps down and is a standby",
+                        row.holder
+                            .map_or_else(|| "another member".to_owned(), |h| h.node)
+                    );
+                }
+                until = None;
+                false
+            }
+            Some(_) => {
+                if !*holds.borrow() {
+                    tracing::info!(role, "this node holds the role now");
+                }
+                until = Some(asked + ttl);
+                true
+            }
+            None => until.is_some_and(|u| tokio::time::Instant::now() < u),
+        };
+        if std::mem::take(&mut first) {
+            // The first answer is always sent: `node::run` waits for it.
+            holds.send_replace(now_held);
+        } else {
+            holds.send_if_modified(|h| std::mem::replace(h, now_held) != now_held);
         }
+        tokio::select! {
+            _ = tokio::time::sleep(ttl / 3) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    holds.send_replace(false);
+    if until.is_some() {
+        release(&owner, role, &me).await;
     }
 }
 

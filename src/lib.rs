@@ -17,11 +17,12 @@
 //! - [`join`]: `cluster join`, a lone node's database moved into a cluster's.
 //! - [`lock`]: one server per data folder.
 //! - [`leases`]: tasks that run on exactly one node of a cluster, chosen by a lease in the
-//!   shared database, once a period.
+//!   shared database, once a period; and the publisher role, a lease too.
 //! - [`announce`]: the cluster protocol: members announce their versions and settings in
 //!   signed UDP datagrams and act at once on what they hear (the database polls converge
 //!   without it).
-//! - [`node`]: a running node: its listeners and background tasks, started and stopped together.
+//! - [`node`]: a running node: its listeners and background tasks, started and stopped together
+//!   (on a top parent's members, the publisher's tasks only on the role's holder).
 //! - [`server`]: the mutual-TLS interserver API (hyper over tokio-rustls).
 //! - [`switch`]: the two-phase switch: a version is staged, then activated for the whole
 //!   cluster at once; the one rule that decides when.

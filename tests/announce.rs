@@ -214,6 +214,8 @@ async fn publish_next(
     revision: &str,
 ) -> updhub::repo::Published {
     set_zone_revision(zone, revision);
+    // Only the publisher publishes, and any serving member may hold the role: take it.
+    hub.promote().unwrap();
     mirror_and_publish(hub).await
 }
 

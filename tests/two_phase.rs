@@ -354,6 +354,9 @@ async fn children_of_two_members_of_a_parent_cluster_stage_and_switch_together()
     a.set_shared_setting("upstream.sync_interval", "1h")
         .unwrap();
     let (sa, sb) = (start(a.clone()).await, start(b.clone()).await);
+    // A publishes below: only the cluster's publisher does, whichever member took the
+    // role as they started (tests/failover.rs tests the role itself).
+    a.promote().unwrap();
     wait_for("b to hold version 1", || active(&b) == 1).await;
     // One child on each member.
     let c1 = child_of(dir.path(), "c1", &a, Some(sa.url.clone()));

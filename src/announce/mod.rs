@@ -491,10 +491,19 @@ async fn announcement(hub: &Arc<Hub>, me: &mut Sender) -> Option<Vec<u8>> {
                 root: p.root,
             })
         };
-        Ok::<_, crate::db::DbError>((v(h.db.published()?), v(h.db.staged()?)))
+        // The role as the members see it: the publisher role's holder, a standby of the
+        // top parent's cluster, or a child (a node following a parent).
+        let role = if h.is_child() {
+            "child"
+        } else if h.publisher().ok().flatten().as_deref() == Some(h.id().as_str()) {
+            "publisher"
+        } else {
+            "standby"
+        };
+        Ok::<_, crate::db::DbError>((v(h.db.published()?), v(h.db.staged()?), role))
     })
     .await;
-    let (active, staged) = match read {
+    let (active, staged, role) = match read {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::warn!("cluster protocol: reading this node's versions: {e}");
@@ -513,7 +522,7 @@ async fn announcement(hub: &Arc<Hub>, me: &mut Sender) -> Option<Vec<u8>> {
         node: hub.id().to_string(),
         sender: me.id.clone(),
         started_ms: me.started_ms,
-        role: if hub.is_child() { "child" } else { "parent" }.to_owned(),
+        role: role.to_owned(),
         active,
         staged,
         rev: hub.settings_revision(),

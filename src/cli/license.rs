@@ -276,7 +276,11 @@ pub(super) async fn license(data: &Path, cmd: LicenseCommand) -> Result<()> {
             if crate::license::api::return_grant(
                 &hub.ledger,
                 &hub.keys,
-                hub.config.upstream.parent.as_deref(),
+                hub.config
+                    .upstream
+                    .parent_urls()
+                    .first()
+                    .map(String::as_str),
                 &grant_id,
             )
             .await?

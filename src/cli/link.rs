@@ -101,15 +101,18 @@ fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
     })
 }
 
-/// Point upstream.parent at `url` in the node's updhub.toml (atomically).
 /// Write where the node of a new link is reached: `upstream.parent` for a child link,
 /// `upstream.peer` for a peer link.
 pub(super) fn set_linked(hub: &Hub, kind: &str, url: &str) -> Result<()> {
     let mut cfg = hub.config.clone();
     if kind == "peer" {
         cfg.upstream.peer = Some(url.to_owned());
-    } else {
+    } else if cfg.upstream.parents.is_empty() {
         cfg.upstream.parent = Some(url.to_owned());
+    } else if !cfg.upstream.parents.iter().any(|p| p == url) {
+        // A child that lists several parents (upstream.parents) tries the one it enrolled
+        // with first; `parent` and `parents` together would not load.
+        cfg.upstream.parents.insert(0, url.to_owned());
     }
     let path = hub.data.join(crate::config::FILE);
     let text = cfg.to_commented_toml();

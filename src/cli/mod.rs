@@ -272,7 +272,8 @@ pub enum Command {
     },
     /// Pull the parent's published version.
     Sync {
-        /// The parent's URL (default: upstream.parent).
+        /// The parent's URL (default: upstream.parent, or each of upstream.parents in order
+        /// until one syncs).
         #[arg(long, env = "UPDHUB_PARENT")]
         parent: Option<String>,
         /// Sync once and exit instead of following.
@@ -412,6 +413,11 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "N")]
         history: Option<u32>,
     },
+    /// Make this node the cluster's publisher now (the member that runs the scheduled mirror
+    /// and publish, re-signing and activation; a standby takes the role by itself when the
+    /// publisher dies). The member that held it steps down at its next lease renewal, within
+    /// a third of server.lease_ttl. This node's `serve` keeps the role.
+    Promote,
     /// Move this node, which ran alone on its embedded database, into a cluster's shared
     /// database: its keys, stations, grants, audit log, versions and reports are copied in one
     /// transaction, then updhub.toml names that database (the old file stays as the backup).
@@ -746,21 +752,23 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         Command::Sync { parent, once } => {
             let hub = Arc::new(Hub::open(&data)?);
             let _lock = crate::lock::DataLock::take(&data, "sync")?;
-            let parent = parent
-                .or_else(|| hub.config.upstream.parent.clone())
-                .ok_or_else(|| {
-                    Error::State(
-                        "no parent: pass --parent https://HOST:PORT or set upstream.parent in updhub.toml"
-                            .into(),
-                    )
-                })?;
+            let parents = parent.map_or_else(|| hub.config.upstream.parent_urls(), |p| vec![p]);
+            if parents.is_empty() {
+                return Err(Error::State(
+                    "no parent: pass --parent https://HOST:PORT or set upstream.parent (or upstream.parents) in updhub.toml"
+                        .into(),
+                ));
+            }
             if once {
-                let r = crate::child::sync_once(&hub, &parent).await?;
+                let (_, r) = crate::child::sync_first(&hub, &parents, |p, e| {
+                    tracing::warn!("sync from {p} failed: {e}; trying the next parent");
+                })
+                .await?;
                 out!("{r}");
             } else {
                 let stop = serve::stop_signal()?;
                 let (tx, rx) = tokio::sync::watch::channel(false);
-                let task = tokio::spawn(crate::child::follow(hub, parent, rx));
+                let task = tokio::spawn(crate::child::follow(hub, parents, rx));
                 stop.await;
                 let _ = tx.send(true);
                 task.await
@@ -852,6 +860,21 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             }
         }
         Command::Cluster {
+            command: ClusterCommand::Promote,
+        } => {
+            let hub = Hub::open(&data)?;
+            let before = hub.promote()?;
+            let ttl = humantime::format_duration(hub.live().server.lease_ttl);
+            match before {
+                Some(b) => out!(
+                    "{} is the cluster's publisher now; {b} held the role and steps down at its next lease renewal",
+                    hub.id()
+                ),
+                None => out!("{} is the cluster's publisher now", hub.id()),
+            }
+            out!("the role holds for {ttl} (server.lease_ttl) and `updhub serve` on this node renews it; if this node does not serve, a standby takes it after that");
+        }
+        Command::Cluster {
             command:
                 ClusterCommand::Join {
                     database,
@@ -899,9 +922,13 @@ async fn verify(data: &std::path::Path, repair: bool, json: bool) -> Result<()> 
             .map_err(|e| Error::State(format!("verify stopped: {e}")))??;
     let mut fetched = None;
     if repair && !report.damaged.is_empty() {
-        fetched = Some(match &hub.config.upstream.parent {
-            Some(parent) => match crate::lock::DataLock::take(data, "verify --repair") {
-                Ok(_lock) => crate::child::sync_once(&hub, parent).await?.to_string(),
+        let parents = hub.config.upstream.parent_urls();
+        fetched = Some(match parents.first() {
+            Some(_) => match crate::lock::DataLock::take(data, "verify --repair") {
+                Ok(_lock) => crate::child::sync_first(&hub, &parents, |_, _| {})
+                    .await?
+                    .1
+                    .to_string(),
                 Err(_) => "serve runs: it fetches them from the parent at its next sync".to_owned(),
             },
             None => hub.mirror(None, false).await?.to_string(),

@@ -64,6 +64,33 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     if s.demo_issuer_trusted {
         out!("{DEMO_LICENSES}");
     }
+    if s.role == "parent" {
+        match &s.publisher {
+            Some(p) if *p == s.server_id => out!("publisher: this node ({p})"),
+            Some(p) => out!("publisher: {p} (this node is a standby; `updhub cluster promote` makes it the publisher)"),
+            None => out!("publisher: none live (no member serves, or its lease expired: a serving member takes it within server.lease_ttl)"),
+        }
+    }
+    if s.parents.len() > 1 {
+        let now = s.sync.as_ref().and_then(|sy| {
+            s.parents
+                .iter()
+                .position(|p| *p == sy.parent)
+                .map(|i| (i, &sy.parent))
+        });
+        match now {
+            Some((i, p)) => out!(
+                "parents (upstream.parents, tried in order): {}; syncing from {p} ({} of {})",
+                s.parents.join(", "),
+                i + 1,
+                s.parents.len()
+            ),
+            None => out!(
+                "parents (upstream.parents, tried in order): {}; no sync yet",
+                s.parents.join(", ")
+            ),
+        }
+    }
     if let Some(sy) = &s.sync {
         out!(
             "parent {}: last try {}, last success {}{}",
@@ -457,7 +484,13 @@ pub(super) fn cluster_tasks(tasks: &[crate::leases::TaskStatus]) -> Result<()> {
         })
     };
     for t in tasks {
-        out!("{}: every {} s", t.task, t.period_secs);
+        // The publisher is a role, not a task with runs: who holds it is all there is.
+        let role = t.task == crate::leases::PUBLISHER;
+        if role {
+            out!("publisher (the role: scheduled mirror and publish, re-signing, activation; `updhub cluster promote` moves it)");
+        } else {
+            out!("{}: every {} s", t.task, t.period_secs);
+        }
         match (&t.holder, t.held) {
             (Some(h), true) => out!("  holder: {h}, lease until {}", when(t.lease_expires)),
             (Some(h), false) => out!(
@@ -465,6 +498,9 @@ pub(super) fn cluster_tasks(tasks: &[crate::leases::TaskStatus]) -> Result<()> {
                 when(t.lease_expires)
             ),
             (None, _) => out!("  holder: none (released: the next member to look takes it)"),
+        }
+        if role {
+            continue;
         }
         let result = match (t.last_ok, &t.last_result) {
             (Some(true), Some(r)) => format!("ok: {r}"),

@@ -1,8 +1,7 @@
 //! The cluster's task leases (see [`crate::leases`]): one row a task, who holds it until
 //! when, and its period bookkeeping. Each change is one transaction.
 
-use super::sql::Conn;
-use super::sql::{args, Row, SqlError};
+use super::sql::{args, Conn, Row, SqlError};
 use super::{Db, DbError};
 use crate::leases::{decide, rescheduled, Holder, Lease, Outcome, TaskRun};
 
@@ -44,22 +43,7 @@ impl Db {
     ) -> Result<(Outcome, Lease), DbError> {
         let cluster = self.cluster.as_str();
         self.write(|c| {
-            // The row first, so that two members starting at once lock the same row below
-            // instead of racing to insert it.
-            c.exec(
-                "INSERT INTO leases(cluster_id, task, expires_ms, period_ms, next_run_ms)
-                 VALUES ($1,$2,0,$3,$4) ON CONFLICT(cluster_id, task) DO NOTHING",
-                args![cluster, task, period_ms, now_ms],
-            )?;
-            let lock = if c.is_postgres() { " FOR UPDATE" } else { "" };
-            let mut row = c
-                .row(
-                    &format!("SELECT {COLUMNS} FROM leases WHERE cluster_id=$1 AND task=$2{lock}"),
-                    args![cluster, task],
-                )?
-                .map(|r| lease(&r))
-                .transpose()?
-                .ok_or_else(|| SqlError::Damaged(format!("lease {task} vanished")))?;
+            let mut row = locked_row(c, cluster, task, period_ms, now_ms)?;
             let outcome = decide(&row, me, now_ms);
             if outcome != Outcome::Refused {
                 let next = rescheduled(&row, period_ms, now_ms);
@@ -176,6 +160,32 @@ impl Db {
         })
     }
 
+    /// Take the lease of `task` for `me` now, whoever holds it (`cluster promote`), held
+    /// for `ttl_ms` from `now_ms`, in one transaction. Returns the process that held it
+    /// live before, if another one did: it finds out at its next renewal and steps down.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn take_lease(
+        &self,
+        task: &str,
+        me: &Holder,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Holder>, DbError> {
+        let cluster = self.cluster.as_str();
+        self.write(|c| {
+            let row = locked_row(c, cluster, task, ttl_ms, now_ms)?;
+            let before = row.holder.filter(|_| row.expires_ms > now_ms);
+            c.exec(
+                "UPDATE leases SET holder_node=$3, holder_instance=$4, expires_ms=$5
+                 WHERE cluster_id=$1 AND task=$2",
+                args![cluster, task, me.node, me.instance, now_ms + ttl_ms],
+            )?;
+            Ok(before.filter(|h| h != me))
+        })
+    }
+
     /// The cluster's task leases, by task.
     ///
     /// # Errors
@@ -201,4 +211,48 @@ pub(super) fn purge_runs(c: &Conn<'_>, cluster: &str, before_ms: i64) -> Result<
         "DELETE FROM task_runs WHERE cluster_id=$1 AND at_ms < $2",
         args![cluster, before_ms],
     )
+}
+
+/// The row of `task`, locked until the transaction ends (on PostgreSQL; SQLite's write
+/// transactions are serialized anyway); `None` if it has none.
+fn locked(c: &Conn<'_>, cluster: &str, task: &str) -> Result<Option<Lease>, SqlError> {
+    let lock = if c.is_postgres() { " FOR UPDATE" } else { "" };
+    c.row(
+        &format!("SELECT {COLUMNS} FROM leases WHERE cluster_id=$1 AND task=$2{lock}"),
+        args![cluster, task],
+    )?
+    .map(|r| lease(&r))
+    .transpose()
+}
+
+/// The row of `task`, created free and due at once if it has none, and locked.
+fn locked_row(
+    c: &Conn<'_>,
+    cluster: &str,
+    task: &str,
+    period_ms: i64,
+    now_ms: i64,
+) -> Result<Lease, SqlError> {
+    // The row first, so that two members starting at once lock the same row below instead
+    // of racing to insert it.
+    c.exec(
+        "INSERT INTO leases(cluster_id, task, expires_ms, period_ms, next_run_ms)
+         VALUES ($1,$2,0,$3,$4) ON CONFLICT(cluster_id, task) DO NOTHING",
+        args![cluster, task, period_ms, now_ms],
+    )?;
+    locked(c, cluster, task)?.ok_or_else(|| SqlError::Damaged(format!("lease {task} vanished")))
+}
+
+/// Who holds the lease of `task` live at `now_ms` (`None`: no row, released or expired),
+/// read inside a transaction with the row locked until it ends, so it cannot change hands
+/// meanwhile.
+pub(super) fn live_holder(
+    c: &Conn<'_>,
+    cluster: &str,
+    task: &str,
+    now_ms: i64,
+) -> Result<Option<Holder>, SqlError> {
+    Ok(locked(c, cluster, task)?
+        .filter(|l| l.expires_ms > now_ms)
+        .and_then(|l| l.holder))
 }

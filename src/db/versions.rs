@@ -269,11 +269,18 @@ impl Db {
     /// renewed; publishing the active root again drops a staged version. Members
     /// publishing at the same moment are serialized, so no number is given twice.
     ///
+    /// Only the cluster's publisher publishes: while another live process than `me` holds
+    /// the publisher lease ([`crate::leases::PUBLISHER`]), nothing is written and that
+    /// holder is returned as the refusal (a standby, or an old publisher whose scheduled
+    /// round outlived its role). A lease nobody holds lets any member publish (no member
+    /// serves: the admin publishes by hand).
+    ///
     /// # Errors
     /// Database errors.
     #[allow(clippy::too_many_arguments)]
     pub fn publish(
         &self,
+        me: &crate::leases::Holder,
         root: Root,
         files: u64,
         bytes: u64,
@@ -281,11 +288,26 @@ impl Db {
         now: DateTime<Utc>,
         stage: bool,
         sign: impl Fn(u64) -> Published + Send + Sync,
-    ) -> Result<(Published, bool), DbError> {
+    ) -> Result<Result<(Published, bool), crate::leases::Holder>, DbError> {
         let (node, cluster) = (self.server.as_str(), self.cluster.as_str());
         self.write(|tx| {
             if tx.is_postgres() {
                 tx.exec("SELECT pg_advisory_xact_lock($1)", args![PUBLISH_LOCK])?;
+            }
+            // The fence: the lease row stays locked until this publish commits, so the role
+            // cannot change hands between this check and the new number. An embedded
+            // database has one node, whatever process of it held the role last (a data
+            // folder restored from a backup is a new instance).
+            if tx.is_postgres() {
+                let publisher = super::leases::live_holder(
+                    tx,
+                    cluster,
+                    crate::leases::PUBLISHER,
+                    now.timestamp_millis(),
+                )?;
+                if let Some(other) = publisher.filter(|h| h != me) {
+                    return Ok(Err(other));
+                }
             }
             let pointer = |table: &str| {
                 tx.row(
@@ -340,7 +362,7 @@ impl Db {
             let p = sign(number);
             if stage {
                 super::staging::put_staged(tx, cluster, node, &p, validity, now)?;
-                return Ok((p, new));
+                return Ok(Ok((p, new)));
             }
             // Under the lock, with a number at least the cluster's: the admin's publish
             // (and its validity) wins even over a longer-lived signature of the same root.
@@ -368,7 +390,7 @@ impl Db {
             )?;
             tx.exec("DELETE FROM staged WHERE server_id=$1", args![node])?;
             Self::hold(tx, node, &p, now)?;
-            Ok((p, new))
+            Ok(Ok((p, new)))
         })
     }
 
@@ -540,25 +562,64 @@ mod tests {
         let exp = Utc::now() + chrono::Duration::hours(1);
         let r1 = Root(BlobId::of(b"1"));
         let r2 = Root(BlobId::of(b"2"));
+        let me = crate::leases::Holder {
+            node: "n1".into(),
+            instance: "i1".into(),
+        };
         let (p, new) = db
-            .publish(r1, 1, 1, HOUR, Utc::now(), false, |n| {
+            .publish(&me, r1, 1, 1, HOUR, Utc::now(), false, |n| {
                 Published::sign(r1, n, exp, &key)
             })
+            .unwrap()
             .unwrap();
         assert_eq!((p.number, new), (1, true));
         let (p, new) = db
-            .publish(r1, 1, 1, HOUR, Utc::now(), false, |n| {
+            .publish(&me, r1, 1, 1, HOUR, Utc::now(), false, |n| {
                 Published::sign(r1, n, exp, &key)
             })
+            .unwrap()
             .unwrap();
         assert_eq!((p.number, new), (1, false));
         let (p, _) = db
-            .publish(r2, 1, 1, HOUR, Utc::now(), false, |n| {
+            .publish(&me, r2, 1, 1, HOUR, Utc::now(), false, |n| {
                 Published::sign(r2, n, exp, &key)
             })
+            .unwrap()
             .unwrap();
         assert_eq!(p.number, 2);
         assert_eq!(db.published().unwrap().unwrap(), p);
         assert_eq!(db.versions().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_embedded_database_publishes_whoever_held_the_role_and_promote_names_the_old_holder() {
+        // The fence itself needs members sharing PostgreSQL: tests/failover_pg.rs.
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(&dir.path().join("t.db"), ServerId::new("n1").unwrap()).unwrap();
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let exp = Utc::now() + chrono::Duration::hours(1);
+        let holder = |instance: &str| crate::leases::Holder {
+            node: "n1".into(),
+            instance: instance.into(),
+        };
+        let (lost, restored) = (holder("lost"), holder("restored"));
+        let now = Utc::now().timestamp_millis();
+        let task = crate::leases::PUBLISHER;
+        assert_eq!(db.take_lease(task, &lost, now, 60_000).unwrap(), None);
+        // The node's lost instance (a restored data folder) held the role: one node, so
+        // the restored one publishes.
+        let r = Root(BlobId::of(b"1"));
+        let (p, _) = db
+            .publish(&restored, r, 1, 1, HOUR, Utc::now(), false, |n| {
+                Published::sign(r, n, exp, &key)
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.number, 1);
+        assert_eq!(
+            db.take_lease(task, &restored, now, 60_000).unwrap(),
+            Some(lost)
+        );
+        assert_eq!(db.take_lease(task, &restored, now, 60_000).unwrap(), None);
     }
 }

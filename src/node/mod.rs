@@ -1,8 +1,10 @@
 //! A running node, the composition root: the interserver and station listeners, plus the
-//! background work its role needs (the follow loop on a child, re-signing on a top parent,
-//! the license sweep on every node, the cluster protocol), started together and stopped
-//! together.
+//! background work its role needs (the follow loop on a child, over its parents in order;
+//! the publisher role on a top parent's members, with re-signing, the scheduled mirror and
+//! activation on its holder; the license sweep on every node; the cluster protocol), started
+//! together and stopped together.
 
+mod publisher;
 mod tasks;
 
 use std::future::Future;
@@ -13,6 +15,7 @@ use tokio::net::TcpListener;
 use crate::hub::Hub;
 use crate::server::{self, Face, Limits, Stats};
 
+pub use publisher::OnPublisher;
 pub use tasks::{
     Activate, CatchUp, Gc, LicenseSweep, Links, Membership, PeerLicenses, Resign, Scrub,
     StationPurge, Task, ACTIVATE_EVERY, CATCH_UP_EVERY, LINKS_EVERY, SCRUB_EVERY,
@@ -150,22 +153,49 @@ pub async fn run_with(
             }
         });
     }
-    match hub.config.upstream.parent.clone() {
-        Some(parent) => {
-            tasks.spawn(crate::child::follow(hub.clone(), parent, stop_rx.clone()));
-        }
-        None => {
-            tasks.spawn(tasks::run(Resign(hub.clone()), stop_rx.clone()));
-            // Once per cluster: on the member that holds its lease.
-            tasks.spawn(crate::leases::run(
-                hub.clone(),
-                holder.clone(),
-                hub.config.server.lease_ttl,
-                tasks::Mirror(hub.clone()),
-                stop_rx.clone(),
-            ));
-            tasks.spawn(tasks::run(Activate(hub.clone()), stop_rx.clone()));
-        }
+    let parents = hub.config.upstream.parent_urls();
+    if parents.is_empty() {
+        // One member of a top parent's cluster is its publisher (see `publisher`): the
+        // scheduled mirror, re-signing and activation run there only.
+        let (role_tx, mut role) = tokio::sync::watch::channel(false);
+        tasks.spawn(crate::leases::hold_role(
+            hub.clone(),
+            holder.clone(),
+            hub.config.server.lease_ttl,
+            crate::leases::PUBLISHER,
+            role_tx,
+            stop_rx.clone(),
+        ));
+        // Its first answer comes before the publisher's tasks start, so their first round
+        // sees the role (a restarted publisher re-signs at once).
+        let _ = role.changed().await;
+        tasks.spawn(tasks::run(
+            OnPublisher {
+                task: Resign(hub.clone()),
+                role: role.clone(),
+            },
+            stop_rx.clone(),
+        ));
+        // Once per cluster: on the member that holds its lease, the publisher.
+        tasks.spawn(crate::leases::run(
+            hub.clone(),
+            holder.clone(),
+            hub.config.server.lease_ttl,
+            OnPublisher {
+                task: tasks::Mirror(hub.clone()),
+                role: role.clone(),
+            },
+            stop_rx.clone(),
+        ));
+        tasks.spawn(tasks::run(
+            OnPublisher {
+                task: Activate(hub.clone()),
+                role,
+            },
+            stop_rx.clone(),
+        ));
+    } else {
+        tasks.spawn(crate::child::follow(hub.clone(), parents, stop_rx.clone()));
     }
     let result = server::run_face(Face::Interserver, listener, hub, stats, limits, shutdown).await;
     let _ = stop_tx.send(true);

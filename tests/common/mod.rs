@@ -292,8 +292,27 @@ pub async fn start_with_stations(hub: Arc<Hub>) -> Running {
     start_inner(hub, true).await
 }
 
+/// Serve `hub` again at the URL an earlier [`Running`] of it had (children that list it
+/// find it where they left it).
+pub async fn start_at(hub: Arc<Hub>, url: &str) -> Running {
+    let addr = url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    serve_on(hub, listener, false).await
+}
+
 async fn start_inner(hub: Arc<Hub>, with_stations: bool) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_on(hub, listener, with_stations).await
+}
+
+async fn serve_on(
+    hub: Arc<Hub>,
+    listener: tokio::net::TcpListener,
+    with_stations: bool,
+) -> Running {
     let url = format!("https://{}/", listener.local_addr().unwrap());
     let (stations, stations_url) = if with_stations {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

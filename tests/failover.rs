@@ -1,0 +1,319 @@
+//! Issue 10 point 3: a parent that can fail. One member of a top parent's cluster holds the
+//! publisher role (a lease in the shared database); a standby takes it when the publisher
+//! dies and publishes the next number, which children follow byte-identical; an old
+//! publisher that comes back is a standby whose publish is refused; `cluster promote`
+//! moves the role by hand; a child with `upstream.parents` syncs from the next parent while
+//! the first is down and returns to the first when it is back. Members share a PostgreSQL
+//! database, so the cluster tests run in `failover_pg`; on SQLite a lone node holds the role.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use updhub::hub::Hub;
+
+/// The members' lease TTL: short, so a dead publisher is replaced within seconds.
+const TTL: Duration = Duration::from_secs(2);
+
+fn active(hub: &Hub) -> u64 {
+    hub.db.published().unwrap().map_or(0, |p| p.number)
+}
+
+fn cluster_number(hub: &Hub) -> u64 {
+    hub.db.cluster_published().unwrap().map_or(0, |p| p.number)
+}
+
+fn publisher(hub: &Hub) -> Option<String> {
+    hub.publisher().unwrap()
+}
+
+/// The cluster's lease row of `task`.
+fn lease(hub: &Hub, task: &str) -> Option<updhub::leases::Lease> {
+    hub.db
+        .leases()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.task == task)
+}
+
+/// The parent this child synced from last.
+fn syncing_from(child: &Hub) -> Option<String> {
+    child.db.sync_state().unwrap().map(|s| s.parent)
+}
+
+/// `child`, reopened with `upstream.parents` set to the members `parents` in order (as an
+/// admin writes it in updhub.toml).
+fn with_parents(child: Arc<Hub>, parents: &[&str]) -> Arc<Hub> {
+    let mut cfg = child.config.clone();
+    cfg.upstream.parent = None;
+    cfg.upstream.parents = parents.iter().map(|p| (*p).to_owned()).collect();
+    let data = child.data.clone();
+    std::fs::write(data.join("updhub.toml"), cfg.to_commented_toml()).unwrap();
+    drop(child);
+    Arc::new(Hub::open_with(&data, cfg).unwrap())
+}
+
+/// Two serving members a and b of one cluster on the PostgreSQL database `url`, mirroring
+/// one zone on schedule every `mirror_every` ("0s": never), version 1 published; a is the
+/// publisher, b a standby holding version 1.
+async fn two_members(
+    dir: &std::path::Path,
+    url: &str,
+    mirror_every: &str,
+) -> (std::path::PathBuf, Arc<Hub>, Running, Arc<Hub>, Running) {
+    let zone = sample_zone_copy(dir);
+    let opts = || NodeOpts {
+        zone: Some(&zone),
+        database: Some(url.to_owned()),
+        lease_ttl: Some(TTL),
+        ..Default::default()
+    };
+    let a = node(dir, "a", opts());
+    assert_eq!(mirror_and_publish(&a).await.number, 1);
+    let b = member_of(dir, "b", &a, opts());
+    a.set_shared_setting("upstream.mirror_interval", mirror_every)
+        .unwrap();
+    let sa = start(a.clone()).await;
+    wait_for("a to be the publisher", || {
+        publisher(&a).as_deref() == Some("a")
+    })
+    .await;
+    let sb = start(b.clone()).await;
+    wait_for("b to hold version 1", || active(&b) == 1).await;
+    assert_eq!(publisher(&b).as_deref(), Some("a"), "b is a standby");
+    (zone, a, sa, b, sb)
+}
+
+/// The PostgreSQL database of a cluster test, or `None` after saying why it is skipped.
+fn cluster_database(test: &str) -> Option<String> {
+    if !on_postgres() {
+        eprintln!("SKIPPED {test} on SQLite: members of one cluster share a PostgreSQL database; it runs in failover_pg");
+        return None;
+    }
+    let url = new_pg_database();
+    if url.is_none() {
+        eprintln!("SKIPPED {test}: it needs PostgreSQL and UPDHUB_TEST_PG_URL is not set (run `eval \"$(bash scripts/pg-throwaway.sh start)\"` first; CI always sets it)");
+    }
+    url
+}
+
+/// A node alone on its database (the embedded SQLite one, or PostgreSQL) holds the role
+/// as it serves, publishes on schedule and by hand, and `promote` takes nothing from
+/// anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_serving_node_is_the_publisher() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let a = zone_node(dir.path(), "a", &zone);
+    // Nobody serves yet: the role is free and the admin publishes by hand.
+    assert_eq!(publisher(&a), None);
+    assert_eq!(mirror_and_publish(&a).await.number, 1);
+    let sa = start(a.clone()).await;
+    wait_for("a to be the publisher", || {
+        publisher(&a).as_deref() == Some("a")
+    })
+    .await;
+    assert_eq!(a.status().unwrap().publisher.as_deref(), Some("a"));
+    set_zone_revision(&zone, "2026112402");
+    assert_eq!(
+        mirror_and_publish(&a).await.number,
+        2,
+        "the publisher publishes"
+    );
+    assert_eq!(a.promote().unwrap(), None, "it held the role already");
+    let row = lease(&a, updhub::leases::PUBLISHER).unwrap();
+    assert_eq!(row.holder.unwrap().node, "a");
+    sa.stop().await;
+    // Stopped, it gives the role back at once.
+    assert_eq!(publisher(&a), None);
+}
+
+/// The publisher is killed (nothing given back): b takes the role once its lease expires,
+/// its scheduled mirror publishes the changed zone as version 2, and a child that lists
+/// both members gets it from b, byte-identical. a restarted is a standby: what it would
+/// publish (its own older mirror, as a round started before it died would) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_publishes_the_next_number_when_the_publisher_dies_and_the_old_one_comes_back_a_standby(
+) {
+    let Some(url) = cluster_database(
+        "the_standby_publishes_the_next_number_when_the_publisher_dies_and_the_old_one_comes_back_a_standby",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (zone, a, sa, b, sb) = two_members(dir.path(), &url, "1s").await;
+    let c = child_of(dir.path(), "c", &a, None);
+    let c = with_parents(c, &[&sa.url, &sb.url]);
+    let rc = start(c.clone()).await;
+    wait_for("the child on version 1", || active(&c) == 1).await;
+    wait_for("a to run the scheduled mirror", || {
+        lease(&a, "scheduled mirror").is_some_and(|l| l.last_node.as_deref() == Some("a"))
+    })
+    .await;
+
+    let a_url = sa.url.clone();
+    sa.kill().await;
+    wait_for("b to take the publisher role", || {
+        publisher(&b).as_deref() == Some("b")
+    })
+    .await;
+    set_zone_revision(&zone, "2026112402");
+    wait_for("b's scheduled mirror to publish version 2", || {
+        cluster_number(&b) == 2
+    })
+    .await;
+    let mirror = lease(&b, "scheduled mirror").unwrap();
+    assert_eq!(mirror.last_node.as_deref(), Some("b"), "{mirror:?}");
+    // Each sync tries a first (refused: it is dead), then b.
+    wait_for("the child on version 2, from b", || {
+        active(&c) == 2 && syncing_from(&c) == Some(sb.url.clone())
+    })
+    .await;
+    let v2 = b.db.cluster_published().unwrap().unwrap();
+    assert_eq!(c.db.published().unwrap().unwrap(), v2);
+    assert_eq!(
+        tree(&checkout(&c, dir.path(), "c-out")),
+        tree(&checkout(&b, dir.path(), "b-out")),
+        "the child holds what the new publisher published, byte for byte"
+    );
+    assert_eq!(c.manifest(&v2.root).unwrap(), b.manifest(&v2.root).unwrap());
+
+    // The old publisher comes back: a standby, serving what b published.
+    let sa = start_at(a.clone(), &a_url).await;
+    wait_for("a to serve version 2", || active(&a) == 2).await;
+    assert_eq!(publisher(&a).as_deref(), Some("b"));
+    // a's own last mirror is version 1's content: publishing it now would give the
+    // cluster a version that undoes b's. Refused, naming the publisher and the fix.
+    let e = a.publish(None).unwrap_err().to_string();
+    assert!(
+        e.contains("b is the cluster's publisher") && e.contains("cluster promote"),
+        "{e}"
+    );
+    // b's scheduled mirror goes on; a never runs it, and no number is added or given twice.
+    let runs = lease(&b, "scheduled mirror").unwrap().runs;
+    wait_for("two more scheduled mirrors", || {
+        lease(&b, "scheduled mirror").unwrap().runs >= runs + 2
+    })
+    .await;
+    assert_eq!(
+        lease(&b, "scheduled mirror").unwrap().last_node.as_deref(),
+        Some("b")
+    );
+    let numbers: Vec<u64> = b.versions().unwrap().iter().map(|v| v.number).collect();
+    assert_eq!(numbers.len(), 2, "{numbers:?}");
+    assert!(numbers.contains(&1) && numbers.contains(&2), "{numbers:?}");
+    assert_eq!(cluster_number(&a), 2);
+    for r in [rc, sa, sb] {
+        r.stop().await;
+    }
+}
+
+/// A child lists both members: while the first is stopped it syncs from the second (and
+/// gets the version published meanwhile), and it goes back to the first once that serves
+/// again; its reports reach the cluster either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_with_two_parents_syncs_from_the_second_while_the_first_is_down_and_returns_to_it()
+{
+    let Some(url) = cluster_database(
+        "a_child_with_two_parents_syncs_from_the_second_while_the_first_is_down_and_returns_to_it",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (zone, a, sa, b, sb) = two_members(dir.path(), &url, "0s").await;
+    let c = child_of(dir.path(), "c", &a, None);
+    let c = with_parents(c, &[&sa.url, &sb.url]);
+    let rc = start(c.clone()).await;
+    wait_for("the child on version 1, from a", || {
+        active(&c) == 1 && syncing_from(&c) == Some(sa.url.clone())
+    })
+    .await;
+
+    // a stops (giving its role back): b is the publisher and publishes version 2.
+    let a_url = sa.url.clone();
+    sa.stop().await;
+    wait_for("b to take the publisher role", || {
+        publisher(&b).as_deref() == Some("b")
+    })
+    .await;
+    set_zone_revision(&zone, "2026112402");
+    let v2 = mirror_and_publish(&b).await;
+    assert_eq!(v2.number, 2);
+    wait_for("the child on version 2, from b", || {
+        active(&c) == 2 && syncing_from(&c) == Some(sb.url.clone())
+    })
+    .await;
+    let s = c.status().unwrap();
+    assert_eq!(s.parents, [a_url.clone(), sb.url.clone()]);
+
+    // a serves again where it was: the child goes back to it, and reports there.
+    let sa = start_at(a.clone(), &a_url).await;
+    wait_for("the child back on a", || {
+        syncing_from(&c) == Some(a_url.clone())
+    })
+    .await;
+    assert_eq!(active(&c), 2);
+    // Each member keeps the reports it received: b has c's from while a was down (c
+    // reported to a only before), a has c's since it came back.
+    let reported = |m: &Hub| {
+        m.db.children()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.child_id == "c")
+            .map(|r| r.number)
+    };
+    assert!(reported(&b).is_some(), "c reported to b");
+    wait_for("c to report version 2 to a", || {
+        reported(&a) == Some(Some(2))
+    })
+    .await;
+    for r in [rc, sa, sb] {
+        r.stop().await;
+    }
+}
+
+/// `updhub cluster promote` on b moves the role from a, which is alive: a steps down (its
+/// publish is refused), and the scheduled mirror moves to b.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_promote_moves_the_publisher_role_to_this_member() {
+    let Some(url) = cluster_database("cluster_promote_moves_the_publisher_role_to_this_member")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_zone, a, sa, b, sb) = two_members(dir.path(), &url, "1s").await;
+    wait_for("a to run the scheduled mirror", || {
+        lease(&a, "scheduled mirror").is_some_and(|l| l.last_node.as_deref() == Some("a"))
+    })
+    .await;
+
+    let out = updhub_bin()
+        .arg("--data")
+        .arg(&b.data)
+        .args(["cluster", "promote"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("b is the cluster's publisher now; a held the role"),
+        "{text}"
+    );
+    assert_eq!(publisher(&a).as_deref(), Some("b"));
+    let e = a.publish(None).unwrap_err().to_string();
+    assert!(e.contains("node a is a standby"), "{e}");
+    wait_for("the scheduled mirror to run on b", || {
+        lease(&b, "scheduled mirror").is_some_and(|l| l.last_node.as_deref() == Some("b"))
+    })
+    .await;
+    assert_eq!(b.status().unwrap().publisher.as_deref(), Some("b"));
+    for r in [sa, sb] {
+        r.stop().await;
+    }
+}
