@@ -43,18 +43,6 @@ fn syncing_from(child: &Hub) -> Option<String> {
     child.db.sync_state().unwrap().map(|s| s.parent)
 }
 
-/// `child`, reopened with `upstream.parents` set to the members `parents` in order (as an
-/// admin writes it in updhub.toml).
-fn with_parents(child: Arc<Hub>, parents: &[&str]) -> Arc<Hub> {
-    let mut cfg = child.config.clone();
-    cfg.upstream.parent = None;
-    cfg.upstream.parents = parents.iter().map(|p| (*p).to_owned()).collect();
-    let data = child.data.clone();
-    std::fs::write(data.join("updhub.toml"), cfg.to_commented_toml()).unwrap();
-    drop(child);
-    Arc::new(Hub::open_with(&data, cfg).unwrap())
-}
-
 /// Two serving members a and b of one cluster on the PostgreSQL database `url`, mirroring
 /// one zone on schedule every `mirror_every` ("0s": never), version 1 published; a is the
 /// publisher, b a standby holding version 1.
@@ -84,19 +72,6 @@ async fn two_members(
     wait_for("b to hold version 1", || active(&b) == 1).await;
     assert_eq!(publisher(&b).as_deref(), Some("a"), "b is a standby");
     (zone, a, sa, b, sb)
-}
-
-/// The PostgreSQL database of a cluster test, or `None` after saying why it is skipped.
-fn cluster_database(test: &str) -> Option<String> {
-    if !on_postgres() {
-        eprintln!("SKIPPED {test} on SQLite: members of one cluster share a PostgreSQL database; it runs in failover_pg");
-        return None;
-    }
-    let url = new_pg_database();
-    if url.is_none() {
-        eprintln!("SKIPPED {test}: it needs PostgreSQL and UPDHUB_TEST_PG_URL is not set (run `eval \"$(bash scripts/pg-throwaway.sh start)\"` first; CI always sets it)");
-    }
-    url
 }
 
 /// A node alone on its database (the embedded SQLite one, or PostgreSQL) holds the role
@@ -137,9 +112,7 @@ async fn a_lone_serving_node_is_the_publisher() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_publishes_the_next_number_when_the_publisher_dies_and_the_old_one_comes_back_a_standby(
 ) {
-    let Some(url) = cluster_database(
-        "the_standby_publishes_the_next_number_when_the_publisher_dies_and_the_old_one_comes_back_a_standby",
-    ) else {
+    let Some(url) = cluster_database("the_standby_publishes_the_next_number_when_the_publisher_dies_and_the_old_one_comes_back_a_standby", "failover_pg") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -218,6 +191,7 @@ async fn a_child_with_two_parents_syncs_from_the_second_while_the_first_is_down_
 {
     let Some(url) = cluster_database(
         "a_child_with_two_parents_syncs_from_the_second_while_the_first_is_down_and_returns_to_it",
+        "failover_pg",
     ) else {
         return;
     };
@@ -278,8 +252,10 @@ async fn a_child_with_two_parents_syncs_from_the_second_while_the_first_is_down_
 /// publish is refused), and the scheduled mirror moves to b.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_promote_moves_the_publisher_role_to_this_member() {
-    let Some(url) = cluster_database("cluster_promote_moves_the_publisher_role_to_this_member")
-    else {
+    let Some(url) = cluster_database(
+        "cluster_promote_moves_the_publisher_role_to_this_member",
+        "failover_pg",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

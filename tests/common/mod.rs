@@ -764,3 +764,30 @@ pub async fn licensed_parent_of(dir: &Path, zone: &Path) -> Arc<Hub> {
         .unwrap();
     hub
 }
+
+/// The PostgreSQL database of a test whose nodes are members of one cluster, or `None`
+/// after saying why it is skipped: on SQLite (an embedded database has one member; the
+/// test runs in its `twin`, e.g. "failover_pg") or without a PostgreSQL server.
+pub fn cluster_database(test: &str, twin: &str) -> Option<String> {
+    if !on_postgres() {
+        eprintln!("SKIPPED {test} on SQLite: members of one cluster share a PostgreSQL database; it runs in {twin}");
+        return None;
+    }
+    let url = new_pg_database();
+    if url.is_none() {
+        eprintln!("SKIPPED {test}: it needs PostgreSQL and UPDHUB_TEST_PG_URL is not set (run `eval \"$(bash scripts/pg-throwaway.sh start)\"` first; CI always sets it)");
+    }
+    url
+}
+
+/// `child`, reopened with `upstream.parents` set to the members `parents` in order (as an
+/// admin writes it in updhub.toml).
+pub fn with_parents(child: Arc<Hub>, parents: &[&str]) -> Arc<Hub> {
+    let mut cfg = child.config.clone();
+    cfg.upstream.parent = None;
+    cfg.upstream.parents = parents.iter().map(|p| (*p).to_owned()).collect();
+    let data = child.data.clone();
+    fs::write(data.join("updhub.toml"), cfg.to_commented_toml()).unwrap();
+    drop(child);
+    Arc::new(Hub::open_with(&data, cfg).unwrap())
+}
