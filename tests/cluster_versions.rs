@@ -77,7 +77,9 @@ async fn members_fetch_the_published_version_from_each_other() {
     let (a, b) = two_members(dir.path(), &url, &zone);
     let (sa, sb) = (start(a.clone()).await, start(b.clone()).await);
 
-    // A publishes; B's store has none of it, fetches it from A, and serves it.
+    // A publishes (as the publisher: either member may have taken the role as it
+    // started); B's store has none of it, fetches it from A, and serves it.
+    a.promote().unwrap();
     let v1 = mirror_and_publish(&a).await;
     assert!(blobs(&b).is_empty());
     wait_for("b to hold version 1", || held(&b).as_ref() == Some(&v1)).await;
@@ -97,8 +99,9 @@ async fn members_fetch_the_published_version_from_each_other() {
     );
 
     // B mirrors an update itself and publishes: the cluster's numbers go on, and A takes
-    // from B only what it lacks.
+    // from B only what it lacks. Only the publisher publishes: B takes the role first.
     set_zone_revision(&zone, "2026112402");
+    b.promote().unwrap();
     let v2 = mirror_and_publish(&b).await;
     assert_eq!(v2.number, 2);
     wait_for("a to hold version 2", || held(&a).as_ref() == Some(&v2)).await;
