@@ -300,8 +300,11 @@ impl Task for Activate {
 /// [`crate::child::catch_up`]), and takes fresher signatures of the version it serves.
 pub struct CatchUp(pub Arc<Hub>);
 
-/// How often a member compares what it serves with the cluster's published version.
-pub const CATCH_UP_EVERY: Duration = Duration::from_secs(2);
+/// How often a member compares what it serves with the cluster's published and staged
+/// versions: two reads of one row each, cheap enough every second; the cluster protocol
+/// wakes it at once besides (a standby learns of a publish or an activation without it
+/// within this period, and its children wait for it: `benches/converge.rs`).
+pub const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
 
 impl Task for CatchUp {
     fn name(&self) -> &'static str {
@@ -371,7 +374,7 @@ impl CatchUp {
             let Some(want) = h.db.cluster_published()? else {
                 return Ok(None);
             };
-            // The usual case, every 2 s on every member: nothing to do, no membership read.
+            // The usual case, every second on every member: nothing to do, no membership read.
             if h.db.published()?.as_ref() == Some(&want) {
                 return Ok(None);
             }
