@@ -442,10 +442,21 @@ async fn three_nodes_run_a_task_once_a_period_and_it_goes_on_when_the_holder_die
         .filter(|(a, b)| b - a > 1)
         .collect();
     let ttl_periods = (ttl.as_millis() / period.as_millis()) as i64 + 2;
+    // A period is also skipped, by design, when the run before it ended after its boundary
+    // (a stalled node: the next run is at the boundary after the end, never a second run to
+    // catch up); the run's recorded end, which set the next boundary, shows it.
+    let ended: BTreeMap<i64, i64> = db
+        .task_runs(Some("noting"), 1000)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.due_ms / 1000, r.at_ms))
+        .collect();
+    let late = |a: i64, b: i64| ended.get(&a).is_some_and(|at| *at >= (b - 1) * 1000);
     assert!(
-        gaps.iter().all(|(a, b)| b - a <= ttl_periods
+        gaps.iter().all(|(a, b)| (b - a <= ttl_periods
             && *a * 1000 <= killed_at + 1000
-            && *b * 1000 >= killed_at),
-        "periods skipped other than across the holder's death at {killed_at}: {gaps:?}"
+            && *b * 1000 >= killed_at)
+            || late(*a, *b)),
+        "periods skipped other than across the holder's death at {killed_at} or after a late run: {gaps:?}, runs ended at {ended:?}"
     );
 }

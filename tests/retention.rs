@@ -308,15 +308,15 @@ const TASKS: [&str; 4] = [
     "scheduled mirror",
 ];
 
-/// Every recorded run seen: (task, period) to the node that ran it.
-type Seen = BTreeMap<(String, i64), String>;
+/// Every recorded run seen: (task, period) to the node that ran it and when the run ended.
+type Seen = BTreeMap<(String, i64), (String, i64)>;
 
 /// Add the runs `db` records now to `seen`; a period recorded on two nodes fails.
 fn observe(db: &updhub::db::Db, seen: &mut Seen) {
     for r in db.task_runs(None, 10_000).unwrap() {
-        let prior = seen.insert((r.task.clone(), r.due_ms), r.node.clone());
+        let prior = seen.insert((r.task.clone(), r.due_ms), (r.node.clone(), r.at_ms));
         assert!(
-            prior.is_none_or(|n| n == r.node),
+            prior.is_none_or(|(n, _)| n == r.node),
             "period {} of {} recorded on two nodes",
             r.due_ms,
             r.task
@@ -423,8 +423,15 @@ async fn three_members_run_the_real_tasks_once_a_period_and_go_on_when_the_holde
         let dues: Vec<(i64, &String)> = seen
             .iter()
             .filter(|((t, _), _)| t == task)
-            .map(|((_, d), n)| (*d, n))
+            .map(|((_, d), (n, _))| (*d, n))
             .collect();
+        // A period is also skipped, by design, when the run before it ended after its
+        // boundary (a stalled node runs at the boundary after the end, never twice to catch
+        // up); the run's recorded end, which set that boundary, shows it.
+        let late = |a: i64, b: i64| {
+            seen.get(&(task.to_string(), a * 1000))
+                .is_some_and(|(_, at)| *at >= (b - 1) * 1000)
+        };
         // The first period is due when the lease row was made; the others on boundaries.
         let ps: Vec<i64> = dues[1..].iter().map(|(d, _)| d / 1000).collect();
         assert!(
@@ -438,10 +445,11 @@ async fn three_members_run_the_real_tasks_once_a_period_and_go_on_when_the_holde
             .collect();
         let ttl_periods = ttl.as_secs() as i64 + 2;
         assert!(
-            gaps.iter().all(|(a, b)| b - a <= ttl_periods
+            gaps.iter().all(|(a, b)| (b - a <= ttl_periods
                 && *a * 1000 <= killed_at + 1000
-                && *b * 1000 >= killed_at),
-            "{task}: periods skipped other than across the holder's death at {killed_at}: {gaps:?}"
+                && *b * 1000 >= killed_at)
+                || late(*a, *b)),
+            "{task}: periods skipped other than across the holder's death at {killed_at} or after a late run: {gaps:?}"
         );
         let after: Vec<_> = dues.iter().filter(|(d, _)| *d > killed_at + 1000).collect();
         assert!(after.len() >= 5, "{task} went on: {dues:?}");
