@@ -1,6 +1,8 @@
 //! Issue 10 point 4: backup and restore. A parent's archive is taken while it serves; the
 //! parent dies after publishing once more; the restored parent continues its version
-//! numbers past what its children hold, and they accept what it publishes.
+//! numbers past what its children hold, and they accept what it publishes. A child lost
+//! after its backup is restored into a new folder, rejoins its parent with the same link
+//! and catches up with what was published meanwhile.
 
 mod common;
 
@@ -90,6 +92,59 @@ async fn a_parent_restored_from_a_backup_taken_while_serving_publishes_past_its_
         tree(&checkout(&child, dir.path(), "child-v3")),
         tree(&checkout(&restored, dir.path(), "restored-v3"))
     );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_restored_from_its_backup_rejoins_its_parent_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let parent = zone_node(dir.path(), "parent", &zone);
+    mirror_and_publish(&parent).await;
+    let srv = start(parent.clone()).await;
+    let child = child_of(dir.path(), "child", &parent, Some(srv.url.clone()));
+    let csrv = start(child.clone()).await;
+    wait_for("the child on version 1", || {
+        child.db.published().unwrap().is_some_and(|p| p.number == 1)
+    })
+    .await;
+
+    // The child's archive while it serves; then its machine is lost, and the parent
+    // publishes meanwhile.
+    let archive = dir.path().join("child.tar.zst");
+    let m = updhub::backup::backup(&child, &archive).unwrap();
+    assert_eq!((m.server_id.as_str(), m.version), ("child", Some(1)));
+    csrv.stop().await;
+    let data = child.data.clone();
+    drop(child);
+    std::fs::remove_dir_all(&data).unwrap();
+    set_zone_revision(&zone, "2026112402");
+    let v2 = mirror_and_publish(&parent).await;
+
+    // Restored into a new folder: its keys and link certificate are back, its store is
+    // empty. It syncs with the same link (the parent knows it) and fetches all of version 2.
+    let restored_dir = dir.path().join("child-restored");
+    updhub::backup::restore(&archive, &restored_dir).unwrap();
+    let restored = Arc::new(Hub::open(&restored_dir).unwrap());
+    assert!(restored.is_child());
+    let r = sync_once(&restored, &srv.url).await.unwrap();
+    assert_eq!(r.number, 2);
+    assert!(r.blobs > 0, "its store was empty: {r:?}");
+    assert_eq!(restored.db.published().unwrap().unwrap(), v2);
+    assert_eq!(
+        tree(&checkout(&restored, dir.path(), "restored-v2")),
+        tree(&checkout(&parent, dir.path(), "parent-v2"))
+    );
+    // The parent hears from it again under its id.
+    wait_for("the parent to hear the restored child on version 2", || {
+        parent
+            .db
+            .children()
+            .unwrap()
+            .iter()
+            .any(|c| c.child_id == "child" && c.number == Some(2))
+    })
+    .await;
     srv.stop().await;
 }
 
