@@ -57,6 +57,8 @@ pub struct Counts {
     pub replayed: u64,
     /// Dropped: this node's own.
     pub own: u64,
+    /// Dropped: a new sender process while the receiver remembers as many as it may.
+    pub crowded: u64,
     /// Settings revisions applied because a member announced them.
     pub settings_applied: u64,
     /// Catch-ups started because a member announced a newer version.
@@ -83,6 +85,13 @@ impl std::fmt::Display for Counts {
         )?;
         if self.send_errors > 0 {
             write!(f, "; {} send errors", self.send_errors)?;
+        }
+        if self.crowded > 0 {
+            write!(
+                f,
+                "; {} dropped from too many new sender processes",
+                self.crowded
+            )?;
         }
         if !self.silent.is_empty() {
             write!(f, "; SILENT: {}", self.silent.join(", "))?;
@@ -169,6 +178,7 @@ impl Shared {
             Reject::Stale => &mut c.stale,
             Reject::Replayed => &mut c.replayed,
             Reject::Own => &mut c.own,
+            Reject::Crowded => &mut c.crowded,
         } += 1;
     }
 
