@@ -317,3 +317,57 @@ async fn cluster_promote_moves_the_publisher_role_to_this_member() {
         r.stop().await;
     }
 }
+
+/// `upstream.parents` names a server of another cluster (a typo, or a hostile server): its
+/// version, even a higher number, is never taken; the sync fails naming that URL as another
+/// trust domain, and a parent of the child's own cluster listed first or after it still
+/// serves the child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_of_another_cluster_in_the_list_is_refused_by_name_and_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let a = zone_node(dir.path(), "a", &zone);
+    assert_eq!(mirror_and_publish(&a).await.number, 1);
+    let sa = start(a.clone()).await;
+    let c = child_of(dir.path(), "c", &a, None);
+    // Another cluster further ahead: its version 2 would pass a numbers-only check.
+    let x_zone = dir.path().join("x-zone");
+    copy_dir(&zone, &x_zone);
+    let x = zone_node(dir.path(), "x", &x_zone);
+    mirror_and_publish(&x).await;
+    set_zone_revision(&x_zone, "2026112402");
+    assert_eq!(mirror_and_publish(&x).await.number, 2);
+    let sx = start(x.clone()).await;
+
+    // Listed first: refused by name, and the child syncs from its own parent.
+    let parents = [sx.url.clone(), sa.url.clone()];
+    let mut failed = Vec::new();
+    let (i, _) = updhub::child::sync_first(&c, &parents, |url, e| {
+        failed.push((url.to_owned(), e.to_string()));
+    })
+    .await
+    .unwrap();
+    assert_eq!(i, 1);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, sx.url);
+    assert_eq!(active(&c), 1);
+
+    // Its own parent (listed first) down: the other cluster is all that answers, and
+    // still refused.
+    let parents = [sa.url.clone(), sx.url.clone()];
+    sa.stop().await;
+    let e = updhub::child::sync_first(&c, &parents, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, updhub::child::SyncError::ForeignCluster { ref url, .. } if url.starts_with(&sx.url)),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&sx.url), "{e}");
+    assert_eq!(
+        c.db.published().unwrap().map(|p| (p.number, p.root)),
+        a.db.published().unwrap().map(|p| (p.number, p.root)),
+        "the child keeps its own cluster's version"
+    );
+    sx.stop().await;
+}
