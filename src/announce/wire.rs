@@ -182,7 +182,8 @@ impl Replay {
         if a.node == me && a.sender == me_sender {
             return Err(Reject::Own);
         }
-        if (a.at_ms - now_ms).abs() > WINDOW_MS {
+        // abs_diff: any signed time, however wild, compares without overflowing.
+        if a.at_ms.abs_diff(now_ms) > WINDOW_MS.unsigned_abs() {
             return Err(Reject::Stale);
         }
         let key = (a.node.clone(), a.sender.clone());
@@ -325,6 +326,15 @@ mod tests {
             ..sample(&k, now, 1)
         };
         assert_eq!(r.admit(&cli, "m2", "me", now), Ok(()));
+        // Times at the ends of the range (a member's clock or encoder gone wrong) are
+        // stale, not an overflow that stops the receiver.
+        for at_ms in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let wild = Announcement {
+                at_ms,
+                ..sample(&k, now, 10)
+            };
+            assert_eq!(r.admit(&wild, "m1", "me", now), Err(Reject::Stale));
+        }
         // By the time a process is forgotten, a replay of anything it sent is stale.
         assert_eq!(
             r.admit(&a, "m1", "me", now + REMEMBER_MS),
