@@ -48,9 +48,11 @@ pub struct Announcement {
     pub node: String,
     /// Its running process (random at start): sequence numbers count per process.
     pub sender: String,
-    /// When that process started (unix ms): a newer process of the node supersedes older.
+    /// When that process started (unix ms): carried, not checked (the command line announces
+    /// as a newer process of a serving node, so a newer one does not silence an older one).
     pub started_ms: i64,
-    /// "parent" (publishes) or "child" (follows a parent).
+    /// "publisher" (holds the publisher role), "standby" (another member of the top
+    /// parent's cluster) or "child" (follows a parent).
     pub role: String,
     /// Its active version.
     pub active: Option<Version>,
@@ -83,9 +85,8 @@ pub enum Reject {
     /// Its time is outside [`WINDOW_MS`] of this node's clock.
     #[error("its time is more than 30 s from this node's clock")]
     Stale,
-    /// Its sequence number was seen already from that process, or the process was
-    /// superseded by a newer one of the same node.
-    #[error("it was received before (or its sender was restarted since)")]
+    /// Its sequence number is not above the last one taken from that sender process.
+    #[error("its sequence number is not above the last one taken from its sender process: a replay (or a duplicate, from the group and a peer list both)")]
     Replayed,
     /// This node's own (multicast loops back; a peer list may name this node).
     #[error("this node sent it")]
