@@ -55,6 +55,17 @@ fn with_parents(child: Arc<Hub>, parents: &[&str]) -> Arc<Hub> {
     Arc::new(Hub::open_with(&data, cfg).unwrap())
 }
 
+/// A member of the cluster on the PostgreSQL database `url`, mirroring `zone`, its leases
+/// held for [`TTL`].
+fn member_opts<'a>(zone: &'a std::path::Path, url: &str) -> NodeOpts<'a> {
+    NodeOpts {
+        zone: Some(zone),
+        database: Some(url.to_owned()),
+        lease_ttl: Some(TTL),
+        ..Default::default()
+    }
+}
+
 /// Two serving members a and b of one cluster on the PostgreSQL database `url`, mirroring
 /// one zone on schedule every `mirror_every` ("0s": never), version 1 published; a is the
 /// publisher, b a standby holding version 1.
@@ -64,12 +75,7 @@ async fn two_members(
     mirror_every: &str,
 ) -> (std::path::PathBuf, Arc<Hub>, Running, Arc<Hub>, Running) {
     let zone = sample_zone_copy(dir);
-    let opts = || NodeOpts {
-        zone: Some(&zone),
-        database: Some(url.to_owned()),
-        lease_ttl: Some(TTL),
-        ..Default::default()
-    };
+    let opts = || member_opts(&zone, url);
     let a = node(dir, "a", opts());
     assert_eq!(mirror_and_publish(&a).await.number, 1);
     let b = member_of(dir, "b", &a, opts());
@@ -370,4 +376,59 @@ async fn a_parent_of_another_cluster_in_the_list_is_refused_by_name_and_never_fo
         "the child keeps its own cluster's version"
     );
     sx.stop().await;
+}
+
+/// A publisher that stalls (a long pause: its renewals stop, nothing is given back) past
+/// its lease while a standby takes the role: when it wakes, its publish is refused in the
+/// publish transaction, whatever time it read before the pause, and nothing is numbered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_stalled_past_its_lease_is_fenced_when_it_wakes() {
+    let Some(url) =
+        cluster_database("a_publisher_that_stalled_past_its_lease_is_fenced_when_it_wakes")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let a = node(dir.path(), "a", member_opts(&zone, &url));
+    let v1 = mirror_and_publish(&a).await;
+    let b = member_of(dir.path(), "b", &a, member_opts(&zone, &url));
+    let (ha, hb) = (a.holder().unwrap(), b.holder().unwrap());
+    let ttl = TTL.as_millis() as i64;
+    let task = updhub::leases::PUBLISHER;
+    // a holds the role, reads the time and stalls; b takes the role once a's lease expired.
+    let before = chrono::Utc::now();
+    let t0 = before.timestamp_millis();
+    let (got, _) = a.db.acquire_lease(task, &ha, t0, ttl, ttl).unwrap();
+    assert_ne!(got, updhub::leases::Outcome::Refused);
+    let (got, _) =
+        b.db.acquire_lease(task, &hb, t0 + ttl / 2, ttl, ttl)
+            .unwrap();
+    assert_eq!(got, updhub::leases::Outcome::Refused, "a's lease is live");
+    let woke = t0 + ttl + 1;
+    let (got, _) = b.db.acquire_lease(task, &hb, woke, ttl, ttl).unwrap();
+    assert_eq!(got, updhub::leases::Outcome::Taken);
+
+    // a wakes with a reading of its own (another root) and publishes it, with the time it
+    // read before the pause and with the time after: refused both ways, naming b.
+    set_zone_revision(&zone, "2026112402");
+    a.mirror(None, false).await.unwrap();
+    let m = a.db.mirrored().unwrap().unwrap();
+    assert_ne!(m.root, v1.root);
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap();
+    for now in [before, at(woke + 1)] {
+        let r =
+            a.db.publish(&ha, m.root, m.files, m.bytes, TTL, now, false, |n| {
+                updhub::repo::Published::sign(
+                    m.root,
+                    n,
+                    now + chrono::Duration::days(1),
+                    &a.keys.signing,
+                )
+            })
+            .unwrap();
+        assert_eq!(r.unwrap_err(), hb, "fenced at {now}");
+    }
+    assert_eq!(a.db.cluster_published().unwrap(), Some(v1));
+    assert_eq!(a.versions().unwrap().len(), 1, "no number was given");
 }
