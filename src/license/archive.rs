@@ -4,8 +4,10 @@
 //!
 //! The file comes first and is durable before the transaction: a run interrupted between
 //! the two leaves a file and every row still in the log, and the next run writes the same
-//! rows to the same name with the same bytes. A file is zstd-compressed JSON lines, one
-//! [`LogRow`] a line, oldest first: `zstd -dc FILE` reads it.
+//! rows to the same name with the same bytes (or, when more rows came due meanwhile, a
+//! longer range under another name, and removes the shorter file, which no archive
+//! records). A file is zstd-compressed JSON lines, one [`LogRow`] a line, oldest first:
+//! `zstd -dc FILE` reads it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -58,8 +60,16 @@ pub enum ArchiveError {
 /// The file name of the rows `from..=upto`: fixed by the range, so a run that writes the
 /// same rows again writes the same file.
 pub fn file_name(from: i64, upto: i64) -> String {
-    format!("license-log-{from:012}-{upto:012}.jsonl.zst")
+    format!("{}{upto:012}{SUFFIX}", file_prefix(from))
 }
+
+/// How the name of every file of rows from `from` on starts.
+fn file_prefix(from: i64) -> String {
+    format!("license-log-{from:012}-")
+}
+
+/// How every archive file's name ends.
+const SUFFIX: &str = ".jsonl.zst";
 
 /// `rows` as an archive file's bytes: JSON lines, zstd-compressed (the same rows, the
 /// same bytes).
@@ -93,6 +103,32 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ArchiveError> 
         path: dir.to_owned(),
         source: std::io::Error::other(e),
     })
+}
+
+/// Remove the files in `dir` of other ranges starting at `from` than `name`: written by a run
+/// interrupted before its commit while the rows due were fewer (or more), never recorded
+/// (a recorded archive's rows left the log, and row `from` is still in it). Left behind,
+/// they would look like a second archive of the same rows. A failure is only logged.
+fn remove_strays(dir: &Path, from: i64, name: &str) {
+    let prefix = file_prefix(from);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stray = e.file_name().to_string_lossy().into_owned();
+        if stray != name && stray.starts_with(&prefix) && stray.ends_with(SUFFIX) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!(
+                    "removed {stray} from {}: an audit-log archive interrupted before its commit, superseded by {name}",
+                    dir.display()
+                ),
+                Err(err) => tracing::warn!(
+                    "could not remove {stray} from {} ({err}): an audit-log archive interrupted before its commit, superseded by {name}; delete it by hand",
+                    dir.display()
+                ),
+            }
+        }
+    }
 }
 
 impl Ledger {
@@ -140,6 +176,7 @@ impl Ledger {
             source,
         })?;
         write_file(dir, &name, &bytes)?;
+        remove_strays(dir, from_seq, &name);
         Ok(Some(LogArchive {
             from_seq,
             upto_seq,
@@ -303,5 +340,33 @@ mod tests {
             );
         }
         assert_eq!(a.log().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_run_interrupted_before_its_commit_leaves_no_stray_file_once_a_longer_range_is_archived(
+    ) {
+        // Killed between its file and its commit; more rows came due before the next run,
+        // whose file (a longer range, so another name) is the one recorded.
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = two_members(dir.path()).await;
+        let da = dir.path().join("a");
+        let lost = a
+            .write_next(Utc::now() + chrono::Duration::seconds(1), &da)
+            .unwrap()
+            .unwrap();
+        add_key(&a, "K2").await;
+        let made = a
+            .archive_log(Utc::now() + chrono::Duration::seconds(1), &da)
+            .await
+            .unwrap();
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].from_seq, lost.from_seq);
+        assert!(made[0].upto_seq > lost.upto_seq);
+        let mut files: Vec<String> = std::fs::read_dir(&da)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, vec![made[0].file.clone()], "only the recorded file");
     }
 }
