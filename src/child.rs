@@ -1317,6 +1317,13 @@ async fn send_report(
     }
 }
 
+/// Whether the failure of parent `failed` (an index into `upstream.parents`) was told
+/// already, while this node syncs from parent `using`: on a fallback, the parents before it
+/// are tried at every sync, and their failure was told when this node left them.
+fn told_before(using: Option<usize>, failed: usize) -> bool {
+    using.is_some_and(|u| failed < u)
+}
+
 /// When to sync next, `interval` after a success, sooner after a failure but never hammering
 /// a sick parent. Spread by `spread` (uniform in 0..1) over ±10 % of the wait, ±50 % after a
 /// failure: children started together (a fleet rollout, a parent's restart) drift apart
@@ -1422,11 +1429,9 @@ pub async fn follow(
     let mut using: Option<usize> = None;
     loop {
         let interval = hub.live().upstream.sync_interval;
-        let quiet = using.is_some_and(|u| u > 0);
         let synced = sync_first(&hub, &parents, |parent, e| {
-            // On a fallback, the first parent is tried at every sync: its failure was
-            // told when this node left it.
-            if quiet && parents.len() > 1 {
+            let i = parents.iter().position(|p| p == parent).unwrap_or(0);
+            if told_before(using, i) {
                 tracing::debug!("sync from {parent} failed: {e}");
             } else {
                 tracing::warn!("sync from {parent} failed: {e}");
@@ -1532,6 +1537,20 @@ mod tests {
         assert_eq!(next_sync_in(i, 2, 0.0), Duration::from_secs(75));
         let tiny = next_sync_in(Duration::from_millis(10), 1, 0.0);
         assert_eq!(tiny, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn on_a_fallback_only_the_parents_before_it_fail_quietly() {
+        // Syncing from the second parent: the first's failure was told when it was left...
+        assert!(told_before(Some(1), 0));
+        // ...but the second failing too (every parent down) is news, and so is a third.
+        assert!(!told_before(Some(1), 1));
+        assert!(!told_before(Some(1), 2));
+        // On the first parent, or before any sync succeeded, every failure is told.
+        assert!(!told_before(Some(0), 0));
+        assert!(!told_before(Some(0), 1));
+        assert!(!told_before(None, 0));
+        assert!(!told_before(None, 1));
     }
 
     #[test]

@@ -416,26 +416,25 @@ async fn with_the_protocol_off_the_members_still_converge_through_the_database()
     r2.stop().await;
 }
 
-/// Multicast, inside a network namespace this test makes (never on the host's interfaces):
-/// a node serving on the group hears `updhub config set`, run on its data folder, announce
-/// the change to the group, and applies it. Skipped, saying why, where unprivileged
-/// namespaces are not allowed; on SQLite only (the PostgreSQL server is outside the
-/// namespace).
-#[test]
-fn a_change_announced_to_the_multicast_group_is_heard_inside_a_network_namespace() {
-    const TEST: &str =
-        "a_change_announced_to_the_multicast_group_is_heard_inside_a_network_namespace";
+/// A node on the multicast group with `cluster.interface` 127.0.0.1, serving inside a user
+/// and network namespace made for the test (never on the host's own interfaces), with the
+/// group routed on lo: `script` (bash) runs there with `$UPDHUB`, `$D` (the node's data
+/// folder) and `wait_log TEXT` (waits for TEXT in `$D/serve.log`), after `start_serve`
+/// starts the node with debug logs. Returns that log once the script succeeded; `None`
+/// after saying why the test is skipped (namespaces not allowed; or PostgreSQL, whose
+/// server is outside the namespace).
+fn in_namespace(test: &str, script: &str) -> Option<String> {
     if on_postgres() {
-        eprintln!("SKIPPED {TEST} on PostgreSQL: the database server is outside the test's network namespace; it runs in announce (SQLite)");
-        return;
+        eprintln!("SKIPPED {test} on PostgreSQL: the database server is outside the test's network namespace; it runs in announce (SQLite)");
+        return None;
     }
     let allowed = std::process::Command::new("unshare")
         .args(["-rn", "true"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !allowed {
-        eprintln!("SKIPPED {TEST}: `unshare -rn` (an unprivileged user and network namespace) is not allowed here, and multicast is never sent on the host's own interfaces");
-        return;
+        eprintln!("SKIPPED {test}: `unshare -rn` (an unprivileged user and network namespace) is not allowed here, and multicast is never sent on the host's own interfaces");
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone_copy(dir.path());
@@ -445,29 +444,31 @@ fn a_change_announced_to_the_multicast_group_is_heard_inside_a_network_namespace
     cfg.cluster.protocol = Protocol::Multicast;
     cfg.cluster.interface = std::net::Ipv4Addr::LOCALHOST;
     std::fs::write(data.join("updhub.toml"), cfg.to_commented_toml()).unwrap();
-    let script = r#"
+    let script = format!(
+        r#"
         set -e
         ip link set lo up
         ip link set lo multicast on
         ip route add 224.0.0.0/4 dev lo
-        "$UPDHUB" --data "$D" serve --listen 127.0.0.1:0 --station-listen 127.0.0.1:0 > "$D/serve.log" 2>&1 &
-        pid=$!
-        wait_log() {
+        start_serve() {{
+            UPDHUB_LOG=updhub=debug "$UPDHUB" --data "$D" serve --listen 127.0.0.1:0 --station-listen 127.0.0.1:0 > "$D/serve.log" 2>&1 &
+            pid=$!
+        }}
+        wait_log() {{
             i=0
             until grep -q "$1" "$D/serve.log"; do
                 i=$((i + 1))
                 if [ $i -gt 300 ]; then kill $pid; echo "not in the log: $1"; cat "$D/serve.log"; exit 3; fi
                 sleep 0.1
             done
-        }
-        wait_log "cluster protocol: multicast on UDP"
-        "$UPDHUB" --data "$D" config set upstream.stale_after 2d
-        wait_log "revision 1 applied (announced by member n1)"
+        }}
+        {script}
         kill $pid
         wait $pid || true
-    "#;
+    "#
+    );
     let out = std::process::Command::new("unshare")
-        .args(["-rn", "sh", "-c", script])
+        .args(["-rn", "bash", "-c", &script])
         .env("UPDHUB", env!("CARGO_BIN_EXE_updhub"))
         .env("D", &data)
         .output()
@@ -479,8 +480,53 @@ fn a_change_announced_to_the_multicast_group_is_heard_inside_a_network_namespace
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    Some(log)
+}
+
+/// Multicast: a node serving on the group hears `updhub config set`, run on its data
+/// folder, announce the change to the group, and applies it (inside a network namespace).
+#[test]
+fn a_change_announced_to_the_multicast_group_is_heard_inside_a_network_namespace() {
+    let Some(log) = in_namespace(
+        "a_change_announced_to_the_multicast_group_is_heard_inside_a_network_namespace",
+        r#"
+        start_serve
+        wait_log "cluster protocol: multicast on UDP"
+        "$UPDHUB" --data "$D" config set upstream.stale_after 2d
+        wait_log "revision 1 applied (announced by member n1)"
+        "#,
+    ) else {
+        return;
+    };
     assert!(
-        log.contains("cluster protocol: multicast on UDP 0.0.0.0:11111"),
+        log.contains(
+            "cluster protocol: multicast on UDP 127.0.0.1:11111 and group 232.0.0.1:11111 on 127.0.0.1"
+        ),
         "{log}"
     );
+}
+
+/// `cluster.interface` set to the internal network's address: a datagram that reaches this
+/// host at its address on another network (here 10.9.9.9, a second address: a namespace
+/// may not make a second interface) is not heard at all, while the group and this node's
+/// own interface address (where `cluster.peers` send) are.
+#[test]
+fn with_an_interface_set_the_protocol_hears_nothing_from_another_network() {
+    let Some(log) = in_namespace(
+        "with_an_interface_set_the_protocol_hears_nothing_from_another_network",
+        r#"
+        ip addr add 10.9.9.9/32 dev lo
+        start_serve
+        wait_log "cluster protocol: multicast on UDP"
+        echo junk > /dev/udp/10.9.9.9/11111
+        echo junk > /dev/udp/127.0.0.1/11111
+        wait_log "a datagram from 127.0.0.1:[0-9]* dropped: not an updhub announcement"
+        "#,
+    ) else {
+        return;
+    };
+    // Sent first: a socket that heard both would have logged it first.
+    assert!(!log.contains("a datagram from 10.9.9.9"), "{log}");
+    // The group is heard too: the node's own announcements come back on it.
+    assert!(log.contains("dropped: this node sent it"), "{log}");
 }

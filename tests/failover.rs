@@ -43,6 +43,17 @@ fn syncing_from(child: &Hub) -> Option<String> {
     child.db.sync_state().unwrap().map(|s| s.parent)
 }
 
+/// A member of the cluster on the PostgreSQL database `url`, mirroring `zone`, its leases
+/// held for [`TTL`].
+fn member_opts<'a>(zone: &'a std::path::Path, url: &str) -> NodeOpts<'a> {
+    NodeOpts {
+        zone: Some(zone),
+        database: Some(url.to_owned()),
+        lease_ttl: Some(TTL),
+        ..Default::default()
+    }
+}
+
 /// Two serving members a and b of one cluster on the PostgreSQL database `url`, mirroring
 /// one zone on schedule every `mirror_every` ("0s": never), version 1 published; a is the
 /// publisher, b a standby holding version 1.
@@ -52,12 +63,7 @@ async fn two_members(
     mirror_every: &str,
 ) -> (std::path::PathBuf, Arc<Hub>, Running, Arc<Hub>, Running) {
     let zone = sample_zone_copy(dir);
-    let opts = || NodeOpts {
-        zone: Some(&zone),
-        database: Some(url.to_owned()),
-        lease_ttl: Some(TTL),
-        ..Default::default()
-    };
+    let opts = || member_opts(&zone, url);
     let a = node(dir, "a", opts());
     assert_eq!(mirror_and_publish(&a).await.number, 1);
     let b = member_of(dir, "b", &a, opts());
@@ -292,4 +298,114 @@ async fn cluster_promote_moves_the_publisher_role_to_this_member() {
     for r in [sa, sb] {
         r.stop().await;
     }
+}
+
+/// `upstream.parents` names a server of another cluster (a typo, or a hostile server): its
+/// version, even a higher number, is never taken; the sync fails naming that URL as another
+/// trust domain, and a parent of the child's own cluster listed first or after it still
+/// serves the child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_of_another_cluster_in_the_list_is_refused_by_name_and_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let a = zone_node(dir.path(), "a", &zone);
+    assert_eq!(mirror_and_publish(&a).await.number, 1);
+    let sa = start(a.clone()).await;
+    let c = child_of(dir.path(), "c", &a, None);
+    // Another cluster further ahead: its version 2 would pass a numbers-only check.
+    let x_zone = dir.path().join("x-zone");
+    copy_dir(&zone, &x_zone);
+    let x = zone_node(dir.path(), "x", &x_zone);
+    mirror_and_publish(&x).await;
+    set_zone_revision(&x_zone, "2026112402");
+    assert_eq!(mirror_and_publish(&x).await.number, 2);
+    let sx = start(x.clone()).await;
+
+    // Listed first: refused by name, and the child syncs from its own parent.
+    let parents = [sx.url.clone(), sa.url.clone()];
+    let mut failed = Vec::new();
+    let (i, _) = updhub::child::sync_first(&c, &parents, |url, e| {
+        failed.push((url.to_owned(), e.to_string()));
+    })
+    .await
+    .unwrap();
+    assert_eq!(i, 1);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, sx.url);
+    assert_eq!(active(&c), 1);
+
+    // Its own parent (listed first) down: the other cluster is all that answers, and
+    // still refused.
+    let parents = [sa.url.clone(), sx.url.clone()];
+    sa.stop().await;
+    let e = updhub::child::sync_first(&c, &parents, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, updhub::child::SyncError::ForeignCluster { ref url, .. } if url.starts_with(&sx.url)),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&sx.url), "{e}");
+    assert_eq!(
+        c.db.published().unwrap().map(|p| (p.number, p.root)),
+        a.db.published().unwrap().map(|p| (p.number, p.root)),
+        "the child keeps its own cluster's version"
+    );
+    sx.stop().await;
+}
+
+/// A publisher that stalls (a long pause: its renewals stop, nothing is given back) past
+/// its lease while a standby takes the role: when it wakes, its publish is refused in the
+/// publish transaction, whatever time it read before the pause, and nothing is numbered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_stalled_past_its_lease_is_fenced_when_it_wakes() {
+    let Some(url) = cluster_database(
+        "a_publisher_that_stalled_past_its_lease_is_fenced_when_it_wakes",
+        "failover_pg",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let a = node(dir.path(), "a", member_opts(&zone, &url));
+    let v1 = mirror_and_publish(&a).await;
+    let b = member_of(dir.path(), "b", &a, member_opts(&zone, &url));
+    let (ha, hb) = (a.holder().unwrap(), b.holder().unwrap());
+    let ttl = TTL.as_millis() as i64;
+    let task = updhub::leases::PUBLISHER;
+    // a holds the role, reads the time and stalls; b takes the role once a's lease expired.
+    let before = chrono::Utc::now();
+    let t0 = before.timestamp_millis();
+    let (got, _) = a.db.acquire_lease(task, &ha, t0, ttl, ttl).unwrap();
+    assert_ne!(got, updhub::leases::Outcome::Refused);
+    let (got, _) =
+        b.db.acquire_lease(task, &hb, t0 + ttl / 2, ttl, ttl)
+            .unwrap();
+    assert_eq!(got, updhub::leases::Outcome::Refused, "a's lease is live");
+    let woke = t0 + ttl + 1;
+    let (got, _) = b.db.acquire_lease(task, &hb, woke, ttl, ttl).unwrap();
+    assert_eq!(got, updhub::leases::Outcome::Taken);
+
+    // a wakes with a reading of its own (another root) and publishes it, with the time it
+    // read before the pause and with the time after: refused both ways, naming b.
+    set_zone_revision(&zone, "2026112402");
+    a.mirror(None, false).await.unwrap();
+    let m = a.db.mirrored().unwrap().unwrap();
+    assert_ne!(m.root, v1.root);
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap();
+    for now in [before, at(woke + 1)] {
+        let r =
+            a.db.publish(&ha, m.root, m.files, m.bytes, TTL, now, false, |n| {
+                updhub::repo::Published::sign(
+                    m.root,
+                    n,
+                    now + chrono::Duration::days(1),
+                    &a.keys.signing,
+                )
+            })
+            .unwrap();
+        assert_eq!(r.unwrap_err(), hb, "fenced at {now}");
+    }
+    assert_eq!(a.db.cluster_published().unwrap(), Some(v1));
+    assert_eq!(a.versions().unwrap().len(), 1, "no number was given");
 }

@@ -57,6 +57,8 @@ pub struct Counts {
     pub replayed: u64,
     /// Dropped: this node's own.
     pub own: u64,
+    /// Dropped: a new sender process while the receiver remembers as many as it may.
+    pub crowded: u64,
     /// Settings revisions applied because a member announced them.
     pub settings_applied: u64,
     /// Catch-ups started because a member announced a newer version.
@@ -83,6 +85,13 @@ impl std::fmt::Display for Counts {
         )?;
         if self.send_errors > 0 {
             write!(f, "; {} send errors", self.send_errors)?;
+        }
+        if self.crowded > 0 {
+            write!(
+                f,
+                "; {} dropped from too many new sender processes",
+                self.crowded
+            )?;
         }
         if !self.silent.is_empty() {
             write!(f, "; SILENT: {}", self.silent.join(", "))?;
@@ -169,6 +178,7 @@ impl Shared {
             Reject::Stale => &mut c.stale,
             Reject::Replayed => &mut c.replayed,
             Reject::Own => &mut c.own,
+            Reject::Crowded => &mut c.crowded,
         } += 1;
     }
 
@@ -228,13 +238,20 @@ fn newer(theirs: Option<Version>, mine: Option<Version>) -> bool {
     theirs.is_some_and(|t| mine.is_none_or(|m| t.n > m.n))
 }
 
-/// The socket the protocol sends and receives on: `cluster.interface:cluster.port` for
-/// unicast; for multicast the port on every address, joined to the group on the interface
-/// (with a time to live of 1: the group stays on the cluster's network).
+/// The socket the protocol receives on: `cluster.interface:cluster.port` for unicast; for
+/// multicast the group joined on the interface (with a time to live of 1: the group stays on
+/// the cluster's network), bound to the port on every address, or to the group's address
+/// when an interface is set.
 ///
 /// # Errors
 /// The socket cannot be made, bound or joined.
 pub fn bind(c: &ClusterSection) -> Result<UdpSocket, AnnounceError> {
+    bind_shared(c, false)
+}
+
+/// [`bind`]; `shared`: a unicast socket whose address other members on this host may bind
+/// too (the interface's socket beside the group's, see [`run`]).
+fn bind_shared(c: &ClusterSection, shared: bool) -> Result<UdpSocket, AnnounceError> {
     use socket2::{Domain, Socket, Type};
     let at = match c.protocol {
         Protocol::Multicast => format!("{}:{} (group {})", c.interface, c.port, c.group),
@@ -248,20 +265,36 @@ pub fn bind(c: &ClusterSection) -> Result<UdpSocket, AnnounceError> {
     if c.protocol == Protocol::Multicast {
         // Members on one host (and a restarted one) share the group's port.
         s.set_reuse_address(true).map_err(fail)?;
-        s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, c.port).into())
+        // On one interface, bound to the group's address: it hears the group only, nothing
+        // sent to this host's addresses on other networks ([`run`] hears this node's own
+        // address on the interface with a socket of its own). On every interface, the port
+        // on every address.
+        let on = if c.interface.is_unspecified() {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            c.group
+        };
+        s.bind(&SocketAddrV4::new(on, c.port).into())
             .map_err(fail)?;
         s.join_multicast_v4(&c.group, &c.interface).map_err(fail)?;
-        if !c.interface.is_unspecified() {
-            s.set_multicast_if_v4(&c.interface).map_err(fail)?;
-        }
-        s.set_multicast_loop_v4(true).map_err(fail)?;
-        s.set_multicast_ttl_v4(1).map_err(fail)?;
+        to_group(&s, c).map_err(fail)?;
     } else {
+        s.set_reuse_address(shared).map_err(fail)?;
         s.bind(&SocketAddrV4::new(c.interface, c.port).into())
             .map_err(fail)?;
     }
     s.set_nonblocking(true).map_err(fail)?;
     UdpSocket::from_std(s.into()).map_err(fail)
+}
+
+/// Make `s` send to the group on `cluster.interface`, with a time to live of 1 (the group
+/// stays on the cluster's network), hearing its own datagrams (members on one host).
+fn to_group(s: &socket2::Socket, c: &ClusterSection) -> std::io::Result<()> {
+    if !c.interface.is_unspecified() {
+        s.set_multicast_if_v4(&c.interface)?;
+    }
+    s.set_multicast_loop_v4(true)?;
+    s.set_multicast_ttl_v4(1)
 }
 
 /// Run the protocol for `hub` until `stop` changes: nothing when `cluster.protocol` is off;
@@ -273,14 +306,36 @@ pub async fn run(hub: Arc<Hub>, listen: String, stop: watch::Receiver<bool>) {
     if c.protocol == Protocol::Off {
         return;
     }
-    let sock = match bind(&c) {
-        Ok(s) => Arc::new(s),
+    // Multicast on one interface: the group's socket hears the group only, and this node's
+    // address there (where `cluster.peers` send to it) has a socket of its own, which also
+    // sends (a socket bound to a group address cannot).
+    let direct = c.protocol == Protocol::Multicast && !c.interface.is_unspecified();
+    let bound = bind(&c).and_then(|group| {
+        let direct = if direct {
+            let unicast = ClusterSection {
+                protocol: Protocol::Unicast,
+                ..c.clone()
+            };
+            let d = bind_shared(&unicast, true)?;
+            to_group(&socket2::SockRef::from(&d), &c).map_err(|source| AnnounceError::Socket {
+                at: format!("{}:{}", c.interface, c.port),
+                source,
+            })?;
+            Some(Arc::new(d))
+        } else {
+            None
+        };
+        Ok((Arc::new(group), direct))
+    });
+    let (sock, direct) = match bound {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!("cluster protocol off on this node: {e}; the members still converge through the database, within seconds");
             return;
         }
     };
-    let local = match sock.local_addr() {
+    let out = direct.clone().unwrap_or_else(|| sock.clone());
+    let local = match out.local_addr() {
         Ok(a) => a,
         Err(e) => {
             tracing::error!("cluster protocol off on this node: its socket has no address ({e})");
@@ -294,15 +349,27 @@ pub async fn run(hub: Arc<Hub>, listen: String, stop: watch::Receiver<bool>) {
     } else {
         local.to_string()
     };
+    let group = if c.protocol == Protocol::Multicast {
+        format!(" and group {}:{} on {}", c.group, c.port, c.interface)
+    } else {
+        String::new()
+    };
     tracing::info!(
-        "cluster protocol: {} on UDP {local}, announcing every {}",
+        "cluster protocol: {} on UDP {local}{group}, announcing every {}",
         c.protocol,
         humantime::format_duration(c.announce_every)
     );
     let me = Sender::new();
+    let (id, replay) = (me.id.clone(), Arc::new(Mutex::new(wire::Replay::default())));
+    let hear_direct = async {
+        if let Some(d) = direct {
+            receive(hub.clone(), d, id.clone(), replay.clone(), stop.clone()).await;
+        }
+    };
     tokio::join!(
-        receive(hub.clone(), sock.clone(), me.id.clone(), stop.clone()),
-        send(hub, sock, addr, me, stop)
+        receive(hub.clone(), sock, id.clone(), replay.clone(), stop.clone()),
+        hear_direct,
+        send(hub.clone(), out, addr, me, stop.clone())
     );
 }
 
@@ -312,9 +379,9 @@ async fn receive(
     hub: Arc<Hub>,
     sock: Arc<UdpSocket>,
     sender: String,
+    replay: Arc<Mutex<wire::Replay>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut replay = wire::Replay::default();
     // One byte more than the longest datagram taken, so a longer one shows as such.
     let mut buf = vec![0u8; wire::MAX_LEN + 1];
     let cluster = hub.db.cluster_id().to_string();
@@ -332,7 +399,7 @@ async fn receive(
             }
         };
         let taken = wire::decode(&buf[..n], &hub.keys.verifying, &cluster).and_then(|a| {
-            replay
+            lock(&replay)
                 .admit(&a, hub.id().as_str(), &sender, now_ms())
                 .map(|()| a)
         });
@@ -461,18 +528,10 @@ pub async fn once(hub: &Arc<Hub>) -> Result<usize, AnnounceError> {
         ..c.clone()
     })?;
     if c.protocol == Protocol::Multicast {
-        let fail = |source| AnnounceError::Socket {
+        to_group(&socket2::SockRef::from(&sock), &c).map_err(|source| AnnounceError::Socket {
             at: format!("{}:0", c.interface),
             source,
-        };
-        socket2::SockRef::from(&sock)
-            .set_multicast_ttl_v4(1)
-            .map_err(fail)?;
-        if !c.interface.is_unspecified() {
-            socket2::SockRef::from(&sock)
-                .set_multicast_if_v4(&c.interface)
-                .map_err(fail)?;
-        }
+        })?;
     }
     let targets = targets_recording(hub, &c, None).await;
     match announcement(hub, &mut Sender::new()).await {

@@ -48,9 +48,11 @@ pub struct Announcement {
     pub node: String,
     /// Its running process (random at start): sequence numbers count per process.
     pub sender: String,
-    /// When that process started (unix ms): a newer process of the node supersedes older.
+    /// When that process started (unix ms): carried, not checked (the command line announces
+    /// as a newer process of a serving node, so a newer one does not silence an older one).
     pub started_ms: i64,
-    /// "parent" (publishes) or "child" (follows a parent).
+    /// "publisher" (holds the publisher role), "standby" (another member of the top
+    /// parent's cluster) or "child" (follows a parent).
     pub role: String,
     /// Its active version.
     pub active: Option<Version>,
@@ -83,13 +85,16 @@ pub enum Reject {
     /// Its time is outside [`WINDOW_MS`] of this node's clock.
     #[error("its time is more than 30 s from this node's clock")]
     Stale,
-    /// Its sequence number was seen already from that process, or the process was
-    /// superseded by a newer one of the same node.
-    #[error("it was received before (or its sender was restarted since)")]
+    /// Its sequence number is not above the last one taken from that sender process.
+    #[error("its sequence number is not above the last one taken from its sender process: a replay (or a duplicate, from the group and a peer list both)")]
     Replayed,
     /// This node's own (multicast loops back; a peer list may name this node).
     #[error("this node sent it")]
     Own,
+    /// From a sender process not heard before while [`REMEMBER_MAX`] others heard lately
+    /// are remembered (a member announcing under ever new process ids).
+    #[error("its sender is new while {REMEMBER_MAX} other sender processes were heard in the last 90 s; a member may be restarting in a loop")]
+    Crowded,
 }
 
 /// An announcement that cannot be sent.
@@ -167,7 +172,7 @@ impl Replay {
     /// own node (the command line after `config set`) is heard like a member.
     ///
     /// # Errors
-    /// [`Reject::Own`], [`Reject::Stale`] or [`Reject::Replayed`].
+    /// [`Reject::Own`], [`Reject::Stale`], [`Reject::Replayed`] or [`Reject::Crowded`].
     pub fn admit(
         &mut self,
         a: &Announcement,
@@ -178,15 +183,24 @@ impl Replay {
         if a.node == me && a.sender == me_sender {
             return Err(Reject::Own);
         }
-        if (a.at_ms - now_ms).abs() > WINDOW_MS {
+        // abs_diff: any signed time, however wild, compares without overflowing.
+        if a.at_ms.abs_diff(now_ms) > WINDOW_MS.unsigned_abs() {
             return Err(Reject::Stale);
         }
         let key = (a.node.clone(), a.sender.clone());
-        if self.last.get(&key).is_some_and(|&(seq, _)| a.seq <= seq) {
-            return Err(Reject::Replayed);
-        }
-        if self.last.len() >= REMEMBER_MAX {
-            self.last.retain(|_, (_, at)| now_ms - *at < REMEMBER_MS);
+        match self.last.get(&key) {
+            Some(&(seq, _)) if a.seq <= seq => return Err(Reject::Replayed),
+            Some(_) => {}
+            None if self.last.len() >= REMEMBER_MAX => {
+                self.last.retain(|_, (_, at)| now_ms - *at < REMEMBER_MS);
+                // Still full of senders heard lately: forgetting one would let its recent
+                // datagrams be replayed, so the new sender waits (the protocol is only an
+                // accelerator) and memory stays bounded whatever a member sends.
+                if self.last.len() >= REMEMBER_MAX {
+                    return Err(Reject::Crowded);
+                }
+            }
+            None => {}
         }
         self.last.insert(key, (a.seq, now_ms));
         Ok(())
@@ -313,10 +327,59 @@ mod tests {
             ..sample(&k, now, 1)
         };
         assert_eq!(r.admit(&cli, "m2", "me", now), Ok(()));
+        // Times at the ends of the range (a member's clock or encoder gone wrong) are
+        // stale, not an overflow that stops the receiver.
+        for at_ms in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let wild = Announcement {
+                at_ms,
+                ..sample(&k, now, 10)
+            };
+            assert_eq!(r.admit(&wild, "m1", "me", now), Err(Reject::Stale));
+        }
         // By the time a process is forgotten, a replay of anything it sent is stale.
         assert_eq!(
             r.admit(&a, "m1", "me", now + REMEMBER_MS),
             Err(Reject::Stale)
         );
+    }
+    #[test]
+    fn the_senders_remembered_are_bounded_and_none_is_forgotten_while_its_replays_are_fresh() {
+        // A member that (by a bug) announces under a new process id in every datagram must
+        // not grow the receiver's memory without bound within the replay window.
+        let k = key(1);
+        let now = 1_000_000;
+        let mut r = Replay::default();
+        let from = |i: usize, at: i64, seq: u64| Announcement {
+            sender: format!("{i:016x}"),
+            ..sample(&k, at, seq)
+        };
+        let mut refused = 0;
+        for i in 0..REMEMBER_MAX + 500 {
+            if r.admit(&from(i, now, 1), "m1", "me", now).is_err() {
+                refused += 1;
+            }
+        }
+        assert!(
+            r.last.len() <= REMEMBER_MAX,
+            "{} senders remembered",
+            r.last.len()
+        );
+        assert_eq!(refused, 500);
+        // None was forgotten to make room: each one's datagram is still a replay.
+        assert_eq!(
+            r.admit(&from(0, now, 1), "m1", "me", now + 1),
+            Err(Reject::Replayed)
+        );
+        // A sender remembered goes on; a new one is taken once the others are forgotten.
+        assert_eq!(
+            r.admit(&from(0, now + 1000, 2), "m1", "me", now + 1000),
+            Ok(())
+        );
+        let later = now + REMEMBER_MS;
+        assert_eq!(
+            r.admit(&from(REMEMBER_MAX + 1, later, 1), "m1", "me", later),
+            Ok(())
+        );
+        assert!(r.last.len() <= 2, "{} senders remembered", r.last.len());
     }
 }

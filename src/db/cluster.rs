@@ -12,7 +12,8 @@ use super::{migrate, Db, DbError};
 pub struct Member {
     /// Its node id.
     pub node_id: String,
-    /// Random per running process.
+    /// Its data folder's instance token (`Hub::instance`): kept across restarts, and by a
+    /// copy of the folder.
     pub instance: String,
     /// Its updhub version.
     pub updhub_version: String,
@@ -87,9 +88,24 @@ impl Db {
                 )?
                 .map(|r| member(&r))
                 .transpose()?;
+            let mut twin = None;
             if let Some(other) = current {
-                if other.instance != m.instance && other.last_seen > m.last_seen - alive {
+                let live = other.last_seen > m.last_seen - alive;
+                if other.instance != m.instance && live {
                     return Ok(Err(IdTaken { other }));
+                }
+                // The same data folder's token, written by another process (another start
+                // time) since this one last wrote: a copy of the data folder serves too (a
+                // cloned machine). A restart's first write meets its dead predecessor's row,
+                // so only a process running longer than `alive` (whose own refreshes would
+                // be the last row) tells. Both copies go on writing, so each one hears of
+                // the other.
+                if other.instance == m.instance
+                    && live
+                    && other.started.timestamp() != m.started.timestamp()
+                    && m.last_seen - m.started > alive
+                {
+                    twin = Some(IdTaken { other });
                 }
             }
             c.exec(
@@ -118,7 +134,7 @@ impl Db {
                     m.last_seen
                 ],
             )?;
-            Ok(Ok(()))
+            Ok(twin.map_or(Ok(()), Err))
         })
     }
 
@@ -139,5 +155,51 @@ impl Db {
     /// The schema version this build knows.
     pub fn schema_known(&self) -> i64 {
         migrate::known(self.conn.is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::ServerId;
+
+    const ALIVE: std::time::Duration = std::time::Duration::from_secs(20);
+
+    /// Node a's row as the process started at `started` (seconds into the test) writes it at
+    /// `last_seen`, with `instance` as its data folder's token; it listens on port `started`.
+    fn member(instance: &str, started: i64, last_seen: i64) -> Member {
+        let at = |s: i64| 1_800_000_000 + s;
+        serde_json::from_value(serde_json::json!({
+            "node_id": "a", "instance": instance, "updhub_version": "v", "schema_version": 1,
+            "server_name": "localhost", "key_fp": "k", "ca_fp": "c", "active_root": null,
+            "settings": "{}", "settings_digest": "d", "listen": format!("127.0.0.1:{started}"),
+            "started": DateTime::from_timestamp(at(started), 0),
+            "last_seen": DateTime::from_timestamp(at(last_seen), 0),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_copy_of_a_data_folder_serving_as_the_same_node_is_told_to_both_and_a_restart_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(&dir.path().join("t.db"), ServerId::new("a").unwrap()).unwrap();
+        // The other process's row when refused or told.
+        let rec = |m: &Member| db.record_member(m, ALIVE).unwrap().err().map(|t| t.other);
+        // The node serves; a copy of its data folder (the same token) starts elsewhere: its
+        // first write cannot be told from a restart's.
+        assert_eq!(rec(&member("tok", 0, 0)), None);
+        assert_eq!(rec(&member("tok", 0, 25)), None);
+        assert_eq!(rec(&member("tok", 26, 26)), None);
+        // Each one's next refresh finds the other's row.
+        let told = rec(&member("tok", 0, 30)).unwrap();
+        assert_eq!(told.listen, "127.0.0.1:26");
+        let told = rec(&member("tok", 26, 47)).unwrap();
+        assert_eq!(told.listen, "127.0.0.1:0");
+        // A restart (the old process gone) is not a copy, then or later.
+        assert_eq!(rec(&member("tok", 100, 100)), None);
+        assert_eq!(rec(&member("tok", 100, 130)), None);
+        // Another data folder with the node's id is refused and writes nothing.
+        assert!(rec(&member("other", 131, 131)).is_some());
+        assert_eq!(db.members().unwrap()[0].listen, "127.0.0.1:100");
     }
 }

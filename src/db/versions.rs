@@ -592,6 +592,36 @@ mod tests {
     }
 
     #[test]
+    fn a_late_re_signature_of_an_older_version_moves_nothing_back() {
+        // An old publisher that stalled past its lease wakes up and re-signs the version it
+        // published, after the new publisher published the next one: a rollback attempt.
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(&dir.path().join("t.db"), ServerId::new("n1").unwrap()).unwrap();
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let exp = Utc::now() + chrono::Duration::hours(1);
+        let me = crate::leases::Holder {
+            node: "n1".into(),
+            instance: "i1".into(),
+        };
+        let (r1, r2) = (Root(BlobId::of(b"1")), Root(BlobId::of(b"2")));
+        for r in [r1, r2] {
+            db.publish(&me, r, 1, 1, HOUR, Utc::now(), false, |n| {
+                Published::sign(r, n, exp, &key)
+            })
+            .unwrap()
+            .unwrap();
+        }
+        let v2 = db.cluster_published().unwrap().unwrap();
+        assert_eq!(v2.number, 2);
+        let stale = Published::sign(r1, 1, exp + chrono::Duration::days(30), &key);
+        assert!(!db.renew(&stale, Utc::now()).unwrap());
+        assert!(!db.renew_staged(&stale, Utc::now()).unwrap());
+        assert_eq!(db.cluster_published().unwrap().unwrap(), v2);
+        assert_eq!(db.published().unwrap().unwrap(), v2);
+        assert!(db.cluster_staged().unwrap().is_none());
+    }
+
+    #[test]
     fn an_embedded_database_publishes_whoever_held_the_role_and_promote_names_the_old_holder() {
         // The fence itself needs members sharing PostgreSQL: tests/failover_pg.rs.
         let dir = tempfile::tempdir().unwrap();
