@@ -101,27 +101,24 @@ pub async fn run_with(
     tasks.spawn(tasks::run(LicenseSweep(hub.clone()), stop_rx.clone()));
     // The store is per node: GC and the scrub run on every node; purging the cluster's
     // stations runs on one, under its lease (its first run comes at once on a new cluster).
-    tasks.spawn(crate::leases::run(
-        hub.clone(),
-        holder.clone(),
-        hub.config.server.lease_ttl,
+    tasks.spawn(under_lease(
+        &hub,
+        &holder,
         tasks::StationPurge(hub.clone()),
-        stop_rx.clone(),
+        &stop_rx,
     ));
     // Retention of the cluster's reports and audit log: on one member each.
-    tasks.spawn(crate::leases::run(
-        hub.clone(),
-        holder.clone(),
-        hub.config.server.lease_ttl,
+    tasks.spawn(under_lease(
+        &hub,
+        &holder,
         tasks::ReportPurge(hub.clone()),
-        stop_rx.clone(),
+        &stop_rx,
     ));
-    tasks.spawn(crate::leases::run(
-        hub.clone(),
-        holder.clone(),
-        hub.config.server.lease_ttl,
+    tasks.spawn(under_lease(
+        &hub,
+        &holder,
         tasks::LogArchive(hub.clone()),
-        stop_rx.clone(),
+        &stop_rx,
     ));
     tasks.spawn(crate::announce::run(
         hub.clone(),
@@ -177,15 +174,14 @@ pub async fn run_with(
             stop_rx.clone(),
         ));
         // Once per cluster: on the member that holds its lease, the publisher.
-        tasks.spawn(crate::leases::run(
-            hub.clone(),
-            holder.clone(),
-            hub.config.server.lease_ttl,
+        tasks.spawn(under_lease(
+            &hub,
+            &holder,
             OnPublisher {
                 task: tasks::Mirror(hub.clone()),
                 role: role.clone(),
             },
-            stop_rx.clone(),
+            &stop_rx,
         ));
         tasks.spawn(tasks::run(
             OnPublisher {
@@ -201,6 +197,23 @@ pub async fn run_with(
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     result
+}
+
+/// `task` run once a period on one member of the cluster, under its lease taken as
+/// `holder` (see [`crate::leases::run`]), until `stop` changes.
+fn under_lease(
+    hub: &Arc<Hub>,
+    holder: &crate::leases::Holder,
+    task: impl crate::leases::ClusterTask,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + 'static {
+    crate::leases::run(
+        hub.clone(),
+        holder.clone(),
+        hub.config.server.lease_ttl,
+        task,
+        stop.clone(),
+    )
 }
 
 /// Where the other members reach this node's interserver port: `server.advertise`, else the
