@@ -29,15 +29,6 @@ fn publisher(hub: &Hub) -> Option<String> {
     hub.publisher().unwrap()
 }
 
-/// The cluster's lease row of `task`.
-fn lease(hub: &Hub, task: &str) -> Option<updhub::leases::Lease> {
-    hub.db
-        .leases()
-        .unwrap()
-        .into_iter()
-        .find(|l| l.task == task)
-}
-
 /// The parent this child synced from last.
 fn syncing_from(child: &Hub) -> Option<String> {
     child.db.sync_state().unwrap().map(|s| s.parent)

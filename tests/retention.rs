@@ -58,14 +58,6 @@ fn kept_for(hub: &Hub, root: &updhub::id::Root) -> Vec<Reason> {
         .unwrap_or_default()
 }
 
-fn lease(hub: &Hub, task: &str) -> Option<updhub::leases::Lease> {
-    hub.db
-        .leases()
-        .unwrap()
-        .into_iter()
-        .find(|l| l.task == task)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_past_their_retention_are_purged_but_never_a_child_that_counts() {
     let dir = tempfile::tempdir().unwrap();

@@ -791,3 +791,12 @@ pub fn with_parents(child: Arc<Hub>, parents: &[&str]) -> Arc<Hub> {
     drop(child);
     Arc::new(Hub::open_with(&data, cfg).unwrap())
 }
+
+/// The cluster's lease row of `task` (`None`: the task never ran under a lease).
+pub fn lease(hub: &Hub, task: &str) -> Option<updhub::leases::Lease> {
+    hub.db
+        .leases()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.task == task)
+}
