@@ -64,6 +64,15 @@ pub enum Error {
     /// A command that needs a state this node is not in.
     #[error("{0}")]
     State(String),
+    /// Another process serves this node from a copy of its data folder (the same instance
+    /// token); `yields` when this process is the younger one, which stops serving.
+    #[error("{why}")]
+    Copied {
+        /// What was found, and the fix.
+        why: String,
+        /// Whether this process started after the other (at the same second: both yield).
+        yields: bool,
+    },
     /// An I/O failure outside the store (listening, printing).
     #[error("{what}: {source}")]
     Io {

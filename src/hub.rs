@@ -1445,10 +1445,23 @@ impl Hub {
         let me = self.member(instance, started, listen)?;
         match self.db.record_member(&me, MEMBER_ALIVE)? {
             Ok(()) => Ok(()),
-            Err(taken) if taken.other.instance == me.instance => Err(Error::State(format!(
-                "node {} is also served by another process with this data folder's instance token (listening on {}, started {}): a copy of this data folder (a cloned machine, or a folder copied to make a member) serves as the same node, and both take its leases and the publisher role as one; stop the copy, and make a new member with its own id and data folder (`updhub init --id NEW_ID --keys-from DIR --database URL`)",
-                me.node_id, taken.other.listen, taken.other.started
-            ))),
+            Err(taken) if taken.other.instance == me.instance => {
+                let yields = taken.other.started.timestamp() <= me.started.timestamp();
+                Err(Error::Copied {
+                    why: format!(
+                        "node {} is also served by another process with this data folder's instance token (listening on {}, started {}): a copy of this data folder (a cloned machine, or a folder copied to make a member) serves as the same node, and both would take its leases and the publisher role as one; {}; make the copy a new member with its own id and data folder (`updhub init --id NEW_ID --keys-from DIR --database URL`)",
+                        me.node_id,
+                        taken.other.listen,
+                        taken.other.started,
+                        if yields {
+                            "this process started after it, so it stops serving"
+                        } else {
+                            "the one that started later stops serving"
+                        }
+                    ),
+                    yields,
+                })
+            }
             Err(taken) => Err(Error::State(format!(
                 "node id {} is in use by another running node on this database (listening on {}, last seen {}, updhub {}); every node of a cluster needs its own id: give this one another (server.id in updhub.toml, or init --id), or stop the other",
                 me.node_id, taken.other.listen, taken.other.last_seen, taken.other.updhub_version

@@ -400,3 +400,51 @@ async fn a_publisher_that_stalled_past_its_lease_is_fenced_when_it_wakes() {
     assert_eq!(a.db.cluster_published().unwrap(), Some(v1));
     assert_eq!(a.versions().unwrap().len(), 1, "no number was given");
 }
+
+/// A copy of a member's data folder (a cloned machine) served as the same node: it would
+/// hold the node's leases and the publisher role as one with the original. Once it has run
+/// longer than the membership's liveness window, the younger process finds the other's row
+/// and stops serving with the reason; the original goes on as the publisher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_data_folder_served_as_the_same_node_stops_and_the_original_goes_on() {
+    let Some(url) = cluster_database(
+        "a_copy_of_a_data_folder_served_as_the_same_node_stops_and_the_original_goes_on",
+        "failover_pg",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let a = node(dir.path(), "a", member_opts(&zone, &url));
+    mirror_and_publish(&a).await;
+    let sa = start(a.clone()).await;
+    wait_for("a to be the publisher", || {
+        publisher(&a).as_deref() == Some("a")
+    })
+    .await;
+    // The copy: the same files, the same instance token, started after the original (in
+    // another second: the membership stores start times in seconds, and two processes
+    // started in the same one are not told apart).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let copied = dir.path().join("a-copy");
+    copy_dir(&a.data, &copied);
+    let copy = Arc::new(Hub::open(&copied).unwrap());
+    assert_eq!(copy.id(), a.id());
+    let sc = start(copy.clone()).await;
+    let ended = tokio::time::timeout(
+        updhub::hub::MEMBER_ALIVE + updhub::hub::MEMBER_EVERY * 4,
+        sc.exited(),
+    )
+    .await
+    .expect("the copy stops serving by itself");
+    let why = ended.unwrap_err().to_string();
+    assert!(
+        why.contains("a copy of this data folder") && why.contains("this process started after it"),
+        "{why}"
+    );
+    // The original serves on, as the publisher.
+    tokio::time::sleep(updhub::hub::MEMBER_EVERY * 2).await;
+    assert_eq!(publisher(&a).as_deref(), Some("a"));
+    assert!(a.cluster_check().unwrap().alive.contains(&"a".to_owned()));
+    sa.stop().await;
+}

@@ -61,7 +61,9 @@ pub async fn run_with(
         },
         started: chrono::Utc::now(),
         listen: reach_at(&hub.config.server, listener.local_addr()?),
+        yield_to_copy: tokio::sync::watch::channel(None).0,
     };
+    let mut copied = membership.yield_to_copy.subscribe();
     {
         let (hub, instance, started, listen) = (
             hub.clone(),
@@ -193,10 +195,22 @@ pub async fn run_with(
     } else {
         tasks.spawn(crate::child::follow(hub.clone(), parents, stop_rx.clone()));
     }
-    let result = server::run_face(Face::Interserver, listener, hub, stats, limits, shutdown).await;
+    // The node stops when told to, or when it finds it is the younger of two processes
+    // serving copies of one data folder (they would hold its leases and role as one).
+    let stopped = async {
+        tokio::select! {
+            () = shutdown => {}
+            _ = copied.wait_for(Option::is_some) => {}
+        }
+    };
+    let result = server::run_face(Face::Interserver, listener, hub, stats, limits, stopped).await;
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
-    result
+    let why = copied.borrow().clone();
+    match why {
+        Some(why) => Err(std::io::Error::other(why)),
+        None => result,
+    }
 }
 
 /// `task` run once a period on one member of the cluster, under its lease taken as

@@ -666,6 +666,9 @@ pub struct Membership {
     pub started: chrono::DateTime<chrono::Utc>,
     /// Its interserver address.
     pub listen: String,
+    /// Set when this process must stop serving: it is the younger of two processes serving
+    /// copies of one data folder (see [`crate::Error::Copied`]).
+    pub yield_to_copy: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Task for Membership {
@@ -692,8 +695,13 @@ impl Task for Membership {
             hub.record_member(&instance, started, &listen)
         })
         .await;
-        if let Some(Err(e)) = res {
-            tracing::warn!("membership: {e}");
+        match res {
+            Some(Err(crate::Error::Copied { why, yields: true })) => {
+                tracing::error!("membership: {why}");
+                self.yield_to_copy.send_replace(Some(why));
+            }
+            Some(Err(e)) => tracing::warn!("membership: {e}"),
+            _ => {}
         }
     }
 }

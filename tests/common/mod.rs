@@ -342,6 +342,11 @@ async fn serve_on(
 }
 
 impl Running {
+    /// Wait until the server stops by itself (nobody tells it to), and how it ended.
+    pub async fn exited(mut self) -> std::io::Result<()> {
+        self.task.take().unwrap().await.unwrap()
+    }
+
     /// Kill the server as a crash would: nothing it holds is given back (its leases hold
     /// until they expire).
     pub async fn kill(mut self) {
