@@ -70,7 +70,8 @@ pub enum Error {
     Copied {
         /// What was found, and the fix.
         why: String,
-        /// Whether this process started after the other (at the same second: both yield).
+        /// Whether this process started after the other (the membership tells copies apart
+        /// by start second, so this is the later one).
         yields: bool,
     },
     /// An I/O failure outside the store (listening, printing).
