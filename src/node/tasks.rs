@@ -147,6 +147,12 @@ fn period_of(retention: Duration) -> Option<Duration> {
         .then(|| (retention / 24).clamp(Duration::from_secs(1), Duration::from_secs(3600)))
 }
 
+/// The instant `retention` ago: what was written before it is past its retention (a
+/// retention is at most 100 years, see `config::parse_span`).
+fn cutoff(retention: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX)
+}
+
 /// The reports past `server.report_retention` are forgotten, on one member of the cluster
 /// (the lease holder): children's last reports (so a child that went silent for good no
 /// longer holds its version back from GC, see [`crate::gc::keep_roots`]), the grant
@@ -170,8 +176,7 @@ impl crate::leases::ClusterTask for ReportPurge {
             .server
             .report_retention
             .max(crate::switch::reporting_window(live.upstream.sync_interval));
-        let before =
-            chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        let before = cutoff(keep);
         let purged = blocking(self.name(), &self.0, move |h| h.db.purge_reports(before))
             .await
             .ok_or("the purge stopped")?
@@ -207,9 +212,7 @@ impl crate::leases::ClusterTask for LogArchive {
 
     async fn run(&mut self, _due_ms: i64) -> Result<String, String> {
         let live = self.0.live();
-        let before = chrono::Utc::now()
-            - chrono::Duration::from_std(live.licenses.log_retention)
-                .unwrap_or(chrono::Duration::MAX);
+        let before = cutoff(live.licenses.log_retention);
         let dir = self.0.data.join(&live.licenses.log_archive_dir);
         let made = self
             .0
