@@ -619,7 +619,7 @@ pub async fn follow_ca(
             }
         );
     }
-    if matches!(up.tls().link_issuer, Some(keys::ca::Issuer::Current(_))) {
+    if matches!(up.tls().link_issuer, Some(keys::ca::Issuer::Current { .. })) {
         return Ok(done);
     }
     let csr = keys::renewal::begin(&dir, hub.id().as_str())?;

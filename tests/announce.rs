@@ -252,10 +252,7 @@ async fn members(
         );
         return None;
     }
-    let Some(url) = new_pg_database() else {
-        eprintln!("SKIPPED {test}: it needs PostgreSQL and UPDHUB_TEST_PG_URL is not set (run `eval \"$(bash scripts/pg-throwaway.sh start)\"` first; CI always sets it)");
-        return None;
-    };
+    let url = new_pg_database();
     let dir = tempfile::tempdir().unwrap();
     let zone = sample_zone_copy(dir.path());
     let opts = || NodeOpts {

@@ -17,15 +17,6 @@ use updhub::Hub;
 /// The schema number this build migrates to: the count of schemas/postgres/*.sql.
 const SCHEMA: i64 = 15;
 
-/// A fresh shared database, or `None` (after saying why) when there is no server.
-fn shared_database(test: &str) -> Option<String> {
-    if std::env::var("UPDHUB_TEST_PG_URL").is_err() {
-        eprintln!("SKIPPED {test}: it needs PostgreSQL and UPDHUB_TEST_PG_URL is not set (run `eval \"$(bash scripts/pg-throwaway.sh start)\"` first; CI always sets it)");
-        return None;
-    }
-    new_pg_database()
-}
-
 /// Three members of one cluster: shared keys (copied from the first), one database, a
 /// license issuer they all trust.
 fn three_members(
@@ -56,9 +47,7 @@ fn three_members(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_added_on_one_member_licenses_stations_on_all_and_a_thousand_registrations_never_exceed_it(
 ) {
-    let Some(url) = shared_database("three_members_share_a_key") else {
-        return;
-    };
+    let url = new_pg_database();
     let dir = tempfile::tempdir().unwrap();
     let iss = issuer();
     let (a, b, c) = three_members(dir.path(), &url, &iss);
@@ -141,9 +130,7 @@ async fn a_key_added_on_one_member_licenses_stations_on_all_and_a_thousand_regis
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
-    let Some(url) = shared_database("three_nodes_migrate_at_once") else {
-        return;
-    };
+    let url = new_pg_database();
     let barrier = Arc::new(std::sync::Barrier::new(3));
     let handles: Vec<_> = ["m1", "m2", "m3"]
         .into_iter()
@@ -170,9 +157,7 @@ async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_with_a_newer_or_foreign_schema_is_refused_with_the_fix() {
-    let Some(url) = shared_database("newer_schema_refused") else {
-        return;
-    };
+    let url = new_pg_database();
     let db = Db::open_postgres(&url, ServerId::new("n1").unwrap()).unwrap();
     db.exec_raw("UPDATE meta SET value='0000' WHERE key='schema_digest'")
         .unwrap();
@@ -201,9 +186,7 @@ fn password(url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_live_node_with_the_same_id_is_refused_naming_the_first() {
-    let Some(url) = shared_database("same_id_refused") else {
-        return;
-    };
+    let url = new_pg_database();
     let dir = tempfile::tempdir().unwrap();
     let iss = issuer();
     let (a, _, _) = three_members(dir.path(), &url, &iss);
@@ -249,9 +232,7 @@ fn me(hub: &Hub) -> Member {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_check_is_green_for_equal_members_and_names_each_kind_of_difference() {
-    let Some(url) = shared_database("cluster_check") else {
-        return;
-    };
+    let url = new_pg_database();
     let dir = tempfile::tempdir().unwrap();
     let iss = issuer();
     let (a, b, c) = three_members(dir.path(), &url, &iss);
@@ -360,9 +341,7 @@ fn older_node_on(url: &str) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_never_upgrades_a_shared_database_under_older_nodes_but_db_upgrade_does() {
-    let Some(url) = shared_database("db_upgrade") else {
-        return;
-    };
+    let url = new_pg_database();
     let (stop, old) = older_node_on(&url);
     let err = Db::open_postgres(&url, ServerId::new("new-node").unwrap())
         .err()
@@ -388,9 +367,7 @@ async fn a_node_never_upgrades_a_shared_database_under_older_nodes_but_db_upgrad
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_setting_changed_on_one_member_is_applied_on_the_others_without_a_restart() {
-    let Some(url) = shared_database("config_set") else {
-        return;
-    };
+    let url = new_pg_database();
     let dir = tempfile::tempdir().unwrap();
     let iss = issuer();
     let (a, b, c) = three_members(dir.path(), &url, &iss);
@@ -511,9 +488,7 @@ async fn pg_value(url: &str, sql: &str) -> i64 {
 async fn a_grant_change_waiting_for_another_members_open_change_is_numbered_after_it_and_neither_is_skipped(
 ) {
     use updhub::license::feed::Since;
-    let Some(url) = shared_database("grant_feed_orders_by_commit") else {
-        return;
-    };
+    let url = new_pg_database();
     let dir = tempfile::tempdir().unwrap();
     let iss = issuer();
     let (a, b, _) = three_members(dir.path(), &url, &iss);
@@ -605,9 +580,7 @@ async fn a_grant_change_waiting_for_another_members_open_change_is_numbered_afte
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_fetching_while_two_members_change_grants_at_once_ends_with_the_donors_state() {
     use updhub::license::feed::Since;
-    let Some(url) = shared_database("grant_feed_concurrent") else {
-        return;
-    };
+    let url = new_pg_database();
     const GRANTS: usize = 40;
     const CHANGES: usize = 120;
     let dir = tempfile::tempdir().unwrap();

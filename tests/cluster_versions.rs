@@ -13,15 +13,6 @@ use common::*;
 use updhub::repo::{Manifest, Published};
 use updhub::Hub;
 
-/// A fresh shared database, or `None` (after saying why) when there is no server.
-fn shared(test: &str) -> Option<String> {
-    if std::env::var("UPDHUB_TEST_PG_URL").is_err() {
-        eprintln!("SKIPPED {test}: it needs PostgreSQL and UPDHUB_TEST_PG_URL is not set (run `eval \"$(bash scripts/pg-throwaway.sh start)\"` first; CI always sets it)");
-        return None;
-    }
-    new_pg_database()
-}
-
 /// Two members on one database with shared keys: `a` mirrors `zone`, `b` has an empty store.
 fn two_members(dir: &Path, url: &str, zone: &Path) -> (Arc<Hub>, Arc<Hub>) {
     let a = node(
@@ -70,9 +61,7 @@ fn held(hub: &Hub) -> Option<Published> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_fetch_the_published_version_from_each_other() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(url) = shared("members_fetch") else {
-        return;
-    };
+    let url = new_pg_database();
     let zone = sample_zone_copy(dir.path());
     let (a, b) = two_members(dir.path(), &url, &zone);
     let (sa, sb) = (start(a.clone()).await, start(b.clone()).await);
@@ -146,9 +135,7 @@ fn rot(hub: &Hub, id: &updhub::id::BlobId) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_gets_a_bad_blob_keeps_serving_what_it_holds() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(url) = shared("bad_blob_from_member") else {
-        return;
-    };
+    let url = new_pg_database();
     let zone = sample_zone_copy(dir.path());
     let (a, b) = two_members(dir.path(), &url, &zone);
     let sa = start(a.clone()).await;

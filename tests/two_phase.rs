@@ -337,7 +337,7 @@ async fn a_grandchild_stages_and_switches_through_a_serving_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_of_two_members_of_a_parent_cluster_stage_and_switch_together() {
     // Members share a PostgreSQL database: the `_pg` twin runs this, the SQLite one cannot.
-    let Some(url) = on_postgres().then(new_pg_database).flatten() else {
+    let Some(url) = on_postgres().then(new_pg_database) else {
         eprintln!("SKIPPED: members of one cluster share a PostgreSQL database; two_phase_pg runs this test");
         return;
     };

@@ -126,7 +126,9 @@ impl CaTrust {
     /// Which of these CAs issued `cert` (its signature verifies under the CA's key).
     pub fn issuer_of(&self, cert: &CertificateDer<'_>) -> Option<Issuer> {
         if signed_by(cert, &self.current) {
-            return Some(Issuer::Current(self.current_fp()));
+            return Some(Issuer::Current {
+                fp: self.current_fp(),
+            });
         }
         let o = self.overlap.as_ref()?;
         signed_by(cert, &o.old).then(|| Issuer::Old {
@@ -184,8 +186,12 @@ pub(crate) type ClientCheck = Arc<dyn rustls::server::danger::ClientCertVerifier
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "ca", rename_all = "lowercase")]
 pub enum Issuer {
-    /// The CA in force (fingerprint).
-    Current(String),
+    /// The CA in force. A struct variant, not a newtype: serde's internally tagged form
+    /// (`{"ca": "current", "fp": ...}`) cannot hold a bare string.
+    Current {
+        /// Its fingerprint.
+        fp: String,
+    },
     /// The CA rotated away from: its certificates are refused after `until`.
     Old {
         /// Its fingerprint.
@@ -198,7 +204,7 @@ pub enum Issuer {
 impl std::fmt::Display for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Issuer::Current(fp) => write!(f, "CA {}", &fp[..16]),
+            Issuer::Current { fp } => write!(f, "CA {}", &fp[..16]),
             Issuer::Old { fp, until } => {
                 write!(f, "OLD CA {} (refused after {until})", &fp[..16])
             }
@@ -579,7 +585,9 @@ mod tests {
         );
         assert_eq!(
             trust.issuer_of(&new_node[0]),
-            Some(Issuer::Current(r.new_fp.clone()))
+            Some(Issuer::Current {
+                fp: r.new_fp.clone()
+            })
         );
 
         // The overlap travels with `keys export` to the other members, and `--finish` ends it.

@@ -115,16 +115,20 @@ pub fn on_postgres() -> bool {
     env!("CARGO_CRATE_NAME").ends_with("_pg")
 }
 
-/// A new, empty PostgreSQL database on the test server (`UPDHUB_TEST_PG_URL`, which
-/// `.ci/run` and `scripts/pg-throwaway.sh` provide), or `None` with a note when there is
-/// no server.
-pub fn new_pg_database() -> Option<String> {
-    let Ok(admin) = std::env::var("UPDHUB_TEST_PG_URL") else {
-        eprintln!(
-            "NOTE: UPDHUB_TEST_PG_URL is not set, so this PostgreSQL test runs on SQLite; start a server with `eval \"$(bash scripts/pg-throwaway.sh start)\"` (CI always does)"
-        );
-        return None;
-    };
+/// The test PostgreSQL server's URL (`UPDHUB_TEST_PG_URL`, which `scripts/test.sh`, the
+/// README's test command, sets). A PostgreSQL test never runs on SQLite instead: without a
+/// server it fails here, naming the command that provides one.
+pub fn pg_server_url() -> String {
+    std::env::var("UPDHUB_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "this test needs PostgreSQL and UPDHUB_TEST_PG_URL is not set: run the tests with `bash scripts/test.sh` (the README's test command), which installs and starts a throwaway PostgreSQL 15 server, or set UPDHUB_TEST_PG_URL to one of your own"
+        )
+    })
+}
+
+/// A new, empty PostgreSQL database on the test server ([`pg_server_url`]).
+pub fn new_pg_database() -> String {
+    let admin = pg_server_url();
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let name = format!(
         "t_{}_{}_{}",
@@ -151,14 +155,14 @@ pub fn new_pg_database() -> Option<String> {
     .join()
     .unwrap();
     let (base, _) = admin.rsplit_once('/').expect("a URL with a database name");
-    Some(format!("{base}/{name}"))
+    format!("{base}/{name}")
 }
 
 /// The database URL a new test node gets: a fresh PostgreSQL database in a `*_pg` test
-/// binary, else `None` (the embedded SQLite file).
+/// binary (which fails without a server), else `None` (the embedded SQLite file).
 pub fn test_database() -> Option<String> {
     if on_postgres() {
-        new_pg_database()
+        Some(new_pg_database())
     } else {
         None
     }
@@ -771,18 +775,15 @@ pub async fn licensed_parent_of(dir: &Path, zone: &Path) -> Arc<Hub> {
 }
 
 /// The PostgreSQL database of a test whose nodes are members of one cluster, or `None`
-/// after saying why it is skipped: on SQLite (an embedded database has one member; the
-/// test runs in its `twin`, e.g. "failover_pg") or without a PostgreSQL server.
+/// after saying why it is skipped on SQLite (an embedded database has one member; the test
+/// runs in its `twin`, e.g. "failover_pg"). Without a PostgreSQL server it fails
+/// ([`pg_server_url`]).
 pub fn cluster_database(test: &str, twin: &str) -> Option<String> {
     if !on_postgres() {
         eprintln!("SKIPPED {test} on SQLite: members of one cluster share a PostgreSQL database; it runs in {twin}");
         return None;
     }
-    let url = new_pg_database();
-    if url.is_none() {
-        eprintln!("SKIPPED {test}: it needs PostgreSQL and UPDHUB_TEST_PG_URL is not set (run `eval \"$(bash scripts/pg-throwaway.sh start)\"` first; CI always sets it)");
-    }
-    url
+    Some(new_pg_database())
 }
 
 /// `child`, reopened with `upstream.parents` set to the members `parents` in order (as an
