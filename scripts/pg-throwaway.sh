@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL 15 server for the tests (CI and local runs).
 #
-#   eval "$(bash scripts/pg-throwaway.sh start)"
+#   eval "$(bash scripts/pg-throwaway.sh start [--durable])"
 #       starts a server in a new temporary folder and prints, on stdout and nothing else,
 #           export UPDHUB_TEST_PG_URL=postgres://updhub:PASSWORD@127.0.0.1:PORT/postgres
 #           export UPDHUB_TEST_PG_DIR=/tmp/updhub-pg.XXXXXX
-#       (progress goes to stderr)
+#       (progress goes to stderr). The tests' server runs with fsync and synchronous_commit
+#       off: its data dies with it, and a test never kills it. With --durable it keeps
+#       PostgreSQL's crash-safe defaults, for a trial cluster whose database may see a
+#       kill -9 (off, a killed server loses commits already acknowledged to updhub:
+#       6 of 59 station registrations in one try).
 #   bash scripts/pg-throwaway.sh stop "$UPDHUB_TEST_PG_DIR"
 #       stops that server (pg_ctl stop -m fast) and removes its folder.
 #
@@ -24,7 +28,7 @@ die() { say "error: $*"; exit 1; }
 
 usage() {
     cat >&2 <<'USAGE'
-usage: eval "$(bash scripts/pg-throwaway.sh start)"
+usage: eval "$(bash scripts/pg-throwaway.sh start [--durable])"
        bash scripts/pg-throwaway.sh stop "$UPDHUB_TEST_PG_DIR"
 USAGE
     exit 2
@@ -95,7 +99,7 @@ print(s.getsockname()[1])' 2>/dev/null) && [ -n "$p" ]; then
 }
 
 start() {
-    local bindir dir data log password port attempt
+    local durable=${1:-} bindir dir data log password port attempt speed
     bindir=$(find_bindir)
     ensure_pg_user
 
@@ -125,6 +129,15 @@ start() {
     fi
     rm -f "$dir/pwfile"
 
+    if [ "$durable" = --durable ]; then
+        speed="# --durable: PostgreSQL's crash-safe defaults (fsync, synchronous_commit on)."
+    else
+        speed="# A throwaway server for tests: its data dies with it, so trade crash safety for speed.
+# Never use these settings for a database whose contents matter (start --durable).
+fsync = off
+synchronous_commit = off
+full_page_writes = off"
+    fi
     for attempt in 1 2 3; do
         port=$(free_port)
         # postgresql.auto.conf overrides postgresql.conf; rewritten on each attempt.
@@ -135,11 +148,7 @@ port = $port
 unix_socket_directories = '$dir'
 max_connections = 400
 shared_buffers = 128MB
-# A throwaway server for tests: its data dies with it, so trade crash safety for speed.
-# Never use these settings for a database whose contents matter.
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$speed
 CONF
         say "starting on 127.0.0.1:$port (attempt $attempt)"
         if as_pg "$dir" "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 start >&2; then
@@ -189,7 +198,13 @@ stop() {
 }
 
 case "${1:-}" in
-    start) [ $# -eq 1 ] || usage; start ;;
+    start)
+        case "$#:${2:-}" in
+            1:) start ;;
+            2:--durable) start --durable ;;
+            *) usage ;;
+        esac
+        ;;
     stop) [ $# -eq 2 ] || usage; stop "$2" ;;
     *) usage ;;
 esac

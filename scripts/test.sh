@@ -51,4 +51,4 @@ else
     say "using the PostgreSQL server in UPDHUB_TEST_PG_URL"
 fi
 
-cargo test --locked "$@"
+cargo test --locked --no-fail-fast "$@"

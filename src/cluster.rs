@@ -30,6 +30,11 @@ pub struct Check {
     pub gone: Vec<String>,
     /// What differs; empty when the cluster is consistent.
     pub findings: Vec<Finding>,
+    /// Live members whose last record predates the cluster's latest settings change: they
+    /// apply it before they record themselves again (within [`crate::hub::MEMBER_EVERY`]),
+    /// so their `[same]` settings are left out of this comparison rather than called
+    /// different.
+    pub settings_pending: Vec<String>,
 }
 
 impl Check {
@@ -39,8 +44,14 @@ impl Check {
     }
 }
 
-/// Compare the members heard from within `alive` of `now`.
-pub fn check(members: &[Member], now: DateTime<Utc>, alive: std::time::Duration) -> Check {
+/// Compare the members heard from within `alive` of `now`; `settings_changed` is when the
+/// cluster's shared settings last changed (`config set`), if ever.
+pub fn check(
+    members: &[Member],
+    now: DateTime<Utc>,
+    alive: std::time::Duration,
+    settings_changed: Option<DateTime<Utc>>,
+) -> Check {
     let alive = chrono::Duration::from_std(alive).unwrap_or(chrono::Duration::seconds(30));
     let (live, gone): (Vec<&Member>, Vec<&Member>) =
         members.iter().partition(|m| m.last_seen > now - alive);
@@ -88,8 +99,14 @@ pub fn check(members: &[Member], now: DateTime<Utc>, alive: std::time::Duration)
         &|m| m.active_root.clone().unwrap_or_else(|| "(none)".into()),
         "the members serve different versions: let the lagging ones sync, or publish again on the parent",
     );
+    // A member refreshes the cluster's settings just before it records itself, so a record
+    // older than the latest change shows the settings before it, not a difference.
+    let (current, pending): (Vec<&Member>, Vec<&Member>) = live
+        .iter()
+        .copied()
+        .partition(|m| settings_changed.is_none_or(|at| m.last_seen >= at));
     // Setting by setting, so the finding names the key to fix.
-    let parsed: Vec<(&Member, BTreeMap<String, serde_json::Value>)> = live
+    let parsed: Vec<(&Member, BTreeMap<String, serde_json::Value>)> = current
         .iter()
         .map(|m| (*m, serde_json::from_str(&m.settings).unwrap_or_default()))
         .collect();
@@ -102,7 +119,10 @@ pub fn check(members: &[Member], now: DateTime<Utc>, alive: std::time::Duration)
             .map(|(m, s)| {
                 (
                     m.node_id.clone(),
-                    s.get(k).map_or_else(|| "(unset)".into(), |v| v.to_string()),
+                    s.get(k).map_or_else(
+                        || "(unset)".into(),
+                        |v| crate::config::shown_same_setting(k, v).to_string(),
+                    ),
                 )
             })
             .collect();
@@ -119,6 +139,7 @@ pub fn check(members: &[Member], now: DateTime<Utc>, alive: std::time::Duration)
         alive: live.iter().map(|m| m.node_id.clone()).collect(),
         gone: gone.iter().map(|m| m.node_id.clone()).collect(),
         findings,
+        settings_pending: pending.iter().map(|m| m.node_id.clone()).collect(),
     }
 }
 
@@ -151,14 +172,16 @@ mod tests {
         let now = Utc::now();
         let a = member("a");
         let b = member("b");
-        assert!(check(&[a.clone(), b.clone()], now, ALIVE).ok());
+        assert!(check(&[a.clone(), b.clone()], now, ALIVE, None).ok());
         let mut c = member("c");
         c.settings = r#"{"licenses.station_ttl":30,"server.name":"hub.example"}"#.into();
         c.updhub_version = "1.1.0".into();
-        let r = check(&[a.clone(), b, c], now, ALIVE);
+        let r = check(&[a.clone(), b, c], now, ALIVE, None);
         let what: Vec<&str> = r.findings.iter().map(|f| f.what.as_str()).collect();
         assert_eq!(what, ["updhub version", "setting licenses.station_ttl"]);
-        assert_eq!(r.findings[1].values["c"], "30");
+        // Spans as an admin writes them, not in the seconds the record keeps.
+        assert_eq!(r.findings[1].values["c"], "\"30s\"");
+        assert_eq!(r.findings[1].values["a"], "\"1m\"");
         assert!(r.findings[1]
             .fix
             .contains("updhub config set licenses.station_ttl VALUE"));
@@ -192,8 +215,28 @@ mod tests {
         let mut old = member("old");
         old.last_seen = now - chrono::Duration::minutes(5);
         old.key_fp = "other".into();
-        let r = check(&[member("a"), old], now, ALIVE);
+        let r = check(&[member("a"), old], now, ALIVE, None);
         assert!(r.ok(), "{r:?}");
         assert_eq!(r.gone, ["old"]);
+    }
+
+    #[test]
+    fn a_member_that_has_not_recorded_itself_since_a_config_set_is_pending_not_different() {
+        // `config set` at `at`: a has recorded itself since (with the new value), b not yet
+        // (its record still shows the value before the change).
+        let now = Utc::now();
+        let at = now - chrono::Duration::seconds(1);
+        let mut a = member("a");
+        a.settings = r#"{"licenses.station_ttl":30,"server.name":"hub.example"}"#.into();
+        let mut b = member("b");
+        b.last_seen = at - chrono::Duration::seconds(3);
+        let r = check(&[a.clone(), b.clone()], now, ALIVE, Some(at));
+        assert!(r.ok(), "{r:?}");
+        assert_eq!(r.settings_pending, ["b"]);
+        // Once b records itself, with the old value still, it differs.
+        b.last_seen = now;
+        let r = check(&[a, b], now, ALIVE, Some(at));
+        assert_eq!(r.findings.len(), 1, "{r:?}");
+        assert!(r.settings_pending.is_empty());
     }
 }

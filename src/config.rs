@@ -79,6 +79,61 @@ pub const CLUSTER_ONLY: &[&str] = &[
     "cluster.announce_every",
 ];
 
+/// The `[same]` settings that are spans, with the unit [`Config::same_settings`] keeps them
+/// in (that form is digested and compared across releases, so it stays as it is); shown to
+/// an admin as written in updhub.toml ([`shown_same_settings`]).
+const SPAN_SETTINGS: &[(&str, SpanUnit)] = &[
+    ("upstream.sync_interval", SpanUnit::Millis),
+    ("upstream.mirror_interval", SpanUnit::Secs),
+    ("upstream.stale_after", SpanUnit::Secs),
+    ("publish.expires_in", SpanUnit::Secs),
+    ("publish.warn_before", SpanUnit::Secs),
+    ("publish.delay", SpanUnit::Secs),
+    ("publish.stage_timeout", SpanUnit::Secs),
+    ("rollout.soak", SpanUnit::Secs),
+    ("licenses.skew_margin", SpanUnit::Secs),
+    ("licenses.station_ttl", SpanUnit::Secs),
+    ("licenses.warn_before", SpanUnit::Secs),
+    ("licenses.log_retention", SpanUnit::Secs),
+    ("server.report_retention", SpanUnit::Secs),
+    ("cluster.announce_every", SpanUnit::Millis),
+];
+
+/// The unit a span of [`SPAN_SETTINGS`] is kept in.
+#[derive(Clone, Copy)]
+enum SpanUnit {
+    Secs,
+    Millis,
+}
+
+/// `value` of the `[same]` setting `key` as an admin writes it: a span as in updhub.toml
+/// (`14days`, `2s`), anything else as it is.
+pub fn shown_same_setting(key: &str, value: &serde_json::Value) -> serde_json::Value {
+    let span = SPAN_SETTINGS.iter().find(|(k, _)| *k == key);
+    match (span, value.as_u64()) {
+        (Some((_, unit)), Some(n)) => {
+            let d = match unit {
+                SpanUnit::Secs => Duration::from_secs(n),
+                SpanUnit::Millis => Duration::from_millis(n),
+            };
+            serde_json::Value::String(humantime::format_duration(d).to_string())
+        }
+        _ => value.clone(),
+    }
+}
+
+/// [`Config::same_settings`] as an admin writes them ([`shown_same_setting`] for each).
+pub fn shown_same_settings(settings: &serde_json::Value) -> serde_json::Value {
+    match settings.as_object() {
+        Some(m) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), shown_same_setting(k, v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        None => settings.clone(),
+    }
+}
+
 /// The config file's name inside the data folder.
 pub const FILE: &str = "updhub.toml";
 
@@ -103,6 +158,12 @@ pub enum ConfigError {
         path: PathBuf,
         /// toml's message, which shows the line and the key.
         message: String,
+    },
+    /// `config set` of a key that is not one the cluster shares.
+    #[error("{key} is not a setting the cluster shares, so `config set` cannot set it; these are: {shared}. Set any other setting in updhub.toml on each node (and restart it)", shared = SHARED_SETTINGS.join(", "))]
+    NotShared {
+        /// The key given.
+        key: String,
     },
     /// A setting has a value we cannot use.
     #[error("{path}: {key} = {value}: {why}")]
@@ -799,15 +860,14 @@ impl Config {
                 .iter()
                 .find(|k| **k == key)
                 .copied()
-                .unwrap_or("setting"),
+                .unwrap_or("the setting"),
             value: value.to_owned(),
             why,
         };
         if !SHARED_SETTINGS.contains(&key) {
-            return Err(invalid(format!(
-                "{key} is not a setting the cluster shares; these are: {}",
-                SHARED_SETTINGS.join(", ")
-            )));
+            return Err(ConfigError::NotShared {
+                key: key.to_owned(),
+            });
         }
         let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
             Ok(mut t) => t.remove("v").expect("just parsed"),

@@ -1391,10 +1391,12 @@ impl Hub {
     /// # Errors
     /// Database errors.
     pub fn cluster_check(&self) -> Result<crate::cluster::Check, Error> {
+        let settings_changed = self.db.shared_settings()?.iter().map(|s| s.set_at).max();
         Ok(crate::cluster::check(
             &self.db.members()?,
             Utc::now(),
             MEMBER_ALIVE,
+            settings_changed,
         ))
     }
 

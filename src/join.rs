@@ -375,7 +375,8 @@ fn member_notes(me: &crate::db::Member, plan: &Plan, now: DateTime<Utc>) -> Vec<
         return Vec::new();
     }
     members.push(me.clone());
-    let check = crate::cluster::check(&members, now, crate::hub::MEMBER_ALIVE);
+    // Settings are left out below, so when they last changed does not matter.
+    let check = crate::cluster::check(&members, now, crate::hub::MEMBER_ALIVE, None);
     check
         .findings
         .iter()

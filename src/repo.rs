@@ -32,7 +32,7 @@ pub enum RepoError {
         why: String,
     },
     /// A signature does not verify.
-    #[error("published version {number} from {from}: the signature does not verify with the cluster key; the parent's keys differ from ours or the document was altered; copy the cluster keys with `updhub keys export` / `init --keys-from`")]
+    #[error("published version {number} from {from}: the signature does not verify with any publisher key this node trusts (`updhub keys publishers` lists them); the document was altered, or its publisher key was replaced instead of rotated. A node linked to that parent (another trust domain) never copies its keys: it learned them at enrollment and follows their rotations, so enroll it again (`updhub link invite --id ID` on the parent, `updhub link join` here); only a member of the parent's own cluster takes the cluster keys (`updhub keys export` there, `updhub init --keys-from` here)")]
     BadSignature {
         /// Where it came from.
         from: String,

@@ -234,3 +234,86 @@ fn a_plain_init_trusts_no_issuer_and_an_own_issuer_made_with_issuer_key_is_trust
     let out = updhub(&data, &["status"]);
     assert!(!stdout(&out).contains("demo licenses"), "{}", stdout(&out));
 }
+
+#[test]
+fn config_commands_name_an_unknown_key_list_every_shared_one_and_show_spans_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("n");
+    let out = updhub(
+        &data,
+        &["init", "--zone", root().join("mirror").to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // An unknown key is named, with the keys `config set` takes (it printed "setting = 5").
+    let out = updhub(&data, &["config", "set", "nonexistent.key", "5"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("nonexistent.key") && err.contains("server.report_retention"),
+        "{err}"
+    );
+    assert!(!err.contains("setting = 5"), "{err}");
+    // The help lists every key `config set` takes (it listed 17 of 19).
+    let out = updhub(&data, &["config", "set", "--help"]);
+    let help = stdout(&out);
+    for key in updhub::config::SHARED_SETTINGS {
+        assert!(help.contains(key), "{key} missing from:\n{help}");
+    }
+
+    // Spans as an admin writes them, not seconds beside milliseconds.
+    let out = updhub(&data, &["config", "set", "licenses.station_ttl", "14d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = updhub(&data, &["config", "show"]);
+    let text = stdout(&out);
+    assert!(text.contains("licenses.station_ttl = \"14days\""), "{text}");
+    assert!(text.contains("upstream.sync_interval = \"1m\""), "{text}");
+    let out = updhub(&data, &["config", "show", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["in_force"]["licenses.station_ttl"], "14days");
+
+    // A mirror from another zone on a node whose schedule reads upstream.zone is told that
+    // the next scheduled round publishes over it.
+    let zone2 = dir.path().join("zone2");
+    let out = updhub(
+        &data,
+        &["mirror", "--from", root().join("mirror").to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("scheduled mirror"),
+        "{}",
+        stderr(&out)
+    );
+    copy(&root().join("mirror"), &zone2);
+    let out = updhub(&data, &["mirror", "--from", zone2.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the scheduled mirror reads upstream.zone")
+            && err.contains("upstream.mirror_interval 0s"),
+        "{err}"
+    );
+    let out = updhub(&data, &["config", "set", "upstream.mirror_interval", "0s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = updhub(&data, &["mirror", "--from", zone2.to_str().unwrap()]);
+    assert!(
+        !stderr(&out).contains("scheduled mirror"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Copy a folder tree.
+fn copy(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}

@@ -365,11 +365,9 @@ pub enum ConfigCommand {
     /// applies it over its updhub.toml within a few seconds. VALUE as in updhub.toml,
     /// e.g. `licenses.station_ttl 14d` or `publish.auto_resign false`.
     Set {
-        /// One of: upstream.sync_interval, upstream.mirror_interval, upstream.stale_after,
-        /// upstream.products, publish.expires_in, publish.auto_resign, publish.warn_before,
-        /// publish.delay, publish.stage_timeout, publish.quorum, rollout.canary,
-        /// rollout.soak, licenses.issuers, licenses.skew_margin, licenses.station_ttl,
-        /// licenses.warn_before, store.keep_versions.
+        /// The setting: one the cluster shares (the list is the one `config set` takes, so
+        /// help and check never disagree); any other is set in updhub.toml on each node.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::config::SHARED_SETTINGS))]
         key: String,
         /// The value.
         value: String,
@@ -595,6 +593,17 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 .await?;
             out!("{s}");
             products::notes(&s.products)?;
+            let live = hub.live();
+            let every = live.upstream.mirror_interval;
+            if let Some(f) = from.as_deref().filter(|f| *f != live.upstream.zone) {
+                if !every.is_zero() && !hub.is_child() {
+                    eprintln!(
+                        "note: the scheduled mirror reads upstream.zone ({}), not {f}: its next round (every {}) publishes that zone's content over this one; make this zone upstream.zone on each member, or stop the schedule with `updhub config set upstream.mirror_interval 0s`",
+                        live.upstream.zone,
+                        humantime::format_duration(every)
+                    );
+                }
+            }
         }
         Command::Publish {
             expires_in,
@@ -793,10 +802,13 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                 print_json(&serde_json::json!({
                     "revision": hub.db.settings_revision()?,
                     "set": set,
-                    "in_force": live.same_settings(),
+                    "in_force": crate::config::shown_same_settings(&live.same_settings()),
                 }))?;
             } else {
-                render::shared_settings(&set, &live.same_settings())?;
+                render::shared_settings(
+                    &set,
+                    &crate::config::shown_same_settings(&live.same_settings()),
+                )?;
             }
         }
         Command::Db {

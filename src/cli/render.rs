@@ -460,6 +460,13 @@ pub(super) fn cluster_check(c: &crate::cluster::Check) -> Result<()> {
     if !c.gone.is_empty() {
         out!("not heard from lately (left out): {}", c.gone.join(", "));
     }
+    if !c.settings_pending.is_empty() {
+        out!(
+            "settings not compared yet on {}: the cluster's settings changed after their last record; they apply the change before the next one (within {} s)",
+            c.settings_pending.join(", "),
+            crate::hub::MEMBER_EVERY.as_secs()
+        );
+    }
     if c.ok() {
         out!("ok: every live member has the same version, keys, name, root and settings");
     }

@@ -62,7 +62,7 @@ pub(super) async fn serve(
         )?;
         let hub = &new.hub;
         eprintln!(
-            "initializing a new node in {} (server {})",
+            "setting up a new node in {} (server {}): mirror the sample zone, publish, add the demo license",
             data.display(),
             hub.id()
         );
@@ -76,8 +76,8 @@ pub(super) async fn serve(
             "added the demo license key {} ({} stations), trusting the demo issuer (licenses.issuers in updhub.toml): demo licenses, not for production",
             k.key_id, k.stations
         );
+        // One line opened the set-up; the serving line that follows says it finished.
         new.finish()?;
-        eprintln!("initialized a new node in {}", data.display());
     }
     let _lock = crate::lock::DataLock::take(data, "serve")?;
     let mut config = Config::load(data)?;
