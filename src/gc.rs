@@ -379,11 +379,8 @@ fn write_last(hub: &Hub, r: &Report) -> Result<(), GcError> {
         path: path.clone(),
         source,
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(&hub.data).map_err(fail)?;
-    serde_json::to_writer(&mut tmp, &last).map_err(|e| fail(e.into()))?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(&path).map_err(|e| fail(e.error))?;
-    Ok(())
+    let json = serde_json::to_vec(&last).map_err(|e| fail(e.into()))?;
+    crate::durable::write_atomic(&path, &json, crate::durable::SECRET).map_err(fail)
 }
 
 /// The last garbage collection of the node in `data` (None: none yet, or unreadable).

@@ -1380,9 +1380,12 @@ impl Hub {
             Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
         }
         let token = hex::encode(rand::random::<[u8; 16]>());
-        let tmp = self.data.join("instance.tmp");
-        fs::write(&tmp, format!("{token}\n")).map_err(io(format!("writing {}", tmp.display())))?;
-        fs::rename(&tmp, &path).map_err(io(format!("writing {}", path.display())))?;
+        crate::durable::write_atomic(
+            &path,
+            format!("{token}\n").as_bytes(),
+            crate::durable::PUBLIC,
+        )
+        .map_err(io(format!("writing {}", path.display())))?;
         Ok(token)
     }
 

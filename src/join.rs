@@ -8,7 +8,6 @@
 //! SQLite file stays as it was, as the backup. A serving node holds its data folder's lock,
 //! so the join refuses to run beside it.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -405,15 +404,10 @@ fn write_database_url(data: &Path, url: &str, expected: &Config) -> Result<(), S
     if as_toml(&parsed)? != as_toml(expected)? {
         return Err("the edited file would not read back as the old one with the new database.url; nothing was written".into());
     }
-    let mut tmp = tempfile::NamedTempFile::new_in(data).map_err(|e| format!("a temp file: {e}"))?;
     let io = |e: std::io::Error| e.to_string();
-    tmp.write_all(new.as_bytes()).map_err(io)?;
-    // The URL may hold a password: the file keeps the old one's permissions.
-    let perms = std::fs::metadata(&path).map_err(io)?.permissions();
-    std::fs::set_permissions(tmp.path(), perms).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(&path).map_err(|e| e.error.to_string())?;
-    crate::store::sync_dir(data).map_err(|e| e.to_string())
+    // The URL may hold a password: the file keeps the old one's permissions, from creation.
+    let mode = crate::durable::mode_of(&path).map_err(io)?;
+    crate::durable::write_atomic(&path, new.as_bytes(), mode).map_err(io)
 }
 
 /// `text` (an updhub.toml) with `url = ...` under `[database]` set to `url`, added when

@@ -2,6 +2,8 @@
 //! management servers.
 //!
 //! The modules, in the order data flows through them:
+//! - [`durable`]: files written whole or not at all, synced, with their final mode from the
+//!   start (keys, secrets, archives, summaries); a batch form for many files at once.
 //! - [`config`]: `updhub.toml`, validated; which settings must match across a cluster.
 //! - [`keys`]: the cluster's shared signing key, CA and server certificate; node certificates;
 //!   rotating the CA with an overlap (`keys::ca`) and following a parent's (`keys::renewal`).
@@ -42,6 +44,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod durable;
 pub mod error;
 pub mod gc;
 pub mod hub;

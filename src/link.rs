@@ -304,19 +304,13 @@ pub fn offline_request(hub: &Hub) -> Result<OfflineRequest, Error> {
     })
 }
 
+/// A secret (a link key) written through [`crate::durable`]: owner-only from the moment
+/// the file exists, synced and renamed into place.
 fn write_secret(path: &std::path::Path, data: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::Io {
+    crate::durable::write_atomic(path, data, crate::durable::SECRET).map_err(|source| Error::Io {
         what: format!("writing {}", path.display()),
         source,
-    };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 /// `link accept FILE --out REPLY` (on the parent): the admin vouches for the request by
@@ -711,4 +705,40 @@ pub async fn exchange_licenses(
             .await?;
     let gave = crate::license::api::offer_to(&hub.ledger, &client, &base, peer_id).await?;
     Ok((got, gave))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18 point 8: the link key was written with the default mode and narrowed to 0600
+    /// only afterwards (readable by others meanwhile), and renamed without an fsync.
+    #[test]
+    #[cfg(unix)]
+    fn a_link_key_is_owner_only_from_the_moment_its_file_exists() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let key = pending_key(d.path());
+        let (r, seen) = crate::durable::hook::watch(|| write_secret(&key, b"PRIVATE KEY"));
+        r.unwrap();
+        // Every file that held (or was about to hold) the key, as another user would have
+        // seen it the moment it appeared: empty and owner-only.
+        assert_eq!(
+            seen.len(),
+            1,
+            "written through one temporary file: {seen:?}"
+        );
+        let (tmp, mode, len) = &seen[0];
+        assert_eq!(tmp.parent(), Some(d.path()), "beside the key: {seen:?}");
+        assert_eq!((*mode, *len), (0o600, 0), "{seen:?}");
+        assert!(!tmp.exists(), "renamed into place");
+        let m = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(m & 0o777, 0o600);
+        assert_eq!(std::fs::read(&key).unwrap(), b"PRIVATE KEY");
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
 }

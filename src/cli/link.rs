@@ -117,11 +117,13 @@ pub(super) fn set_linked(hub: &Hub, kind: &str, url: &str) -> Result<()> {
     let path = hub.data.join(crate::config::FILE);
     let text = cfg.to_commented_toml();
     crate::config::Config::parse(&text, &path)?;
-    let tmp = hub.data.join(format!("{}.tmp", crate::config::FILE));
-    let io = |what: String| move |source| Error::Io { what, source };
-    std::fs::write(&tmp, text).map_err(io(format!("writing {}", tmp.display())))?;
-    std::fs::rename(&tmp, &path).map_err(io(format!("writing {}", path.display())))?;
-    Ok(())
+    let io = |source| Error::Io {
+        what: format!("writing {}", path.display()),
+        source,
+    };
+    // It may name a database with its password: it keeps the mode it had.
+    let mode = crate::durable::mode_of(&path).map_err(io)?;
+    crate::durable::write_atomic(&path, text.as_bytes(), mode).map_err(io)
 }
 
 /// The URL of this node's station port as another machine reaches it.

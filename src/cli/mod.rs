@@ -656,6 +656,9 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
                     ))
                     .unwrap_or_default()
             );
+            if !m.verified() {
+                out!("the archive was written by an earlier updhub ({}): it carries no digests, so its files were checked by their form and the database by its integrity check only; take a new backup now", m.format);
+            }
             out!("{}", m.note);
         }
         Command::Rollout { command } => rollout::rollout(&data, command)?,

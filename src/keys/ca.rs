@@ -448,7 +448,7 @@ const NEXT_KEY: &str = "ca-next.key";
 const NEXT_CRT: &str = "ca-next.crt";
 
 fn rename(dir: &Path, from: &str, to: &str) -> Result<(), KeyError> {
-    std::fs::rename(dir.join(from), dir.join(to)).map_err(|source| KeyError::Write {
+    crate::durable::rename(&dir.join(from), &dir.join(to)).map_err(|source| KeyError::Write {
         path: dir.join(to),
         source,
     })

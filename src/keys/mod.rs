@@ -108,37 +108,23 @@ fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
     fs::read(path).map_err(|e| bad(path, format!("cannot be read ({e})")))
 }
 
-/// Write a file with owner-only permissions where it holds a secret.
+/// Write a file of `keys/` durably (see [`crate::durable`]). `secret` says it holds one:
+/// every file there is owner-only from its creation either way, as the folder is private.
 fn write(path: &Path, data: &[u8], secret: bool) -> Result<(), KeyError> {
     write_file(path, data, secret, true)
 }
 
 /// [`write`], replacing an existing file only if `replace`.
-fn write_file(path: &Path, data: &[u8], secret: bool, replace: bool) -> Result<(), KeyError> {
+fn write_file(path: &Path, data: &[u8], _secret: bool, replace: bool) -> Result<(), KeyError> {
     let w = |source| KeyError::Write {
         path: path.to_owned(),
         source,
     };
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(folder).map_err(w)?;
-    io::Write::write_all(&mut tmp, data).map_err(w)?;
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o600)).map_err(w)?;
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    tmp.as_file().sync_all().map_err(w)?;
     if replace {
-        tmp.persist(path).map_err(|e| w(e.error))?;
+        crate::durable::write_atomic(path, data, crate::durable::SECRET).map_err(w)
     } else {
-        tmp.persist_noclobber(path).map_err(|e| w(e.error))?;
+        crate::durable::write_new(path, data, crate::durable::SECRET).map_err(w)
     }
-    Ok(())
 }
 
 /// A new ed25519 key and its PKCS#8 PEM; `what` names it in errors.

@@ -104,7 +104,7 @@ pub fn finish(up: &Path, cert_pem: &str) -> Result<(), KeyError> {
         fix: "nothing was changed; the renewal is tried again at the next sync",
     })?;
     write(&up.join("link.crt"), cert_pem.as_bytes(), false)?;
-    fs::rename(&pending, up.join("link.key")).map_err(|source| KeyError::Write {
+    crate::durable::rename(&pending, &up.join("link.key")).map_err(|source| KeyError::Write {
         path: up.join("link.key"),
         source,
     })
@@ -129,9 +129,11 @@ pub(super) fn recover(up: &Path) -> Result<(), KeyError> {
         x.public_key().subject_public_key.data.as_ref() == key.public_key_raw()
     });
     if fits {
-        fs::rename(&pending, up.join("link.key")).map_err(|source| KeyError::Write {
-            path: up.join("link.key"),
-            source,
+        crate::durable::rename(&pending, &up.join("link.key")).map_err(|source| {
+            KeyError::Write {
+                path: up.join("link.key"),
+                source,
+            }
         })?;
     }
     Ok(())

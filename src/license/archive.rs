@@ -9,7 +9,6 @@
 //! records). A file is zstd-compressed JSON lines, one [`LogRow`] a line, oldest first:
 //! `zstd -dc FILE` reads it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -94,15 +93,7 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ArchiveError> 
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let to = dir.join(name);
-    // A NamedTempFile is created with mode 0600 and removed if anything below fails.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    tmp.write_all(bytes).map_err(io(&to))?;
-    tmp.as_file().sync_all().map_err(io(&to))?;
-    tmp.persist(&to).map_err(|e| io(&to)(e.error))?;
-    crate::store::sync_dir(dir).map_err(|e| ArchiveError::Io {
-        path: dir.to_owned(),
-        source: std::io::Error::other(e),
-    })
+    crate::durable::write_atomic(&to, bytes, crate::durable::SECRET).map_err(io(&to))
 }
 
 /// Remove the files in `dir` of other ranges starting at `from` than `name`: written by a run
