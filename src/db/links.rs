@@ -456,6 +456,34 @@ fn known_id(
     if id == cluster {
         return known("this cluster's id (its license ledger is filed under it)".to_owned());
     }
+    Ok(other_holders(c, cluster, id)?
+        .into_iter()
+        .next()
+        .map(|holder| Refusal::IdKnown {
+            id: id.to_owned(),
+            holder,
+        }))
+}
+
+/// Who else holds `id` in the cluster whose rows are filed under `cluster`, said for the
+/// admin, besides this node, its members and the cluster itself: a live link, or, unless
+/// the admin released the id with `link remove`, a child that reported to a member and the
+/// receiver of grants. `cluster join` asks it of a joining node's id too.
+///
+/// # Errors
+/// The queries failed.
+pub(crate) fn other_holders(
+    c: &super::sql::Conn<'_>,
+    cluster: &str,
+    id: &str,
+) -> Result<Vec<String>, SqlError> {
+    if let Some(Refusal::IdTaken { fp, at, .. }) = bound(c, cluster, id)? {
+        return Ok(vec![format!(
+            "a live link's id (certificate {}, enrolled {})",
+            &fp[..16.min(fp.len())],
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        )]);
+    }
     // A removed link's id was released by the admin (`link remove`, then enroll again):
     // the reports and grants filed under it are that link's, whose node is replaced.
     let released = c
@@ -465,15 +493,16 @@ fn known_id(
         )?
         .is_some();
     if released {
-        return Ok(None);
+        return Ok(Vec::new());
     }
+    let mut out = Vec::new();
     // One database is one cluster: a child that reported to any member.
     if let Some(r) = c.row(
         "SELECT server_id, reported_at FROM children WHERE child_id=$1 ORDER BY reported_at DESC LIMIT 1",
         args![id],
     )? {
         let (to, at): (String, DateTime<Utc>) = (r.get(0)?, r.get(1)?);
-        return known(format!(
+        out.push(format!(
             "a child that reported on {} (to member {to})",
             at.format("%Y-%m-%d %H:%M:%S UTC")
         ));
@@ -483,9 +512,9 @@ fn known_id(
         args![cluster, id],
     )? {
         let (grant, status): (String, String) = (r.get(0)?, r.get(1)?);
-        return known(format!("the receiver of grant {grant} ({status})"));
+        out.push(format!("the receiver of grant {grant} ({status})"));
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// The refusal for `id` when a live link holds it.
