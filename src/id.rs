@@ -55,7 +55,7 @@ impl FromStr for BlobId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
         let err = |why| IdError {
-            text: s.chars().take(80).collect(),
+            text: shown(s),
             kind: "blake3 hash",
             why,
         };
@@ -94,6 +94,12 @@ impl<'de> Deserialize<'de> for BlobId {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// `s` as an error shows it: at most 80 characters, control characters and quotes escaped,
+/// so that text from a peer (a NUL, a line feed) cannot forge lines of a log or a terminal.
+fn shown(s: &str) -> String {
+    s.chars().take(80).flat_map(char::escape_debug).collect()
 }
 
 /// Whether `s` is a label: 1-64 of `[A-Za-z0-9._-]`, starting with a letter or digit. Server
@@ -142,7 +148,7 @@ impl ServerId {
     /// Returns an [`IdError`] naming the rule that the text breaks.
     pub fn new(s: &str) -> Result<Self, IdError> {
         let err = |why| IdError {
-            text: s.chars().take(80).collect(),
+            text: shown(s),
             kind: "server id",
             why,
         };
@@ -229,6 +235,20 @@ mod tests {
         assert!(ServerId::new("").is_err());
         assert!(ServerId::new("-x").is_err());
         assert!(ServerId::new("a/b").is_err());
+        for bad in [
+            "../x",
+            "a\0b",
+            "a\nINFO forged line",
+            "a b",
+            &"x".repeat(65),
+        ] {
+            assert!(ServerId::new(bad).is_err(), "{bad:?}");
+        }
+        // Shown escaped: a line feed in an id cannot start a line of a log.
+        let e = ServerId::new("a\nINFO forged line")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n') && e.contains("a\\nINFO"), "{e}");
         assert!(ServerId::random().as_str().starts_with("hub-"));
     }
 }

@@ -306,12 +306,13 @@ fn problems(conflicts: &[Conflict]) -> Vec<Problem> {
                     format!("{table} {columns} {value} is already in the cluster"),
                     format!("a join never overwrites a row: compare the {table} row here and in the cluster, and keep one"),
                 ),
-                Conflict::NodeId { node, member_last_seen, rows } => {
+                Conflict::NodeId { node, member_last_seen, rows, known } => {
                     let mut held = Vec::new();
                     if member_last_seen.is_some() {
                         held.push(format!("a member last seen at {}", time(*member_last_seen)));
                     }
                     held.extend(rows.iter().map(|(t, n)| format!("{n} row(s) in {t}")));
+                    held.extend(known.iter().cloned());
                     (
                         format!("server id {node} is taken in the cluster ({})", held.join(", ")),
                         format!("every member needs its own id, and its rows are filed under it: if they are this node's from an earlier join, set database.url in updhub.toml by hand; otherwise this server cannot join as {node}: {NEW_MEMBER}"),

@@ -109,6 +109,12 @@ pub fn invite(
             "the enrollment URL {enroll_url:?} is not https://HOST:PORT/ (this node's station port, as the enrolling node reaches it)"
         )));
     }
+    // Said now rather than when the node enrolls (which asks again).
+    if let Some(id) = id {
+        if let Some(r) = refusal(hub, id.as_str())? {
+            return Err(Error::State(format!("link invite --id {id}: {r}")));
+        }
+    }
     let ca = hub.data.join("keys").join("ca.crt");
     let ca_pem = std::fs::read(&ca).map_err(|source| Error::Io {
         what: format!("reading {}", ca.display()),
@@ -195,6 +201,11 @@ pub fn enroll(hub: &Hub, req: &EnrollRequest) -> Result<EnrollReply, EnrollError
         .db
         .check_link_token(&hash, &req.id, now)
         .map_err(Error::from)??;
+    // The database asks again, in the transaction that records the link; this node's own
+    // parent is known from its link file only.
+    if let Some(r) = parent_refusal(hub, &id) {
+        return Err(r.into());
+    }
     let keys_dir = hub.data.join("keys");
     let cert = keys::issue_link_cert(&keys_dir, &req.csr, &id).map_err(EnrollError::Bad)?;
     let fp = keys::pem_fp(cert.as_bytes()).map_err(|e| EnrollError::Bad(e.to_string()))?;
@@ -212,6 +223,28 @@ pub fn enroll(hub: &Hub, req: &EnrollRequest) -> Result<EnrollReply, EnrollError
         )
         .map_err(Error::from)??;
     Ok(enrolled(hub, link, cert)?)
+}
+
+/// Why no node may enroll as `id` here: a live link holds it, or this node or its cluster
+/// knows it as another server's (see [`crate::db::Db::enrollment_refusal`]), or it is this
+/// node's own parent's.
+fn refusal(hub: &Hub, id: &str) -> Result<Option<Refusal>, Error> {
+    Ok(match parent_refusal(hub, id) {
+        Some(r) => Some(r),
+        None => hub.db.enrollment_refusal(id)?,
+    })
+}
+
+/// The refusal for `id` when it is the id of the parent this node enrolled with.
+fn parent_refusal(hub: &Hub, id: &str) -> Option<Refusal> {
+    let up = hub.keys.upstream.as_ref()?;
+    (up.parent_id == id).then(|| Refusal::IdKnown {
+        id: id.to_owned(),
+        holder: format!(
+            "this node's parent (this node enrolled with it as a {})",
+            up.kind
+        ),
+    })
 }
 
 /// The grant key an enrolling node names: 32 bytes of ed25519 public key, in hex.
@@ -330,6 +363,9 @@ pub fn offline_accept(hub: &Hub, req: &OfflineRequest, kind: &str) -> Result<Enr
         return Err(Error::State(format!("link kind {kind:?} is unknown")));
     }
     ServerId::new(&req.id).map_err(|e| Error::State(format!("the request's id: {e}")))?;
+    if let Some(r) = parent_refusal(hub, &req.id) {
+        return Err(Error::State(r.to_string()));
+    }
     let grant_key = checked_grant_key(req.grant_key.as_deref())
         .map_err(|e| Error::State(format!("the link request: {e}")))?;
     let cert = keys::issue_link_cert(&hub.data.join("keys"), &req.csr, &req.id)
@@ -359,6 +395,7 @@ pub fn offline_accept(hub: &Hub, req: &OfflineRequest, kind: &str) -> Result<Enr
 /// # Errors
 /// An answer for another node or request, or write errors.
 pub fn offline_import(hub: &Hub, reply: &EnrollReply) -> Result<String, Error> {
+    checked_reply(reply)?;
     if reply.id != hub.id().as_str() {
         return Err(Error::State(format!(
             "this answer is for node {}, this node is {}",
@@ -444,6 +481,13 @@ pub async fn join(
         .await
         .map_err(|e| at(format!("{e}")))?;
     let reply: EnrollReply = answer(resp).await.map_err(at)?;
+    checked_reply(&reply).map_err(|e| at(e.to_string()))?;
+    if reply.id != id {
+        return Err(at(format!(
+            "the answer binds the id {} to the certificate, this node is {id}",
+            reply.id
+        )));
+    }
     if keys::pem_fp(reply.ca.as_bytes()).ok().as_deref() != Some(token.ca.as_str()) {
         return Err(at(
             "the answer carries another CA than the token pins".into()
@@ -451,6 +495,29 @@ pub async fn join(
     }
     keep(keys_dir, &reply, &key_pem)?;
     Ok(reply)
+}
+
+/// That an enrollment's answer names ids by the id rule and a known kind: they are printed,
+/// logged and kept in `link.json`, and came over a link or by hand.
+fn checked_reply(reply: &EnrollReply) -> Result<(), Error> {
+    let bad = |what: &str, why: String| {
+        Error::State(format!(
+            "the link answer's {what} {why}; it is damaged or not made by updhub: nothing was changed; enroll again"
+        ))
+    };
+    ServerId::new(&reply.parent_id).map_err(|e| bad("parent_id", e.to_string()))?;
+    ServerId::new(&reply.id).map_err(|e| bad("id", e.to_string()))?;
+    if !KINDS.contains(&reply.kind.as_str()) {
+        return Err(bad(
+            "kind",
+            format!(
+                "{:?} is none of {}",
+                reply.kind.chars().take(40).collect::<String>(),
+                KINDS.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Keep an enrollment's answer (with the link key `key_pem`) as this node's link to its

@@ -527,3 +527,96 @@ fn with_an_interface_set_the_protocol_hears_nothing_from_another_network() {
     // The group is heard too: the node's own announcements come back on it.
     assert!(log.contains("dropped: this node sent it"), "{log}");
 }
+
+/// Issue 18 item 10: what a validly signed announcement may carry. Made with the cluster's
+/// key (an insider, or a stolen key): node ids that break the id rule (empty, `../x`, a
+/// NUL, a line feed that would forge log lines) are dropped and counted, never heard; a
+/// flood of new node ids leaves the members heard, the SILENT list and `status` bounded,
+/// and the node says it capped them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announcements_with_bad_ids_are_dropped_and_a_flood_of_new_ids_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let capture = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let n1 = with_protocol(
+        zone_node(dir.path(), "n1", &zone),
+        Protocol::Unicast,
+        vec![capture.local_addr().unwrap().to_string()],
+    );
+    // A short period: the flood's members fall silent within a second.
+    let (data, mut cfg) = (n1.data.clone(), n1.config.clone());
+    drop(n1);
+    cfg.cluster.announce_every = Duration::from_millis(200);
+    let n1 = Arc::new(Hub::open_with(&data, cfg).unwrap());
+    mirror_and_publish(&n1).await;
+    let srv = start(n1.clone()).await;
+    let to = udp_addr(&n1).await;
+    let mut buf = [0u8; 2048];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(30), capture.recv_from(&mut buf))
+        .await
+        .expect("the node announces itself")
+        .unwrap();
+    let real = wire::decode(&buf[..n], &n1.keys.verifying, n1.db.cluster_id().as_str()).unwrap();
+    let signed = |node: &str, seq: u64| {
+        let a = Announcement {
+            node: node.to_owned(),
+            sender: "00000000000000bb".into(),
+            at_ms: now_ms(),
+            seq,
+            ..real.clone()
+        };
+        wire::encode(&a, &n1.keys.signing).unwrap()
+    };
+
+    for bad in [
+        "",
+        "../x",
+        "n2\0",
+        "n2\n2026-12-08T00:00:00Z  INFO updhub: enrolled hq",
+    ] {
+        capture.send_to(&signed(bad, 1), to).await.unwrap();
+    }
+    wait_for("four datagrams with bad ids dropped", || {
+        n1.announce.counts().bad_field == 4
+    })
+    .await;
+    let c = n1.announce.counts();
+    assert_eq!(c.accepted, 0, "{c:?}");
+    assert!(n1.announce.heard_from().is_empty());
+
+    // 600 new members, 60 at a time (the socket's buffer is not the thing tested).
+    let flood = 600u64;
+    let name = |i: u64| format!("flood-{i:04}-{}", "x".repeat(40));
+    for chunk in 0..flood / 60 {
+        for i in chunk * 60..(chunk + 1) * 60 {
+            capture.send_to(&signed(&name(i), i + 1), to).await.unwrap();
+        }
+        wait_for("the chunk taken", || {
+            n1.announce.counts().accepted >= (chunk + 1) * 60
+        })
+        .await;
+    }
+    let c = n1.announce.counts();
+    assert!(c.capped > 0, "{c:?}");
+    assert!(n1.announce.heard_from().len() <= 256);
+    // Silent after three periods: the SILENT list names a few and counts the rest.
+    wait_for("the flood silent", || n1.announce.counts().silent_more > 0).await;
+    let c = n1.announce.counts();
+    assert!(c.silent.len() <= 16, "{} named", c.silent.len());
+    assert!(c.to_string().contains("CAPPED"), "{c}");
+    // `status` shows the counters through the node's row, bounded.
+    wait_for("the capped counters in status", || {
+        n1.status().unwrap().announcers.iter().any(|a| {
+            let c: Counts = serde_json::from_value(a.counters.clone()).unwrap();
+            a.node_id == "n1" && c.capped > 0 && c.silent_more > 0
+        })
+    })
+    .await;
+    let shown = serde_json::to_string(&n1.status().unwrap().announcers).unwrap();
+    assert!(
+        shown.len() < 4000,
+        "{} bytes of announcers in status",
+        shown.len()
+    );
+    srv.stop().await;
+}

@@ -60,7 +60,7 @@ fn serve_on_embedded_defaults_sets_up_and_prints_how_to_connect() {
     let text = rest.join("\n");
     assert!(text.contains("current version 1"), "{text}");
     assert!(
-        text.contains("link invite --url https://127.0.0.1:")
+        text.contains("link invite --id CHILD-ID --url https://127.0.0.1:")
             && text.contains(&format!("init --parent {url} --token TOKEN")),
         "{text}"
     );

@@ -552,6 +552,58 @@ on_both_engines!(conflicts_change_nothing:
     join_with_a_conflict_changes_nothing_on_postgresql,
     join_with_a_conflict_changes_nothing_into_an_sqlite_file);
 
+/// Issue 18 item 4, as `cluster join` meets it: a lone node whose id the cluster knows as
+/// another server's (a child that reported to a member, the receiver of a grant) is
+/// refused, naming each, and nothing changes on either side.
+async fn an_id_the_cluster_knows_as_another_servers_is_refused(target: Target) {
+    let sc = scene(target).await;
+    let url = &sc.url;
+    sc.a.db
+        .record_report(&ChildReport {
+            child_id: "n".into(),
+            root: None,
+            number: None,
+            hub_version: "0.1.0".into(),
+            config_digest: "0123".into(),
+            chain: vec!["a".into()],
+            reported_at: Utc::now(),
+        })
+        .unwrap();
+    let grant = donate(&sc.a, "n", 2, 30, "K-A").await;
+    let n = sc.lone_node();
+    let n_data = n.data.clone();
+    drop(n);
+    let before = sides(&n_data, url);
+    let report = updhub::join::join(&n_data, url, false).unwrap();
+    assert!(report.refused() && !report.joined);
+    let [problem] = &report.conflicts[..] else {
+        panic!("{:#?}", report.conflicts);
+    };
+    assert!(
+        matches!(&problem.conflict, Conflict::NodeId { node, member_last_seen: None, known, .. }
+            if node == "n" && known.len() == 2),
+        "{problem:#?}"
+    );
+    assert!(
+        problem.what.contains("server id n is taken in the cluster")
+            && problem.what.contains("a child that reported on ")
+            && problem
+                .what
+                .contains(&format!("the receiver of grant {grant} (active)")),
+        "{}",
+        problem.what
+    );
+    assert_eq!(
+        sides(&n_data, url),
+        before,
+        "nothing changed on either side"
+    );
+}
+
+on_both_engines!(an_id_the_cluster_knows_as_another_servers_is_refused:
+    join_as_an_id_the_cluster_knows_is_refused_on_postgresql,
+    join_as_an_id_the_cluster_knows_is_refused_into_an_sqlite_file);
+
 async fn dry_run_changes_nothing(target: Target) {
     let sc = scene(target).await;
     let (dir, url) = (sc.dir.path(), &sc.url);

@@ -794,3 +794,180 @@ async fn a_peer_link_carries_licenses_both_ways_each_chain_verified() {
     assert_eq!(r.status().as_u16(), 403);
     srv.stop().await;
 }
+
+/// Issue 18 item 4: a token made without `--id` (the form the README and `serve`'s banner
+/// showed) lets the enrolling node name itself; an id this node or its cluster knows is
+/// refused at enrollment, naming who holds it, and the holder keeps working: this node's
+/// own id (its members present a certificate by it), a member's, a child's that reported
+/// (one made with `keys export`), a grant receiver's. A token made for such an id is not
+/// made at all, nor is an offline answer for one. The token refused is not used up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_less_token_cannot_take_an_id_this_cluster_knows_and_the_holder_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let (parent, _, _) = licensed_parent(dir.path()).await;
+    let srv = start_with_stations(parent.clone()).await;
+    // Member b: the cluster's keys; serving on the cluster's database, it records itself
+    // there (here by hand: this test's database is the parent's SQLite file).
+    let b = member_of(dir.path(), "b", &parent, NodeOpts::default());
+    let row = b.member("b-instance", Utc::now(), "127.0.0.1:1").unwrap();
+    parent
+        .db
+        .record_member(&row, updhub::hub::MEMBER_ALIVE)
+        .unwrap()
+        .unwrap();
+    // A child made with `keys export` that reported, and a grant receiver.
+    let c1 = member_of(
+        dir.path(),
+        "c1",
+        &parent,
+        NodeOpts {
+            parent: Some(srv.url.clone()),
+            ..Default::default()
+        },
+    );
+    sync_once(&c1, &srv.url).await.unwrap();
+    let grant = parent
+        .ledger
+        .donate(
+            updhub::license::ledger::Donation {
+                to: "r".into(),
+                count: 3,
+                until: Utc::now() + chrono::Duration::days(30),
+                source: Some("K1".into()),
+                request_id: "req-r".into(),
+            },
+            |_| true,
+        )
+        .await
+        .unwrap()
+        .grant_id;
+
+    let token = invite(&parent, &srv, None);
+    let newcomers = dir.path().join("newcomers");
+    for (id, holder) in [
+        ("parent", "id parent is this node's own id".to_owned()),
+        ("b", "id b is a member of this cluster".to_owned()),
+        ("c1", "id c1 is a child that reported on ".to_owned()),
+        ("r", format!("id r is the receiver of grant {grant}")),
+    ] {
+        let err = join(&newcomers, id, &srv, &token).await.err().unwrap();
+        assert!(err.contains("403") && err.contains(&holder), "{id}: {err}");
+        assert!(err.contains("link invite --id"), "{id}: {err}");
+        // Nor with a token made for the id, nor offline.
+        let e = updhub::link::invite(
+            &parent,
+            Some(&updhub::id::ServerId::new(id).unwrap()),
+            "child",
+            HOUR,
+            srv.stations_url.as_deref().unwrap(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains(&holder), "{id}: {e}");
+        let n = Hub::open(&newcomers.join(id)).unwrap();
+        let req = link::offline_request(&n).unwrap();
+        let e = link::offline_accept(&parent, &req, "child")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(&holder), "{id}: {e}");
+    }
+    assert!(link::list(&parent).unwrap().is_empty());
+
+    // The holders keep working: the parent's own certificate and member b's are served,
+    // c1 syncs, r's grant is r's.
+    for keys in [parent.data.join("keys"), b.data.join("keys")] {
+        let client = client_with(
+            &keys.join("ca.crt"),
+            &keys.join("node.crt"),
+            &keys.join("node.key"),
+        );
+        let r = client
+            .get(format!("{}v1/published", srv.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", keys.display());
+    }
+    sync_once(&c1, &srv.url).await.unwrap();
+    let to_r: Vec<_> = parent
+        .ledger
+        .grants(HOUR)
+        .unwrap()
+        .outgoing
+        .into_iter()
+        .filter(|g| g.receiver == "r")
+        .collect();
+    assert_eq!(to_r.len(), 1);
+    // The token was not used up: a node with an id of its own enrolls with it.
+    let fresh = join(&newcomers, "branch-2", &srv, &token).await.unwrap();
+    sync_once(&fresh, &srv.url).await.unwrap();
+    srv.stop().await;
+}
+
+/// After `link remove`, the id is the admin's to give again (the node was replaced): its
+/// reports and grants do not hold it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_links_id_enrolls_again_though_it_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (parent, srv, _child) = parent_and_linked_child(dir.path(), "branch").await;
+    assert_eq!(parent.db.children().unwrap()[0].child_id, "branch");
+    link::remove(&parent, "branch").unwrap();
+    let again = join(
+        &dir.path().join("again"),
+        "branch",
+        &srv,
+        &invite(&parent, &srv, None),
+    )
+    .await
+    .unwrap();
+    sync_once(&again, &srv.url).await.unwrap();
+    srv.stop().await;
+}
+
+/// Issue 18 item 10: `link import` takes the answer file's `kind` and `parent_id` only when
+/// they follow their rules (they are kept in link.json and printed); a damaged answer
+/// changes nothing and the request's key stays for the right one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_answer_with_a_bad_kind_or_parent_id_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = zone_node(dir.path(), "parent", &sample_zone());
+    let site = node(dir.path(), "airgap", NodeOpts::default());
+    let req = link::offline_request(&site).unwrap();
+    let good = link::offline_accept(&parent, &req, "child").unwrap();
+    let as_json = serde_json::to_value(&good).unwrap();
+    let with = |field: &str, value: &str| -> link::EnrollReply {
+        let mut v = as_json.clone();
+        v[field] = serde_json::Value::String(value.to_owned());
+        serde_json::from_value(v).unwrap()
+    };
+    for (field, value) in [
+        ("kind", "king"),
+        ("kind", "child\nINFO forged"),
+        ("parent_id", ""),
+        ("parent_id", "../x"),
+        ("parent_id", "hq\0"),
+        ("parent_id", "hq\n2026-12-08T00:00:00Z INFO enrolled"),
+    ] {
+        let err = link::offline_import(&site, &with(field, value))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("the link answer's {field}")) && !err.contains('\n'),
+            "{field} {value:?}: {err}"
+        );
+        assert!(
+            !site.data.join("keys/upstream").exists(),
+            "{field} {value:?}"
+        );
+    }
+    link::offline_import(&site, &good).unwrap();
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(site.data.join("keys/upstream/link.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (kept["kind"].as_str(), kept["parent_id"].as_str()),
+        (Some("child"), Some("parent"))
+    );
+}

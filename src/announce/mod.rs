@@ -21,6 +21,14 @@ use wire::{Announcement, Reject, Version};
 
 /// A member silent for this many periods is reported.
 const SILENT_PERIODS: u32 = 3;
+/// A member silent for this many periods is forgotten (10 minutes at the default period):
+/// its membership row still shows it, and heard again it counts as new.
+const FORGET_PERIODS: u32 = 600;
+/// Members remembered at most, far more than a cluster has: a holder of the cluster key
+/// announcing under ever new node ids must not grow a member's memory or its `status`.
+const HEARD_MAX: usize = 256;
+/// Silent members named in the counters (and so in `status`) at most; the rest are counted.
+const SILENT_SHOWN: usize = 16;
 
 /// The protocol cannot start on this node (it goes on without it).
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +67,21 @@ pub struct Counts {
     pub own: u64,
     /// Dropped: a new sender process while the receiver remembers as many as it may.
     pub crowded: u64,
+    /// Dropped: validly signed, but with a node id (or another field) that breaks its rule.
+    pub bad_field: u64,
+    /// Members heard while [`HEARD_MAX`] others were remembered: a silent one forgotten to
+    /// make room, or (none silent) the announcement taken without remembering its member.
+    pub capped: u64,
+    /// Members forgotten after [`FORGET_PERIODS`] periods of silence.
+    pub forgotten: u64,
     /// Settings revisions applied because a member announced them.
     pub settings_applied: u64,
     /// Catch-ups started because a member announced a newer version.
     pub catch_ups: u64,
-    /// Members heard before and silent for three periods now.
+    /// Members heard before and silent for three periods now (the first [`SILENT_SHOWN`]).
     pub silent: Vec<String>,
+    /// Silent members besides those named in `silent`.
+    pub silent_more: u64,
 }
 
 impl std::fmt::Display for Counts {
@@ -93,8 +110,28 @@ impl std::fmt::Display for Counts {
                 self.crowded
             )?;
         }
+        if self.bad_field > 0 {
+            write!(
+                f,
+                "; {} dropped for a bad node id or field (signed with the cluster key: a member's build or its key is at fault)",
+                self.bad_field
+            )?;
+        }
+        if self.capped > 0 {
+            write!(
+                f,
+                "; CAPPED: {} times a member was heard while {HEARD_MAX} others were remembered (a silent one forgotten, or the new one not remembered); so many node ids come from a member's build or a stolen cluster key at fault (the membership rows list the real members)",
+                self.capped
+            )?;
+        }
+        if self.forgotten > 0 {
+            write!(f, "; {} silent members forgotten", self.forgotten)?;
+        }
         if !self.silent.is_empty() {
             write!(f, "; SILENT: {}", self.silent.join(", "))?;
+            if self.silent_more > 0 {
+                write!(f, " and {} more", self.silent_more)?;
+            }
         }
         Ok(())
     }
@@ -179,6 +216,7 @@ impl Shared {
             Reject::Replayed => &mut c.replayed,
             Reject::Own => &mut c.own,
             Reject::Crowded => &mut c.crowded,
+            Reject::BadField => &mut c.bad_field,
         } += 1;
     }
 
@@ -187,13 +225,31 @@ impl Shared {
     }
 
     /// Note `a`; whether its versions changed since the last one from that node (or it is
-    /// the first).
+    /// the first, or the node is not remembered).
     fn heard(&self, a: &Announcement) -> bool {
+        self.heard_at(a, Instant::now())
+    }
+
+    /// [`Shared::heard`] at `now`. A new member while [`HEARD_MAX`] are remembered takes
+    /// the place of the silent one heard longest ago, or else is not remembered (counted).
+    fn heard_at(&self, a: &Announcement, now: Instant) -> bool {
         let mut heard = lock(&self.heard);
+        if !heard.contains_key(&a.node) && heard.len() >= HEARD_MAX {
+            let oldest_silent = heard
+                .iter()
+                .filter(|(_, h)| h.silent)
+                .min_by_key(|(_, h)| h.at)
+                .map(|(n, _)| n.clone());
+            self.bump(|c| c.capped += 1);
+            let Some(gone) = oldest_silent else {
+                return true;
+            };
+            heard.remove(&gone);
+        }
         let before = heard.insert(
             a.node.clone(),
             Heard {
-                at: Instant::now(),
+                at: now,
                 active: a.active,
                 staged: a.staged,
                 silent: false,
@@ -201,7 +257,13 @@ impl Shared {
         );
         if before.as_ref().is_some_and(|b| b.silent) {
             tracing::info!("cluster protocol: member {} announces again", a.node);
-            lock(&self.counts).silent.retain(|n| *n != a.node);
+            self.bump(|c| {
+                let named = c.silent.len();
+                c.silent.retain(|n| *n != a.node);
+                if c.silent.len() == named {
+                    c.silent_more = c.silent_more.saturating_sub(1);
+                }
+            });
         }
         if before.is_none() {
             self.new_member.store(true, Ordering::Release);
@@ -209,12 +271,27 @@ impl Shared {
         before.is_none_or(|b| b.active != a.active || b.staged != a.staged)
     }
 
-    /// Mark members not heard for [`SILENT_PERIODS`] periods, logging each once.
+    /// Mark members not heard for [`SILENT_PERIODS`] periods, logging each once; forget
+    /// those not heard for [`FORGET_PERIODS`].
     fn notice_silent(&self, every: Duration) {
+        self.notice_silent_at(every, Instant::now());
+    }
+
+    /// [`Shared::notice_silent`] at `now`.
+    fn notice_silent_at(&self, every: Duration, now: Instant) {
         let mut heard = lock(&self.heard);
+        let before = heard.len();
+        heard.retain(|_, h| now.saturating_duration_since(h.at) <= every * FORGET_PERIODS);
+        let forgotten = before - heard.len();
+        if forgotten > 0 {
+            tracing::info!(
+                "cluster protocol: forgot {forgotten} member(s) silent for over {}",
+                humantime::format_duration(every * FORGET_PERIODS)
+            );
+        }
         let mut silent = Vec::new();
         for (node, h) in heard.iter_mut() {
-            if !h.silent && h.at.elapsed() > every * SILENT_PERIODS {
+            if !h.silent && now.saturating_duration_since(h.at) > every * SILENT_PERIODS {
                 h.silent = true;
                 tracing::warn!(
                     "cluster protocol: member {node} stopped announcing ({SILENT_PERIODS} periods of {} without a word); it may be down or cut off from this node: `updhub status` shows whether its membership row is still fresh",
@@ -225,7 +302,14 @@ impl Shared {
                 silent.push(node.clone());
             }
         }
-        lock(&self.counts).silent = silent;
+        drop(heard);
+        let more = silent.len().saturating_sub(SILENT_SHOWN);
+        silent.truncate(SILENT_SHOWN);
+        self.bump(|c| {
+            c.silent = silent;
+            c.silent_more = more as u64;
+            c.forgotten += forgotten as u64;
+        });
     }
 }
 
@@ -653,4 +737,85 @@ async fn targets_recording(
     out.sort_unstable();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(node: &str) -> Announcement {
+        Announcement {
+            cluster: "c".into(),
+            key: "k".into(),
+            node: node.into(),
+            sender: "0123456789abcdef".into(),
+            started_ms: 0,
+            role: "standby".into(),
+            active: None,
+            staged: None,
+            rev: 1,
+            digest: "d".into(),
+            updhub: "0.1.0".into(),
+            at_ms: 0,
+            seq: 1,
+        }
+    }
+
+    const EVERY: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_flood_of_new_member_ids_is_bounded_in_memory_and_in_the_counters() {
+        let s = Shared::default();
+        let t0 = Instant::now();
+        // Three floods of 4,000 new ids (as a holder of the cluster key could send), each
+        // followed by silence.
+        for round in 0..3u32 {
+            let at = t0 + EVERY * 10 * round;
+            for i in 0..4000 {
+                s.heard_at(&from(&format!("flood-{round}-{i}")), at);
+            }
+            s.notice_silent_at(EVERY, at + EVERY * 5);
+            assert!(lock(&s.heard).len() <= HEARD_MAX, "round {round}");
+            let c = s.counts();
+            assert_eq!(c.silent.len(), SILENT_SHOWN, "round {round}");
+            assert_eq!(
+                c.silent_more as usize,
+                HEARD_MAX - SILENT_SHOWN,
+                "round {round}"
+            );
+        }
+        let c = s.counts();
+        // Every id past the first HEARD_MAX was capped (the later floods' first ones took
+        // the silent ones' places).
+        assert_eq!(c.capped as usize, 3 * 4000 - HEARD_MAX);
+        assert_eq!(c.forgotten, 0);
+        let shown = c.to_string();
+        assert!(shown.contains("CAPPED") && shown.len() < 2000, "{shown}");
+        assert!(serde_json::to_string(&c).unwrap().len() < 2000);
+        // A real member is heard again once the flood is silent: it takes a silent one's place.
+        assert!(s.heard_at(&from("m2"), t0 + EVERY * 40));
+        assert!(s.heard_from().contains(&"m2".to_owned()));
+        // Members silent for FORGET_PERIODS are forgotten, the one still talking is not.
+        let later = t0 + EVERY * (40 + FORGET_PERIODS);
+        s.heard_at(&from("m2"), later);
+        s.notice_silent_at(EVERY, later);
+        assert_eq!(s.heard_from(), vec!["m2".to_owned()]);
+        assert_eq!(lock(&s.heard).len(), 1);
+        let c = s.counts();
+        assert_eq!(c.forgotten as usize, HEARD_MAX - 1);
+        assert!(c.silent.is_empty() && c.silent_more == 0, "{c:?}");
+    }
+
+    #[test]
+    fn a_silent_member_that_announces_again_leaves_the_silent_list() {
+        let s = Shared::default();
+        let t0 = Instant::now();
+        s.heard_at(&from("m2"), t0);
+        s.heard_at(&from("m3"), t0 + EVERY * 4);
+        s.notice_silent_at(EVERY, t0 + EVERY * 4);
+        assert_eq!(s.counts().silent, vec!["m2".to_owned()]);
+        s.heard_at(&from("m2"), t0 + EVERY * 5);
+        assert!(s.counts().silent.is_empty());
+        assert_eq!(s.heard_from(), vec!["m2".to_owned(), "m3".to_owned()]);
+    }
 }

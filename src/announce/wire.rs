@@ -85,6 +85,12 @@ pub enum Reject {
     /// Its time is outside [`WINDOW_MS`] of this node's clock.
     #[error("its time is more than 30 s from this node's clock")]
     Stale,
+    /// Validly signed, but a field breaks its rule: a node id or sender process that is not
+    /// an id ([`crate::id::ServerId`]'s rule), an unknown role, a version or digest that is
+    /// not one. Only a holder of the cluster key makes one (a broken or hostile member): it
+    /// is dropped before its text reaches a log or `status`.
+    #[error("it is signed with the cluster's key but names a node, sender, role, digest or version that breaks the rules for them (a node id is 1 to 64 letters, digits, '.', '_' or '-'); a member's build or its key is at fault")]
+    BadField,
     /// Its sequence number is not above the last one taken from that sender process.
     #[error("its sequence number is not above the last one taken from its sender process: a replay (or a duplicate, from the group and a peer list both)")]
     Replayed,
@@ -153,7 +159,30 @@ pub fn decode(bytes: &[u8], key: &VerifyingKey, cluster: &str) -> Result<Announc
     if a.cluster != cluster {
         return Err(Reject::Foreign);
     }
+    if !fields_fit(&a) {
+        return Err(Reject::BadField);
+    }
     Ok(a)
+}
+
+/// The roles a member announces.
+pub const ROLES: [&str; 3] = ["publisher", "standby", "child"];
+
+/// Whether the strings of `a` (authentic) follow their rules: ids by the one id rule
+/// ([`crate::id::is_label`], which [`crate::id::ServerId`] checks), the role one of
+/// [`ROLES`], the updhub version a label that may carry semver's `+`. The node id and the
+/// sender become keys of what a receiver remembers and appear in its log and `status`.
+fn fields_fit(a: &Announcement) -> bool {
+    use crate::id::is_label;
+    let version = |v: &str| {
+        let plain: String = v.chars().map(|c| if c == '+' { '-' } else { c }).collect();
+        is_label(&plain)
+    };
+    is_label(&a.node)
+        && is_label(&a.sender)
+        && is_label(&a.digest)
+        && ROLES.contains(&a.role.as_str())
+        && version(&a.updhub)
 }
 
 /// What a receiver remembers of each sender process, to refuse what it took once already.
@@ -218,7 +247,7 @@ mod tests {
             node: "m2".into(),
             sender: "0123456789abcdef".into(),
             started_ms: at_ms - 5000,
-            role: "parent".into(),
+            role: "publisher".into(),
             active: Some(Version {
                 n: 7,
                 root: Root(crate::id::BlobId::of(b"seven")),
@@ -291,6 +320,102 @@ mod tests {
             decode(&encode(&a, &k).unwrap(), &vk, "other-cluster"),
             Err(Reject::Foreign)
         );
+    }
+
+    #[test]
+    fn validly_signed_announcements_with_bad_ids_are_refused_and_not_shown() {
+        let k = key(1);
+        let vk = k.verifying_key();
+        let good = sample(&k, 1_000_000, 1);
+        let cases: Vec<(&str, Announcement)> = vec![
+            (
+                "empty node",
+                Announcement {
+                    node: String::new(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "path node",
+                Announcement {
+                    node: "../x".into(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "NUL node",
+                Announcement {
+                    node: "a\0b".into(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "line feed node",
+                Announcement {
+                    node: "m2\n2026-12-08T00:00:00Z INFO forged".into(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "long node",
+                Announcement {
+                    node: "n".repeat(65),
+                    ..good.clone()
+                },
+            ),
+            (
+                "line feed sender",
+                Announcement {
+                    sender: "a\nb".into(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "unknown role",
+                Announcement {
+                    role: "king".into(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "role with a line feed",
+                Announcement {
+                    role: "child\n".into(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "empty digest",
+                Announcement {
+                    digest: String::new(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "version with a line feed",
+                Announcement {
+                    updhub: "1.0\nx".into(),
+                    ..good.clone()
+                },
+            ),
+        ];
+        for (what, a) in cases {
+            let bytes = encode(&a, &k).unwrap();
+            let got = decode(&bytes, &vk, "m1");
+            assert_eq!(got, Err(Reject::BadField), "{what}");
+            // What a receiver logs of it names none of its text.
+            let said = Reject::BadField.to_string();
+            assert!(!said.contains('\n') && !said.contains('\0') && !said.contains("../x"));
+        }
+        // A version with semver build metadata, and every role, are fine.
+        for role in ROLES {
+            let a = Announcement {
+                role: role.into(),
+                updhub: "1.2.3+abc".into(),
+                ..good.clone()
+            };
+            assert_eq!(decode(&encode(&a, &k).unwrap(), &vk, "m1"), Ok(a));
+        }
     }
 
     #[test]

@@ -153,9 +153,14 @@ pub(super) async fn link(data: &Path, command: LinkCommand) -> Result<()> {
             out!("{}", token.encode());
             out!(
                 "one-time {kind} token{}, valid until {}; enrolls through {url}",
-                id.map(|i| format!(" for node id {i}")).unwrap_or_default(),
+                id.as_ref()
+                    .map(|i| format!(" for node id {i}"))
+                    .unwrap_or_default(),
                 expires.format("%Y-%m-%d %H:%M:%S UTC")
             );
+            if id.is_none() {
+                out!("the token names no id: the new node names itself (`init --id ID`); an id this node or its cluster knows (its own, a member's, a child's, a grant receiver's, a link's) is refused; `link invite --id ID` binds a token to one id");
+            }
             out!("on the new node: updhub --data DIR init --parent https://THIS-NODE:PORT --token TOKEN");
             out!("on an existing node: updhub link join https://THIS-NODE:PORT TOKEN");
         }

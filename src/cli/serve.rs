@@ -142,8 +142,10 @@ pub(super) async fn serve(
         .local_addr()
         .map_err(io("reading the station address"))?;
     out!("a child (its own keys, enrolled by link) connects with:");
-    out!("  updhub --data {d} link invite --url https://{station_addr}/      (prints TOKEN)");
-    out!("  updhub --data ./child init --parent {url} --token TOKEN");
+    out!("  updhub --data {d} link invite --id CHILD-ID --url https://{station_addr}/      (prints TOKEN)");
+    out!(
+        "  updhub --data ./child init --parent {url} --token TOKEN      (the child takes CHILD-ID)"
+    );
     out!("  updhub --data ./child sync --once      (or, to serve on: updhub --data ./child serve --listen ADDR --station-listen ADDR)");
     out!("stations register at https://{station_addr}/v1/stations/register");
     let stats = crate::server::new_stats();

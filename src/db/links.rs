@@ -81,6 +81,16 @@ pub enum Refusal {
         /// When it enrolled.
         at: DateTime<Utc>,
     },
+    /// The id is known to this node or its cluster as another server's: an id-less token
+    /// (or one made for that id) would let the newcomer take its place.
+    #[error("id {id} is {holder}: every node needs its own id, whatever its token says; give the enrolling node an id of its own (`updhub init --id NEW-ID ...`) and ask the parent's admin for a token that names it (`updhub link invite --id NEW-ID`)")]
+    IdKnown {
+        /// The id.
+        id: String,
+        /// Who holds it, said for the admin ("this node's own id", "a member of this
+        /// cluster", ...).
+        holder: String,
+    },
 }
 
 /// The links in force, for the interserver port's checks.
@@ -148,8 +158,8 @@ impl Db {
         requested: &str,
         now: DateTime<Utc>,
     ) -> Result<Result<(String, String), Refusal>, DbError> {
-        let cluster = self.cluster.as_str();
-        self.read(|c| token_allows(c, cluster, hash, requested, now))
+        let (cluster, server) = (self.cluster.as_str(), self.server.as_str());
+        self.read(|c| token_allows(c, (cluster, server), hash, requested, now))
     }
 
     /// Enroll: in one transaction, check the token again, bind its id to the certificate
@@ -166,7 +176,7 @@ impl Db {
     ) -> Result<Result<Link, Refusal>, DbError> {
         let (cluster, by) = (self.cluster.as_str(), self.server.as_str());
         self.write(|c| {
-            let (id, kind) = match token_allows(c, cluster, hash, requested, now)? {
+            let (id, kind) = match token_allows(c, (cluster, by), hash, requested, now)? {
                 Ok(x) => x,
                 Err(r) => return Ok(Err(r)),
             };
@@ -179,7 +189,8 @@ impl Db {
     }
 
     /// Offline enrollment (`link accept`): bind `peer_id` to the certificate of `new` on the
-    /// admin's say, unless a live link holds that id already.
+    /// admin's say, unless a live link holds that id already or another server known here
+    /// does ([`Refusal::IdKnown`]).
     ///
     /// # Errors
     /// Database errors.
@@ -195,7 +206,27 @@ impl Db {
             if let Some(taken) = bound(c, cluster, peer_id)? {
                 return Ok(Err(taken));
             }
+            if let Some(known) = known_id(c, (cluster, by), peer_id)? {
+                return Ok(Err(known));
+            }
             insert_link(c, cluster, by, peer_id, kind, new, now).map(Ok)
+        })
+    }
+
+    /// Why no node may enroll as `id` here, if one may not: a live link holds it
+    /// ([`Refusal::IdTaken`]) or another server known here does ([`Refusal::IdKnown`]).
+    /// `link invite --id` asks before it makes a token; enrollment asks again in the
+    /// transaction that records the link.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn enrollment_refusal(&self, id: &str) -> Result<Option<Refusal>, DbError> {
+        let (cluster, server) = (self.cluster.as_str(), self.server.as_str());
+        self.read(|c| {
+            if let Some(taken) = bound(c, cluster, id)? {
+                return Ok(Some(taken));
+            }
+            known_id(c, (cluster, server), id)
         })
     }
 
@@ -345,7 +376,7 @@ pub fn grant_key(
 
 fn token_allows(
     c: &super::sql::Conn<'_>,
-    cluster: &str,
+    (cluster, server): (&str, &str),
     hash: &str,
     requested: &str,
     now: DateTime<Utc>,
@@ -387,7 +418,103 @@ fn token_allows(
     if let Some(taken) = bound(c, cluster, &id)? {
         return Ok(Err(taken));
     }
+    // Whatever the token says: a token made before the id was taken, or made without one
+    // (the enrolling node names itself), must not hand a known server's id to another.
+    if let Some(known) = known_id(c, (cluster, server), &id)? {
+        return Ok(Err(known));
+    }
     Ok(Ok((id, kind)))
+}
+
+/// The refusal for `id` when this node (`server`) or its cluster knows it as another
+/// server's than an enrolling node's: this node's own id, the cluster's, a member's, or,
+/// unless the admin released the id with `link remove`, a child that reported to a member
+/// or the receiver of a grant. A certificate for a known id would lock the holder out (its
+/// certificate names the same id) and send it its reports' place and its grants.
+fn known_id(
+    c: &super::sql::Conn<'_>,
+    (cluster, server): (&str, &str),
+    id: &str,
+) -> Result<Option<Refusal>, SqlError> {
+    let known = |holder: String| {
+        Ok(Some(Refusal::IdKnown {
+            id: id.to_owned(),
+            holder,
+        }))
+    };
+    if id == server {
+        return known("this node's own id".to_owned());
+    }
+    if let Some(seen) =
+        c.value::<DateTime<Utc>>("SELECT last_seen FROM members WHERE node_id=$1", args![id])?
+    {
+        return known(format!(
+            "a member of this cluster (last seen {})",
+            seen.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
+    if id == cluster {
+        return known("this cluster's id (its license ledger is filed under it)".to_owned());
+    }
+    Ok(other_holders(c, cluster, id)?
+        .into_iter()
+        .next()
+        .map(|holder| Refusal::IdKnown {
+            id: id.to_owned(),
+            holder,
+        }))
+}
+
+/// Who else holds `id` in the cluster whose rows are filed under `cluster`, said for the
+/// admin, besides this node, its members and the cluster itself: a live link, or, unless
+/// the admin released the id with `link remove`, a child that reported to a member and the
+/// receiver of grants. `cluster join` asks it of a joining node's id too.
+///
+/// # Errors
+/// The queries failed.
+pub(crate) fn other_holders(
+    c: &super::sql::Conn<'_>,
+    cluster: &str,
+    id: &str,
+) -> Result<Vec<String>, SqlError> {
+    if let Some(Refusal::IdTaken { fp, at, .. }) = bound(c, cluster, id)? {
+        return Ok(vec![format!(
+            "a live link's id (certificate {}, enrolled {})",
+            &fp[..16.min(fp.len())],
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        )]);
+    }
+    // A removed link's id was released by the admin (`link remove`, then enroll again):
+    // the reports and grants filed under it are that link's, whose node is replaced.
+    let released = c
+        .row(
+            "SELECT 1 FROM links WHERE cluster_id=$1 AND peer_id=$2",
+            args![cluster, id],
+        )?
+        .is_some();
+    if released {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    // One database is one cluster: a child that reported to any member.
+    if let Some(r) = c.row(
+        "SELECT server_id, reported_at FROM children WHERE child_id=$1 ORDER BY reported_at DESC LIMIT 1",
+        args![id],
+    )? {
+        let (to, at): (String, DateTime<Utc>) = (r.get(0)?, r.get(1)?);
+        out.push(format!(
+            "a child that reported on {} (to member {to})",
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
+    if let Some(r) = c.row(
+        "SELECT grant_id, status FROM grants WHERE server_id=$1 AND receiver=$2 ORDER BY created DESC LIMIT 1",
+        args![cluster, id],
+    )? {
+        let (grant, status): (String, String) = (r.get(0)?, r.get(1)?);
+        out.push(format!("the receiver of grant {grant} ({status})"));
+    }
+    Ok(out)
 }
 
 /// The refusal for `id` when a live link holds it.

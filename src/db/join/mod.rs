@@ -274,6 +274,10 @@ pub enum Conflict {
         member_last_seen: Option<DateTime<Utc>>,
         /// Rows filed under the id, per table.
         rows: Vec<(String, u64)>,
+        /// Who else holds the id in the cluster: a live link, a child that reported, a
+        /// grant's receiver (see [`crate::db::links::other_holders`]).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        known: Vec<String>,
     },
     /// This node's database holds rows of another server, which a join would leave behind.
     Foreign {
@@ -614,11 +618,15 @@ fn conflicts(c: &Conn<'_>, snap: &Snapshot, cluster: &str) -> Result<Vec<Conflic
         "SELECT last_seen FROM members WHERE node_id=$1",
         args![snap.node.as_str()],
     )?;
-    if last_seen.is_some() || !node_rows.is_empty() {
+    // A member by an id the cluster knows as another server's would be taken for it (its
+    // certificate names the id), and it for the member.
+    let known = super::links::other_holders(c, cluster, snap.node.as_str())?;
+    if last_seen.is_some() || !node_rows.is_empty() || !known.is_empty() {
         out.push(Conflict::NodeId {
             node: snap.node.to_string(),
             member_last_seen: last_seen,
             rows: node_rows,
+            known,
         });
     }
     Ok(out)
