@@ -826,11 +826,8 @@ fn settle(from: &Path, manifest: &Manifest, root: &Path) -> Result<(), Error> {
             // The copy names the instance that was running when it was taken as this node's
             // live membership: that instance is gone (this is its restore), and a fresh
             // `serve` would otherwise be refused as a second live node with its id.
-            let sqlite = |source| BackupError::Sqlite {
-                path: copy.clone(),
-                source,
-            };
-            let c = rusqlite::Connection::open(&copy).map_err(sqlite)?;
+            let c = rusqlite::Connection::open(&copy)
+                .map_err(|e| bad(format!("its {DATABASE} cannot be opened ({e})")))?;
             c.execute(
                 "DELETE FROM members WHERE node_id = ?1",
                 [manifest.server_id.as_str()],
