@@ -513,6 +513,12 @@ pub fn restore(from: &Path, data: &Path) -> Result<Manifest, Error> {
         }
     }
     durable::sync_dir(work.path()).map_err(io(format!("syncing {}", work.path().display())))?;
+    if let Ok(m) = fs::metadata(&target) {
+        // An empty folder the admin made (its mode chosen for the service): the restored
+        // one takes its place with the same mode.
+        fs::set_permissions(work.path(), m.permissions())
+            .map_err(io(format!("setting the mode of {}", work.path().display())))?;
+    }
     let staged = work.keep();
     if let Err(e) = durable::rename(&staged, &target) {
         let _ = fs::remove_dir_all(&staged);
