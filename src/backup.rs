@@ -513,6 +513,12 @@ pub fn restore(from: &Path, data: &Path) -> Result<Manifest, Error> {
         }
     }
     durable::sync_dir(work.path()).map_err(io(format!("syncing {}", work.path().display())))?;
+    if let Ok(m) = fs::metadata(&target) {
+        // An empty folder the admin made (its mode chosen for the service): the restored
+        // one takes its place with the same mode.
+        fs::set_permissions(work.path(), m.permissions())
+            .map_err(io(format!("setting the mode of {}", work.path().display())))?;
+    }
     let staged = work.keep();
     if let Err(e) = durable::rename(&staged, &target) {
         let _ = fs::remove_dir_all(&staged);
@@ -826,11 +832,8 @@ fn settle(from: &Path, manifest: &Manifest, root: &Path) -> Result<(), Error> {
             // The copy names the instance that was running when it was taken as this node's
             // live membership: that instance is gone (this is its restore), and a fresh
             // `serve` would otherwise be refused as a second live node with its id.
-            let sqlite = |source| BackupError::Sqlite {
-                path: copy.clone(),
-                source,
-            };
-            let c = rusqlite::Connection::open(&copy).map_err(sqlite)?;
+            let c = rusqlite::Connection::open(&copy)
+                .map_err(|e| bad(format!("its {DATABASE} cannot be opened ({e})")))?;
             c.execute(
                 "DELETE FROM members WHERE node_id = ?1",
                 [manifest.server_id.as_str()],

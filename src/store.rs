@@ -900,9 +900,7 @@ fn frame_content_size(path: &Path) -> Result<Option<u64>, StoreError> {
 /// # Errors
 /// File system errors.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err(dir))
+    crate::durable::sync_dir(dir).map_err(io_err(dir))
 }
 
 /// Hashes and counts decompressed bytes; refuses more than the declared size so a hostile
