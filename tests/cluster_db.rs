@@ -15,7 +15,7 @@ use updhub::id::ServerId;
 use updhub::Hub;
 
 /// The schema number this build migrates to: the count of schemas/postgres/*.sql.
-const SCHEMA: i64 = 15;
+const SCHEMA: i64 = 16;
 
 /// A fresh shared database, or `None` (after saying why) when there is no server.
 fn shared_database(test: &str) -> Option<String> {
