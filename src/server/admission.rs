@@ -35,8 +35,8 @@ pub struct Limits {
     /// How long a connection waits for a slot before it is answered 503 with Retry-After.
     pub queue_wait: Duration,
     /// Idle connections (no request yet) one address may hold on the station port (anyone
-    /// can reach it); past it, that address's oldest idle one makes room. Below
-    /// `max_connections`, so other addresses always find room.
+    /// can reach it); past it, its newcomers wait for a share. Below `max_connections`, so
+    /// other addresses always find room.
     pub per_address: usize,
     /// A TLS handshake not finished within this is dropped.
     pub handshake: Duration,
@@ -223,6 +223,7 @@ impl Admitted {
         Requested {
             adm: self.adm.clone(),
             seq: self.seq,
+            done: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -256,10 +257,15 @@ impl Drop for Admitted {
 pub(crate) struct Requested {
     adm: Arc<Admission>,
     seq: u64,
+    /// Set at the first request: the later ones need not take the lock.
+    done: Arc<AtomicBool>,
 }
 
 impl Requested {
     pub fn mark(&self) {
+        if self.done.swap(true, Ordering::Relaxed) {
+            return;
+        }
         self.adm
             .book
             .lock()
@@ -317,10 +323,11 @@ impl Admission {
         let after = self.limits.shed_after;
         let mut b = self.book.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(cap) = self.per_address {
-            if let Some(own) = b.per_addr.get(&ip).filter(|s| s.len() >= cap) {
-                // The address makes room from its own idle connections, never from others'.
-                let seq = b.sheddable(own.iter().copied(), after)?;
-                b.shed(seq, &self.stats);
+            // Past its share the address waits for one of its own to end or send a request:
+            // it never takes others' room, and a burst of real clients behind one NAT
+            // (slow to send their first bytes on a loaded server) is not cut short.
+            if b.per_addr.get(&ip).is_some_and(|s| s.len() >= cap) {
+                return None;
             }
         }
         if b.live.len() >= self.limits.max_connections {
@@ -574,5 +581,67 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteStall<T> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.watch(cx, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(max: usize) -> Arc<Admission> {
+        let mut l = Limits::new(max);
+        l.shed_after = Duration::from_millis(40);
+        Admission::new(l, super::super::Face::Stations, Arc::default())
+    }
+
+    fn ip(i: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, i])
+    }
+
+    fn was_shed(c: &mut Admitted) -> bool {
+        c.shed.as_mut().is_some_and(|rx| rx.try_recv().is_ok())
+    }
+
+    #[test]
+    fn full_slots_go_to_newcomers_from_the_oldest_idle_connection_and_one_address_holds_a_quarter()
+    {
+        let a = admission(8);
+        assert_eq!(a.per_address, Some(2));
+        let mut c1 = a.try_admit(ip(1)).unwrap();
+        let mut c2 = a.try_admit(ip(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            a.try_admit(ip(1)).is_none(),
+            "past its share an address waits; it takes no one's room"
+        );
+        // Other addresses fill the rest: 8 of 8.
+        let mut others: Vec<Admitted> = (2..8).map(|i| a.try_admit(ip(i)).unwrap()).collect();
+        // Full: the oldest idle one (c1, old enough) makes room.
+        let c9 = a.try_admit(ip(9)).unwrap();
+        assert!(was_shed(&mut c1) && !was_shed(&mut c2));
+        assert_eq!(a.stats.admission.shed.load(Ordering::Relaxed), 1);
+        // Connections that sent a request are never shed: with all of them serving, a
+        // newcomer finds no room until one ends.
+        std::thread::sleep(Duration::from_millis(50));
+        let marks: Vec<Requested> = others.iter().map(Admitted::requested).collect();
+        marks.iter().for_each(Requested::mark);
+        c2.requested().mark();
+        c9.requested().mark();
+        assert!(a.try_admit(ip(10)).is_none());
+        assert!(others.iter_mut().all(|c| !was_shed(c)));
+        drop(others.pop());
+        assert!(a.try_admit(ip(10)).is_some());
+    }
+
+    #[test]
+    fn a_connection_that_sent_bytes_keeps_its_slot_four_times_as_long() {
+        let a = admission(1);
+        let mut c = a.try_admit(ip(1)).unwrap();
+        c.heard.store(true, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(a.try_admit(ip(2)).is_none(), "its handshake is under way");
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(a.try_admit(ip(2)).is_some());
+        assert!(was_shed(&mut c));
     }
 }
