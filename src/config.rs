@@ -427,7 +427,8 @@ pub struct ServerSection {
     /// Irrelevant: where `serve` listens.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Irrelevant: at most this many connections at once; more wait.
+    /// Irrelevant: at most this many connections at once; past it, the oldest idle ones (no
+    /// request yet) make room, and when every one is serving, newcomers wait, then get 503.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// The same: requests per second allowed to each peer before 429.
@@ -701,8 +702,11 @@ fn default_name() -> String {
 fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN.parse().expect("valid default")
 }
+/// An idle connection costs a few KiB, a served one tens (TLS and HTTP buffers): thousands
+/// are cheap, and a server with room for many is not locked out by idle sockets (nginx's
+/// deployments use 4,096 and more per worker).
 fn default_max_connections() -> usize {
-    512
+    8192
 }
 fn default_rps() -> u32 {
     5000
@@ -1297,7 +1301,9 @@ id = {id:?}
 name = {name:?}
 # [irrelevant] Address `updhub serve` listens on.
 listen = "{listen}"
-# [irrelevant] Connections served at once; more wait their turn.
+# [irrelevant] Connections open at once. Past it the oldest idle one (no request yet) is
+# closed for a newcomer; when all are serving requests, newcomers wait up to 8 s, then get
+# 503 with Retry-After. Needs an open-files limit (ulimit -n) above twice this.
 max_connections = {maxc}
 # [same] Requests per second allowed to each peer before it gets 429.
 requests_per_second = {rps}

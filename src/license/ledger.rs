@@ -461,7 +461,8 @@ impl Ledger {
     /// Returns the source of its license and whether it is new.
     ///
     /// # Errors
-    /// [`LicenseError::Refused`] when no license is free or the credentials do not match.
+    /// [`LicenseError::Refused`] when no license is free, [`LicenseError::OtherCredentials`]
+    /// when the station is registered with another secret.
     pub async fn register_station(
         &self,
         station: String,
@@ -481,7 +482,7 @@ impl Ledger {
             }
             if let Some((h, source)) = db::stations::get(c, &server, &station)? {
                 if !same_secret_hash(&h, &hash) {
-                    return Err(LicenseError::Refused(format!(
+                    return Err(LicenseError::OtherCredentials(format!(
                         "station {station} is registered with other credentials; use its secret, or ask the admin to remove it"
                     )));
                 }

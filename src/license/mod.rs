@@ -52,6 +52,9 @@ pub enum LicenseError {
     /// A request breaks a rule (not enough free licenses, bad period, unknown server...).
     #[error("{0}")]
     Refused(String),
+    /// A station id is registered with another secret (a failed login: it is counted).
+    #[error("{0}")]
+    OtherCredentials(String),
     /// Something named does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -88,7 +91,7 @@ impl LicenseError {
     pub fn http_status(&self) -> u16 {
         match self {
             LicenseError::BadKey { .. } | LicenseError::BadGrant { .. } => 400,
-            LicenseError::Refused(_) => 409,
+            LicenseError::Refused(_) | LicenseError::OtherCredentials(_) => 409,
             LicenseError::NotFound(_) => 404,
             LicenseError::Db { .. } => 500,
             LicenseError::Sql(crate::db::sql::SqlError::Busy) => 503,

@@ -7,6 +7,7 @@
 //! lets in-flight transfers finish for a grace period.
 
 mod admission;
+mod logins;
 mod routes;
 mod station;
 
@@ -27,10 +28,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::hub::Hub;
 
-pub use admission::{AdmissionStats, Limits};
+pub use admission::{per_address_cap, AdmissionStats, Limits};
+pub use logins::{Clock, LoginLimits};
 pub use routes::Stats;
 
-use admission::Admission;
+use admission::{Admission, Admit};
 
 /// How long in-flight connections may finish after shutdown is signalled.
 const GRACE: Duration = Duration::from_secs(10);
@@ -57,6 +59,8 @@ pub(crate) struct State {
     pub limits: Limits,
     /// One permit per blob body being sent: bounds the memory of transfers.
     pub transfers: Arc<Semaphore>,
+    /// Failed station logins: counted in the database, throttled, logged as a rate.
+    pub logins: Arc<logins::Throttle>,
     /// Set when the listener stops: long-polls answer at once instead of holding the
     /// shutdown's grace period.
     pub stopping: tokio::sync::watch::Sender<bool>,
@@ -102,7 +106,8 @@ pub async fn run_face(
         Face::Interserver => hub.keys.server_tls.clone(),
         Face::Stations => hub.keys.station_tls.clone(),
     });
-    let admission = Admission::new(limits.clone(), stats.clone());
+    let admission = Admission::new(limits.clone(), face, stats.clone());
+    warn_if_few_files(limits.max_connections, limits.max_waiting);
     let state = Arc::new(State {
         hub,
         stats,
@@ -112,6 +117,7 @@ pub async fn run_face(
         station_rechecks: station::Rechecks::default(),
         transfers: Arc::new(Semaphore::new(limits.max_transfers.max(1))),
         stopping: tokio::sync::watch::channel(false).0,
+        logins: Arc::new(logins::Throttle::new(limits.logins.clone())),
         limits,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -125,12 +131,20 @@ pub async fn run_face(
             _ = &mut shutdown => break,
             _ = sweep.tick() => {
                 state.sweep_limiter();
+                state.logins.flush_log(false);
                 continue;
             }
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(e) => {
-                    // Out of file descriptors and the like: wait rather than spin.
+                    // Out of file descriptors: the oldest idle connection gives its own
+                    // back, so a real peer is not kept in the kernel's backlog.
+                    if matches!(e.raw_os_error(), Some(23 | 24)) && admission.shed_oldest() {
+                        tracing::warn!("accept failed: {e}; closed the oldest idle connection to make room (raise the open-files limit, `ulimit -n` or systemd's LimitNOFILE, above twice server.max_connections)");
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    // Otherwise wait rather than spin.
                     tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
@@ -143,24 +157,19 @@ pub async fn run_face(
         let admission = admission.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let address = match face {
-                Face::Stations => match admission.address(remote.ip()).await {
-                    Some(g) => Some(g),
-                    None => {
-                        tracing::debug!(%remote, "connection closed: its address holds too many that sent no request");
-                        return;
-                    }
-                },
-                // Peers prove who they are in the handshake; stale handshakes are evicted.
-                Face::Interserver => None,
+            let mut admitted = match admission.admit(remote.ip()).await {
+                Admit::In(a) => a,
+                Admit::Busy(_queued) => {
+                    tracing::debug!(%remote, "no slot came free in time: answering 503");
+                    answer_busy(&acceptor, tcp, &state.limits).await;
+                    return;
+                }
+                Admit::Refused => {
+                    tracing::debug!(%remote, "connection closed: every slot is serving and the wait queue is full");
+                    return;
+                }
             };
-            // Given back at the first request.
-            let address = std::sync::Mutex::new(address);
-            let Some(_permit) = admission.slot().await else {
-                tracing::debug!(%remote, "connection closed: no slot came free in time");
-                return;
-            };
-            let mut handshake = admission.handshake();
+            let tcp = admitted.heard(tcp);
             let tls = tokio::select! {
                 r = tokio::time::timeout(state.limits.handshake, acceptor.accept(tcp)) => match r {
                     Ok(Ok(tls)) => tls,
@@ -178,12 +187,11 @@ pub async fn run_face(
                         return;
                     }
                 },
-                _ = &mut handshake.evicted => {
-                    tracing::debug!(%remote, "stale TLS handshake closed to free its slot");
+                () = admitted.shed() => {
+                    tracing::debug!(%remote, "idle TLS handshake closed to make room for a newcomer");
                     return;
                 }
             };
-            drop(handshake);
             // Who the peer is comes from its verified certificate: the id bound to it at
             // enrollment (a link), or its name (a member of this cluster).
             let (caller, cert_fp) = match face {
@@ -202,8 +210,10 @@ pub async fn run_face(
             };
             let head = state.limits.request_head;
             let io = admission::WriteStall::new(tls, state.limits.send_stall, state.stats.clone());
+            // The connection is idle (and may be shed) until its first request.
+            let requested = admitted.requested();
             let svc = service_fn(move |req: Request<Incoming>| {
-                drop(address.lock().unwrap_or_else(|p| p.into_inner()).take());
+                requested.mark();
                 let stall = state.limits.body_stall;
                 let req = req.map(|b| routes::ReqBody::new(b, stall));
                 let (state, caller) = (state.clone(), caller.clone());
@@ -224,18 +234,62 @@ pub async fn run_face(
                 .header_read_timeout(head)
                 .max_buf_size(routes::CHUNK_BUF)
                 .serve_connection(TokioIo::new(io), svc);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%remote, "connection ended: {e}");
+            tokio::select! {
+                r = watcher.watch(conn) => if let Err(e) = r {
+                    tracing::debug!(%remote, "connection ended: {e}");
+                },
+                () = admitted.shed() => {
+                    tracing::debug!(%remote, "idle connection (no request yet) closed to make room for a newcomer");
+                }
             }
         });
     }
     drop(listener);
+    state.logins.flush_log(true);
     state.stopping.send_replace(true);
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(GRACE) => tracing::warn!("shutdown: cut connections still open after {GRACE:?}"),
     }
     Ok(())
+}
+
+/// Answer the one request of a connection that found no slot within `queue_wait` with 503
+/// and Retry-After, then close it: a busy server says so instead of resetting (a station or
+/// a script may not retry a reset). Bounded by the handshake and head timeouts.
+async fn answer_busy(acceptor: &TlsAcceptor, tcp: tokio::net::TcpStream, limits: &Limits) {
+    let Ok(Ok(tls)) = tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await else {
+        return;
+    };
+    let max = limits.max_connections;
+    let svc = service_fn(move |_req: Request<Incoming>| async move {
+        Ok::<_, std::convert::Infallible>(routes::busy_connections(max))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.handshake)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(tls), svc);
+    let _ = tokio::time::timeout(limits.handshake * 2, conn).await;
+}
+
+/// Warn when the open-files limit cannot hold `max_connections` connections plus
+/// `max_waiting` waiting ones (Linux: /proc/self/limits); past it, accept fails and the
+/// oldest idle connections are closed to make room.
+fn warn_if_few_files(max_connections: usize, max_waiting: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse::<usize>().ok());
+    // The store, the database and the other listener need some too.
+    let want = max_connections + max_waiting + 256;
+    if let Some(soft) = soft.filter(|s| *s < want) {
+        tracing::warn!("this process may open {soft} files, fewer than the {want} that server.max_connections = {max_connections} (plus as many waiting) needs; raise the open-files limit (`ulimit -n {want}`, systemd's LimitNOFILE={want}) or lower server.max_connections");
+    }
 }
 
 /// A request on a connection whose certificate was removed meanwhile: hyper closes the

@@ -157,7 +157,7 @@ pub(crate) async fn handle(
         let resp = match (req.method(), parts.as_slice()) {
             (&Method::POST, ["v1", "stations", action @ ("register" | "heartbeat")]) => {
                 let action = action.to_string();
-                station(&state, &action, req).await
+                station(&state, &action, &peer, req).await
             }
             (&Method::GET, ["v1", "link", "ca"]) => link_ca(&state).await,
             (&Method::POST, ["v1", "link", "enroll"]) => link_enroll(&state, req).await,
@@ -873,7 +873,12 @@ async fn grant_call(
 }
 
 /// `POST /v1/stations/register|heartbeat`.
-async fn station(state: &State, action: &str, req: Request<ReqBody>) -> Response<Body> {
+async fn station(
+    state: &State,
+    action: &str,
+    address: &str,
+    req: Request<ReqBody>,
+) -> Response<Body> {
     let creds: crate::license::api::StationCredentials = match read_json(state, req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -881,8 +886,11 @@ async fn station(state: &State, action: &str, req: Request<ReqBody>) -> Response
     if let Err(e) = crate::license::api::check_credentials(&creds) {
         return error(StatusCode::BAD_REQUEST, e);
     }
-    let ledger = &state.hub.ledger;
     let station = creds.station.clone();
+    if let Err(r) = super::station::login_allowed(state, address, &station).await {
+        return r;
+    }
+    let ledger = &state.hub.ledger;
     let res = if action == "register" {
         ledger.register_station(creds.station, creds.secret).await
     } else {
@@ -898,8 +906,34 @@ async fn station(state: &State, action: &str, req: Request<ReqBody>) -> Response
             license,
             new,
         }),
-        Err(e) => license_error(&e),
+        Err(e) => {
+            // A wrong secret for a registered id (register), or for any id (heartbeat).
+            if matches!(
+                (action, &e),
+                (
+                    "register",
+                    crate::license::LicenseError::OtherCredentials(_)
+                ) | ("heartbeat", crate::license::LicenseError::NotFound(_))
+            ) {
+                super::station::login_failed(state, address, &station).await;
+            }
+            license_error(&e)
+        }
     }
+}
+
+/// What a server answers a connection that found no slot within `queue_wait` (every
+/// connection serving a request).
+pub(super) fn busy_connections(max_connections: usize) -> Response<Body> {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "busy: all {max_connections} connections are serving requests and none ended in time; retry after {RETRY_AFTER_SECS} s (or give the server more server.max_connections)"
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    r
 }
 
 fn decode(s: &str) -> String {

@@ -98,25 +98,95 @@ async fn authenticate(
         tracing::debug!(%address, "station credentials refused: {why}");
         unauthorized(why)
     })?;
-    let (hub, c) = (state.hub.clone(), creds);
-    let station = c.station.clone();
-    let matches = match tokio::task::spawn_blocking(move || {
-        hub.ledger.station_secret_matches(&c.station, &c.secret)
+    match login(state, address, creds.station.clone(), move |hub| {
+        hub.ledger
+            .station_secret_matches(&creds.station, &creds.secret)
+            .map_err(Into::into)
     })
-    .await
+    .await?
     {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => return Err(routes::license_error(&e)),
-        Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
-    };
-    if !matches {
-        // The secret is never logged, only who tried.
-        tracing::info!(%address, %station, "station credentials refused: unknown station or wrong secret");
-        return Err(unauthorized(format!(
+        (station, true) => Ok(station),
+        (station, false) => Err(unauthorized(format!(
             "station {station} is not registered here with this secret (an unknown station, one purged after licenses.station_ttl without a heartbeat, or a wrong secret); register it (POST /v1/stations/register) and use the secret it registered with"
-        )));
+        ))),
     }
-    Ok(station)
+}
+
+/// A login of `station` from `address`: `check` tells (on the blocking pool) whether its
+/// credentials are right, unless the address or the id failed too often within the login
+/// window: then the 429 to answer, with Retry-After, and `check` is not run. A wrong one is
+/// counted in the cluster's database, where every member looks (`super::logins`).
+pub(super) async fn login(
+    state: &State,
+    address: &str,
+    station: String,
+    check: impl FnOnce(&crate::hub::Hub) -> Result<bool, crate::Error> + Send + 'static,
+) -> Result<(String, bool), Response<Body>> {
+    let (hub, throttle, address) = (state.hub.clone(), state.logins.clone(), address.to_owned());
+    let who = station.clone();
+    let verdict = tokio::task::spawn_blocking(move || -> Result<_, crate::Error> {
+        if let Some(wait) = throttle.wait(&hub.db, &address, &who)? {
+            return Ok(Err(wait));
+        }
+        let right = check(&hub)?;
+        if !right {
+            throttle.failed(&hub.db, &address, &who)?;
+        }
+        Ok(Ok(right))
+    })
+    .await;
+    match verdict {
+        Ok(Ok(Ok(right))) => Ok((station, right)),
+        Ok(Ok(Err(wait))) => Err(too_many_failures(&station, wait)),
+        Ok(Err(e)) => Err(error(
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            e,
+        )),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    }
+}
+
+/// The 429 to answer when `station` or `address` failed too often within the login window
+/// (register and heartbeat, whose credentials the ledger checks).
+pub(super) async fn login_allowed(
+    state: &State,
+    address: &str,
+    station: &str,
+) -> Result<(), Response<Body>> {
+    let (hub, throttle) = (state.hub.clone(), state.logins.clone());
+    let (a, s) = (address.to_owned(), station.to_owned());
+    match blocking(move || Ok(throttle.wait(&hub.db, &a, &s)?)).await? {
+        Some(wait) => Err(too_many_failures(station, wait)),
+        None => Ok(()),
+    }
+}
+
+/// Count a failed login of `station` from `address` (register and heartbeat).
+pub(super) async fn login_failed(state: &State, address: &str, station: &str) {
+    let (hub, throttle) = (state.hub.clone(), state.logins.clone());
+    let (a, s) = (address.to_owned(), station.to_owned());
+    if let Err(r) = blocking(move || Ok(throttle.failed(&hub.db, &a, &s)?)).await {
+        tracing::warn!(
+            station,
+            "a failed station login was not counted: {:?}",
+            r.status()
+        );
+    }
+}
+
+/// 429 for a login of `station` while its id or address has failed too often: Retry-After
+/// says when the window has passed.
+fn too_many_failures(station: &str, wait: Duration) -> Response<Body> {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "too many failed logins of station {station} or from this address: logins are refused for {secs} s more, the right secret too; check the station's id and secret, then retry after that"
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    r
 }
 
 /// 401 with the challenge that says how to authenticate (RFC 9110: a 401 carries one).

@@ -204,6 +204,10 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
         "announcers",
         "each node records where it hears the cluster protocol while it serves; this one will on the cluster's database",
     ),
+    (
+        "login_failures",
+        "failed station logins count for a few minutes only; the cluster's own counts apply",
+    ),
 ];
 
 impl Table {
