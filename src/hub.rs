@@ -676,7 +676,10 @@ impl Hub {
         // products the policy keeps take their files from the served version, and what is
         // published next must be whole. What cannot be had is logged, and named again by
         // `policy` or `publish` if it matters.
-        crate::repair::repair(self).await?;
+        let repaired = crate::repair::repair(self).await?;
+        if repaired.blobs > 0 && repaired.failed.is_empty() {
+            tracing::info!("repair before mirroring: {repaired}");
+        }
         let live = self.live();
         let spec = from.unwrap_or(&live.upstream.zone);
         let zone = Zone::open(spec, &self.keys)?;

@@ -141,7 +141,7 @@ pub fn lacking(hub: &Hub) -> Result<Vec<Missing>, Error> {
         .into_iter()
         .map(|(blob, (versions, manifest))| Missing {
             blob,
-            versions: versions.into_iter().rev().collect(),
+            versions: versions.into_iter().collect(),
             manifest,
         })
         .collect())
@@ -160,13 +160,6 @@ pub struct Repaired {
     pub failed: Vec<String>,
 }
 
-impl Repaired {
-    /// Whether it fetched anything or failed at anything (worth a line in the log).
-    pub fn is_news(&self) -> bool {
-        self.blobs > 0 || !self.failed.is_empty()
-    }
-}
-
 impl std::fmt::Display for Repaired {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.blobs == 0 && self.failed.is_empty() {
@@ -174,9 +167,12 @@ impl std::fmt::Display for Repaired {
         }
         write!(
             f,
-            "fetched {} blob(s) again, {} bytes stored ({} of them lost manifests)",
-            self.blobs, self.bytes, self.manifests
+            "fetched {} blob(s) again, {} bytes stored",
+            self.blobs, self.bytes
         )?;
+        if self.manifests > 0 {
+            write!(f, " ({} of them lost manifests)", self.manifests)?;
+        }
         if !self.failed.is_empty() {
             write!(f, "; not repaired: {}", self.failed.join("; "))?;
         }
@@ -291,35 +287,39 @@ pub async fn repair(hub: &Hub) -> Result<Repaired, Error> {
                     count(&mut done, n, false);
                     why.extend(failed);
                 }
-                let whole = match &manifest {
-                    Some(m) => m.blobs().iter().all(|(id, _)| hub.store.contains(id)),
-                    None => false,
+                let whole = |m: &Option<Manifest>| {
+                    m.as_ref()
+                        .is_some_and(|m| m.blobs().iter().all(|(id, _)| hub.store.contains(id)))
                 };
-                if !whole {
-                    for (node, addr) in members {
-                        let member = crate::child::Parent::member(hub, addr).await;
-                        match peer_fetch(member, hub, &t, parallel).await {
-                            Ok(n) => {
-                                count(&mut done, n, manifest.is_none());
-                                why.clear();
-                                break;
-                            }
-                            Err(e) => why.push(format!("member {node} ({addr}): {e}")),
+                if whole(&manifest) {
+                    continue;
+                }
+                let mut healed = false;
+                for (node, addr) in members {
+                    let member = crate::child::Parent::member(hub, addr).await;
+                    match peer_fetch(member, hub, &t, parallel).await {
+                        Ok(n) => {
+                            count(&mut done, n, manifest.is_none());
+                            healed = true;
+                            break;
                         }
+                        Err(e) => why.push(format!("member {node} ({addr}): {e}")),
                     }
-                    if !why.is_empty() {
-                        done.failed.push(format!("{name}: {}", why.join("; ")));
-                    } else if !hub.store.contains(&t.root.0) {
-                        done.failed.push(format!(
-                            "{name}: its manifest is lost and no live member holds it"
-                        ));
+                }
+                if !healed {
+                    if why.is_empty() {
+                        why.push("neither the zone nor a live member could give it".into());
                     }
+                    done.failed.push(format!("{name}: {}", why.join("; ")));
                 }
             }
         }
     }
-    if done.is_news() {
+    if !done.failed.is_empty() {
         tracing::warn!("repair: {done}");
+    } else if done.blobs > 0 {
+        // Callers say it where it is news (a mirror, the scrub, `verify` prints it).
+        tracing::debug!("repair: {done}");
     }
     Ok(done)
 }
@@ -331,7 +331,11 @@ fn version_name(t: &Target) -> String {
         [n] => format!("version {n} (root {})", t.root),
         ns => format!(
             "versions {} (root {})",
-            ns.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+            ns.iter()
+                .rev()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             t.root
         ),
     }

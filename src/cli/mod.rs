@@ -212,11 +212,12 @@ pub enum Command {
         json: bool,
     },
     /// Rehash every stored blob and name the damaged ones (and the versions that need
-    /// them). Safe while `serve` runs.
+    /// them), and every blob the kept versions need that the store lacks. Safe while
+    /// `serve` runs.
     Verify {
-        /// Take damaged blobs out of service (store/quarantine/) and fetch them again: from
-        /// the parent (a child syncs) or the upstream zone (a parent mirrors). With `serve`
-        /// running, a child's serve fetches them at its next sync.
+        /// Take damaged blobs out of service (store/quarantine/) and fetch them, and the
+        /// missing ones, again: from the parent (a child), or from the upstream zone at the
+        /// revisions the versions name, then a live member (a parent).
         #[arg(long)]
         repair: bool,
         /// Print JSON.
@@ -918,7 +919,10 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
 /// publishes without a mirror first; what cannot be had is logged and named by the publish.
 async fn heal(hub: &Hub) -> Result<()> {
     if !hub.is_child() {
-        crate::repair::repair(hub).await?;
+        let r = crate::repair::repair(hub).await?;
+        if r.blobs > 0 && r.failed.is_empty() {
+            tracing::info!("repair before publishing: {r}");
+        }
     }
     Ok(())
 }
@@ -973,16 +977,16 @@ async fn verify(data: &std::path::Path, repair: bool, json: bool) -> Result<()> 
         // says the rest.
         const SHOWN: usize = 20;
         for m in report.missing.iter().take(SHOWN) {
-            out!(
-                "missing {}{}{}",
-                m.blob,
-                if m.manifest { " (a manifest)" } else { "" },
-                if m.versions.is_empty() {
-                    " (needed by the last mirror run)".to_owned()
-                } else {
-                    format!(" (needed by version {})", render::numbers(&m.versions))
-                }
-            );
+            let of = if m.versions.is_empty() {
+                "the last mirror run".to_owned()
+            } else {
+                format!("version {}", render::numbers(&m.versions))
+            };
+            if m.manifest {
+                out!("missing {}: the manifest of {of}", m.blob);
+            } else {
+                out!("missing {} (needed by {of})", m.blob);
+            }
         }
         if report.missing.len() > SHOWN {
             out!("... and {} more missing", report.missing.len() - SHOWN);
@@ -1025,8 +1029,12 @@ async fn verify(data: &std::path::Path, repair: bool, json: bool) -> Result<()> 
             "{} damaged blob(s): run `updhub verify --repair` to quarantine them and fetch them again",
             still.len()
         ),
+        (false, false) if still.is_empty() => format!(
+            "{} blob(s) that kept versions need are missing here: run `updhub verify --repair` to fetch them again",
+            missing.len()
+        ),
         (false, false) => format!(
-            "{} damaged and {} missing blob(s) that kept versions need: run `updhub verify --repair` to fetch them again",
+            "{} damaged and {} missing blob(s) that kept versions need: run `updhub verify --repair` to quarantine the damaged ones and fetch them all again",
             still.len(),
             missing.len()
         ),
