@@ -218,7 +218,7 @@ pub(crate) struct Parent {
 }
 
 impl Parent {
-    fn new(hub: &Hub, url: &str) -> Result<Parent, SyncError> {
+    pub(crate) fn new(hub: &Hub, url: &str) -> Result<Parent, SyncError> {
         let setup = |why: String| SyncError::Setup {
             url: url.to_owned(),
             why,
@@ -255,7 +255,7 @@ impl Parent {
 
     /// Another member of this node's cluster at `addr` (HOST:PORT), reached there while its
     /// certificate is checked against the cluster's name, which all members share.
-    async fn member(hub: &Hub, addr: &str) -> Result<Parent, SyncError> {
+    pub(crate) async fn member(hub: &Hub, addr: &str) -> Result<Parent, SyncError> {
         let setup = |why: String| SyncError::Setup {
             url: addr.to_owned(),
             why,

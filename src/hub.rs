@@ -671,6 +671,15 @@ impl Hub {
         progress: bool,
         run: mirror::Run,
     ) -> Result<MirrorSummary, Error> {
+        // What the kept versions need and the store lacks is fetched again first (a blob
+        // quarantined by the scrub or on a child's report, a restored node's whole store):
+        // products the policy keeps take their files from the served version, and what is
+        // published next must be whole. What cannot be had is logged, and named again by
+        // `policy` or `publish` if it matters.
+        let repaired = crate::repair::repair(self).await?;
+        if repaired.blobs > 0 && repaired.failed.is_empty() {
+            tracing::info!("repair before mirroring: {repaired}");
+        }
         let live = self.live();
         let spec = from.unwrap_or(&live.upstream.zone);
         let zone = Zone::open(spec, &self.keys)?;
@@ -718,7 +727,7 @@ impl Hub {
                 Err(_) if modes.is_empty() => None,
                 Err(e) => {
                     return Err(Error::State(format!(
-                        "the cluster's version {} (root {}) is not whole in this node's store ({e}), and products {} keep their files from it; a member catches up within seconds while it serves; on the only node, `updhub verify --repair` after `updhub products set PRODUCT current` for each",
+                        "the cluster's version {} (root {}) is not whole in this node's store ({e}), and products {} keep their files from it; and neither the zone at that version's revisions nor a live member could give it back (the repair's log says why); a member catches up within seconds while it serves; make the zone folder hold those revisions again, then run `updhub verify --repair`",
                         p.number,
                         p.root,
                         modes.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -1499,7 +1508,7 @@ impl Hub {
         let fix = if self.is_child() {
             "the next sync fetches what is missing from the parent"
         } else {
-            "run `updhub verify --repair` to fetch it again from the zone, or publish a new version"
+            "the next scheduled round fetches it again from the zone at the version's revisions (or a member); `updhub verify --repair` does it now"
         };
         Some(format!(
             "the served version misses {missing} blob(s) here, so children cannot fetch all of it; {kept}; {fix}"

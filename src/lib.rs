@@ -11,6 +11,8 @@
 //! - [`store`]: the content-addressed blob store (blake3 names, zstd frames, atomic writes).
 //! - [`mirror`]: zone → store, streaming, verified, incremental, resumable.
 //! - [`gc`]: retention (which versions are kept) and garbage collection of the store.
+//! - [`repair`]: what the kept versions need and the store lacks, fetched again (zone at
+//!   the version's revisions, members, parents); `verify` and the scrub find the damage.
 //! - [`peer`]: the interserver HTTPS client, built once per node, and bounded reads of answers.
 //! - [`proto`]: what both ends of an interserver connection agree on.
 //! - [`repo`]: manifests, roots and signed published versions.
@@ -60,6 +62,7 @@ pub mod node;
 pub mod peer;
 pub mod products;
 pub mod proto;
+pub mod repair;
 pub mod repo;
 pub mod server;
 pub mod station;

@@ -61,7 +61,7 @@ pub enum MirrorError {
     },
     /// The run was stopped before it finished.
     /// A blob of the version to publish does not verify.
-    #[error("manifest {root}: {path} (blob {id}) is damaged: {why}; nothing was published: run `updhub verify --repair` (it quarantines the blob and mirrors it again), then publish")]
+    #[error("manifest {root}: {path} (blob {id}) is damaged: {why}; nothing was published: run `updhub verify --repair` (it quarantines the blob and fetches it again), then publish")]
     Damaged {
         /// The version's root.
         root: Root,

@@ -1,6 +1,8 @@
 //! `updhub verify [--repair]`: rehash the store, name every damaged blob and the versions
-//! that need it, and take damaged blobs out of service (quarantine) so they are fetched again:
-//! from the parent by a child's next sync, from the upstream zone by the next mirror.
+//! that need it, and every blob a kept version needs that the store lacks; with `--repair`,
+//! take damaged blobs out of service (quarantine) and fetch them and the lacking ones again
+//! ([`crate::repair::repair`]: from the parent, or the zone at the version's revisions, or a
+//! member).
 //!
 //! Which blobs a version needs is [`version_blobs`], the one place that knows it (the
 //! manifest and each file's blob today; a later change splits large files into chunks).
@@ -59,10 +61,14 @@ pub struct Report {
     /// Versions whose manifest could not be read, with why (their blobs were verified as
     /// stored blobs, but not attributed to them).
     pub unreadable: Vec<(u64, String)>,
+    /// Blobs the kept versions need that the store lacks (not counting the damaged ones,
+    /// which a quarantine takes out of the store too): a restore, a removed file, a blob
+    /// quarantined earlier by `serve`.
+    pub missing: Vec<crate::repair::Missing>,
 }
 
 /// Rehash every stored blob on `threads` threads; with `quarantine`, move each damaged one
-/// out of service.
+/// out of service. Then look up every blob the kept versions need ([`crate::repair::lacking`]).
 ///
 /// # Errors
 /// The store or the database cannot be read, or a quarantine move fails.
@@ -104,7 +110,10 @@ pub fn scan(hub: &Hub, threads: usize, quarantine: bool) -> Result<Report, crate
             quarantined,
         });
     }
+    let mut missing = crate::repair::lacking(hub)?;
+    missing.retain(|m| !damaged.iter().any(|d| d.blob == m.blob));
     Ok(Report {
+        missing,
         blobs: ids.len(),
         bytes,
         seconds: started.elapsed().as_secs_f64(),

@@ -8,7 +8,7 @@
 //! ```
 //! JSON Schemas of both index files are in `schemas/`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -32,6 +32,10 @@ pub const FILES_FORMAT: &str = "updhub-files/1";
 /// Most bytes read for one index file (`zone.json`, `files.json`): room for about 300,000
 /// files in one product revision, far beyond a real zone, and still bounded memory.
 pub const MAX_INDEX_BYTES: u64 = crate::peer::MAX_INDEX;
+
+/// Most product revisions [`Zone::revisions`] lists: far more than a zone keeps, and a
+/// bound on what a repair reads to find a lost manifest.
+pub const MAX_LISTED_REVISIONS: usize = 4096;
 
 /// How long an HTTPS upstream may send no byte before a mirror gives up on it (a mirror run
 /// from cron must end, not hang on a stalled upstream).
@@ -473,6 +477,53 @@ impl Zone {
                 ))
             }
         }
+    }
+
+    /// Every product revision this zone can still give, by product: what its index offers
+    /// now and, for a folder, every `<product>/<revision>/` that holds a `files.json` (a
+    /// zone keeps past revisions beside the current one; an HTTPS zone offers its current
+    /// revisions only). At most [`MAX_LISTED_REVISIONS`] are listed. The lists themselves
+    /// are read and checked by [`Zone::files`], as a mirror reads them.
+    ///
+    /// # Errors
+    /// An unreadable or malformed index.
+    pub async fn revisions(&self) -> Result<BTreeMap<String, BTreeSet<String>>, ZoneError> {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for p in self.index().await?.products {
+            out.entry(p.name).or_default().insert(p.revision);
+        }
+        let Zone::Folder(root, _) = self else {
+            return Ok(out);
+        };
+        let named_dirs = |dir: &Path| -> Vec<(String, PathBuf)> {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return Vec::new();
+            };
+            entries
+                .flatten()
+                // Not followed: a link in a zone folder is refused wherever it is read.
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| {
+                    let name = e.file_name().to_str()?.to_owned();
+                    check_name(&name).ok()?;
+                    Some((name, e.path()))
+                })
+                .collect()
+        };
+        let mut listed = out.values().map(BTreeSet::len).sum::<usize>();
+        for (product, dir) in named_dirs(root) {
+            for (revision, rdir) in named_dirs(&dir) {
+                if listed >= MAX_LISTED_REVISIONS {
+                    return Ok(out);
+                }
+                if rdir.join("files.json").is_file()
+                    && out.entry(product.clone()).or_default().insert(revision)
+                {
+                    listed += 1;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A label for one file in messages.

@@ -212,11 +212,12 @@ pub enum Command {
         json: bool,
     },
     /// Rehash every stored blob and name the damaged ones (and the versions that need
-    /// them). Safe while `serve` runs.
+    /// them), and every blob the kept versions need that the store lacks. Safe while
+    /// `serve` runs.
     Verify {
-        /// Take damaged blobs out of service (store/quarantine/) and fetch them again: from
-        /// the parent (a child syncs) or the upstream zone (a parent mirrors). With `serve`
-        /// running, a child's serve fetches them at its next sync.
+        /// Take damaged blobs out of service (store/quarantine/) and fetch them, and the
+        /// missing ones, again: from the parent (a child), or from the upstream zone at the
+        /// revisions the versions name, then a live member (a parent).
         #[arg(long)]
         repair: bool,
         /// Print JSON.
@@ -611,6 +612,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             product: Some(product),
         } => {
             let hub = Hub::open(&data)?;
+            heal(&hub).await?;
             let (p, new, revision) = hub.publish_product_version(n, &product, expires_in)?;
             out!(
                 "{} version {} root {} expires {}: {product} at revision {revision} (as in version {n}), the other products as they were",
@@ -668,6 +670,7 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
             product: _,
         } => {
             let hub = Arc::new(Hub::open(&data)?);
+            heal(&hub).await?;
             let (p, new, frozen) = match version {
                 Some(n) => hub.rollback(n, expires_in)?,
                 None => {
@@ -926,6 +929,19 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
     Ok(())
 }
 
+/// Before a parent publishes: what its kept versions need and the store lacks is fetched
+/// again (see [`crate::repair`]), so a restored node, or one whose blob was quarantined,
+/// publishes without a mirror first; what cannot be had is logged and named by the publish.
+async fn heal(hub: &Hub) -> Result<()> {
+    if !hub.is_child() {
+        let r = crate::repair::repair(hub).await?;
+        if r.blobs > 0 && r.failed.is_empty() {
+            tracing::info!("repair before publishing: {r}");
+        }
+    }
+    Ok(())
+}
+
 /// `updhub verify [--repair] [--json]`.
 async fn verify(data: &std::path::Path, repair: bool, json: bool) -> Result<()> {
     let hub = Arc::new(Hub::open(data)?);
@@ -936,29 +952,24 @@ async fn verify(data: &std::path::Path, repair: bool, json: bool) -> Result<()> 
             .await
             .map_err(|e| Error::State(format!("verify stopped: {e}")))??;
     let mut fetched = None;
-    if repair && !report.damaged.is_empty() {
-        let parents = hub.config.upstream.parent_urls();
-        fetched = Some(match parents.first() {
-            Some(_) => match crate::lock::DataLock::take(data, "verify --repair") {
-                Ok(_lock) => crate::child::sync_first(&hub, &parents, |_, _| {})
-                    .await?
-                    .1
-                    .to_string(),
-                Err(_) => "serve runs: it fetches them from the parent at its next sync".to_owned(),
-            },
-            None => hub.mirror(None, false).await?.to_string(),
-        });
+    let mut missing = report.missing.clone();
+    if repair && !(report.damaged.is_empty() && report.missing.is_empty()) {
+        // Safe beside a running serve: blobs are written atomically, nothing is switched.
+        fetched = Some(crate::repair::repair(&hub).await?);
+        missing = crate::repair::lacking(&hub)?;
     }
     let still: Vec<&crate::verify::Damaged> = report
         .damaged
         .iter()
         .filter(|d| !(fetched.is_some() && hub.store.verify(&d.blob).is_ok()))
         .collect();
+    missing.retain(|m| !still.iter().any(|d| d.blob == m.blob));
     if json {
         print_json(&serde_json::json!({
             "report": report,
             "repair": fetched,
             "still_damaged": still.iter().map(|d| d.blob).collect::<Vec<_>>(),
+            "still_missing": missing.iter().map(|m| m.blob).collect::<Vec<_>>(),
         }))?;
     } else {
         for d in &report.damaged {
@@ -977,32 +988,70 @@ async fn verify(data: &std::path::Path, repair: bool, json: bool) -> Result<()> 
                     .unwrap_or_default()
             );
         }
+        // A restored store lacks everything: the first few name the versions, the count
+        // says the rest.
+        const SHOWN: usize = 20;
+        for m in report.missing.iter().take(SHOWN) {
+            let of = if m.versions.is_empty() {
+                "the last mirror run".to_owned()
+            } else {
+                format!("version {}", render::numbers(&m.versions))
+            };
+            if m.manifest {
+                out!("missing {}: the manifest of {of}", m.blob);
+            } else {
+                out!("missing {} (needed by {of})", m.blob);
+            }
+        }
+        if report.missing.len() > SHOWN {
+            out!("... and {} more missing", report.missing.len() - SHOWN);
+        }
         for (n, why) in &report.unreadable {
             out!("version {n}: its manifest cannot be read: {why}");
         }
         out!(
-            "verified {} blobs ({} bytes) in {:.2} s: {} damaged",
+            "verified {} blobs ({} bytes) in {:.2} s: {} damaged{}",
             report.blobs,
             report.bytes,
             report.seconds,
-            report.damaged.len()
+            report.damaged.len(),
+            if report.missing.is_empty() {
+                String::new()
+            } else {
+                format!(", {} missing that kept versions need", report.missing.len())
+            }
         );
         if let Some(f) = &fetched {
             out!("repair: {f}");
         }
     }
-    if still.is_empty() {
+    if still.is_empty() && missing.is_empty() {
         return Ok(());
     }
-    Err(Error::State(if repair {
-        format!(
-            "{} damaged blob(s) are not repaired yet; a child's serve fetches them at its next sync; on a parent the zone may no longer hold them: publish a new version (`updhub mirror` then `updhub publish`)",
-            still.len()
-        )
-    } else {
-        format!(
+    Err(Error::State(match (repair, missing.is_empty()) {
+        (true, _) => format!(
+            "{} damaged and {} missing blob(s) are not repaired: neither {} holds them{}; a child's next sync tries again; on a parent, make the zone folder hold the revisions those versions name, or publish a new version (`updhub mirror` then `updhub publish`)",
+            still.len(),
+            missing.len(),
+            if hub.is_child() { "the parents" } else { "the zone nor a live member" },
+            fetched
+                .as_ref()
+                .filter(|f| !f.failed.is_empty())
+                .map(|f| format!(" ({})", f.failed.join("; ")))
+                .unwrap_or_default()
+        ),
+        (false, true) => format!(
             "{} damaged blob(s): run `updhub verify --repair` to quarantine them and fetch them again",
             still.len()
-        )
+        ),
+        (false, false) if still.is_empty() => format!(
+            "{} blob(s) that kept versions need are missing here: run `updhub verify --repair` to fetch them again",
+            missing.len()
+        ),
+        (false, false) => format!(
+            "{} damaged and {} missing blob(s) that kept versions need: run `updhub verify --repair` to quarantine the damaged ones and fetch them all again",
+            still.len(),
+            missing.len()
+        ),
     }))
 }

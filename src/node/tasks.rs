@@ -495,9 +495,10 @@ impl Task for PeerLicenses {
 pub const SCRUB_EVERY: Duration = Duration::from_secs(1);
 
 /// The store rehashed in the background at `store.scrub_rate_mib`: each round verifies about
-/// one second's worth of blobs; a damaged one is quarantined at once, so no route serves it
-/// and the next sync (a child) or `verify --repair` (a parent) fetches it again. A pass over
-/// the whole store is followed by a pause of `store.scrub_every`.
+/// one second's worth of blobs; a damaged one is quarantined at once, so no route serves it,
+/// and the same round fetches it again ([`crate::repair::repair`]: from the parent, or the
+/// zone at the revision its version names, or a member). A pass over the whole store is
+/// followed by a pause of `store.scrub_every`.
 pub struct Scrub {
     /// The node.
     pub hub: Arc<Hub>,
@@ -556,6 +557,7 @@ impl Task for Scrub {
         let done = blocking(self.name(), &self.hub, move |h| {
             let mut spent = 0u64;
             let mut at = from;
+            let mut quarantined = 0usize;
             while at < queue.len() && spent < budget {
                 let id = queue[at];
                 at += 1;
@@ -565,20 +567,29 @@ impl Task for Scrub {
                     Err(e) => {
                         tracing::error!("scrub: {e}");
                         match h.store.quarantine(&id) {
-                            Ok(Some(to)) => tracing::error!(
-                                "scrub: blob {id} quarantined to {}; it is fetched again at the next sync (a child) or by `updhub verify --repair` (a parent)",
-                                to.display()
-                            ),
+                            Ok(Some(to)) => {
+                                quarantined += 1;
+                                tracing::error!(
+                                    "scrub: blob {id} quarantined to {}; fetching it again",
+                                    to.display()
+                                );
+                            }
                             Ok(None) => {}
                             Err(e) => tracing::error!("scrub: quarantining blob {id}: {e}"),
                         }
                     }
                 }
             }
-            at
+            (at, quarantined)
         })
         .await;
-        if let Some(at) = done {
+        if let Some((at, quarantined)) = done {
+            if quarantined > 0 {
+                match crate::repair::repair(&self.hub).await {
+                    Ok(r) => tracing::info!("scrub: repair: {r}"),
+                    Err(e) => tracing::warn!("scrub: repair: {e}"),
+                }
+            }
             self.at = at;
             if self.at >= self.queue.len() {
                 tracing::debug!("scrub: a pass over {} blobs is done", self.queue.len());

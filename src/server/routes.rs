@@ -983,7 +983,11 @@ async fn zone(state: &State, rest: &[&str]) -> Response<Body> {
 }
 
 /// Stream a blob's decompressed content, decompressing on a blocking thread into a small
-/// bounded channel (this route serves hubs mirroring a hub, not the hot path).
+/// bounded channel (this route serves hubs mirroring a hub, not the hot path). The blob is
+/// opened before answering, so one not held (quarantined) is 404 rather than a 200 that
+/// ends with no byte; and what streams is hashed on the way, the last chunk held back until
+/// the whole content verified: content that rotted since the last scrub is never handed
+/// over whole as good (the answer breaks off) and is quarantined at once.
 fn stream_content(
     state: &State,
     id: BlobId,
@@ -991,39 +995,65 @@ fn stream_content(
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Response<Body> {
     let store = state.hub.store.clone();
+    let file = match store.open_stored(&id) {
+        Ok(f) => f,
+        Err(crate::store::StoreError::Missing(_)) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("blob {id} is not held here (damaged and taken out of service, or not fetched yet); it is fetched again by the next repair, try again later"),
+            )
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         // Held until the last chunk is handed over (or the client left).
         let _slot = slot;
-        let file = match store.open_stored(&id) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-                return;
+        let fail = |why: String| {
+            tracing::error!("zone route: blob {id} is damaged here ({why}); quarantined");
+            if let Err(e) = store.quarantine(&id) {
+                tracing::error!("zone route: quarantining blob {id}: {e}");
             }
+            let _ = tx.blocking_send(Err(io::Error::other(format!(
+                "blob {id} is damaged here: {why}"
+            ))));
         };
         let mut dec = match zstd::stream::read::Decoder::new(file) {
             Ok(d) => d,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
+            Err(e) => return fail(format!("zstd: {e}")),
         };
+        let mut hasher = blake3::Hasher::new();
+        let mut total = 0u64;
+        let mut held: Option<Bytes> = None;
         loop {
             let mut buf = vec![0u8; CHUNK];
             match dec.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
                     buf.truncate(n);
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        break;
+                    hasher.update(&buf);
+                    total += n as u64;
+                    if total > size {
+                        return fail(format!("it holds more than its {size} bytes"));
+                    }
+                    if let Some(prev) = held.replace(Bytes::from(buf)) {
+                        if tx.blocking_send(Ok(prev)).is_err() {
+                            return;
+                        }
                     }
                 }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return fail(format!("zstd: {e}")),
             }
+        }
+        let actual = BlobId::from(hasher.finalize());
+        if total != size || actual != id {
+            return fail(format!(
+                "its content is {total} bytes hashing to {actual}, not {size} bytes hashing to {id}"
+            ));
+        }
+        if let Some(last) = held {
+            let _ = tx.blocking_send(Ok(last));
         }
     });
     let stream = tokio_stream_from(rx).map_ok(Frame::data);
