@@ -174,6 +174,8 @@ pub struct Status {
     pub links: Vec<crate::db::Link>,
     /// Differences between what this cluster donated and what its receivers report.
     pub license_mismatches: Vec<String>,
+    /// Received grants flagged for breaking the rules of conservation (they no longer count).
+    pub license_flags: Vec<crate::db::grant_rules::Flag>,
     /// How this node trusts its parent: "link with PARENT (CA fp)" when enrolled by link.
     pub upstream_trust: Option<String>,
     /// This cluster's CA rotation in progress: its end, and who still holds the old CA.
@@ -615,12 +617,13 @@ impl Hub {
     }
 
     /// Whether `id` is a server this one may donate to: a child that reported here, a node
-    /// linked to this cluster, or the node this one enrolled with by link.
+    /// linked to this cluster, or the node this one enrolled with as a peer (a child link
+    /// carries licenses down only: its parent refuses what a child offers).
     pub fn knows_server(&self, id: &str) -> bool {
         self.keys
             .upstream
             .as_ref()
-            .is_some_and(|u| u.parent_id == id)
+            .is_some_and(|u| u.parent_id == id && u.kind == "peer")
             || self.db.knows_server(id).unwrap_or(false)
     }
 
@@ -1548,6 +1551,7 @@ impl Hub {
                 .ledger
                 .grants(self.live().licenses.warn_before)?
                 .mismatches,
+            license_flags: self.ledger.flagged_grants()?,
             upstream_trust: self.keys.upstream.as_ref().map(|u| {
                 let tls = u.tls();
                 let rotating = tls

@@ -237,6 +237,9 @@ fn finish(at: &str, e: LicenseError) -> LicenseError {
                 "refused: it would hand out more licenses than the source holds, or outlive it ({message})"
             ))
         }
+        SqlError::Rule { ref name, ref message } if name == "grant_rules" => {
+            LicenseError::Refused(format!("refused by the database's rules of conservation ({message})"))
+        }
         other => LicenseError::Db {
             path: at.to_owned(),
             why: other.to_string(),
@@ -421,6 +424,12 @@ impl Ledger {
     pub async fn add_key(&self, key: LicenseKey) -> Result<(), LicenseError> {
         let server = self.server.to_string();
         self.write(move |c, now| {
+            if let Some(b) = db::grant_rules::binding(c, &server, &key.key_id, &key.issuer.to_ascii_lowercase())? {
+                return Err(LicenseError::Refused(format!(
+                    "license key {} is held by another cluster: grants carved from it reached this one (the first, {}, from {}, whose cluster signs with {}); a key counts in one cluster only: nothing changed",
+                    key.key_id, b.first_grant, b.first_donor, b.holder_key
+                )));
+            }
             if let Some((by, at)) = db::license_sources::added(c, &server, &key.key_id)? {
                 let by = if by.is_empty() { server.clone() } else { by };
                 return Err(LicenseError::Refused(format!(

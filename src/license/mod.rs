@@ -15,6 +15,8 @@ pub mod chain;
 pub mod feed;
 mod grants;
 pub mod ledger;
+pub mod removal;
+pub mod rules;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -55,6 +57,9 @@ pub enum LicenseError {
     /// Something named does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The caller may not do this at all (a link that may not donate this way).
+    #[error("{0}")]
+    NotAllowed(String),
     /// The database failed.
     #[error("license database {path}: {why}; check the file is writable and the disk not full")]
     Db {
@@ -90,6 +95,7 @@ impl LicenseError {
             LicenseError::BadKey { .. } | LicenseError::BadGrant { .. } => 400,
             LicenseError::Refused(_) => 409,
             LicenseError::NotFound(_) => 404,
+            LicenseError::NotAllowed(_) => 403,
             LicenseError::Db { .. } => 500,
             LicenseError::Sql(crate::db::sql::SqlError::Busy) => 503,
             LicenseError::Sql(_) => 500,
@@ -115,9 +121,19 @@ fn check_id(s: &str, kind: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "{kind} '{}' is not valid: use 1-64 letters, digits, '.', '_' or '-'",
-            s.chars().take(80).collect::<String>()
+            shown(s)
         ))
     }
+}
+
+/// An id a remote node sent, as a message may show it: escaped (a line feed cannot split
+/// a line of `license status` or the log) and cut to 40 characters.
+pub(crate) fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(40).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 40 {
+        out.push_str("...");
+    }
+    out
 }
 
 fn sig_hex(key: &SigningKey, bytes: &[u8]) -> String {
@@ -432,7 +448,8 @@ impl GrantToken {
 
     /// Verify a token received from a donor: format, the donor's key, that it is for us,
     /// and the chain it carries back to the license key (see [`chain`]) with `issuers`, the
-    /// issuers this server trusts.
+    /// issuers this server trusts. Returns what the chain says, for the receiver's rules
+    /// that need its ledger ([`rules`]).
     ///
     /// # Errors
     /// [`LicenseError::BadGrant`] naming the token, or the link of its chain, that is wrong.
@@ -441,16 +458,22 @@ impl GrantToken {
         donor: &VerifyingKey,
         me: &str,
         issuers: &[String],
-    ) -> Result<(), LicenseError> {
+    ) -> Result<chain::Chain, LicenseError> {
         let bad = |why: String| LicenseError::BadGrant {
-            what: self.grant_id.clone(),
+            what: shown(&self.grant_id),
             why,
         };
-        if self.format != GRANT_FORMAT && self.format != GRANT_FORMAT_1 {
+        if self.format != GRANT_FORMAT {
             return Err(bad(format!(
-                "format '{}' is not '{GRANT_FORMAT}'",
-                self.format
+                "format '{}' is not the current '{GRANT_FORMAT}'; an older format proves no chain back to a license key and is refused (no downgrade): its donor renews the grant with this version of updhub (`updhub license renew`)",
+                shown(&self.format)
             )));
+        }
+        if !chain::is_grant_id(&self.grant_id) {
+            return Err(bad(
+                "its id is not 'g-' and 16 lowercase hex digits (schemas/grant.schema.json); a donor of this version never makes one: it is damaged or forged"
+                    .into(),
+            ));
         }
         if self.key != hex::encode(donor.as_bytes()) {
             return Err(bad(
@@ -462,13 +485,10 @@ impl GrantToken {
         if self.receiver != me {
             return Err(bad(format!(
                 "it is for server {}, not this server {me}",
-                self.receiver
+                shown(&self.receiver)
             )));
         }
         check_id(&self.donor, "donor").map_err(&bad)?;
-        if !self.grant_id.starts_with("g-") {
-            return Err(bad("its id does not start with 'g-'".into()));
-        }
         chain::verify(self, issuers)
     }
 }
@@ -647,9 +667,14 @@ mod tests {
         assert!(String::from_utf8(v1.signed_bytes())
             .unwrap()
             .ends_with("\nRevoked"));
-        // A format-1 token signed by the donor still verifies (it has no chain to check).
+        // A format-1 token, though signed by the donor, is refused: it proves no chain, and
+        // taking it would let any linked node give licenses from nothing (issue 18).
         v1.signature = sig_hex(&key, &v1.signed_bytes());
-        v1.verify(&key.verifying_key(), "b", &[]).unwrap();
+        let e = v1
+            .verify(&key.verifying_key(), "b", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no downgrade"), "{e}");
     }
 
     /// A chain issuer -> key of A -> B -> C -> D, as the servers would make it.
