@@ -431,6 +431,7 @@ impl Hub {
         ledger.trust_issuers(&config.licenses.issuers);
         if let Some(u) = &keys.upstream {
             ledger.set_upstream_grant_key(&u.parent_id, &keys.donor());
+            ledger.follow_upstream(u.clone());
         }
         let hub = Hub {
             data: data.to_owned(),

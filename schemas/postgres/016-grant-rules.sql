@@ -51,6 +51,10 @@ CREATE TRIGGER donated_grant_id BEFORE INSERT ON grants
 CREATE FUNCTION key_bindings_rules() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
+        IF NEW.server_id = OLD.server_id AND NEW.key_id = OLD.key_id AND NEW.issuer = OLD.issuer
+           AND NEW.first_donor = OLD.first_donor AND NEW.first_grant = OLD.first_grant THEN
+            RETURN NEW;
+        END IF;
         RAISE EXCEPTION USING ERRCODE = 'check_violation', CONSTRAINT = 'grant_rules',
             MESSAGE = 'grant_rules: a key stays bound to the cluster that first donated from it';
     END IF;

@@ -54,5 +54,8 @@ WHEN NEW.kind = 'key'
  AND EXISTS (SELECT 1 FROM key_bindings b WHERE b.server_id = NEW.server_id AND b.key_id = NEW.source_id)
 BEGIN SELECT RAISE(ABORT, 'grant_rules: this key is held by another cluster, whose grants of it were received here'); END;
 
+-- A binding moves only to a new key of the same holder (a rotation the node followed).
 CREATE TRIGGER key_bindings_fixed BEFORE UPDATE ON key_bindings
-BEGIN SELECT RAISE(ABORT, 'grant_rules: a key stays bound to the cluster that first donated from it'); END;
+WHEN NEW.server_id <> OLD.server_id OR NEW.key_id <> OLD.key_id OR NEW.issuer <> OLD.issuer
+  OR NEW.first_donor <> OLD.first_donor OR NEW.first_grant <> OLD.first_grant
+BEGIN SELECT RAISE(ABORT, 'grant_rules: a key stays bound to the cluster that first donated from it (only its key may move, with a rotation)'); END;

@@ -63,13 +63,23 @@ pub fn bind(
     .map(drop)
 }
 
-/// Forget every binding (the check at start binds them again from the grants it keeps).
+/// Move the binding of key `key_id` of `issuer` to `holder_key`: its holder signs with a
+/// new key (a rotation this node followed). The schema lets a binding change only so.
 ///
 /// # Errors
 /// The statement failed.
-pub fn unbind_all(c: &Conn<'_>, server: &str) -> Result<(), SqlError> {
-    c.exec("DELETE FROM key_bindings WHERE server_id=$1", args![server])
-        .map(drop)
+pub fn rebind(
+    c: &Conn<'_>,
+    server: &str,
+    key_id: &str,
+    issuer: &str,
+    holder_key: &str,
+) -> Result<(), SqlError> {
+    c.exec(
+        "UPDATE key_bindings SET holder_key=$4 WHERE server_id=$1 AND key_id=$2 AND issuer=$3",
+        args![server, key_id, issuer, holder_key],
+    )
+    .map(drop)
 }
 
 /// The document of the key `key_id` this cluster holds, if it holds one.

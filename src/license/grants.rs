@@ -362,7 +362,7 @@ impl Ledger {
         let margin = self.margin;
         let signing = self.signing.clone();
         let issuers = self.trusted_issuers();
-        let upstream = self.upstream_grant_key();
+        let upstream = self.upstream_link();
         self.write(move |c, now| {
             let own = hex::encode(signing.verifying_key().as_bytes());
             let known = super::rules::Known::read(c, &server, &own, upstream.as_ref())?;

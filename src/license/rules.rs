@@ -33,16 +33,19 @@ pub(super) struct Known {
     keys: HashMap<String, String>,
     /// Live links: node id -> kind ("child" or "peer").
     kinds: HashMap<String, String>,
+    /// The origin's publisher keys this node trusts now (hex): the origin signs grants with
+    /// its publisher key, which rotates (a grant signed before a rotation names an old one).
+    publishers: Vec<String>,
 }
 
 impl Known {
-    /// Read inside a ledger transaction: the live links, the node this one enrolled with,
-    /// and this cluster itself.
+    /// Read inside a ledger transaction: the live links, the node this one enrolled with
+    /// (its keys as followed now), and this cluster itself.
     pub(super) fn read(
         c: &Conn<'_>,
         server: &str,
         own_key: &str,
-        upstream: Option<&(String, String)>,
+        upstream: Option<&std::sync::Arc<crate::keys::Upstream>>,
     ) -> Result<Known, LicenseError> {
         let mut keys = HashMap::new();
         let mut kinds = HashMap::new();
@@ -52,11 +55,33 @@ impl Known {
             }
             kinds.insert(id, kind);
         }
-        if let Some((id, key)) = upstream {
-            keys.insert(id.clone(), key.to_ascii_lowercase());
+        let mut publishers = Vec::new();
+        if let Some(u) = upstream {
+            let donor = *u.donor.read().unwrap_or_else(|p| p.into_inner());
+            keys.insert(u.parent_id.clone(), hex::encode(donor.as_bytes()));
+            publishers = u
+                .publishers
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|k| hex::encode(k.as_bytes()))
+                .collect();
         }
         keys.insert(server.to_owned(), own_key.to_ascii_lowercase());
-        Ok(Known { keys, kinds })
+        Ok(Known {
+            keys,
+            kinds,
+            publishers,
+        })
+    }
+
+    /// Whether this node knows `key` (hex) as one `donor` signs grants with now, or as the
+    /// origin's publisher key.
+    fn vouches(&self, donor: &str, key: &str) -> bool {
+        self.keys
+            .get(donor)
+            .is_some_and(|k| k.eq_ignore_ascii_case(key))
+            || self.publishers.iter().any(|p| p.eq_ignore_ascii_case(key))
     }
 
     /// The kind of the live link of `id`, if it has one.
@@ -114,7 +139,7 @@ pub(super) fn check_received(
             )));
         }
         if let Some(k) = known.keys.get(donor.as_str()) {
-            if !k.eq_ignore_ascii_case(key) {
+            if !known.vouches(donor, key) {
                 return Err(bad(format!(
                     "{which} names {} as its donor, which signs grants with {}, but it is signed with {}: it is forged",
                     shown(donor),
@@ -132,6 +157,25 @@ pub(super) fn check_received(
     }
     match db::grant_rules::binding(c, server, &chain.key_id, &chain.issuer)? {
         Some(b) if b.holder_key.eq_ignore_ascii_case(&chain.holder_key) => Ok(()),
+        // The same holder signing with its new key after a rotation, which this node
+        // followed: the binding moves with it.
+        Some(b)
+            if b.first_donor == chain.first_donor
+                && known.vouches(&chain.first_donor, &chain.holder_key) =>
+        {
+            db::grant_rules::rebind(c, server, &chain.key_id, &chain.issuer, &chain.holder_key)?;
+            db::license_log::append(
+                c,
+                server,
+                "key_binding_moved",
+                &chain.key_id,
+                &format!(
+                    "held by the cluster of {}, which signs with {} now (was {})",
+                    b.first_donor, chain.holder_key, b.holder_key
+                ),
+            )?;
+            Ok(())
+        }
         Some(b) => Err(bad(format!(
             "it is carved from license key {}, which is held by the cluster of {} (grant key {}, learned from grant {}), but its chain says the cluster of {} (grant key {}) donates from it: a key is held by one cluster only, so this chain is carved from another's key",
             shown(&chain.key_id),
@@ -208,7 +252,7 @@ impl Ledger {
         let server = self.server.to_string();
         let signing = self.signing.clone();
         let issuers = self.trusted_issuers();
-        let upstream = self.upstream_grant_key();
+        let upstream = self.upstream_link();
         self.write(move |c, now| {
             let own = hex::encode(signing.verifying_key().as_bytes());
             let known = Known::read(c, &server, &own, upstream.as_ref())?;
