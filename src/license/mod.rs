@@ -802,4 +802,51 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn a_chain_refuses_an_old_format_a_bad_id_or_a_repeated_grant_at_any_link() {
+        let (keys, _, chain) = three_levels();
+        let c = keys[2].verifying_key();
+        let refused = |t: &GrantToken| t.verify(&c, "d", &[]).unwrap_err().to_string();
+        // Format 1 in the middle (no downgrade inside a chain either).
+        let mut t = chain[2].clone();
+        middle(&mut t).format = GRANT_FORMAT_1.into();
+        t.sign(&keys[2]);
+        let e = refused(&t);
+        assert!(e.contains("updhub-grant/1"), "{e}");
+        // A middle id with a line feed, re-signed by its donor: named escaped.
+        let (keys, _, chain) = three_levels();
+        let mut bc = chain[1].clone();
+        bc.grant_id = "g-0123456789abcde\n".to_owned();
+        bc.sign(&keys[1]);
+        let mut cd = chain[2].clone();
+        cd.source = bc.grant_id.clone();
+        cd.parent_grant = Some(bc.grant_id.clone());
+        cd.proof = Some(chain::Proof::Grant(Box::new(bc)));
+        cd.sign(&keys[2]);
+        let e = cd
+            .verify(&keys[2].verifying_key(), "d", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("16 lowercase hex digits"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        // A grant carved from itself: the same id twice in the chain.
+        let (keys, _, chain) = three_levels();
+        let mut cd = chain[2].clone();
+        cd.grant_id = chain[1].grant_id.clone();
+        cd.sign(&keys[2]);
+        let e = cd
+            .verify(&keys[2].verifying_key(), "d", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("appears twice in the chain"), "{e}");
+        // The chain tells its key and the holder that signed the first grant.
+        let (keys, issuer, chain) = three_levels();
+        let got = chain[2].verify(&keys[2].verifying_key(), "d", &[]).unwrap();
+        assert_eq!(got.key_id, "K1");
+        assert_eq!(got.issuer, hexkey(&issuer));
+        assert_eq!(got.holder_key, hexkey(&keys[0]));
+        assert_eq!(got.first_donor, "a");
+        assert_eq!(got.grants.len(), 3);
+    }
 }
