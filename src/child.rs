@@ -728,20 +728,8 @@ async fn sync_round(hub: &Arc<Hub>, parent_url: &str) -> Result<SyncReport, Sync
             }
             Err(e) => tracing::warn!("license grants from {parent_url}: {e}"),
         }
-        // Licenses donated up the link (into the parent's cluster): the parent cannot
-        // reach this node, so they travel with the sync too.
-        if let Some(u) = &hub.keys.upstream {
-            if let Err(e) = crate::license::api::offer_to(
-                &hub.ledger,
-                &parent.client,
-                &parent.base,
-                &u.parent_id,
-            )
-            .await
-            {
-                tracing::warn!("license grants to {parent_url}: {e}");
-            }
-        }
+        // Nothing is offered up: a child link carries licenses down only (a peer link
+        // carries them both ways, in `link::exchange_licenses`).
     }
     // The heartbeat last, so what it says of the grants already takes this sync's
     // revocations and renewals into account (the donor reconciles with it).

@@ -174,6 +174,8 @@ pub struct Status {
     pub links: Vec<crate::db::Link>,
     /// Differences between what this cluster donated and what its receivers report.
     pub license_mismatches: Vec<String>,
+    /// Received grants flagged for breaking the rules of conservation (they no longer count).
+    pub license_flags: Vec<crate::db::grant_rules::Flag>,
     /// How this node trusts its parent: "link with PARENT (CA fp)" when enrolled by link.
     pub upstream_trust: Option<String>,
     /// This cluster's CA rotation in progress: its end, and who still holds the old CA.
@@ -429,6 +431,7 @@ impl Hub {
         ledger.trust_issuers(&config.licenses.issuers);
         if let Some(u) = &keys.upstream {
             ledger.set_upstream_grant_key(&u.parent_id, &keys.donor());
+            ledger.follow_upstream(u.clone());
         }
         let hub = Hub {
             data: data.to_owned(),
@@ -615,12 +618,13 @@ impl Hub {
     }
 
     /// Whether `id` is a server this one may donate to: a child that reported here, a node
-    /// linked to this cluster, or the node this one enrolled with by link.
+    /// linked to this cluster, or the node this one enrolled with as a peer (a child link
+    /// carries licenses down only: its parent refuses what a child offers).
     pub fn knows_server(&self, id: &str) -> bool {
         self.keys
             .upstream
             .as_ref()
-            .is_some_and(|u| u.parent_id == id)
+            .is_some_and(|u| u.parent_id == id && u.kind == "peer")
             || self.db.knows_server(id).unwrap_or(false)
     }
 
@@ -1562,6 +1566,7 @@ impl Hub {
                 .ledger
                 .grants(self.live().licenses.warn_before)?
                 .mismatches,
+            license_flags: self.ledger.flagged_grants()?,
             upstream_trust: self.keys.upstream.as_ref().map(|u| {
                 let tls = u.tls();
                 let rotating = tls

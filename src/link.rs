@@ -729,19 +729,41 @@ pub fn list(hub: &Hub) -> Result<Vec<Link>, Error> {
     hub.links()
 }
 
+/// What `link remove` did.
+#[derive(Debug, Clone)]
+pub struct Removed {
+    /// The removed link.
+    pub link: Link,
+    /// What became of the grants between this cluster and the node.
+    pub grants: crate::license::removal::LinkGrants,
+}
+
 /// `link remove ID`: the node's certificate is refused from now on, by every member (each
-/// re-reads the links within [`crate::node::LINKS_EVERY`]).
+/// re-reads the links within [`crate::node::LINKS_EVERY`]). First the grants between this
+/// cluster and the node are settled (see [`crate::license::removal`]): grants out to it
+/// are revoked and come back at their end plus the skew margin, grants from it stop
+/// counting. A crash between the two steps leaves the link live with its grants settled;
+/// removing it again finishes.
 ///
 /// # Errors
 /// No live link with that id, or database errors.
-pub fn remove(hub: &Hub, id: &str) -> Result<Link, Error> {
-    let link = hub.db.remove_link(id, Utc::now())?.ok_or_else(|| {
+pub async fn remove(hub: &Hub, id: &str) -> Result<Removed, Error> {
+    let gone = || {
         Error::State(format!(
             "no live link with id {id}; `updhub link list` shows the links"
         ))
-    })?;
+    };
+    if hub.db.link_for_grants(id)?.is_none() {
+        return Err(gone());
+    }
+    let grants = hub
+        .ledger
+        .link_removed(id.to_owned())
+        .await
+        .map_err(|e| Error::State(format!("settling the grants of {id}: {e}")))?;
+    let link = hub.db.remove_link(id, Utc::now())?.ok_or_else(gone)?;
     hub.refresh_links()?;
-    Ok(link)
+    Ok(Removed { link, grants })
 }
 
 /// Licenses either way with the node this one enrolled with as a peer (at `url`, with id

@@ -417,7 +417,9 @@ async fn a_removed_link_cannot_renew_its_certificate() {
     let before = link_of(&parent, "child");
     assert!(matches!(before.issuer, Some(Issuer::Old { .. })));
 
-    link::remove(&Hub::open(&parent.data).unwrap(), "child").unwrap();
+    link::remove(&Hub::open(&parent.data).unwrap(), "child")
+        .await
+        .unwrap();
     tokio::time::sleep(updhub::node::LINKS_EVERY * 2).await;
     child.reset_client();
     let base = reqwest::Url::parse(&srv.url).unwrap();

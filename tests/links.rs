@@ -148,7 +148,7 @@ async fn a_removed_link_gets_no_byte() {
 
     // Removed from another process (the CLI): the serving node re-reads the links.
     let cli = Hub::open(&parent.data).unwrap();
-    link::remove(&cli, "branch").unwrap();
+    link::remove(&cli, "branch").await.unwrap();
     tokio::time::sleep(updhub::node::LINKS_EVERY * 2).await;
 
     // Its open connection (the client's pool) is cut, and new ones fail the handshake.
@@ -490,7 +490,7 @@ async fn offline_enrollment_round_trip_and_answers_for_other_requests_refused() 
         .unwrap_err()
         .to_string();
     assert!(err.contains("already enrolled"), "{err}");
-    link::remove(&parent, "airgap").unwrap();
+    link::remove(&parent, "airgap").await.unwrap();
     let a2 = link::offline_accept(&parent, &r2, "child").unwrap();
 
     // An answer for another node is refused.

@@ -236,12 +236,23 @@ pub(super) async fn link(data: &Path, command: LinkCommand) -> Result<()> {
             );
         }
         LinkCommand::Remove { id } => {
-            let l = crate::link::remove(&Hub::open(data)?, &id)?;
+            let r = crate::link::remove(&Hub::open(data)?, &id).await?;
             out!(
                 "removed the link of {id}: its certificate {} is refused by every member within {} s",
-                &l.cert_fp[..16],
+                &r.link.cert_fp[..16],
                 crate::node::LINKS_EVERY.as_secs()
             );
+            for (g, count, back) in &r.grants.out {
+                out!(
+                    "  grant {g} out to {id} ({count} licenses): revoked; {id} can no longer acknowledge it and may count it until its end, so the licenses come back here at {back}"
+                );
+            }
+            for (g, count) in &r.grants.stopped {
+                out!("  grant {g} from {id} ({count} licenses): stopped counting here now");
+            }
+            if r.grants.out.is_empty() && r.grants.stopped.is_empty() {
+                out!("  no grants between this cluster and {id}");
+            }
         }
     }
     Ok(())

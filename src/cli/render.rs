@@ -143,6 +143,15 @@ pub(super) fn print_status(s: &crate::hub::Status) -> Result<()> {
     for m in &s.license_mismatches {
         out!("LICENSE MISMATCH: {m}; see `updhub license grants`");
     }
+    for f in &s.license_flags {
+        out!(
+            "LICENSE GRANT FLAGGED: {} from {} (at {}) no longer counts here: {}",
+            f.grant_id.escape_debug(),
+            f.donor.escape_debug(),
+            f.flagged_at,
+            f.reason.escape_debug()
+        );
+    }
     if let Some(g) = &s.last_gc {
         out!(
             "last gc {}: freed {} bytes ({} blobs){}",

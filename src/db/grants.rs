@@ -71,6 +71,20 @@ pub fn get(c: &Conn<'_>, server: &str, grant: &str) -> Result<Option<(String, St
     .transpose()
 }
 
+/// A grant's stored token, read without a lock (a read-only transaction on PostgreSQL
+/// refuses `FOR UPDATE`).
+///
+/// # Errors
+/// The query failed.
+pub fn token(c: &Conn<'_>, server: &str, grant: &str) -> Result<Option<String>, SqlError> {
+    c.row(
+        "SELECT token FROM grants WHERE server_id=$1 AND grant_id=$2",
+        args![server, grant],
+    )?
+    .map(|r| r.get(0))
+    .transpose()
+}
+
 /// Store a new active grant.
 ///
 /// # Errors

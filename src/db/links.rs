@@ -314,6 +314,26 @@ impl Db {
         self.read(|c| grant_key(c, cluster, peer_id))
     }
 
+    /// The kind of the live link of `peer_id` and the key it signs grants with (None when
+    /// it enrolled before schema 8); None when it has no live link.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn link_for_grants(
+        &self,
+        peer_id: &str,
+    ) -> Result<Option<(String, Option<String>)>, DbError> {
+        let cluster = self.cluster.as_str();
+        self.read(|c| {
+            c.row(
+                "SELECT kind, grant_key FROM links WHERE cluster_id=$1 AND peer_id=$2 AND removed_at IS NULL",
+                args![cluster, peer_id],
+            )?
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .transpose()
+        })
+    }
+
     /// The links in force and the removed certificates.
     ///
     /// # Errors

@@ -15,6 +15,7 @@ mod canary;
 mod children;
 mod cluster;
 pub mod grant_feed;
+pub mod grant_rules;
 pub mod grants;
 pub mod join;
 mod leases;

@@ -194,6 +194,15 @@ async fn take_tokens(
     tokens: Vec<GrantToken>,
     keep: Option<super::feed::KeptCursor>,
 ) -> Result<Vec<String>, LicenseError> {
+    // One answer (or offer) names each grant once: a second token of one id would be
+    // applied over the first in the same transaction, unchecked against it.
+    let mut seen = std::collections::HashSet::new();
+    if let Some(t) = tokens.iter().find(|t| !seen.insert(t.grant_id.as_str())) {
+        return Err(LicenseError::BadGrant {
+            what: super::shown(&t.grant_id),
+            why: "this id appears twice in one list of grants; a donor sends each grant once: nothing of the list was applied".into(),
+        });
+    }
     let known = ledger.received_revisions()?;
     let tokens: Vec<GrantToken> = tokens
         .into_iter()
@@ -297,6 +306,7 @@ async fn offer(
 pub async fn accept_offer(
     ledger: &Ledger,
     caller: &str,
+    kind: &str,
     donor: &VerifyingKey,
     body: &[u8],
 ) -> Result<OfferAnswer, LicenseError> {
@@ -305,6 +315,13 @@ pub async fn accept_offer(
             what: "offer".into(),
             why: format!("the body is not a JSON list of grant tokens ({e})"),
         })?;
+    // Licenses go down a child link and both ways on a peer link; a child of the previous
+    // release still offers its (empty) list with every sync, which changes nothing.
+    if kind != "peer" && !tokens.is_empty() {
+        return Err(LicenseError::NotAllowed(format!(
+            "{caller} is linked to this cluster as a {kind}, and a {kind} link carries licenses down only: it may not donate to this cluster (nothing of the offer was applied); to take licenses from a node of another trust domain, link it as a peer (`updhub link invite --peer`)"
+        )));
+    }
     if let Some(t) = tokens.iter().find(|t| t.donor != caller) {
         return Err(LicenseError::BadGrant {
             what: t.grant_id.clone(),

@@ -56,26 +56,82 @@ impl Proof {
     }
 }
 
+/// What a verified chain says, for the receiver's rules (see [`super::rules`]): the key it
+/// ends at, the cluster holding that key, and every grant on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// The license key at the top of the chain.
+    pub key_id: String,
+    /// Its issuer (hex).
+    pub issuer: String,
+    /// The cluster key (hex) that signed the first grant carved from the key: the key's
+    /// holder. The first grant's signature covers the key file's digest, so this binding is
+    /// what the first donor signed.
+    pub holder_key: String,
+    /// The first grant's donor.
+    pub first_donor: String,
+    /// The first grant (carved from the key).
+    pub first_grant: String,
+    /// Every grant of the chain, the verified token first: (grant id, donor, signing key).
+    pub grants: Vec<(String, String, String)>,
+}
+
+/// Whether `s` is a grant id of the schema's form: `g-` and 16 lowercase hex digits.
+pub fn is_grant_id(s: &str) -> bool {
+    s.len() == 18
+        && s.starts_with("g-")
+        && s.bytes()
+            .skip(2)
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Verify the chain of `top` (already checked as signed by its direct donor, for this
 /// server). `issuers` are the issuers this server trusts; when it trusts none, the key file's
-/// own signature is still checked.
+/// own signature is still checked. Every link must be of the current format (an older one
+/// proves no chain: taking it would be a downgrade), with ids of the schema's form, each
+/// grant id once.
 ///
 /// # Errors
 /// [`LicenseError::BadGrant`] naming the link of the chain that is wrong, and why.
-pub(super) fn verify(top: &GrantToken, issuers: &[String]) -> Result<(), LicenseError> {
-    if top.format != GRANT_FORMAT {
-        // A token of an older donor: verified by its signature alone, as before.
-        return Ok(());
-    }
+pub(super) fn verify(top: &GrantToken, issuers: &[String]) -> Result<Chain, LicenseError> {
     let mut link = top;
+    let mut grants: Vec<(String, String, String)> = Vec::new();
     for depth in 1..=MAX_DEPTH {
         let bad = |why: String| LicenseError::BadGrant {
             what: format!(
                 "{} (link {depth} of the chain, from {} to {})",
-                link.grant_id, link.donor, link.receiver
+                super::shown(&link.grant_id),
+                super::shown(&link.donor),
+                super::shown(&link.receiver)
             ),
             why,
         };
+        if link.format != GRANT_FORMAT {
+            return Err(bad(format!(
+                "it is of format '{}', not the current '{GRANT_FORMAT}': an older format proves no chain back to a license key, so it is refused (no downgrade); its donor renews it with this version of updhub (`updhub license renew`)",
+                super::shown(&link.format)
+            )));
+        }
+        if !is_grant_id(&link.grant_id) {
+            return Err(bad(
+                "its id is not 'g-' and 16 lowercase hex digits (schemas/grant.schema.json); it is damaged or forged".into(),
+            ));
+        }
+        if let Some(p) = link.parent_grant.as_deref().filter(|p| !is_grant_id(p)) {
+            return Err(bad(format!(
+                "the grant it names as its parent, {}, has no id of the form 'g-' and 16 lowercase hex digits",
+                super::shown(p)
+            )));
+        }
+        for (id, what) in [(&link.donor, "donor"), (&link.receiver, "receiver")] {
+            super::check_id(id, what).map_err(&bad)?;
+        }
+        if grants.iter().any(|(g, _, _)| *g == link.grant_id) {
+            return Err(bad(
+                "its id appears twice in the chain: a grant cannot be carved from itself".into(),
+            ));
+        }
+        grants.push((link.grant_id.clone(), link.donor.clone(), link.key.clone()));
         match &link.proof {
             None => {
                 return Err(bad(
@@ -83,7 +139,11 @@ pub(super) fn verify(top: &GrantToken, issuers: &[String]) -> Result<(), License
                 ))
             }
             Some(Proof::Key(k)) => {
-                let key = |why: String| bad(format!("its license key {}: {why}", k.key_id));
+                let key = |why: String| bad(format!("its license key {}: {why}", super::shown(&k.key_id)));
+                if k.format != super::KEY_FORMAT {
+                    return Err(key(format!("its format is not '{}'", super::KEY_FORMAT)));
+                }
+                super::check_id(&k.key_id, "key id").map_err(&key)?;
                 verify_hex(&k.issuer, &k.signature, &k.signed_bytes()).map_err(key)?;
                 if !issuers.is_empty() && !issuers.iter().any(|i| i.eq_ignore_ascii_case(&k.issuer)) {
                     return Err(key(format!(
@@ -94,7 +154,7 @@ pub(super) fn verify(top: &GrantToken, issuers: &[String]) -> Result<(), License
                 if link.source != k.key_id || link.parent_grant.is_some() {
                     return Err(bad(format!(
                         "it names {} as its source, but carries the key {}",
-                        link.source, k.key_id
+                        super::shown(&link.source), k.key_id
                     )));
                 }
                 if link.count > k.stations {
@@ -109,19 +169,28 @@ pub(super) fn verify(top: &GrantToken, issuers: &[String]) -> Result<(), License
                         link.not_after, k.valid_until
                     )));
                 }
-                return Ok(());
+                return Ok(Chain {
+                    key_id: k.key_id.clone(),
+                    issuer: k.issuer.to_ascii_lowercase(),
+                    holder_key: link.key.to_ascii_lowercase(),
+                    first_donor: link.donor.clone(),
+                    first_grant: link.grant_id.clone(),
+                    grants,
+                });
             }
             Some(Proof::Grant(above)) => {
                 let up = |why: String| {
                     bad(format!(
                         "the grant {} it is carved from ({} to {}): {why}",
-                        above.grant_id, above.donor, above.receiver
+                        super::shown(&above.grant_id),
+                        super::shown(&above.donor),
+                        super::shown(&above.receiver)
                     ))
                 };
                 if above.format != GRANT_FORMAT {
                     return Err(up(format!(
                         "it is of format {}, which names no receiver's key; its donor {} must renew it (`updhub license renew`) with this version of updhub",
-                        above.format, above.donor
+                        super::shown(&above.format), super::shown(&above.donor)
                     )));
                 }
                 verify_hex(&above.key, &above.signature, &above.signed_bytes())
@@ -178,7 +247,7 @@ pub(super) fn verify(top: &GrantToken, issuers: &[String]) -> Result<(), License
         }
     }
     Err(LicenseError::BadGrant {
-        what: top.grant_id.clone(),
+        what: super::shown(&top.grant_id),
         why: format!("its chain is deeper than {MAX_DEPTH} grants; it is refused"),
     })
 }

@@ -361,10 +361,38 @@ impl Ledger {
         let server = self.server.to_string();
         let margin = self.margin;
         let signing = self.signing.clone();
+        let issuers = self.trusted_issuers();
+        let upstream = self.upstream_link();
         self.write(move |c, now| {
+            let own = hex::encode(signing.verifying_key().as_bytes());
+            let known = super::rules::Known::read(c, &server, &own, upstream.as_ref())?;
             let mut acks = Vec::new();
             for t in &tokens {
                 let have = db::license_sources::revision(c, &server, &t.grant_id)?;
+                if have.is_some() {
+                    // Only the donor of a grant held here may change it.
+                    if let Some((holder, _, _)) =
+                        db::license_sources::received_grant(c, &server, &t.grant_id)?
+                    {
+                        if holder != t.donor {
+                            return Err(LicenseError::BadGrant {
+                                what: super::shown(&t.grant_id),
+                                why: format!(
+                                    "this cluster received a grant with this id from {holder}, and {} sends one too: a donor may change only its own grants",
+                                    super::shown(&t.donor)
+                                ),
+                            });
+                        }
+                    }
+                }
+                // Every grant this cluster takes in force goes through the rules of
+                // conservation here, in the transaction that counts it (see `rules`).
+                if t.status == GrantStatus::Active
+                    && have.as_ref().is_none_or(|(rev, st)| *rev < i64::from(t.revision) && st == "active")
+                {
+                    let chain = super::chain::verify(t, &issuers)?;
+                    super::rules::check_received(c, &server, t, &chain, &known, now)?;
+                }
                 let doc = serde_json::to_string(&t).expect("tokens serialize");
                 let usable = (t.not_after - margin).timestamp();
                 match (have, t.status) {
@@ -551,7 +579,7 @@ impl Ledger {
     /// # Errors
     /// Database errors.
     pub fn raw_token(&self, grant_id: &str) -> Result<Option<String>, LicenseError> {
-        self.read(|c| Ok(db::grants::get(c, self.server.as_str(), grant_id)?.map(|(t, _)| t)))
+        self.read(|c| Ok(db::grants::token(c, self.server.as_str(), grant_id)?))
     }
 }
 
@@ -579,8 +607,11 @@ fn proof_of(c: &Conn<'_>, server: &str, source: &str) -> Result<Proof, SqlError>
 /// Refuse to donate on from a received grant that names another key as its receiver's:
 /// every receiver down the chain would refuse the sub-grant.
 fn check_carvable(above: &GrantToken, own_key: &str) -> Result<(), LicenseError> {
-    if above.format == super::GRANT_FORMAT_1 {
-        return Ok(());
+    if above.format != GRANT_FORMAT {
+        return Err(LicenseError::Refused(format!(
+            "grant {} is of the older format {}, which proves no chain, and receivers refuse what is carved from it; have {} renew it (`updhub license renew` there re-signs it in {GRANT_FORMAT}), then donate",
+            above.grant_id, above.format, above.donor
+        )));
     }
     match &above.receiver_key {
         Some(k) if k.eq_ignore_ascii_case(own_key) => Ok(()),
@@ -599,7 +630,7 @@ fn check_carvable(above: &GrantToken, own_key: &str) -> Result<(), LicenseError>
 /// held now: a renewed or revoked parent grant) and the receiver's key, sign it (in the
 /// current format, so a format-1 token becomes one that proves its chain), store it
 /// with the donor-side `status`. Every change a receiver must learn of goes through here.
-fn reissue(
+pub(super) fn reissue(
     c: &Conn<'_>,
     server: &str,
     t: &mut GrantToken,

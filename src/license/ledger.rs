@@ -222,6 +222,10 @@ pub struct Ledger {
     /// The node this one enrolled with by link, and the key it signs grants with: named as
     /// the receiver's key in grants donated to it.
     upstream: std::sync::RwLock<Option<(String, String)>>,
+    /// The link to the node this one enrolled with, as the keys follow it (its donor key
+    /// and the origin's publisher keys move on with their rotations): what the rules of
+    /// conservation know of that node's keys now.
+    upstream_link: std::sync::RwLock<Option<Arc<crate::keys::Upstream>>>,
 }
 
 /// The error a caller sees for a failed statement: a lock wait, a broken conservation rule
@@ -236,6 +240,9 @@ fn finish(at: &str, e: LicenseError) -> LicenseError {
             LicenseError::Refused(format!(
                 "refused: it would hand out more licenses than the source holds, or outlive it ({message})"
             ))
+        }
+        SqlError::Rule { ref name, ref message } if name == "grant_rules" => {
+            LicenseError::Refused(format!("refused by the database's rules of conservation ({message})"))
         }
         other => LicenseError::Db {
             path: at.to_owned(),
@@ -334,6 +341,7 @@ impl Ledger {
             server,
             issuers: std::sync::RwLock::default(),
             upstream: std::sync::RwLock::default(),
+            upstream_link: std::sync::RwLock::default(),
             at: store.location().to_owned(),
             store,
             signing,
@@ -357,6 +365,21 @@ impl Ledger {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((id.to_owned(), hex::encode(key.as_bytes())));
+    }
+
+    /// Follow the link to the node this one enrolled with (see `upstream_link`).
+    pub fn follow_upstream(&self, link: Arc<crate::keys::Upstream>) {
+        *self
+            .upstream_link
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(link);
+    }
+
+    pub(super) fn upstream_link(&self) -> Option<Arc<crate::keys::Upstream>> {
+        self.upstream_link
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub(super) fn upstream_grant_key(&self) -> Option<(String, String)> {
@@ -421,6 +444,12 @@ impl Ledger {
     pub async fn add_key(&self, key: LicenseKey) -> Result<(), LicenseError> {
         let server = self.server.to_string();
         self.write(move |c, now| {
+            if let Some(b) = db::grant_rules::binding(c, &server, &key.key_id, &key.issuer.to_ascii_lowercase())? {
+                return Err(LicenseError::Refused(format!(
+                    "license key {} is held by another cluster: grants carved from it reached this one (the first, {}, from {}, whose cluster signs with {}); a key counts in one cluster only: nothing changed",
+                    key.key_id, b.first_grant, b.first_donor, b.holder_key
+                )));
+            }
             if let Some((by, at)) = db::license_sources::added(c, &server, &key.key_id)? {
                 let by = if by.is_empty() { server.clone() } else { by };
                 return Err(LicenseError::Refused(format!(

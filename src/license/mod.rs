@@ -15,6 +15,8 @@ pub mod chain;
 pub mod feed;
 mod grants;
 pub mod ledger;
+pub mod removal;
+pub mod rules;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -58,6 +60,9 @@ pub enum LicenseError {
     /// Something named does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The caller may not do this at all (a link that may not donate this way).
+    #[error("{0}")]
+    NotAllowed(String),
     /// The database failed.
     #[error("license database {path}: {why}; check the file is writable and the disk not full")]
     Db {
@@ -93,6 +98,7 @@ impl LicenseError {
             LicenseError::BadKey { .. } | LicenseError::BadGrant { .. } => 400,
             LicenseError::Refused(_) | LicenseError::OtherCredentials(_) => 409,
             LicenseError::NotFound(_) => 404,
+            LicenseError::NotAllowed(_) => 403,
             LicenseError::Db { .. } => 500,
             LicenseError::Sql(crate::db::sql::SqlError::Busy) => 503,
             LicenseError::Sql(_) => 500,
@@ -118,9 +124,19 @@ fn check_id(s: &str, kind: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "{kind} '{}' is not valid: use 1-64 letters, digits, '.', '_' or '-'",
-            s.chars().take(80).collect::<String>()
+            shown(s)
         ))
     }
+}
+
+/// An id a remote node sent, as a message may show it: escaped (a line feed cannot split
+/// a line of `license status` or the log) and cut to 40 characters.
+pub(crate) fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(40).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 40 {
+        out.push_str("...");
+    }
+    out
 }
 
 fn sig_hex(key: &SigningKey, bytes: &[u8]) -> String {
@@ -435,7 +451,8 @@ impl GrantToken {
 
     /// Verify a token received from a donor: format, the donor's key, that it is for us,
     /// and the chain it carries back to the license key (see [`chain`]) with `issuers`, the
-    /// issuers this server trusts.
+    /// issuers this server trusts. Returns what the chain says, for the receiver's rules
+    /// that need its ledger ([`rules`]).
     ///
     /// # Errors
     /// [`LicenseError::BadGrant`] naming the token, or the link of its chain, that is wrong.
@@ -444,16 +461,22 @@ impl GrantToken {
         donor: &VerifyingKey,
         me: &str,
         issuers: &[String],
-    ) -> Result<(), LicenseError> {
+    ) -> Result<chain::Chain, LicenseError> {
         let bad = |why: String| LicenseError::BadGrant {
-            what: self.grant_id.clone(),
+            what: shown(&self.grant_id),
             why,
         };
-        if self.format != GRANT_FORMAT && self.format != GRANT_FORMAT_1 {
+        if self.format != GRANT_FORMAT {
             return Err(bad(format!(
-                "format '{}' is not '{GRANT_FORMAT}'",
-                self.format
+                "format '{}' is not the current '{GRANT_FORMAT}'; an older format proves no chain back to a license key and is refused (no downgrade): its donor renews the grant with this version of updhub (`updhub license renew`)",
+                shown(&self.format)
             )));
+        }
+        if !chain::is_grant_id(&self.grant_id) {
+            return Err(bad(
+                "its id is not 'g-' and 16 lowercase hex digits (schemas/grant.schema.json); a donor of this version never makes one: it is damaged or forged"
+                    .into(),
+            ));
         }
         if self.key != hex::encode(donor.as_bytes()) {
             return Err(bad(
@@ -465,13 +488,10 @@ impl GrantToken {
         if self.receiver != me {
             return Err(bad(format!(
                 "it is for server {}, not this server {me}",
-                self.receiver
+                shown(&self.receiver)
             )));
         }
         check_id(&self.donor, "donor").map_err(&bad)?;
-        if !self.grant_id.starts_with("g-") {
-            return Err(bad("its id does not start with 'g-'".into()));
-        }
         chain::verify(self, issuers)
     }
 }
@@ -650,9 +670,14 @@ mod tests {
         assert!(String::from_utf8(v1.signed_bytes())
             .unwrap()
             .ends_with("\nRevoked"));
-        // A format-1 token signed by the donor still verifies (it has no chain to check).
+        // A format-1 token, though signed by the donor, is refused: it proves no chain, and
+        // taking it would let any linked node give licenses from nothing (issue 18).
         v1.signature = sig_hex(&key, &v1.signed_bytes());
-        v1.verify(&key.verifying_key(), "b", &[]).unwrap();
+        let e = v1
+            .verify(&key.verifying_key(), "b", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no downgrade"), "{e}");
     }
 
     /// A chain issuer -> key of A -> B -> C -> D, as the servers would make it.
@@ -779,5 +804,52 @@ mod tests {
             e.contains("license key K1") && e.contains("signature does not verify"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_chain_refuses_an_old_format_a_bad_id_or_a_repeated_grant_at_any_link() {
+        let (keys, _, chain) = three_levels();
+        let c = keys[2].verifying_key();
+        let refused = |t: &GrantToken| t.verify(&c, "d", &[]).unwrap_err().to_string();
+        // Format 1 in the middle (no downgrade inside a chain either).
+        let mut t = chain[2].clone();
+        middle(&mut t).format = GRANT_FORMAT_1.into();
+        t.sign(&keys[2]);
+        let e = refused(&t);
+        assert!(e.contains("updhub-grant/1"), "{e}");
+        // A middle id with a line feed, re-signed by its donor: named escaped.
+        let (keys, _, chain) = three_levels();
+        let mut bc = chain[1].clone();
+        bc.grant_id = "g-0123456789abcde\n".to_owned();
+        bc.sign(&keys[1]);
+        let mut cd = chain[2].clone();
+        cd.source = bc.grant_id.clone();
+        cd.parent_grant = Some(bc.grant_id.clone());
+        cd.proof = Some(chain::Proof::Grant(Box::new(bc)));
+        cd.sign(&keys[2]);
+        let e = cd
+            .verify(&keys[2].verifying_key(), "d", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("16 lowercase hex digits"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        // A grant carved from itself: the same id twice in the chain.
+        let (keys, _, chain) = three_levels();
+        let mut cd = chain[2].clone();
+        cd.grant_id = chain[1].grant_id.clone();
+        cd.sign(&keys[2]);
+        let e = cd
+            .verify(&keys[2].verifying_key(), "d", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("appears twice in the chain"), "{e}");
+        // The chain tells its key and the holder that signed the first grant.
+        let (keys, issuer, chain) = three_levels();
+        let got = chain[2].verify(&keys[2].verifying_key(), "d", &[]).unwrap();
+        assert_eq!(got.key_id, "K1");
+        assert_eq!(got.issuer, hexkey(&issuer));
+        assert_eq!(got.holder_key, hexkey(&keys[0]));
+        assert_eq!(got.first_donor, "a");
+        assert_eq!(got.grants.len(), 3);
     }
 }

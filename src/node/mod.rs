@@ -86,6 +86,20 @@ pub async fn run_with(
     if swept != crate::license::ledger::Sweep::default() {
         tracing::info!(?swept, "license sweep at start");
     }
+    // The rules of conservation hold for the grants received before them too (the upgrade
+    // to schema 17): a grant that breaks them is flagged and stops counting, before serving.
+    let flagged = hub
+        .ledger
+        .check_received_grants()
+        .await
+        .map_err(std::io::Error::other)?;
+    if !flagged.is_empty() {
+        tracing::warn!(
+            "flagged {} received grant(s) that break the rules of conservation; they no longer count here (`updhub status`, `updhub license log`): {}",
+            flagged.len(),
+            flagged.join(", ")
+        );
+    }
     // A new epoch for the grants fetch's cursors: the database may have been restored from
     // a backup while this node was down, rewinding the numbers receivers hold; each of them
     // fetches in full once (`license::feed`).

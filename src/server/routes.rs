@@ -821,22 +821,28 @@ async fn offered(state: &State, peer: String, req: Request<ReqBody>) -> Response
     };
     let hub = state.hub.clone();
     let caller = peer.clone();
-    let key = match blocking(move || Ok(hub.db.link_grant_key(&caller)?)).await {
+    let link = match blocking(move || Ok(hub.db.link_for_grants(&caller)?)).await {
         Ok(k) => k,
         Err(r) => return r,
     };
-    let donor = match key.map(|k| k.as_deref().map(parse_grant_key)) {
-        None => state.hub.keys.verifying,
-        Some(Some(Ok(k))) => k,
-        Some(Some(Err(why))) => return error(StatusCode::INTERNAL_SERVER_ERROR, why),
-        Some(None) => {
+    // Only a linked node donates to this cluster (a member shares its ledger).
+    let Some((kind, key)) = link else {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("{peer} has no live link to this cluster, so it may not donate to it; link it as a peer (`updhub link invite --peer`)"),
+        );
+    };
+    let donor = match key.as_deref().map(parse_grant_key) {
+        Some(Ok(k)) => k,
+        Some(Err(why)) => return error(StatusCode::INTERNAL_SERVER_ERROR, why),
+        None => {
             return error(
                 StatusCode::CONFLICT,
                 format!("{peer} enrolled here before grant keys were recorded, so its grants cannot be verified; enroll it again (`updhub link join` on {peer} with a new token)"),
             )
         }
     };
-    match crate::license::api::accept_offer(&state.hub.ledger, &peer, &donor, &body).await {
+    match crate::license::api::accept_offer(&state.hub.ledger, &peer, &kind, &donor, &body).await {
         Ok(answer) => json(&answer),
         Err(e) => license_error(&e),
     }

@@ -157,6 +157,14 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
         "receivers report their counts again at their next sync",
     ),
     (
+        "key_bindings",
+        "bound again from the received grants' chains by the check each node runs as it starts serving",
+    ),
+    (
+        "grant_flags",
+        "a flagged grant is copied as a source that no longer counts; its flag's reason stays in the copied audit log",
+    ),
+    (
         "settings",
         "the cluster's shared settings apply to every member; this node's stay in its old database",
     ),
