@@ -244,14 +244,27 @@ async fn a_node_refuses_a_parent_that_syncs_through_it() {
         mid.db.published().unwrap().is_some()
     })
     .await;
-    // The top now enrolls with mid and tries to take it as its parent: mid's chain holds
-    // the top.
+    let low = child_of(dir.path(), "low", &mid, Some(mid_srv.url.clone()));
+    let low_srv = start(low.clone()).await;
+    wait_for("low to follow mid", || {
+        low.db.published().unwrap().is_some()
+    })
+    .await;
+    // The top asks to enroll with mid, its own child: mid knows the top as its parent and
+    // refuses (issue 18 item 4).
     let req = updhub::link::offline_request(&top).unwrap();
-    let reply = updhub::link::offline_accept(&mid, &req, "child").unwrap();
+    let err = updhub::link::offline_accept(&mid, &req, "child")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("id top is this node's parent"), "{err}");
+    // Low knows only mid: the top enrolls there and tries to take low as its parent, and
+    // low's chain holds the top.
+    let reply = updhub::link::offline_accept(&low, &req, "child").unwrap();
     updhub::link::offline_import(&top, &reply).unwrap();
     let top = std::sync::Arc::new(updhub::Hub::open(&top.data).unwrap());
-    let err = sync_once(&top, &mid_srv.url).await.unwrap_err();
+    let err = sync_once(&top, &low_srv.url).await.unwrap_err();
     assert!(matches!(err, SyncError::Loop { .. }), "{err}");
+    low_srv.stop().await;
     mid_srv.stop().await;
     top_srv.stop().await;
 }

@@ -290,19 +290,31 @@ impl Shared {
             );
         }
         let mut silent = Vec::new();
+        // Each one named in the log up to SILENT_SHOWN a round, the rest counted: a flood
+        // of ids falling silent together must not flood the log.
+        let mut fell_silent = 0;
         for (node, h) in heard.iter_mut() {
             if !h.silent && now.saturating_duration_since(h.at) > every * SILENT_PERIODS {
                 h.silent = true;
-                tracing::warn!(
-                    "cluster protocol: member {node} stopped announcing ({SILENT_PERIODS} periods of {} without a word); it may be down or cut off from this node: `updhub status` shows whether its membership row is still fresh",
-                    humantime::format_duration(every)
-                );
+                fell_silent += 1;
+                if fell_silent <= SILENT_SHOWN {
+                    tracing::warn!(
+                        "cluster protocol: member {node} stopped announcing ({SILENT_PERIODS} periods of {} without a word); it may be down or cut off from this node: `updhub status` shows whether its membership row is still fresh",
+                        humantime::format_duration(every)
+                    );
+                }
             }
             if h.silent {
                 silent.push(node.clone());
             }
         }
         drop(heard);
+        if fell_silent > SILENT_SHOWN {
+            tracing::warn!(
+                "cluster protocol: {} more members stopped announcing (`updhub status` counts them)",
+                fell_silent - SILENT_SHOWN
+            );
+        }
         let more = silent.len().saturating_sub(SILENT_SHOWN);
         silent.truncate(SILENT_SHOWN);
         self.bump(|c| {
