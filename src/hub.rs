@@ -79,6 +79,8 @@ pub struct Hub {
     pub version_events: tokio::sync::watch::Sender<u64>,
     /// The cluster protocol's counters and wake-ups (see [`crate::announce`]).
     pub announce: crate::announce::Shared,
+    /// This node's own clock (tests set it wrong; see [`crate::clock`]).
+    pub clock: crate::clock::Clock,
 }
 
 /// A node being made in a temporary folder (see [`Hub::begin_init`]).
@@ -445,6 +447,7 @@ impl Hub {
             links: std::sync::RwLock::new(LinkCache::default()),
             version_events: tokio::sync::watch::channel(0).0,
             announce: crate::announce::Shared::default(),
+            clock: crate::clock::Clock::default(),
         };
         hub.refresh_settings()?;
         hub.refresh_links()?;
@@ -982,7 +985,7 @@ impl Hub {
         mirror::check_stored(&self.store, root, &manifest)?;
         let ttl = expires_in.unwrap_or(self.live().publish.expires_in);
         // One time for the signature's expiry and the rows the publish writes.
-        let now = Utc::now();
+        let now = self.clock.now();
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
         let key = self.keys.signing.clone();
         // Staged first while some child reports: it becomes active when they hold it.
@@ -1043,7 +1046,7 @@ impl Hub {
         let before = self.db.take_lease(
             crate::leases::PUBLISHER,
             &me,
-            Utc::now().timestamp_millis(),
+            self.clock.now().timestamp_millis(),
             ttl,
         )?;
         tracing::info!(from = ?before.as_ref().map(|h| &h.node), "this node took the publisher role (cluster promote)");
@@ -1056,7 +1059,7 @@ impl Hub {
     /// # Errors
     /// Database errors.
     pub fn publisher(&self) -> Result<Option<String>, Error> {
-        let now = Utc::now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         Ok(self
             .db
             .leases()?
@@ -1427,7 +1430,7 @@ impl Hub {
             settings_digest: self.live().same_digest(),
             listen: listen.to_owned(),
             started,
-            last_seen: Utc::now(),
+            last_seen: self.clock.now(),
         })
     }
 

@@ -198,6 +198,10 @@ pub trait ClusterTask: Send + 'static {
 pub trait HasDb: Send + Sync + 'static {
     /// The database.
     fn db(&self) -> &Db;
+    /// The time by this node's clock, unix milliseconds.
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
 }
 
 impl HasDb for Db {
@@ -210,10 +214,9 @@ impl HasDb for crate::hub::Hub {
     fn db(&self) -> &Db {
         &self.db
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
 }
 
 fn ms(d: Duration) -> i64 {
@@ -232,7 +235,7 @@ async fn acquire<D: HasDb>(
     let res = tokio::task::spawn_blocking(move || {
         owner
             .db()
-            .acquire_lease(task, &me, now_ms(), ms(ttl), ms(period))
+            .acquire_lease(task, &me, owner.now_ms(), ms(ttl), ms(period))
     })
     .await;
     match res {
@@ -273,7 +276,7 @@ pub async fn run<D: HasDb>(
                     tracing::info!(task = name, "this node took the task's lease");
                 }
                 held = outcome != Outcome::Refused;
-                if held && due(&row, now_ms()) {
+                if held && due(&row, owner.now_ms()) {
                     run_once(&owner, &me, ttl, period, &mut task, row.next_run_ms).await;
                 }
             }
@@ -393,7 +396,7 @@ async fn run_once<D: HasDb>(
             }
         }
     };
-    let now = now_ms();
+    let now = owner.now_ms();
     let mut next = next_boundary(now, ms(period));
     if let (Err(_), Some(r)) = (&result, retry) {
         next = next.min(now + ms(r));

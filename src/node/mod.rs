@@ -59,7 +59,7 @@ pub async fn run_with(
                 .map_err(std::io::Error::other)?
                 .map_err(std::io::Error::other)?
         },
-        started: chrono::Utc::now(),
+        started: hub.clock.now(),
         listen: reach_at(&hub.config.server, listener.local_addr()?),
         yield_to_copy: tokio::sync::watch::channel(None).0,
     };
