@@ -35,6 +35,7 @@ const SQLITE: Dialect = Dialect {
         include_str!("../../schemas/sqlite/013-leases.sql"),
         include_str!("../../schemas/sqlite/014-retention.sql"),
         include_str!("../../schemas/sqlite/015-announce.sql"),
+        include_str!("../../schemas/sqlite/016-member-process.sql"),
     ],
     has_meta: "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
 };
@@ -56,6 +57,7 @@ const POSTGRES: Dialect = Dialect {
         include_str!("../../schemas/postgres/013-leases.sql"),
         include_str!("../../schemas/postgres/014-retention.sql"),
         include_str!("../../schemas/postgres/015-announce.sql"),
+        include_str!("../../schemas/postgres/016-member-process.sql"),
     ],
     has_meta: "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'",
 };
