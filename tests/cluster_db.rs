@@ -308,10 +308,14 @@ async fn cluster_check_is_green_for_equal_members_and_names_each_kind_of_differe
 
     // Green again once c is back in line; a member not heard from is left out.
     assert!(a.cluster_check().unwrap().ok());
+    // b's last record five minutes ago by the database's clock (the row's time is the
+    // database's, whatever the writer says).
     let mut old = me(&b);
-    old.last_seen = chrono::Utc::now() - chrono::Duration::minutes(5);
     old.key_fp = "stale".into();
+    let ago = chrono::Utc::now() - chrono::Duration::minutes(5);
+    b.db.pin_clock_ms(Some(ago.timestamp_millis()));
     record(&b, &old);
+    b.db.pin_clock_ms(None);
     let check = a.cluster_check().unwrap();
     assert!(check.ok(), "{check:?}");
     assert_eq!(check.gone, ["b"]);

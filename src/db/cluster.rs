@@ -220,6 +220,8 @@ mod tests {
         // Two copies started in the same second are told apart by their processes.
         assert_eq!(rec(&member("tok", "p3", 100), 100), None);
         assert_eq!(rec(&member("tok", "p4", 100), 100), None);
+        assert_eq!(rec(&member("tok", "p3", 100), 105), None);
+        assert_eq!(rec(&member("tok", "p4", 100), 110), None);
         let told = rec(&member("tok", "p3", 100), 121).unwrap();
         assert_eq!(
             (told.process.as_str(), told.started),
