@@ -143,6 +143,41 @@ pub fn check(
     }
 }
 
+/// This running process as the membership knows it: a random id made when the node is
+/// opened (two copies of one data folder, started even in the same second, are told
+/// apart by it), and when it first recorded itself, by the database's clock (the copy that
+/// started later yields; see [`crate::hub::Hub::record_member`]).
+#[derive(Debug)]
+pub struct Process {
+    /// The id, 32 hex digits.
+    pub id: String,
+    started: std::sync::OnceLock<DateTime<Utc>>,
+}
+
+impl Default for Process {
+    fn default() -> Self {
+        Process {
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            started: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl Process {
+    /// When this process first recorded itself: `now` (the database's time) on the first
+    /// call, the same ever after.
+    pub fn started(
+        &self,
+        now: impl FnOnce() -> Result<DateTime<Utc>, crate::db::DbError>,
+    ) -> Result<DateTime<Utc>, crate::db::DbError> {
+        if let Some(t) = self.started.get() {
+            return Ok(*t);
+        }
+        let t = now()?;
+        Ok(*self.started.get_or_init(|| t))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +186,7 @@ mod tests {
         Member {
             node_id: id.into(),
             instance: format!("i-{id}"),
+            process: format!("p-{id}"),
             updhub_version: "1.0.0".into(),
             schema_version: 4,
             server_name: "hub.example".into(),

@@ -70,8 +70,8 @@ pub enum Error {
     Copied {
         /// What was found, and the fix.
         why: String,
-        /// Whether this process started after the other (the membership tells copies apart
-        /// by start second, so this is the later one).
+        /// Whether this process is the one that stops: it started after the other (by the
+        /// database's clock, in seconds), or in the same second with the greater process id.
         yields: bool,
     },
     /// An I/O failure outside the store (listening, printing).

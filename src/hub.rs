@@ -79,6 +79,10 @@ pub struct Hub {
     pub version_events: tokio::sync::watch::Sender<u64>,
     /// The cluster protocol's counters and wake-ups (see [`crate::announce`]).
     pub announce: crate::announce::Shared,
+    /// This node's own clock (tests set it wrong; see [`crate::clock`]).
+    pub clock: crate::clock::Clock,
+    /// This process, as its membership row names it.
+    pub process: crate::cluster::Process,
 }
 
 /// A node being made in a temporary folder (see [`Hub::begin_init`]).
@@ -448,6 +452,8 @@ impl Hub {
             links: std::sync::RwLock::new(LinkCache::default()),
             version_events: tokio::sync::watch::channel(0).0,
             announce: crate::announce::Shared::default(),
+            clock: crate::clock::Clock::default(),
+            process: crate::cluster::Process::default(),
         };
         hub.refresh_settings()?;
         hub.refresh_links()?;
@@ -995,7 +1001,7 @@ impl Hub {
         mirror::check_stored(&self.store, root, &manifest)?;
         let ttl = expires_in.unwrap_or(self.live().publish.expires_in);
         // One time for the signature's expiry and the rows the publish writes.
-        let now = Utc::now();
+        let now = self.clock.now();
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
         let key = self.keys.signing.clone();
         // Staged first while some child reports: it becomes active when they hold it.
@@ -1053,12 +1059,7 @@ impl Hub {
         }
         let me = self.holder()?;
         let ttl = i64::try_from(self.live().server.lease_ttl.as_millis()).unwrap_or(i64::MAX / 4);
-        let before = self.db.take_lease(
-            crate::leases::PUBLISHER,
-            &me,
-            Utc::now().timestamp_millis(),
-            ttl,
-        )?;
+        let before = self.db.take_lease(crate::leases::PUBLISHER, &me, ttl)?;
         tracing::info!(from = ?before.as_ref().map(|h| &h.node), "this node took the publisher role (cluster promote)");
         Ok(before.map(|h| h.node))
     }
@@ -1069,7 +1070,8 @@ impl Hub {
     /// # Errors
     /// Database errors.
     pub fn publisher(&self) -> Result<Option<String>, Error> {
-        let now = Utc::now().timestamp_millis();
+        // The lease's expiry is the database's time.
+        let now = self.db.now_ms()?;
         Ok(self
             .db
             .leases()?
@@ -1246,6 +1248,8 @@ impl Hub {
         let mine = fingerprint(self.keys.ca.current_pem.as_bytes());
         let now = Utc::now();
         let alive = chrono::Duration::from_std(MEMBER_ALIVE).expect("small");
+        // The membership rows' times are the database's clock's.
+        let seen_at = self.db.now()?;
         Ok(Some(CaRotationStatus {
             old_ca: hex::encode(keys::cert_fp(&o.old)),
             new_ca: self.keys.ca.current_fp(),
@@ -1256,7 +1260,7 @@ impl Hub {
                 .db
                 .members()?
                 .into_iter()
-                .filter(|m| now - m.last_seen < alive && m.ca_fp != mine)
+                .filter(|m| seen_at - m.last_seen < alive && m.ca_fp != mine)
                 .map(|m| m.node_id)
                 .collect(),
         }))
@@ -1408,9 +1412,10 @@ impl Hub {
     /// Database errors.
     pub fn cluster_check(&self) -> Result<crate::cluster::Check, Error> {
         let settings_changed = self.db.shared_settings()?.iter().map(|s| s.set_at).max();
+        // The rows' times are the database's clock's.
         Ok(crate::cluster::check(
             &self.db.members()?,
-            Utc::now(),
+            self.db.now()?,
             MEMBER_ALIVE,
             settings_changed,
         ))
@@ -1435,6 +1440,7 @@ impl Hub {
         Ok(crate::db::Member {
             node_id: self.id().to_string(),
             instance: instance.to_owned(),
+            process: self.process.id.clone(),
             updhub_version: env!("CARGO_PKG_VERSION").to_owned(),
             schema_version: self.db.schema_known(),
             server_name: self.config.server.name.clone(),
@@ -1445,26 +1451,26 @@ impl Hub {
             settings_digest: self.live().same_digest(),
             listen: listen.to_owned(),
             started,
-            last_seen: Utc::now(),
+            last_seen: self.clock.now(),
         })
     }
 
-    /// Record this node in the cluster's membership; refused while another running process
-    /// records itself under the same id.
+    /// Record this process (`Hub::process`, started at its first record by the database's
+    /// clock) in the cluster's membership; refused while another running process records
+    /// itself under the same id.
     ///
     /// # Errors
     /// The id is taken by a live node, or database errors.
-    pub fn record_member(
-        &self,
-        instance: &str,
-        started: DateTime<Utc>,
-        listen: &str,
-    ) -> Result<(), Error> {
+    pub fn record_member(&self, instance: &str, listen: &str) -> Result<(), Error> {
+        let started = self.process.started(|| self.db.now())?;
         let me = self.member(instance, started, listen)?;
         match self.db.record_member(&me, MEMBER_ALIVE)? {
             Ok(()) => Ok(()),
             Err(taken) if taken.other.instance == me.instance => {
-                let yields = taken.other.started.timestamp() <= me.started.timestamp();
+                // The later start by the database's clock yields; in one second (start
+                // times are kept in seconds), the greater process id: both copies agree.
+                let yields = (taken.other.started.timestamp(), &taken.other.process)
+                    < (me.started.timestamp(), &me.process);
                 Err(Error::Copied {
                     why: format!(
                         "node {} is also served by another process with this data folder's instance token (listening on {}, started {}): a copy of this data folder (a cloned machine, or a folder copied to make a member) serves as the same node, and both would take its leases and the publisher role as one; {}; make the copy a new member with its own id and data folder (`updhub init --id NEW_ID --keys-from DIR --database URL`)",
@@ -1472,9 +1478,9 @@ impl Hub {
                         taken.other.listen,
                         taken.other.started,
                         if yields {
-                            "this process started after it, so it stops serving"
+                            "this process started after it (or in the same second with the greater process id), so it stops serving"
                         } else {
-                            "the one that started later stops serving"
+                            "the one that started later (or in the same second with the greater process id) stops serving"
                         }
                     ),
                     yields,
@@ -1520,12 +1526,14 @@ impl Hub {
     }
 
     pub fn status(&self) -> Result<Status, Error> {
+        // The rows' times are the database's clock's.
+        let seen_at = self.db.now()?;
         let members: Vec<MemberStatus> = self
             .db
             .members()?
             .into_iter()
             .map(|m| MemberStatus {
-                alive: Utc::now() - m.last_seen
+                alive: seen_at - m.last_seen
                     < chrono::Duration::from_std(MEMBER_ALIVE).expect("small"),
                 member: m,
             })

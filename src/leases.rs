@@ -15,6 +15,11 @@
 //! to run again from the start (a mirror re-reads the zone; a publish of content that is
 //! already published publishes nothing). On an embedded database the node is alone and
 //! takes every lease.
+//!
+//! Every time a lease is judged by (its expiry, when its task is due, the next boundary)
+//! is the database's clock ([`crate::db::Db::now`]), never a member's own: with members'
+//! clocks, a member whose clock ran an hour ahead would find every other holder's lease
+//! expired and take it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -212,27 +217,22 @@ impl HasDb for crate::hub::Hub {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-/// Take or renew the lease on the blocking pool; `None` after logging a failure.
+/// Take or renew the lease on the blocking pool: the outcome, the row and the database's
+/// time it was judged at; `None` after logging a failure.
 async fn acquire<D: HasDb>(
     owner: &Arc<D>,
     task: &'static str,
     me: &Holder,
     ttl: Duration,
     period: Duration,
-) -> Option<(Outcome, Lease)> {
+) -> Option<(Outcome, Lease, i64)> {
     let (owner, me) = (owner.clone(), me.clone());
     let res = tokio::task::spawn_blocking(move || {
-        owner
-            .db()
-            .acquire_lease(task, &me, now_ms(), ms(ttl), ms(period))
+        owner.db().acquire_lease(task, &me, ms(ttl), ms(period))
     })
     .await;
     match res {
@@ -268,12 +268,12 @@ pub async fn run<D: HasDb>(
             None => renew_every,
         };
         if let Some(period) = task.period() {
-            if let Some((outcome, row)) = acquire(&owner, name, &me, ttl, period).await {
+            if let Some((outcome, row, now_ms)) = acquire(&owner, name, &me, ttl, period).await {
                 if outcome == Outcome::Taken && row.last_node.as_deref() != Some(&me.node) {
                     tracing::info!(task = name, "this node took the task's lease");
                 }
                 held = outcome != Outcome::Refused;
-                if held && due(&row, now_ms()) {
+                if held && due(&row, now_ms) {
                     run_once(&owner, &me, ttl, period, &mut task, row.next_run_ms).await;
                 }
             }
@@ -325,7 +325,7 @@ pub async fn hold_role<D: HasDb>(
     loop {
         let asked = tokio::time::Instant::now();
         let now_held = match acquire(&owner, role, &me, ttl, ttl).await {
-            Some((Outcome::Refused, row)) => {
+            Some((Outcome::Refused, row, _)) => {
                 if *holds.borrow() {
                     tracing::warn!(
                         role,
@@ -382,7 +382,7 @@ async fn run_once<D: HasDb>(
             tokio::select! {
                 r = &mut body => break r,
                 _ = tokio::time::sleep(ttl / 3) => {
-                    if let Some((Outcome::Refused, row)) = acquire(owner, name, me, ttl, period).await {
+                    if let Some((Outcome::Refused, row, _)) = acquire(owner, name, me, ttl, period).await {
                         tracing::warn!(
                             task = name,
                             "lost the task's lease while running (to {:?}): this run's result will not be recorded, the period runs again on the holder",
@@ -393,11 +393,6 @@ async fn run_once<D: HasDb>(
             }
         }
     };
-    let now = now_ms();
-    let mut next = next_boundary(now, ms(period));
-    if let (Err(_), Some(r)) = (&result, retry) {
-        next = next.min(now + ms(r));
-    }
     match &result {
         Ok(s) => tracing::debug!(task = name, "ran: {s}"),
         Err(e) => tracing::error!(task = name, "failed: {e}"),
@@ -406,7 +401,7 @@ async fn run_once<D: HasDb>(
     let recorded = tokio::task::spawn_blocking(move || {
         owner
             .db()
-            .finish_lease_run(name, &me, due_ms, now, &r, next)
+            .finish_lease_run(name, &me, due_ms, &r, ms(period), retry.map(ms))
     })
     .await;
     match recorded {

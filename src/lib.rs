@@ -18,6 +18,7 @@
 //! - [`repo`]: manifests, roots and signed published versions.
 //! - [`db`]: the SQLite database and its migrations (`schemas/*.sql`).
 //! - [`hub`]: one node and the admin commands on it.
+//! - [`clock`]: a node's own clock, and which rules read it rather than the database's.
 //! - [`join`]: `cluster join`, a lone node's database moved into a cluster's.
 //! - [`lock`]: one server per data folder.
 //! - [`leases`]: tasks that run on exactly one node of a cluster, chosen by a lease in the
@@ -43,6 +44,7 @@ pub mod backup;
 pub mod canary;
 pub mod child;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod db;

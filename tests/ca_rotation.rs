@@ -486,9 +486,8 @@ async fn a_member_without_the_new_ca_is_named_until_it_imports_the_keys() {
     drop(a);
     let r = Hub::open(&data).unwrap().rotate_ca(WEEK).unwrap();
     let a = Hub::open(&data).unwrap();
-    let now = chrono::Utc::now();
-    a.record_member("ia", now, "127.0.0.1:1").unwrap();
-    b.record_member("ib", now, "127.0.0.1:2").unwrap();
+    a.record_member("ia", "127.0.0.1:1").unwrap();
+    b.record_member("ib", "127.0.0.1:2").unwrap();
     let st = a.status().unwrap().ca_rotation.unwrap();
     assert_eq!(
         (st.new_ca, st.members_on_other_ca),
@@ -513,7 +512,7 @@ async fn a_member_without_the_new_ca_is_named_until_it_imports_the_keys() {
     drop(b);
     Hub::open(&bdata).unwrap().import_keys(&keys).unwrap();
     let b = Hub::open(&bdata).unwrap();
-    b.record_member("ib", now, "127.0.0.1:2").unwrap();
+    b.record_member("ib", "127.0.0.1:2").unwrap();
     assert!(a
         .status()
         .unwrap()

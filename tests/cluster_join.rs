@@ -470,6 +470,7 @@ async fn conflicts_change_nothing(target: Target) {
         &Member {
             node_id: "n".into(),
             instance: "twin".into(),
+            process: "twin".into(),
             updhub_version: env!("CARGO_PKG_VERSION").into(),
             schema_version: twin.schema_known(),
             server_name: "localhost".into(),
@@ -614,8 +615,7 @@ async fn dry_run_changes_nothing(target: Target) {
     let n_data = n.data.clone();
     drop(n);
     // A live member: n, made with keys of its own, will differ from it.
-    sc.a.record_member("a-instance", Utc::now(), "127.0.0.1:1")
-        .unwrap();
+    sc.a.record_member("a-instance", "127.0.0.1:1").unwrap();
     let before = sides(&n_data, url);
 
     let report = updhub::join::join(&n_data, url, true).unwrap();

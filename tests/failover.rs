@@ -364,27 +364,26 @@ async fn a_publisher_that_stalled_past_its_lease_is_fenced_when_it_wakes() {
     let (ha, hb) = (a.holder().unwrap(), b.holder().unwrap());
     let ttl = TTL.as_millis() as i64;
     let task = updhub::leases::PUBLISHER;
-    // a holds the role, reads the time and stalls; b takes the role once a's lease expired.
+    // a holds the role, reads the time and stalls; b takes the role once a's lease expired
+    // (by the database's clock), and holds it for a minute.
     let before = chrono::Utc::now();
-    let t0 = before.timestamp_millis();
-    let (got, _) = a.db.acquire_lease(task, &ha, t0, ttl, ttl).unwrap();
+    let (got, _, _) = a.db.acquire_lease(task, &ha, ttl, ttl).unwrap();
     assert_ne!(got, updhub::leases::Outcome::Refused);
-    let (got, _) =
-        b.db.acquire_lease(task, &hb, t0 + ttl / 2, ttl, ttl)
-            .unwrap();
+    let (got, _, _) = b.db.acquire_lease(task, &hb, 60_000, ttl).unwrap();
     assert_eq!(got, updhub::leases::Outcome::Refused, "a's lease is live");
-    let woke = t0 + ttl + 1;
-    let (got, _) = b.db.acquire_lease(task, &hb, woke, ttl, ttl).unwrap();
-    assert_eq!(got, updhub::leases::Outcome::Taken);
+    wait_for("b to take the role once a's lease expired", || {
+        b.db.acquire_lease(task, &hb, 60_000, ttl).unwrap().0 == updhub::leases::Outcome::Taken
+    })
+    .await;
 
     // a wakes with a reading of its own (another root) and publishes it, with the time it
-    // read before the pause and with the time after: refused both ways, naming b.
+    // read before the pause and with a time an hour ahead: refused both ways, naming b
+    // (the fence reads the database's clock, not the time a gives).
     set_zone_revision(&zone, "2026112402");
     a.mirror(None, false).await.unwrap();
     let m = a.db.mirrored().unwrap().unwrap();
     assert_ne!(m.root, v1.root);
-    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap();
-    for now in [before, at(woke + 1)] {
+    for now in [before, chrono::Utc::now() + chrono::Duration::hours(1)] {
         let r =
             a.db.publish(&ha, m.root, m.files, m.bytes, TTL, now, false, |n| {
                 updhub::repo::Published::sign(
@@ -447,4 +446,187 @@ async fn a_copy_of_a_data_folder_served_as_the_same_node_stops_and_the_original_
     assert_eq!(publisher(&a).as_deref(), Some("a"));
     assert!(a.cluster_check().unwrap().alive.contains(&"a".to_owned()));
     sa.stop().await;
+}
+
+/// A task that counts its lease runner's rounds and its runs, under the name of a task the
+/// serving members hold ("purge stations").
+struct Probe {
+    rounds: Arc<std::sync::atomic::AtomicU32>,
+    runs: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl updhub::leases::ClusterTask for Probe {
+    fn name(&self) -> &'static str {
+        "purge stations"
+    }
+
+    fn period(&self) -> Option<Duration> {
+        // The runner asks twice a round, before it takes or renews the lease.
+        self.rounds
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(Duration::from_secs(1))
+    }
+
+    async fn run(&mut self, _due_ms: i64) -> Result<String, String> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok("ran".into())
+    }
+}
+
+/// A member whose own clock is an hour ahead (the database's clock is right) beside a
+/// healthy publisher: its publish is fenced, and it takes neither the publisher role nor a
+/// task's lease from their holder, which stays the publisher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_clock_is_an_hour_ahead_takes_no_lease_from_a_healthy_holder() {
+    let Some(url) = cluster_database(
+        "a_member_whose_clock_is_an_hour_ahead_takes_no_lease_from_a_healthy_holder",
+        "failover_pg",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let a = node(dir.path(), "a", member_opts(&zone, &url));
+    let v1 = mirror_and_publish(&a).await;
+    let b = member_of(dir.path(), "b", &a, member_opts(&zone, &url));
+    b.clock.set_offset(chrono::Duration::hours(1));
+    let sa = start(a.clone()).await;
+    wait_for(
+        "a to be the publisher and to hold the purge's lease",
+        || {
+            publisher(&a).as_deref() == Some("a")
+                && a.db.leases().unwrap().iter().any(|l| {
+                    l.task == "purge stations"
+                        && l.holder.as_ref().map(|h| h.node.as_str()) == Some("a")
+                })
+        },
+    )
+    .await;
+
+    // b's publish of its own reading (another root) is fenced: a holds the role.
+    set_zone_revision(&zone, "2026112402");
+    b.mirror(None, false).await.unwrap();
+    let e = b.publish(None).unwrap_err().to_string();
+    assert!(e.contains("a is the cluster's publisher"), "{e}");
+    assert_eq!(a.db.cluster_published().unwrap(), Some(v1));
+
+    // b asks for the role: refused.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (role_tx, mut role) = tokio::sync::watch::channel(false);
+    let holding = tokio::spawn(updhub::leases::hold_role(
+        b.clone(),
+        b.holder().unwrap(),
+        TTL,
+        updhub::leases::PUBLISHER,
+        role_tx,
+        stop.clone(),
+    ));
+    role.changed().await.unwrap();
+    assert!(!*role.borrow(), "b took the role from a healthy publisher");
+
+    // b runs the purge under its lease: a keeps the lease, b never runs it.
+    let (rounds, runs) = (Arc::default(), Arc::default());
+    let probe = Probe {
+        rounds: Arc::clone(&rounds),
+        runs: Arc::clone(&runs),
+    };
+    let running = tokio::spawn(updhub::leases::run(
+        b.clone(),
+        b.holder().unwrap(),
+        TTL,
+        probe,
+        stop,
+    ));
+    wait_for("b's runner to try the lease three times", || {
+        rounds.load(std::sync::atomic::Ordering::SeqCst) >= 6
+    })
+    .await;
+    assert_eq!(
+        runs.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "b ran a's task"
+    );
+    let purge =
+        a.db.leases()
+            .unwrap()
+            .into_iter()
+            .find(|l| l.task == "purge stations")
+            .unwrap();
+    assert_eq!(purge.holder.map(|h| h.node).as_deref(), Some("a"));
+    assert!(!*role.borrow(), "b took the role from a healthy publisher");
+    assert_eq!(publisher(&a).as_deref(), Some("a"));
+    stop_tx.send(true).unwrap();
+    holding.await.unwrap();
+    running.await.unwrap();
+    sa.stop().await;
+}
+
+/// Two copies of one data folder (the same instance token) started as the same node in
+/// the same second: the start times (kept in seconds) cannot tell them apart, their
+/// processes' ids can. Once past the membership's liveness window, one of them stops
+/// serving with the reason; the other goes on as the publisher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_a_data_folder_started_in_the_same_second_are_told_apart() {
+    let Some(url) = cluster_database(
+        "two_copies_of_a_data_folder_started_in_the_same_second_are_told_apart",
+        "failover_pg",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let zone = sample_zone_copy(dir.path());
+    let a = node(dir.path(), "a", member_opts(&zone, &url));
+    mirror_and_publish(&a).await;
+    let copied = dir.path().join("a-copy");
+    copy_dir(&a.data, &copied);
+    let copy = Arc::new(Hub::open(&copied).unwrap());
+    assert_eq!(
+        (copy.id(), copy.instance().unwrap()),
+        (a.id(), a.instance().unwrap())
+    );
+    // Both start early in one second, so their start times fall in it.
+    while chrono::Utc::now().timestamp_subsec_millis() > 200 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = chrono::Utc::now().timestamp();
+    let (sa, sc) = (start(a.clone()).await, start(copy.clone()).await);
+    assert_eq!(
+        chrono::Utc::now().timestamp(),
+        second,
+        "both started in one second"
+    );
+    let (ea, ec) = (sa.exited(), sc.exited());
+    tokio::pin!(ea, ec);
+    let (stopped, ended) = tokio::time::timeout(
+        updhub::hub::MEMBER_ALIVE + updhub::hub::MEMBER_EVERY * 4,
+        async {
+            tokio::select! {
+                r = &mut ea => ("a", r),
+                r = &mut ec => ("the copy", r),
+            }
+        },
+    )
+    .await
+    .expect("one of the two copies stops serving by itself");
+    let why = ended.unwrap_err().to_string();
+    assert!(
+        why.contains("a copy of this data folder") && why.contains("stops serving"),
+        "{stopped}: {why}"
+    );
+    // The other serves on, as the publisher.
+    let other = async {
+        if stopped == "a" {
+            (&mut ec).await
+        } else {
+            (&mut ea).await
+        }
+    };
+    assert!(
+        tokio::time::timeout(updhub::hub::MEMBER_EVERY * 2, other)
+            .await
+            .is_err(),
+        "both copies stopped"
+    );
+    assert_eq!(publisher(&a).as_deref(), Some("a"));
+    assert!(a.cluster_check().unwrap().alive.contains(&"a".to_owned()));
 }

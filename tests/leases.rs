@@ -32,84 +32,90 @@ fn database(dir: &std::path::Path, id: &str) -> Db {
     }
 }
 
+/// The lease's transactions at instants of the database's clock that the test chooses
+/// (pinned on the handle): the clock every member's lease is judged by.
 #[test]
 fn a_lease_is_held_until_it_expires_and_each_period_is_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = database(dir.path(), "n1");
     let (a, b, a_twin) = (holder("n1", "a"), holder("n2", "b"), holder("n1", "other"));
     let (t0, ttl, period) = (1_000_000, 3_000, 1_000);
+    let at = |t: i64| {
+        db.pin_clock_ms(Some(t));
+        &db
+    };
 
     // A new task is due at once; the first member to look takes it.
-    let (o, row) = db.acquire_lease("purge", &a, t0, ttl, period).unwrap();
-    assert_eq!(o, Outcome::Taken);
+    let (o, row, now) = at(t0).acquire_lease("purge", &a, ttl, period).unwrap();
+    assert_eq!((o, now), (Outcome::Taken, t0));
     assert_eq!((row.next_run_ms, row.expires_ms), (t0, t0 + ttl));
     assert!(leases::due(&row, t0));
     // Nobody else takes it while it holds, not even a second process with the same id.
     for other in [&b, &a_twin] {
-        let (o, row) = db
-            .acquire_lease("purge", other, t0 + 10, ttl, period)
+        let (o, row, _) = at(t0 + 10)
+            .acquire_lease("purge", other, ttl, period)
             .unwrap();
         assert_eq!(o, Outcome::Refused, "{other:?}");
         assert_eq!(row.holder.as_ref(), Some(&a));
     }
     // The holder records its run and the next boundary; only the holder can, only once.
     let next = leases::next_boundary(t0 + 500, period);
-    assert!(!db
-        .finish_lease_run("purge", &b, t0, t0 + 500, &Ok("x".into()), next)
+    assert!(!at(t0 + 500)
+        .finish_lease_run("purge", &b, t0, &Ok("x".into()), period, None)
         .unwrap());
-    assert!(db
-        .finish_lease_run("purge", &a, t0, t0 + 500, &Ok("3 purged".into()), next)
+    assert!(at(t0 + 500)
+        .finish_lease_run("purge", &a, t0, &Ok("3 purged".into()), period, None)
         .unwrap());
     assert!(
-        !db.finish_lease_run("purge", &a, t0, t0 + 600, &Ok("again".into()), next)
+        !at(t0 + 600)
+            .finish_lease_run("purge", &a, t0, &Ok("again".into()), period, None)
             .unwrap(),
         "a period is recorded once"
     );
     // Renewed within its TTL, it holds; the period is not due before its boundary.
-    let (o, row) = db
-        .acquire_lease("purge", &a, t0 + 900, ttl, period)
+    let (o, row, now) = at(t0 + 900)
+        .acquire_lease("purge", &a, ttl, period)
         .unwrap();
     assert_eq!(o, Outcome::Renewed);
-    assert!(!leases::due(&row, t0 + 900));
+    assert_eq!(row.next_run_ms, next);
+    assert!(!leases::due(&row, now));
     assert!(leases::due(&row, next));
     // The holder stops renewing (it died): at its expiry another member takes it, and the
     // old holder's late result for the next period is refused.
     let expiry = t0 + 900 + ttl;
-    let (o, _) = db
-        .acquire_lease("purge", &b, expiry - 1, ttl, period)
+    let (o, _, _) = at(expiry - 1)
+        .acquire_lease("purge", &b, ttl, period)
         .unwrap();
     assert_eq!(o, Outcome::Refused);
-    let (o, row) = db.acquire_lease("purge", &b, expiry, ttl, period).unwrap();
+    let (o, row, _) = at(expiry).acquire_lease("purge", &b, ttl, period).unwrap();
     assert_eq!(o, Outcome::Taken);
     assert_eq!(
         row.next_run_ms, next,
         "the period the dead holder did not finish is still due"
     );
-    assert!(!db
-        .finish_lease_run(
-            "purge",
-            &a,
-            next,
-            expiry + 1,
-            &Ok("late".into()),
-            next + period
-        )
+    assert!(!at(expiry + 1)
+        .finish_lease_run("purge", &a, next, &Ok("late".into()), period, None)
         .unwrap());
-    assert!(db
+    // A failure is tried again within its retry time, before the next boundary.
+    assert!(at(expiry + 1)
         .finish_lease_run(
             "purge",
             &b,
             next,
-            expiry + 1,
             &Err("disk full".into()),
-            next + period
+            60_000,
+            Some(200)
         )
         .unwrap());
+    let (_, row, _) = at(expiry + 2)
+        .acquire_lease("purge", &b, ttl, 60_000)
+        .unwrap();
+    assert_eq!(row.next_run_ms, expiry + 1 + 200);
     // Released on stop: the next member takes it at once.
     assert!(db.release_lease("purge", &b).unwrap());
     assert!(!db.release_lease("purge", &b).unwrap(), "released once");
-    let (o, _) = db
-        .acquire_lease("purge", &a_twin, expiry + 2, ttl, period)
+    let (o, _, _) = at(expiry + 2)
+        .acquire_lease("purge", &a_twin, ttl, 60_000)
         .unwrap();
     assert_eq!(o, Outcome::Taken);
 
@@ -121,10 +127,19 @@ fn a_lease_is_held_until_it_expires_and_each_period_is_recorded_once() {
         (l.last_ok, l.last_result.as_deref()),
         (Some(false), Some("disk full"))
     );
+    assert_eq!(
+        l.last_run_ms,
+        Some(expiry + 1),
+        "ended by the database's clock"
+    );
     assert_eq!(l.holder.as_ref(), Some(&a_twin));
     let shown = leases::TaskStatus::of(l, expiry + 3);
     assert!(shown.held);
-    assert_eq!((shown.period_secs, shown.runs), (1.0, 2));
+    assert_eq!((shown.period_secs, shown.runs), (60.0, 2));
+    // Unpinned, the database's clock is the real time.
+    db.pin_clock_ms(None);
+    let real = chrono::Utc::now().timestamp_millis();
+    assert!((db.now_ms().unwrap() - real).abs() < 5_000);
 }
 
 /// A serving node purges the cluster's stations past `licenses.station_ttl` under the

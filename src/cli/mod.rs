@@ -852,8 +852,9 @@ pub async fn run(cli: Cli, default_data: bool) -> Result<()> {
         Command::Cluster {
             command: ClusterCommand::Tasks { json, history },
         } => {
-            let now = chrono::Utc::now().timestamp_millis();
             let hub = Hub::open(&data)?;
+            // Whether a lease holds is judged by the database's clock, as its expiry was set.
+            let now = hub.db.now_ms()?;
             let tasks: Vec<_> = hub
                 .db
                 .leases()?

@@ -119,7 +119,7 @@ pub(super) async fn serve(
         let hub = hub.clone();
         tokio::task::spawn_blocking(move || {
             let instance = hub.instance()?;
-            hub.record_member(&instance, chrono::Utc::now(), &addr.to_string())
+            hub.record_member(&instance, &addr.to_string())
         })
         .await
         .map_err(|e| crate::error::Error::State(e.to_string()))??;

@@ -1,9 +1,11 @@
 //! The cluster's task leases (see [`crate::leases`]): one row a task, who holds it until
-//! when, and its period bookkeeping. Each change is one transaction.
+//! when, and its period bookkeeping. Each change is one transaction, and each judges the
+//! time by the database's clock ([`Db::now`]), never by the calling member's: a member
+//! whose clock runs ahead would take every lease before it expired.
 
 use super::sql::{args, Conn, Row, SqlError};
 use super::{Db, DbError};
-use crate::leases::{decide, rescheduled, Holder, Lease, Outcome, TaskRun};
+use crate::leases::{decide, next_boundary, rescheduled, Holder, Lease, Outcome, TaskRun};
 
 const COLUMNS: &str = "task, holder_node, holder_instance, expires_ms, period_ms, next_run_ms, last_run_ms, last_node, last_ok, last_result, runs";
 
@@ -27,9 +29,11 @@ fn lease(r: &Row) -> Result<Lease, SqlError> {
 }
 
 impl Db {
-    /// Take, renew or leave the lease of `task` for `me` at `now_ms` (unix milliseconds),
+    /// Take, renew or leave the lease of `task` for `me` now by the database's clock,
     /// holding it for `ttl_ms` when taken or renewed, in one transaction; a task without a
-    /// row gets one, due at once. Returns the outcome and the row as it now is.
+    /// row gets one, due at once. Returns the outcome, the row as it now is, and the
+    /// database's time it was judged at (unix milliseconds: whether the task is due is
+    /// judged by it too).
     ///
     /// # Errors
     /// Database errors or a damaged row.
@@ -37,12 +41,12 @@ impl Db {
         &self,
         task: &str,
         me: &Holder,
-        now_ms: i64,
         ttl_ms: i64,
         period_ms: i64,
-    ) -> Result<(Outcome, Lease), DbError> {
+    ) -> Result<(Outcome, Lease, i64), DbError> {
         let cluster = self.cluster.as_str();
         self.write(|c| {
+            let now_ms = self.clock_ms(c)?;
             let mut row = locked_row(c, cluster, task, period_ms, now_ms)?;
             let outcome = decide(&row, me, now_ms);
             if outcome != Outcome::Refused {
@@ -58,12 +62,13 @@ impl Db {
                 row.period_ms = period_ms;
                 row.next_run_ms = next;
             }
-            Ok((outcome, row))
+            Ok((outcome, row, now_ms))
         })
     }
 
-    /// Record the run of `task` that was due at `due_ms` and ended at `now_ms`, and move
-    /// its next run to `next_ms`, only if `me` still holds the lease and nobody recorded
+    /// Record the run of `task` that was due at `due_ms` and ended now (by the database's
+    /// clock), and move its next run to the next boundary of `period_ms` (after a failure,
+    /// within `retry_ms` if given), only if `me` still holds the lease and nobody recorded
     /// that period meanwhile. Returns whether it was recorded.
     ///
     /// # Errors
@@ -73,9 +78,9 @@ impl Db {
         task: &str,
         me: &Holder,
         due_ms: i64,
-        now_ms: i64,
         result: &Result<String, String>,
-        next_ms: i64,
+        period_ms: i64,
+        retry_ms: Option<i64>,
     ) -> Result<bool, DbError> {
         let (ok, text) = match result {
             Ok(t) => (1i64, t),
@@ -83,6 +88,11 @@ impl Db {
         };
         let cluster = self.cluster.as_str();
         self.write(|c| {
+            let now_ms = self.clock_ms(c)?;
+            let mut next_ms = next_boundary(now_ms, period_ms);
+            if let (0, Some(r)) = (ok, retry_ms) {
+                next_ms = next_ms.min(now_ms + r);
+            }
             let recorded = c.exec(
                 "UPDATE leases SET last_run_ms=$6, last_node=$3, last_ok=$7, last_result=$8,
                    next_run_ms=$9, runs=runs+1
@@ -161,8 +171,9 @@ impl Db {
     }
 
     /// Take the lease of `task` for `me` now, whoever holds it (`cluster promote`), held
-    /// for `ttl_ms` from `now_ms`, in one transaction. Returns the process that held it
-    /// live before, if another one did: it finds out at its next renewal and steps down.
+    /// for `ttl_ms` from now by the database's clock, in one transaction. Returns the
+    /// process that held it live before, if another one did: it finds out at its next
+    /// renewal and steps down.
     ///
     /// # Errors
     /// Database errors.
@@ -170,11 +181,11 @@ impl Db {
         &self,
         task: &str,
         me: &Holder,
-        now_ms: i64,
         ttl_ms: i64,
     ) -> Result<Option<Holder>, DbError> {
         let cluster = self.cluster.as_str();
         self.write(|c| {
+            let now_ms = self.clock_ms(c)?;
             let row = locked_row(c, cluster, task, ttl_ms, now_ms)?;
             let before = row.holder.filter(|_| row.expires_ms > now_ms);
             c.exec(
@@ -186,7 +197,8 @@ impl Db {
         })
     }
 
-    /// The cluster's task leases, by task.
+    /// The cluster's task leases, by task (their times are by the database's clock: judge
+    /// them by [`Db::now`]).
     ///
     /// # Errors
     /// Database errors or damaged rows.
@@ -243,9 +255,9 @@ fn locked_row(
     locked(c, cluster, task)?.ok_or_else(|| SqlError::Damaged(format!("lease {task} vanished")))
 }
 
-/// Who holds the lease of `task` live at `now_ms` (`None`: no row, released or expired),
-/// read inside a transaction with the row locked until it ends, so it cannot change hands
-/// meanwhile.
+/// Who holds the lease of `task` live at `now_ms` (the database's time: `Db::clock_ms`;
+/// `None`: no row, released or expired), read inside a transaction with the row locked
+/// until it ends, so it cannot change hands meanwhile.
 pub(super) fn live_holder(
     c: &Conn<'_>,
     cluster: &str,

@@ -37,6 +37,7 @@ const SQLITE: Dialect = Dialect {
         include_str!("../../schemas/sqlite/015-announce.sql"),
         include_str!("../../schemas/sqlite/016-logins.sql"),
         include_str!("../../schemas/sqlite/017-grant-rules.sql"),
+        include_str!("../../schemas/sqlite/018-member-process.sql"),
     ],
     has_meta: "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
 };
@@ -60,6 +61,7 @@ const POSTGRES: Dialect = Dialect {
         include_str!("../../schemas/postgres/015-announce.sql"),
         include_str!("../../schemas/postgres/016-logins.sql"),
         include_str!("../../schemas/postgres/017-grant-rules.sql"),
+        include_str!("../../schemas/postgres/018-member-process.sql"),
     ],
     has_meta: "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'",
 };

@@ -198,7 +198,13 @@ pub struct Db {
     /// The cluster's shared rows (the license ledger) carry this id: the node that made the
     /// database (see `schemas/*/004-cluster.sql`); on SQLite, the node itself.
     cluster: ServerId,
+    /// Tests: the instant the database's clock reads instead of the server's time
+    /// ([`NOT_PINNED`]: the server's time; see [`Db::pin_clock_ms`]).
+    pinned_ms: std::sync::atomic::AtomicI64,
 }
+
+/// [`Db::pinned_ms`] when the database's clock is the server's.
+const NOT_PINNED: i64 = i64::MIN;
 
 /// The cluster id stored in the database (a database older than schema 4 has none: then
 /// it is this node's own).
@@ -220,6 +226,49 @@ fn app_name(server: &ServerId) -> String {
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Db {
+    /// The database's clock, unix milliseconds, read in the transaction `c`: what every
+    /// rule that the members of a cluster must agree on compares with (the leases, the
+    /// publish fence, who is alive), so that a member whose own clock is wrong agrees with
+    /// the others. PostgreSQL: `now()`, the transaction's start by the server's clock;
+    /// SQLite (one node): SQLite's own time, the machine's clock.
+    pub(crate) fn clock_ms(&self, c: &Conn<'_>) -> Result<i64, SqlError> {
+        let pinned = self.pinned_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if pinned != NOT_PINNED {
+            return Ok(pinned);
+        }
+        c.now_ms()
+    }
+
+    /// The time by the database's clock (see `clock_ms`): what the members' liveness and
+    /// the leases are judged by.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn now(&self) -> Result<chrono::DateTime<chrono::Utc>, DbError> {
+        let ms = self.now_ms()?;
+        chrono::DateTime::from_timestamp_millis(ms)
+            .ok_or_else(|| self.damaged("the database's clock", format!("{ms} ms is no time")))
+    }
+
+    /// [`Db::now`] in unix milliseconds.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn now_ms(&self) -> Result<i64, DbError> {
+        self.read(|c| self.clock_ms(c))
+    }
+
+    /// Tests: make the database's clock read `at_ms` (unix milliseconds) through this handle
+    /// until pinned again, or read the server's time again (`None`), so that a test plays
+    /// the rules that read it at instants it chooses.
+    #[doc(hidden)]
+    pub fn pin_clock_ms(&self, at_ms: Option<i64>) {
+        self.pinned_ms.store(
+            at_ms.unwrap_or(NOT_PINNED),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     /// Open the database of an existing node at `loc`, migrating it to this build's schema.
     ///
     /// # Errors
@@ -295,6 +344,7 @@ impl Db {
             at,
             server,
             cluster,
+            pinned_ms: std::sync::atomic::AtomicI64::new(NOT_PINNED),
         })
     }
 

@@ -295,6 +295,21 @@ impl Conn<'_> {
         }
     }
 
+    /// The database's own clock, unix milliseconds: PostgreSQL's `now()` (the time its
+    /// transaction started, by the server's clock), SQLite's time (the machine's clock).
+    ///
+    /// # Errors
+    /// The statement failed.
+    pub fn now_ms(&self) -> Result<i64, SqlError> {
+        let sql = if self.is_postgres() {
+            "SELECT floor(extract(epoch FROM now()) * 1000)::bigint"
+        } else {
+            "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+        };
+        self.value(sql, &[])?
+            .ok_or_else(|| SqlError::Damaged("the database's clock read nothing".into()))
+    }
+
     /// Give the transaction its one time and the node it runs on, which the schema's rules
     /// and the audit log read (SQLite: the `clock` row; PostgreSQL: the transaction-local
     /// settings `updhub.now` and `updhub.node`, which the `clock` view shows).

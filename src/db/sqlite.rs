@@ -236,6 +236,7 @@ impl Db {
             at: path.display().to_string(),
             server,
             cluster,
+            pinned_ms: std::sync::atomic::AtomicI64::new(super::NOT_PINNED),
         })
     }
 

@@ -273,7 +273,8 @@ impl Db {
     /// the publisher lease ([`crate::leases::PUBLISHER`]), nothing is written and that
     /// holder is returned as the refusal (a standby, or an old publisher whose scheduled
     /// round outlived its role). A lease nobody holds lets any member publish (no member
-    /// serves: the admin publishes by hand).
+    /// serves: the admin publishes by hand). Whether the lease is live is judged by the
+    /// database's clock; `now`, the caller's, only dates the rows written.
     ///
     /// # Errors
     /// Database errors.
@@ -295,7 +296,9 @@ impl Db {
                 tx.exec("SELECT pg_advisory_xact_lock($1)", args![PUBLISH_LOCK])?;
             }
             // The fence: the lease row stays locked until this publish commits, so the role
-            // cannot change hands between this check and the new number. An embedded
+            // cannot change hands between this check and the new number. Its expiry is
+            // judged by the database's clock, as the lease was taken: a publisher whose own
+            // clock runs ahead must not find a live holder's lease expired. An embedded
             // database has one node, whatever process of it held the role last (a data
             // folder restored from a backup is a new instance).
             if tx.is_postgres() {
@@ -303,7 +306,7 @@ impl Db {
                     tx,
                     cluster,
                     crate::leases::PUBLISHER,
-                    now.timestamp_millis(),
+                    self.clock_ms(tx)?,
                 )?;
                 if let Some(other) = publisher.filter(|h| h != me) {
                     return Ok(Err(other));
@@ -633,9 +636,8 @@ mod tests {
             instance: instance.into(),
         };
         let (lost, restored) = (holder("lost"), holder("restored"));
-        let now = Utc::now().timestamp_millis();
         let task = crate::leases::PUBLISHER;
-        assert_eq!(db.take_lease(task, &lost, now, 60_000).unwrap(), None);
+        assert_eq!(db.take_lease(task, &lost, 60_000).unwrap(), None);
         // The node's lost instance (a restored data folder) held the role: one node, so
         // the restored one publishes.
         let r = Root(BlobId::of(b"1"));
@@ -646,10 +648,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(p.number, 1);
-        assert_eq!(
-            db.take_lease(task, &restored, now, 60_000).unwrap(),
-            Some(lost)
-        );
-        assert_eq!(db.take_lease(task, &restored, now, 60_000).unwrap(), None);
+        assert_eq!(db.take_lease(task, &restored, 60_000).unwrap(), Some(lost));
+        assert_eq!(db.take_lease(task, &restored, 60_000).unwrap(), None);
     }
 }

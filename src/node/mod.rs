@@ -59,19 +59,17 @@ pub async fn run_with(
                 .map_err(std::io::Error::other)?
                 .map_err(std::io::Error::other)?
         },
-        started: chrono::Utc::now(),
         listen: reach_at(&hub.config.server, listener.local_addr()?),
         yield_to_copy: tokio::sync::watch::channel(None).0,
     };
     let mut copied = membership.yield_to_copy.subscribe();
     {
-        let (hub, instance, started, listen) = (
+        let (hub, instance, listen) = (
             hub.clone(),
             membership.instance.clone(),
-            membership.started,
             membership.listen.clone(),
         );
-        tokio::task::spawn_blocking(move || hub.record_member(&instance, started, &listen))
+        tokio::task::spawn_blocking(move || hub.record_member(&instance, &listen))
             .await
             .map_err(std::io::Error::other)?
             .map_err(std::io::Error::other)?;

@@ -339,7 +339,8 @@ fn member_sources(
     root: Option<&str>,
 ) -> Result<Vec<(String, String)>, crate::db::DbError> {
     let alive = chrono::Duration::from_std(crate::hub::MEMBER_ALIVE).expect("small");
-    let now = chrono::Utc::now();
+    // Rows are seen by the database's clock.
+    let now = h.db.now()?;
     let mut sources: Vec<(String, String)> =
         h.db.members()?
             .into_iter()
@@ -674,10 +675,8 @@ impl Task for Links {
 pub struct Membership {
     /// The node.
     pub hub: Arc<Hub>,
-    /// This process.
+    /// Its data folder's instance token.
     pub instance: String,
-    /// When it started.
-    pub started: chrono::DateTime<chrono::Utc>,
     /// Its interserver address.
     pub listen: String,
     /// Set when this process must stop serving: it is the younger of two processes serving
@@ -699,14 +698,13 @@ impl Task for Membership {
     }
 
     async fn round(&mut self) {
-        let (instance, started, listen) =
-            (self.instance.clone(), self.started, self.listen.clone());
+        let (instance, listen) = (self.instance.clone(), self.listen.clone());
         let res = blocking("membership", &self.hub, move |hub| {
             // The cluster's shared settings first, so the row shows what is in force.
             if let Some(rev) = hub.refresh_settings()? {
                 tracing::info!("the cluster's settings changed: revision {rev} applied");
             }
-            hub.record_member(&instance, started, &listen)
+            hub.record_member(&instance, &listen)
         })
         .await;
         match res {

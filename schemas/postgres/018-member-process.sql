@@ -1,0 +1,16 @@
+-- updhub schema 18: which process wrote a membership row; the database's clock for the
+-- rules the members must agree on. The twin of schemas/sqlite/018-member-process.sql.
+--
+-- members.instance is the data folder's token, which a copy of the folder (a cloned
+-- machine) has too, and start times are kept in seconds: two copies started in the same
+-- second looked like one process. members.process is random per running process (made
+-- when it opens the node), so a row written by another process with the same token is
+-- told exactly.
+--
+-- From this schema on, the times that the members of a cluster must agree on are the
+-- database's clock as the code reads it in the transaction (PostgreSQL: now(); SQLite, one
+-- node: its own time): members.started and members.last_seen (who is alive), and
+-- leases.expires_ms, next_run_ms and last_run_ms (the leases and the publish fence). A
+-- member's own clock decides none of them. The license ledger's rules (schema 3's clock)
+-- keep the time the calling node gives, with the skew margin.
+ALTER TABLE members ADD COLUMN process TEXT NOT NULL DEFAULT '';
