@@ -578,7 +578,10 @@ impl Hub {
     /// A setting that is not shared, a value it cannot take, or database errors.
     pub fn set_shared_setting(&self, key: &str, value: &str) -> Result<i64, Error> {
         self.live().with_setting(key, value)?;
-        let rev = self.db.set_shared_setting(key, value.trim(), Utc::now())?;
+        // The database's clock: `cluster check` compares this time with the members' records,
+        // which are stamped by it too.
+        let at = self.db.now()?;
+        let rev = self.db.set_shared_setting(key, value.trim(), at)?;
         self.refresh_settings()?;
         Ok(rev)
     }

@@ -53,9 +53,20 @@ fn serve_on_embedded_defaults_sets_up_and_prints_how_to_connect() {
     for _ in 0..5 {
         rest.push(lines.next().unwrap().unwrap());
     }
+    // `link invite` on the serving node names the port `serve` listens on (here one the
+    // kernel chose), not updhub.toml's, nor a placeholder.
+    let invite = updhub(&data, &["link", "invite", "--id", "c9"]);
+    let invite_text = stdout(&invite);
     child.kill().unwrap();
     child.wait().unwrap();
     let url = url.unwrap_or_else(|| panic!("no URL in {first:?}"));
+    assert!(invite.status.success(), "{}", stderr(&invite));
+    assert!(
+        invite_text.contains(&format!("init --id c9 --parent {url} --token TOKEN"))
+            && invite_text.contains(&format!("link join {url} TOKEN"))
+            && !invite_text.contains("THIS-NODE"),
+        "{invite_text}"
+    );
     assert!(!url.ends_with(":0"), "the real port is printed: {url}");
     let text = rest.join("\n");
     assert!(text.contains("current version 1"), "{text}");

@@ -913,7 +913,7 @@ async fn a_removed_links_id_enrolls_again_though_it_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (parent, srv, _child) = parent_and_linked_child(dir.path(), "branch").await;
     assert_eq!(parent.db.children().unwrap()[0].child_id, "branch");
-    link::remove(&parent, "branch").unwrap();
+    link::remove(&parent, "branch").await.unwrap();
     let again = join(
         &dir.path().join("again"),
         "branch",

@@ -126,6 +126,32 @@ pub(super) fn set_linked(hub: &Hub, kind: &str, url: &str) -> Result<()> {
     crate::durable::write_atomic(&path, text.as_bytes(), mode).map_err(io)
 }
 
+/// The URL of this node's interserver port as another machine reaches it, and where that
+/// came from: the running `serve` (its membership record holds the address it listens on,
+/// `--listen` included), else server.advertise or server.listen in updhub.toml.
+fn interserver_url(hub: &Hub) -> Result<(String, &'static str)> {
+    let now = chrono::Utc::now();
+    let alive = chrono::Duration::from_std(crate::hub::MEMBER_ALIVE).unwrap_or_default();
+    let serving = hub
+        .db
+        .members()?
+        .into_iter()
+        .find(|m| m.node_id == hub.id().as_str() && m.last_seen > now - alive);
+    Ok(match serving {
+        Some(m) => (
+            format!("https://{}", m.listen),
+            "where this node's running `serve` listens",
+        ),
+        None => (
+            format!(
+                "https://{}",
+                crate::node::reach_at(&hub.config.server, hub.config.server.listen)
+            ),
+            "from server.advertise or server.listen in updhub.toml; `serve` is not running",
+        ),
+    })
+}
+
 /// The URL of this node's station port as another machine reaches it.
 fn default_enroll_url(hub: &Hub) -> String {
     let s = &hub.config.server;
@@ -147,22 +173,33 @@ pub(super) async fn link(data: &Path, command: LinkCommand) -> Result<()> {
             url,
         } => {
             let hub = Hub::open(data)?;
+            let url_given = url.is_some();
             let url = url.unwrap_or_else(|| default_enroll_url(&hub));
             let kind = if peer { "peer" } else { "child" };
             let (token, expires) = crate::link::invite(&hub, id.as_ref(), kind, valid_for, &url)?;
             out!("{}", token.encode());
             out!(
-                "one-time {kind} token{}, valid until {}; enrolls through {url}",
+                "one-time {kind} token{}, valid until {}; enrolls through {url}{}",
                 id.as_ref()
                     .map(|i| format!(" for node id {i}"))
                     .unwrap_or_default(),
-                expires.format("%Y-%m-%d %H:%M:%S UTC")
+                expires.format("%Y-%m-%d %H:%M:%S UTC"),
+                if url_given {
+                    ""
+                } else {
+                    " (this node's station port from server.station_listen in updhub.toml; pass --url when `serve` listens elsewhere, e.g. with --station-listen)"
+                }
             );
             if id.is_none() {
                 out!("the token names no id: the new node names itself (`init --id ID`); an id this node or its cluster knows (its own, a member's, a child's, a grant receiver's, a link's) is refused; `link invite --id ID` binds a token to one id");
             }
-            out!("on the new node: updhub --data DIR init --parent https://THIS-NODE:PORT --token TOKEN");
-            out!("on an existing node: updhub link join https://THIS-NODE:PORT TOKEN");
+            let (parent, from) = interserver_url(&hub)?;
+            let with_id = id
+                .as_ref()
+                .map_or_else(|| "CHILD-ID".to_owned(), ToString::to_string);
+            out!("on the new node: updhub --data DIR init --id {with_id} --parent {parent} --token TOKEN");
+            out!("on an existing node: updhub link join {parent} TOKEN");
+            out!("({parent}: {from})");
         }
         LinkCommand::Join { url, token } => {
             let token = Token::decode(&token)?;

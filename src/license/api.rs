@@ -219,7 +219,32 @@ async fn take_tokens(
     if tokens.is_empty() && keep.is_none() {
         return Ok(Vec::new());
     }
-    ledger.apply_fetched(tokens, keep).await
+    // What each token does, for the log once they are applied (the audit log has it too).
+    let said: Vec<String> = tokens
+        .iter()
+        .map(|t| {
+            let what = match (t.status, known.contains_key(&t.grant_id)) {
+                (super::GrantStatus::Active, false) => "received",
+                (super::GrantStatus::Active, true) => "renewed",
+                (super::GrantStatus::Revoked, _) => "revoked by its donor",
+                (super::GrantStatus::Returned, _) => "returned",
+                (super::GrantStatus::Expired, _) => "expired",
+            };
+            format!(
+                "license grant {} {what}: {} license(s) of {} from {} until {}",
+                super::shown(&t.grant_id),
+                t.count,
+                super::shown(&t.source),
+                super::shown(&t.donor),
+                t.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        })
+        .collect();
+    let acks = ledger.apply_fetched(tokens, keep).await?;
+    for line in said {
+        tracing::info!("{line}");
+    }
+    Ok(acks)
 }
 
 /// The answer to `POST /v1/licenses/offered`: what the receiver owes its donor.

@@ -172,6 +172,8 @@ pub struct Sweep {
     pub reclaimed: u64,
     /// Received grants and keys that stopped counting.
     pub ended_sources: u64,
+    /// Which, each as "kind id" (the node's log names them; the audit log has a row each).
+    pub ended: Vec<String>,
     /// Stations that lost their license (no other source had room).
     pub stations_dropped: u64,
     /// Stations purged for not being seen.
@@ -629,6 +631,7 @@ impl Ledger {
                     "stopped counting it",
                 )?;
                 out.ended_sources += 1;
+                out.ended.push(format!("{kind} {}", super::shown(&s)));
             }
             purge_stations(c, &server, now, purge, out)
         })

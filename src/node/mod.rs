@@ -244,7 +244,10 @@ fn under_lease(
 
 /// Where the other members reach this node's interserver port: `server.advertise`, else the
 /// listening address, with the host name in place of an unspecified address.
-fn reach_at(server: &crate::config::ServerSection, local: std::net::SocketAddr) -> String {
+pub(crate) fn reach_at(
+    server: &crate::config::ServerSection,
+    local: std::net::SocketAddr,
+) -> String {
     if let Some(a) = &server.advertise {
         return a.clone();
     }

@@ -906,12 +906,21 @@ async fn station(
             .map(|s| (s, false))
     };
     match res {
-        Ok((license, new)) => json(&crate::license::api::StationAnswer {
-            station,
-            server: state.hub.id().to_string(),
-            license,
-            new,
-        }),
+        Ok((license, new)) => {
+            if new {
+                // The audit log does not hold station registrations; the node's log does.
+                tracing::info!(
+                    "station {station} took a station license from {} (from {address})",
+                    crate::license::shown(&license)
+                );
+            }
+            json(&crate::license::api::StationAnswer {
+                station,
+                server: state.hub.id().to_string(),
+                license,
+                new,
+            })
+        }
         Err(e) => {
             // A wrong secret for a registered id (register), or for any id (heartbeat).
             if matches!(
