@@ -631,7 +631,7 @@ fn logged() -> &'static std::sync::Mutex<Vec<u8>> {
     static LOG: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
         std::sync::OnceLock::new();
     LOG.get_or_init(|| {
-        let buf: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::new(Default::default()));
+        let buf: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
         struct W(&'static std::sync::Mutex<Vec<u8>>);
         impl std::io::Write for W {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
