@@ -131,6 +131,9 @@ async fn idle_connections_do_not_lock_out_a_child_or_a_station_and_are_closed() 
     let parent = licensed_parent(dir.path()).await;
     let max = 16;
     let srv = serve(parent.clone(), short(max)).await;
+    // Made first: on PostgreSQL making a node takes longer than the idle sockets' 3 s.
+    let child = child_of(dir.path(), "child", &parent, None);
+    let stations = station_client(&parent);
 
     // Fill every slot of both ports with sockets that never say a word.
     let mut inter = Vec::new();
@@ -146,14 +149,13 @@ async fn idle_connections_do_not_lock_out_a_child_or_a_station_and_are_closed() 
 
     // A real child syncs and a real station registers, with every slot held by idle sockets:
     // the oldest idle ones give their slots to newcomers (counted as shed below).
-    let child = child_of(dir.path(), "child", &parent, None);
     let report = updhub::child::sync_once(&child, &srv.url).await.unwrap();
     assert!(report.changed, "{report}");
     assert_eq!(
         tree(&checkout(&parent, dir.path(), "p")),
         tree(&checkout(&child, dir.path(), "c"))
     );
-    let (status, body) = register(&station_client(&parent), &srv.stations_url, "ws-1").await;
+    let (status, body) = register(&stations, &srv.stations_url, "ws-1").await;
     assert_eq!(status, 200, "{body}");
     let a = &srv.stats.admission;
     assert!(a.shed.load(Ordering::Relaxed) >= 1, "{a:?}");
@@ -631,7 +633,7 @@ fn logged() -> &'static std::sync::Mutex<Vec<u8>> {
     static LOG: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
         std::sync::OnceLock::new();
     LOG.get_or_init(|| {
-        let buf: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::new(Default::default()));
+        let buf: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
         struct W(&'static std::sync::Mutex<Vec<u8>>);
         impl std::io::Write for W {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
