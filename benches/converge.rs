@@ -52,10 +52,8 @@ fn with_protocol(hub: Arc<Hub>) -> Arc<Hub> {
 /// One parent cluster with `n` children, the cluster protocol on or off; returns each run's
 /// seconds, sorted.
 async fn measure(label: &str, protocol: bool, n: usize, runs: usize) -> Vec<f64> {
-    let Some(db) = new_pg_database() else {
-        eprintln!("converge needs PostgreSQL: start one with `eval \"$(bash scripts/pg-throwaway.sh start)\"`");
-        std::process::exit(2);
-    };
+    // Without UPDHUB_TEST_PG_URL this stops, naming the command that provides a server.
+    let db = new_pg_database();
     let dir = tempfile::tempdir().expect("tempdir");
     let zone = common::sample_zone_copy(dir.path());
     let p1 = node(

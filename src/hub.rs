@@ -1400,13 +1400,19 @@ impl Hub {
             Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
         }
         let token = hex::encode(rand::random::<[u8; 16]>());
-        crate::durable::write_atomic(
+        // Never over another's: the node's tasks may ask at once as it starts, and the
+        // first token written is the one every later read finds.
+        match crate::durable::write_new(
             &path,
             format!("{token}\n").as_bytes(),
             crate::durable::PUBLIC,
-        )
-        .map_err(io(format!("writing {}", path.display())))?;
-        Ok(token)
+        ) {
+            Ok(()) => Ok(token),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => fs::read_to_string(&path)
+                .map(|t| t.trim().to_owned())
+                .map_err(io(format!("reading {}", path.display()))),
+            Err(e) => Err(io(format!("writing {}", path.display()))(e)),
+        }
     }
 
     /// `cluster check`: what differs between the live members where it must be the same.
