@@ -1250,9 +1250,6 @@ impl Hub {
         };
         let mine = fingerprint(self.keys.ca.current_pem.as_bytes());
         let now = Utc::now();
-        let alive = chrono::Duration::from_std(MEMBER_ALIVE).expect("small");
-        // The membership rows' times are the database's clock's.
-        let seen_at = self.db.now()?;
         Ok(Some(CaRotationStatus {
             old_ca: hex::encode(keys::cert_fp(&o.old)),
             new_ca: self.keys.ca.current_fp(),
@@ -1261,9 +1258,9 @@ impl Hub {
             links_on_old_ca: self.links_on_old_ca()?,
             members_on_other_ca: self
                 .db
-                .members()?
+                .live_members(MEMBER_ALIVE)?
                 .into_iter()
-                .filter(|m| seen_at - m.last_seen < alive && m.ca_fp != mine)
+                .filter(|m| m.ca_fp != mine)
                 .map(|m| m.node_id)
                 .collect(),
         }))

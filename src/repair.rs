@@ -190,13 +190,11 @@ enum Origin {
 
 /// Live members of this node's cluster other than itself: (node id, HOST:PORT).
 fn live_members(hub: &Hub) -> Result<Vec<(String, String)>, Error> {
-    let alive = chrono::Duration::from_std(crate::hub::MEMBER_ALIVE).unwrap_or_default();
-    let now = chrono::Utc::now();
     Ok(hub
         .db
-        .members()?
+        .live_members(crate::hub::MEMBER_ALIVE)?
         .into_iter()
-        .filter(|m| m.node_id != hub.id().as_str() && now - m.last_seen < alive)
+        .filter(|m| m.node_id != hub.id().as_str())
         .map(|m| (m.node_id, m.listen))
         .collect())
 }

@@ -130,13 +130,11 @@ pub(super) fn set_linked(hub: &Hub, kind: &str, url: &str) -> Result<()> {
 /// came from: the running `serve` (its membership record holds the address it listens on,
 /// `--listen` included), else server.advertise or server.listen in updhub.toml.
 fn interserver_url(hub: &Hub) -> Result<(String, &'static str)> {
-    let now = chrono::Utc::now();
-    let alive = chrono::Duration::from_std(crate::hub::MEMBER_ALIVE).unwrap_or_default();
     let serving = hub
         .db
-        .members()?
+        .live_members(crate::hub::MEMBER_ALIVE)?
         .into_iter()
-        .find(|m| m.node_id == hub.id().as_str() && m.last_seen > now - alive);
+        .find(|m| m.node_id == hub.id().as_str());
     Ok(match serving {
         Some(m) => (
             format!("https://{}", m.listen),

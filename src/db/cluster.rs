@@ -166,6 +166,19 @@ impl Db {
         })
     }
 
+    /// The members heard from within `alive`, judged by the database's clock (which stamps
+    /// the rows), by node id.
+    ///
+    /// # Errors
+    /// Database errors or damaged rows.
+    pub fn live_members(&self, alive: std::time::Duration) -> Result<Vec<Member>, DbError> {
+        let alive = chrono::Duration::from_std(alive).unwrap_or(chrono::Duration::MAX);
+        let now = self.now()?;
+        let mut members = self.members()?;
+        members.retain(|m| now - m.last_seen < alive);
+        Ok(members)
+    }
+
     /// The schema version this build knows.
     pub fn schema_known(&self) -> i64 {
         migrate::known(self.conn.is_none())

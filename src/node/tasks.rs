@@ -338,15 +338,11 @@ fn member_sources(
     h: &Hub,
     root: Option<&str>,
 ) -> Result<Vec<(String, String)>, crate::db::DbError> {
-    let alive = chrono::Duration::from_std(crate::hub::MEMBER_ALIVE).expect("small");
-    // Rows are seen by the database's clock.
-    let now = h.db.now()?;
     let mut sources: Vec<(String, String)> =
-        h.db.members()?
+        h.db.live_members(crate::hub::MEMBER_ALIVE)?
             .into_iter()
             .filter(|m| {
                 m.node_id != h.id().as_str()
-                    && now - m.last_seen < alive
                     && root.is_none_or(|r| {
                         // A member that announced the version serves it before its row says so.
                         m.active_root.as_deref() == Some(r) || h.announce.serves(&m.node_id, r)
