@@ -604,6 +604,15 @@ fn a_bit_flipped_archive_is_refused_and_leaves_no_debris() {
         flipped[at] ^= 0x10;
         let archive = dir.path().join("flipped.tar.zst");
         std::fs::write(&archive, &flipped).unwrap();
+        // A flip can leave what the frame decodes to unchanged (a match copied from another
+        // run of zeros, say): then the archive is intact, byte for byte, and restores. Any
+        // other flip is damage and must be refused.
+        let decoded = |b: &[u8]| zstd::stream::decode_all(b).ok();
+        if decoded(&flipped) == decoded(&bytes) {
+            updhub::backup::restore(&archive, &target).unwrap();
+            std::fs::remove_dir_all(&target).unwrap();
+            continue;
+        }
         let err = updhub::backup::restore(&archive, &target)
             .expect_err(&format!("a bit flipped at {at} of {}", bytes.len()))
             .to_string();

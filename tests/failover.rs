@@ -488,7 +488,11 @@ async fn a_member_whose_clock_is_an_hour_ahead_takes_no_lease_from_a_healthy_hol
     let zone = sample_zone_copy(dir.path());
     let a = node(dir.path(), "a", member_opts(&zone, &url));
     let v1 = mirror_and_publish(&a).await;
-    let b = member_of(dir.path(), "b", &a, member_opts(&zone, &url));
+    // b reads a zone of its own: the revision it moves to below must not reach a's
+    // scheduled mirror, which would publish it as the publisher (and rightly so).
+    let b_zone = dir.path().join("b-zone");
+    copy_dir(&zone, &b_zone);
+    let b = member_of(dir.path(), "b", &a, member_opts(&b_zone, &url));
     b.clock.set_offset(chrono::Duration::hours(1));
     let sa = start(a.clone()).await;
     wait_for(
@@ -504,7 +508,7 @@ async fn a_member_whose_clock_is_an_hour_ahead_takes_no_lease_from_a_healthy_hol
     .await;
 
     // b's publish of its own reading (another root) is fenced: a holds the role.
-    set_zone_revision(&zone, "2026112402");
+    set_zone_revision(&b_zone, "2026112402");
     b.mirror(None, false).await.unwrap();
     let e = b.publish(None).unwrap_err().to_string();
     assert!(e.contains("a is the cluster's publisher"), "{e}");
