@@ -866,6 +866,12 @@ async fn members_of_a_cluster_count_failed_logins_together() {
         assert_eq!((status, after.is_some()), (429, true), "{url}");
     }
     clock.advance(Duration::from_secs(301));
+    // b serves the cluster's version once it fetched it from a (its store started empty);
+    // until then its station route answers 404, whatever the login.
+    wait_for("b to hold the cluster's version", || {
+        b.db.published().unwrap() == a.db.published().unwrap()
+    })
+    .await;
     for url in [&sa.stations_url, &sb.stations_url] {
         let (status, _) =
             station_get(&client, url, "guess-9", "secret-of-guess-9-0123456789").await;
